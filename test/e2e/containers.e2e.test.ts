@@ -1,0 +1,31 @@
+import { describe, expect, inject, it } from "vitest";
+
+const baseUrl = inject("baseUrl");
+
+describe("real containers through a container-enabled Durable Object", () => {
+  it("starts a container, reaches its HTTP port, delivers SIGTERM to its process and destroys it", async () => {
+    const response = await fetch(`${baseUrl}/_diagnostics/container-self-check`, { method: "POST" });
+    expect(response.status).toBe(200);
+    const check = (await response.json()) as {
+      started: boolean;
+      agentPid: number;
+      sigtermObserved: boolean;
+      destroyed: boolean;
+    };
+    expect(check.started).toBe(true);
+    // The agent answered over its TCP port and runs as PID 1 of its own container.
+    expect(check.agentPid).toBe(1);
+    expect(check.sigtermObserved).toBe(true);
+    expect(check.destroyed).toBe(true);
+  });
+});
+
+describe("GET /healthz on the running platform", () => {
+  it("answers 200 with every check ok and needs no credentials", async () => {
+    const response = await fetch(`${baseUrl}/healthz`);
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { status: string; checks: Record<string, { ok: boolean }> };
+    expect(body.status).toBe("ok");
+    expect(body.checks.containers?.ok).toBe(true);
+  });
+});

@@ -1,0 +1,37 @@
+import { Hono } from "hono";
+import { diagnosticsRoutes } from "../diagnostics/routes";
+import { ERROR_STATUS, PlatformError, toPlatformError } from "../shared/errors";
+import { healthRoutes } from "./health";
+
+/** The platform's HTTP API. */
+export function createApp(): Hono<{ Bindings: Env }> {
+  const app = new Hono<{ Bindings: Env }>();
+
+  app.route("/", healthRoutes);
+
+  app.use("/_diagnostics/*", async function diagnosticsGate(c, next) {
+    if (c.env.DIAGNOSTICS_ENABLED !== "true")
+      throw new PlatformError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`);
+    await next();
+  });
+  app.route("/", diagnosticsRoutes);
+
+  app.notFound((c) => {
+    throw new PlatformError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`);
+  });
+
+  app.onError((error, c) => {
+    const requestId = c.req.header("cf-ray") ?? crypto.randomUUID();
+    const known = toPlatformError(error);
+    if (known) {
+      return c.json({ error: { code: known.code, message: known.message, requestId } }, known.status);
+    }
+    console.error("unhandled error", requestId, error);
+    return c.json(
+      { error: { code: "INTERNAL_ERROR", message: "internal error", requestId } },
+      ERROR_STATUS.INTERNAL_ERROR,
+    );
+  });
+
+  return app;
+}
