@@ -8,8 +8,12 @@
 //   PORT             listening port (default 8787)
 //   AFP_STATE_DIR    state folder (default ./.state); wrangler's data lives in $AFP_STATE_DIR/wrangler
 //   AFP_SKIP_ENGINE  "1" skips the container-engine preparation (it already ran)
+//   DEV_SECRET_ID, DEV_SECRET_KEY
+//                    development credentials with access to every namespace; without them, a pair
+//                    is generated once and kept in $AFP_STATE_DIR/dev-credentials.env
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -29,6 +33,23 @@ if (!existsSync(wrangler)) {
   process.exit(1);
 }
 mkdirSync(persistDir, { recursive: true });
+
+/** Writes the development credentials file wrangler dev loads as Worker secrets. */
+function ensureDevCredentials() {
+  const file = join(stateDir, "dev-credentials.env");
+  let secretId = process.env.DEV_SECRET_ID;
+  let secretKey = process.env.DEV_SECRET_KEY;
+  if (!secretId || !secretKey) {
+    if (existsSync(file)) return file;
+    secretId = `AKID${randomBytes(12).toString("hex")}`;
+    secretKey = randomBytes(24).toString("base64url");
+  }
+  writeFileSync(file, `DEV_SECRET_ID=${secretId}\nDEV_SECRET_KEY=${secretKey}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return file;
+}
+const credentialsFile = ensureDevCredentials();
+const devSecretId = /^DEV_SECRET_ID=(.*)$/m.exec(readFileSync(credentialsFile, "utf8"))?.[1];
 
 const env = {
   ...process.env,
@@ -60,6 +81,7 @@ run(
   "D1 migrations",
 );
 log(`prepared in ${Date.now() - startedAt} ms; starting wrangler dev on http://127.0.0.1:${port}`);
+log(`credentials: SecretId ${devSecretId}; the pair is in ${credentialsFile}`);
 
 const dev = spawn(
   process.execPath,
@@ -73,6 +95,8 @@ const dev = spawn(
     "--persist-to",
     persistDir,
     "--show-interactive-dev-session=false",
+    "--env-file",
+    credentialsFile,
     ...process.argv.slice(2),
   ],
   { cwd: root, env, stdio: ["ignore", "inherit", "inherit"] },

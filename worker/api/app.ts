@@ -1,11 +1,14 @@
 import { Hono } from "hono";
+import { type AuthVariables, requireCredentials } from "../auth/credentials";
 import { diagnosticsRoutes } from "../diagnostics/routes";
+import { eventRoutes } from "../events/routes";
+import { functionRoutes } from "../functions/routes";
 import { ERROR_STATUS, PlatformError, toPlatformError } from "../shared/errors";
 import { healthRoutes } from "./health";
 
 /** The platform's HTTP API. */
-export function createApp(): Hono<{ Bindings: Env }> {
-  const app = new Hono<{ Bindings: Env }>();
+export function createApp(): Hono<{ Bindings: Env; Variables: AuthVariables }> {
+  const app = new Hono<{ Bindings: Env; Variables: AuthVariables }>();
 
   app.route("/", healthRoutes);
 
@@ -15,6 +18,10 @@ export function createApp(): Hono<{ Bindings: Env }> {
     await next();
   });
   app.route("/", diagnosticsRoutes);
+
+  app.use("/v1/*", requireCredentials());
+  app.route("/", functionRoutes);
+  app.route("/", eventRoutes);
 
   app.notFound((c) => {
     throw new PlatformError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`);

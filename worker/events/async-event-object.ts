@@ -1,4 +1,280 @@
 import { DurableObject } from "cloudflare:workers";
+import type { FunctionSnapshot } from "../functions/model";
+import { rpcError } from "../shared/errors";
+import type { DispatchMessage } from "./dispatch-message";
+import { indexEntryOf, writeIndexEntries } from "./event-index";
+import {
+  type EventCommand,
+  type EventState,
+  type ExecutionOutcome,
+  isTerminal,
+  publicEvent,
+  transition,
+} from "./event-machine";
+
+/** Status stays readable this long after the event ends. */
+export const EVENT_RETENTION_MS = 72 * 60 * 60 * 1000;
+/** A queued event whose dispatch has not been claimed by then is enqueued again. */
+export const DISPATCH_WATCHDOG_MS = 30_000;
+/** Longest wait between two watchdog re-enqueues of a queued event. */
+const MAX_DISPATCH_WATCHDOG_MS = 5 * 60_000;
+/** How long an instance may take from claiming the event to starting the handler. */
+export const START_TIMEOUT_MS = 120_000;
+/** The instance enforces the timeout; this object fails the event itself only after this grace. */
+export const TIMEOUT_BACKSTOP_GRACE_MS = 10_000;
+/** Largest number of log records one append call may carry. */
+const MAX_LOG_RECORDS_PER_APPEND = 1_000;
+
+/** What the invoke route hands to a new event. */
+export interface AcceptRequest {
+  requestId: string;
+  namespace: string;
+  functionName: string;
+  qualifier: string;
+  invokeType: string;
+  function: FunctionSnapshot;
+  /** The event, as JSON text. */
+  payload: string;
+  invokedAt: number;
+}
+
+/** What an instance receives when it claims an event. */
+export type ClaimResult =
+  | { ok: true; payload: string; function: FunctionSnapshot; requestId: string; namespace: string }
+  | { ok: false; reason: string };
+
+/** One captured log line. */
+export interface LogRecord {
+  seq: number;
+  ts: number;
+  stream: "stdout" | "stderr" | "platform";
+  line: string;
+}
+
+const STATE_KEY = "state";
+const PAYLOAD_KEY = "payload";
+const WATCHDOG_DELAY_KEY = "watchdogDelayMs";
 
 /** One event's state machine: the source of truth for one RequestId. */
-export class AsyncEventObject extends DurableObject<Env> {}
+export class AsyncEventObject extends DurableObject<Env> {
+  private state: EventState | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      this.state = await ctx.storage.get<EventState>(STATE_KEY);
+      ctx.storage.sql.exec(
+        "CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, stream TEXT NOT NULL, line TEXT NOT NULL)",
+      );
+    });
+  }
+
+  /**
+   * Persists a new event, arms the dispatch watchdog, then enqueues its dispatch. Repeating the call
+   * for the same RequestId changes nothing.
+   */
+  async accept(request: AcceptRequest): Promise<{ requestId: string }> {
+    if (this.state) return { requestId: this.state.requestId };
+    const state: EventState = {
+      requestId: request.requestId,
+      namespace: request.namespace,
+      functionName: request.functionName,
+      qualifier: request.qualifier,
+      invokeType: request.invokeType,
+      function: request.function,
+      phase: "queued",
+      version: 1,
+      invokedAt: request.invokedAt,
+    };
+    this.state = state;
+    // One write (the output gate coalesces these): the event is durable before the RequestId leaves.
+    await this.ctx.storage.put({ [STATE_KEY]: state, [PAYLOAD_KEY]: request.payload });
+    await this.ctx.storage.setAlarm(Date.now() + DISPATCH_WATCHDOG_MS);
+    try {
+      await this.env.DISPATCH_QUEUE.send(this.dispatchMessage(state));
+    } catch (error) {
+      // The watchdog alarm enqueues again: the event is accepted either way.
+      console.warn("dispatch enqueue failed; the watchdog will retry", request.requestId, String(error));
+    }
+    return { requestId: state.requestId };
+  }
+
+  /** The instance takes the event (only one instance ever can). */
+  async claim(instanceId: string): Promise<ClaimResult> {
+    const state = this.state;
+    if (!state) return { ok: false, reason: "unknown event" };
+    const applied = await this.apply({ type: "claim", instanceId, at: Date.now() });
+    if (!applied.ok) return { ok: false, reason: applied.message };
+    const payload = (await this.ctx.storage.get<string>(PAYLOAD_KEY)) ?? "{}";
+    return { ok: true, payload, function: state.function, requestId: state.requestId, namespace: state.namespace };
+  }
+
+  /** The handler has started in the instance's container. */
+  async markStarted(instanceId: string, cold: boolean): Promise<{ ok: boolean; reason?: string }> {
+    const applied = await this.apply({ type: "started", instanceId, cold, at: Date.now() });
+    return applied.ok ? { ok: true } : { ok: false, reason: applied.message };
+  }
+
+  /** The execution ended; repeated reports are ignored. */
+  async complete(
+    instanceId: string,
+    outcome: ExecutionOutcome,
+    memoryUsageKb?: number,
+  ): Promise<{ ok: boolean; reason?: string }> {
+    const applied = await this.apply({
+      type: "complete",
+      instanceId,
+      outcome,
+      at: Date.now(),
+      ...(memoryUsageKb !== undefined ? { memoryUsageKb } : {}),
+    });
+    return applied.ok ? { ok: true } : { ok: false, reason: applied.message };
+  }
+
+  /** Appends captured log lines; records at or below the last stored seq are ignored. */
+  async appendLogs(records: LogRecord[]): Promise<void> {
+    if (!this.state) return;
+    const sql = this.ctx.storage.sql;
+    for (const record of records.slice(0, MAX_LOG_RECORDS_PER_APPEND)) {
+      sql.exec(
+        "INSERT OR IGNORE INTO logs (seq, ts, stream, line) VALUES (?, ?, ?, ?)",
+        record.seq,
+        record.ts,
+        record.stream,
+        record.line,
+      );
+    }
+  }
+
+  /** Log records with seq > after, oldest first. */
+  async logs(after: number, limit: number): Promise<LogRecord[]> {
+    if (!this.state) throw rpcError("EVENT_NOT_FOUND", "event not found");
+    return this.ctx.storage.sql
+      .exec<Record<string, SqlStorageValue>>(
+        "SELECT seq, ts, stream, line FROM logs WHERE seq > ? ORDER BY seq LIMIT ?",
+        after,
+        limit,
+      )
+      .toArray()
+      .map((row) => ({
+        seq: Number(row.seq),
+        ts: Number(row.ts),
+        stream: String(row.stream) as LogRecord["stream"],
+        line: String(row.line),
+      }));
+  }
+
+  /** The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). */
+  async view(): Promise<ReturnType<typeof publicEvent>> {
+    if (!this.state) throw rpcError("EVENT_NOT_FOUND", "event not found");
+    return publicEvent(this.state);
+  }
+
+  /** The namespace of the event, or undefined when there is no such event. */
+  async namespaceOf(): Promise<string | undefined> {
+    return this.state?.namespace;
+  }
+
+  /** Watchdogs (dispatch, start, timeout backstop) and retention, multiplexed on one alarm. */
+  override async alarm(): Promise<void> {
+    const state = this.state;
+    if (!state) return;
+    const now = Date.now();
+    switch (state.phase) {
+      case "queued": {
+        // Dispatch was lost or is waiting for capacity: enqueue again (consumers are idempotent).
+        const delay = Math.min(
+          ((await this.ctx.storage.get<number>(WATCHDOG_DELAY_KEY)) ?? DISPATCH_WATCHDOG_MS) * 2,
+          MAX_DISPATCH_WATCHDOG_MS,
+        );
+        await this.ctx.storage.put(WATCHDOG_DELAY_KEY, delay);
+        await this.ctx.storage.setAlarm(now + delay);
+        await this.env.DISPATCH_QUEUE.send(this.dispatchMessage(state));
+        return;
+      }
+      case "starting": {
+        const limit = (state.claimedAt ?? now) + START_TIMEOUT_MS;
+        if (now < limit) return this.ctx.storage.setAlarm(limit);
+        await this.endByPlatform({ kind: "crashed", message: "the container did not start the handler in time" });
+        return;
+      }
+      case "running": {
+        const limit = (state.startedAt ?? now) + state.function.timeoutSeconds * 1000 + TIMEOUT_BACKSTOP_GRACE_MS;
+        if (now < limit) return this.ctx.storage.setAlarm(limit);
+        await this.endByPlatform({ kind: "timeout" });
+        return;
+      }
+      case "finished":
+      case "failed":
+      case "aborted": {
+        const expiry = (state.endedAt ?? now) + EVENT_RETENTION_MS;
+        if (now < expiry) return this.ctx.storage.setAlarm(expiry);
+        this.state = undefined;
+        await this.ctx.storage.deleteAlarm();
+        await this.ctx.storage.deleteAll();
+        return;
+      }
+      default: {
+        const unreachable: never = state.phase;
+        return unreachable;
+      }
+    }
+  }
+
+  /** Ends the event from this side (the instance went silent) and repossesses the instance. */
+  private async endByPlatform(outcome: ExecutionOutcome): Promise<void> {
+    const instanceId = this.state?.instanceId;
+    const command: EventCommand =
+      outcome.kind === "timeout"
+        ? { type: "timeout", at: Date.now() }
+        : { type: "complete", instanceId: instanceId ?? "", outcome, at: Date.now() };
+    await this.apply(command);
+    if (instanceId && this.state) {
+      const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceId));
+      await instance.repossess(this.state.requestId).catch((error: unknown) => {
+        console.warn("repossess failed", instanceId, String(error));
+      });
+    }
+  }
+
+  /** Applies a command: persist first, then the side effects (alarm, index). */
+  private async apply(command: EventCommand): Promise<{ ok: true } | { ok: false; message: string }> {
+    const state = this.state;
+    if (!state) return { ok: false, message: "unknown event" };
+    const result = transition(state, command);
+    if (!result.ok) return { ok: false, message: result.error.message };
+    if (!result.changed) return { ok: true };
+    const next = result.state;
+    this.state = next;
+    await this.ctx.storage.put(STATE_KEY, next);
+    await this.ctx.storage.setAlarm(this.nextAlarmAt(next));
+    try {
+      await writeIndexEntries(this.env.DB, [indexEntryOf(next)]);
+    } catch (error) {
+      // The index follows the DO; the next transition (or the retention job) writes it again.
+      console.warn("event index write failed", next.requestId, String(error));
+    }
+    return { ok: true };
+  }
+
+  private nextAlarmAt(state: EventState): number {
+    if (isTerminal(state.phase)) return (state.endedAt ?? Date.now()) + EVENT_RETENTION_MS;
+    if (state.phase === "starting") return (state.claimedAt ?? Date.now()) + START_TIMEOUT_MS;
+    if (state.phase === "running") {
+      return (state.startedAt ?? Date.now()) + state.function.timeoutSeconds * 1000 + TIMEOUT_BACKSTOP_GRACE_MS;
+    }
+    return Date.now() + DISPATCH_WATCHDOG_MS;
+  }
+
+  private dispatchMessage(state: EventState): DispatchMessage {
+    return {
+      requestId: state.requestId,
+      namespace: state.namespace,
+      functionName: state.functionName,
+      qualifier: state.qualifier,
+      invokeType: state.invokeType,
+      invokedAt: state.invokedAt,
+      maxConcurrency: state.function.maxConcurrency,
+    };
+  }
+}

@@ -1,5 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
+import type { ClaimResult, LogRecord } from "../events/async-event-object";
+import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
 import { AgentClient, type AgentHealth } from "./agent-client";
+import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
 
 /** Result of a full container lifecycle check (start, reach the port, SIGTERM, destroy). */
 export interface ContainerSelfCheck {
@@ -12,23 +15,74 @@ export interface ContainerSelfCheck {
   destroyMs: number;
 }
 
+/** What the scheduler hands an instance. */
+export interface RunRequest {
+  requestId: string;
+  schedulerName: string;
+  slot: number;
+}
+
+/** The execution this instance is running, persisted so that a restarted object can resume it. */
+interface CurrentExecution {
+  requestId: string;
+  schedulerName: string;
+  slot: number;
+  /** Epoch ms past which the execution has timed out; set once the handler starts. */
+  deadline?: number;
+  /** Highest agent record seq already relayed to the event. */
+  lastSeq: number;
+}
+
 const SIGTERM = 15;
 const SIGNAL_OBSERVE_TIMEOUT_MS = 5_000;
+/** An idle container is destroyed after this long without an event. */
+export const IDLE_CONTAINER_MS = 10 * 60_000;
+/** While an execution runs, the alarm checks the relay at least this often. */
+const RELAY_CHECK_INTERVAL_MS = 30_000;
+/** Logs are forwarded to the event at least this often while lines arrive. */
+const LOG_FLUSH_INTERVAL_MS = 50;
+const LOG_FLUSH_MAX_RECORDS = 200;
+
+const CURRENT_KEY = "current";
 
 /**
  * A container-enabled Durable Object: owns one container running the runtime agent and runs one
- * event at a time in it.
+ * event at a time in it. It hands the agent the code package and the event, relays log lines and
+ * the outcome to the event's object, enforces the timeout, and destroys the container after any
+ * abnormal end so that the next event gets a fresh one.
  */
 export class InstanceContainer extends DurableObject<Env> {
+  private current: CurrentExecution | undefined;
+  /** True while this object instance is reading the agent's record stream. */
+  private relaying = false;
+  /** Guards against ending the same execution twice (timeout racing the handler's end). */
+  private finishing = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      this.current = await ctx.storage.get<CurrentExecution>(CURRENT_KEY);
+    });
+  }
+
   private get container(): Container {
     const container = this.ctx.container;
     if (!container) throw new Error("no container is configured for InstanceContainer");
     return container;
   }
 
+  private get instanceId(): string {
+    return this.current ? `${this.current.schedulerName}#${this.current.slot}` : "";
+  }
+
   /** True when this object has a container attached (the runtime supports containers). */
   hasContainerSupport(): boolean {
     return this.ctx.container !== undefined;
+  }
+
+  /** The RequestId this instance is running, if any (the scheduler's audit). */
+  async currentRequestId(): Promise<string | undefined> {
+    return this.current?.requestId;
   }
 
   /** Starts the container unless it runs, and waits until the agent answers. */
@@ -37,9 +91,59 @@ export class InstanceContainer extends DurableObject<Env> {
     return new AgentClient(this.container).waitUntilReady();
   }
 
-  /** Destroys the container (its /tmp is lost). */
-  async destroyContainer(): Promise<void> {
-    if (this.container.running) await this.container.destroy();
+  /**
+   * Takes one event from the scheduler: claims it from its object (only one instance ever can),
+   * then runs it in the background. Returns once the claim is settled.
+   */
+  async runEvent(request: RunRequest): Promise<{ started: boolean; reason?: string }> {
+    if (this.current) {
+      if (this.current.requestId === request.requestId) return { started: true };
+      throw new Error(`instance busy with ${this.current.requestId}`);
+    }
+    const instanceId = `${request.schedulerName}#${request.slot}`;
+    const event = this.eventStub(request.requestId);
+    const claim = await event.claim(instanceId);
+    if (!claim.ok) {
+      // Ended, terminated or run elsewhere already: nothing to do, give the slot back.
+      await this.schedulerStub(request.schedulerName).release(request.slot, request.requestId);
+      return { started: false, reason: claim.reason };
+    }
+    this.current = {
+      requestId: request.requestId,
+      schedulerName: request.schedulerName,
+      slot: request.slot,
+      lastSeq: 0,
+    };
+    this.finishing = false;
+    await this.ctx.storage.put(CURRENT_KEY, this.current);
+    await this.ctx.storage.setAlarm(Date.now() + RELAY_CHECK_INTERVAL_MS);
+    this.ctx.waitUntil(this.execute(claim));
+    return { started: true };
+  }
+
+  /** Ends the execution of requestId by force (timeout backstop or terminate): destroys the container. */
+  async repossess(requestId: string): Promise<void> {
+    if (this.current?.requestId !== requestId) return;
+    await this.finish(requestId, undefined);
+  }
+
+  /** Timeout enforcement, relay resumption after a restart, and idle-container clean-up. */
+  override async alarm(): Promise<void> {
+    const current = this.current;
+    if (!current) {
+      if (this.container.running) await this.container.destroy();
+      return;
+    }
+    if (current.deadline !== undefined && Date.now() >= current.deadline) {
+      await this.finish(current.requestId, { kind: "timeout" });
+      return;
+    }
+    if (current.deadline !== undefined && !this.relaying) {
+      // This object restarted mid-run: pick the agent's stream up where the last relay stopped.
+      this.ctx.waitUntil(this.relayAndFinish(current.requestId));
+    }
+    const next = Date.now() + RELAY_CHECK_INTERVAL_MS;
+    await this.ctx.storage.setAlarm(current.deadline !== undefined ? Math.min(current.deadline, next) : next);
   }
 
   /**
@@ -73,5 +177,155 @@ export class InstanceContainer extends DurableObject<Env> {
       destroyed: !this.container.running,
       destroyMs: destroyedAt - observedAt,
     };
+  }
+
+  private async execute(claim: Extract<ClaimResult, { ok: true }>): Promise<void> {
+    const requestId = claim.requestId;
+    const snapshot = claim.function;
+    try {
+      const cold = !this.container.running;
+      await this.ensureStarted();
+      const agent = new AgentClient(this.container);
+      await this.ensureCode(agent, snapshot.codeSha256, snapshot.codeKey);
+      const timeoutMs = snapshot.timeoutSeconds * 1000;
+      const response = await agent.fetch("/executions", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          requestId,
+          runtime: snapshot.runtime,
+          handler: snapshot.handler,
+          codeSha256: snapshot.codeSha256,
+          event: JSON.parse(claim.payload) as unknown,
+          environment: snapshot.environment,
+          memoryLimitMb: snapshot.memoryMb,
+          timeoutMs: timeoutMs + 1_000,
+          context: {
+            request_id: requestId,
+            function_name: snapshot.name,
+            namespace: snapshot.namespace,
+            function_version: "$LATEST",
+            memory_limit_in_mb: snapshot.memoryMb,
+            time_limit_in_ms: timeoutMs,
+          },
+        }),
+      });
+      if (response.status !== 201 && response.status !== 200) {
+        throw new Error(`agent refused the execution: ${response.status} ${await response.text()}`);
+      }
+      const current = this.current;
+      if (current?.requestId !== requestId) return;
+      current.deadline = Date.now() + timeoutMs;
+      await this.ctx.storage.put(CURRENT_KEY, current);
+      await this.ctx.storage.setAlarm(Math.min(current.deadline, Date.now() + RELAY_CHECK_INTERVAL_MS));
+      await this.eventStub(requestId).markStarted(this.instanceId, cold);
+      await this.relayAndFinish(requestId);
+    } catch (error) {
+      await this.finish(requestId, { kind: "crashed", message: `platform error: ${String(error)}` });
+    }
+  }
+
+  /** Sends the code package to the agent unless it has it cached. */
+  private async ensureCode(agent: AgentClient, sha256: string, codeKey: string): Promise<void> {
+    const cached = await agent.fetch(`/code/${sha256}`);
+    if (cached.status === 200) return;
+    const object = await this.env.CODE_BUCKET.get(codeKey);
+    if (!object) throw new Error(`code package ${codeKey} not found`);
+    const stored = await agent.fetch(`/code/${sha256}`, { method: "PUT", body: await object.arrayBuffer() });
+    if (!stored.ok) throw new Error(`agent refused the code package: ${stored.status} ${await stored.text()}`);
+  }
+
+  /** Relays the agent's records to the event until the end record, then ends the execution. */
+  private async relayAndFinish(requestId: string): Promise<void> {
+    if (this.relaying) return;
+    this.relaying = true;
+    try {
+      const end = await this.relay(requestId);
+      if (end) await this.finish(requestId, end.outcome, end.maxRssKb);
+    } catch (error) {
+      if (this.current?.requestId === requestId && !this.finishing) {
+        const running = this.ctx.container?.running ?? false;
+        await this.finish(requestId, {
+          kind: "crashed",
+          message: running ? `lost the agent's stream: ${String(error)}` : "the container exited during the execution",
+        });
+      }
+    } finally {
+      this.relaying = false;
+    }
+  }
+
+  private async relay(requestId: string): Promise<AgentEndRecord | undefined> {
+    const agent = new AgentClient(this.container);
+    const after = this.current?.lastSeq ?? 0;
+    const response = await agent.fetch(`/executions/${encodeURIComponent(requestId)}/stream?after=${after}`);
+    if (!response.ok || !response.body) throw new Error(`agent stream answered ${response.status}`);
+    const event = this.eventStub(requestId);
+    let buffer: LogRecord[] = [];
+    let lastFlush = Date.now();
+    const flush = async () => {
+      if (buffer.length === 0) return;
+      const batch = buffer;
+      buffer = [];
+      lastFlush = Date.now();
+      await event.appendLogs(batch);
+      const current = this.current;
+      const last = batch.at(-1);
+      if (current?.requestId === requestId && last) {
+        current.lastSeq = last.seq;
+        await this.ctx.storage.put(CURRENT_KEY, current);
+      }
+    };
+    for await (const record of readAgentRecords(response.body)) {
+      if (this.current?.requestId !== requestId) return undefined;
+      if (record.type === "log") {
+        buffer.push({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });
+        if (buffer.length >= LOG_FLUSH_MAX_RECORDS || Date.now() - lastFlush >= LOG_FLUSH_INTERVAL_MS) await flush();
+      } else if (record.type === "end") {
+        await flush();
+        return record;
+      } else if (buffer.length > 0) {
+        await flush();
+      }
+    }
+    await flush();
+    throw new Error("the agent's stream ended before the execution did");
+  }
+
+  /**
+   * Ends the current execution once: reports the outcome (undefined: the event was already ended
+   * by its own object), destroys the container after an abnormal end, frees the slot.
+   */
+  private async finish(requestId: string, outcome: ExecutionOutcome | undefined, maxRssKb?: number): Promise<void> {
+    const current = this.current;
+    if (current?.requestId !== requestId || this.finishing) return;
+    this.finishing = true;
+    const instanceId = this.instanceId;
+    try {
+      if (outcome) {
+        await this.eventStub(requestId)
+          .complete(instanceId, outcome, maxRssKb)
+          .catch((error: unknown) => console.warn("reporting the outcome failed", requestId, String(error)));
+      }
+      if (!outcome || isAbnormal(outcome)) {
+        if (this.container.running) await this.container.destroy().catch(() => undefined);
+      }
+    } finally {
+      this.current = undefined;
+      await this.ctx.storage.delete(CURRENT_KEY);
+      await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
+      this.finishing = false;
+      await this.schedulerStub(current.schedulerName)
+        .release(current.slot, requestId)
+        .catch((error: unknown) => console.warn("releasing the slot failed", requestId, String(error)));
+    }
+  }
+
+  private eventStub(requestId: string) {
+    return this.env.ASYNC_EVENT.get(this.env.ASYNC_EVENT.idFromName(requestId));
+  }
+
+  private schedulerStub(name: string) {
+    return this.env.SCHEDULER.get(this.env.SCHEDULER.idFromName(name));
   }
 }

@@ -1,0 +1,61 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** The function registry: one row per function in a namespace. */
+export const functions = sqliteTable(
+  "functions",
+  {
+    namespace: text("namespace").notNull(),
+    name: text("name").notNull(),
+    runtime: text("runtime").notNull(),
+    handler: text("handler").notNull(),
+    codeSha256: text("code_sha256").notNull(),
+    codeSize: integer("code_size").notNull(),
+    codeKey: text("code_key").notNull(),
+    timeoutSeconds: integer("timeout_seconds").notNull(),
+    memoryMb: integer("memory_mb").notNull(),
+    /** JSON object of environment variables. */
+    environment: text("environment").notNull().default("{}"),
+    description: text("description").notNull().default(""),
+    asyncRunEnable: integer("async_run_enable", { mode: "boolean" }).notNull(),
+    maxConcurrency: integer("max_concurrency").notNull(),
+    qpsLimit: integer("qps_limit").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.namespace, table.name] })],
+);
+
+/**
+ * The 3-day event index, following each event's Durable Object (the source of truth).
+ * `version` grows with every transition so that late or repeated writes never go backwards.
+ */
+export const events = sqliteTable(
+  "events",
+  {
+    requestId: text("request_id").primaryKey(),
+    namespace: text("namespace").notNull(),
+    functionName: text("function_name").notNull(),
+    qualifier: text("qualifier").notNull(),
+    invokeType: text("invoke_type").notNull(),
+    status: text("status").notNull(),
+    statusCode: integer("status_code"),
+    phase: text("phase").notNull(),
+    startTime: integer("start_time").notNull(),
+    endTime: integer("end_time"),
+    durationMs: integer("duration_ms"),
+    version: integer("version").notNull(),
+    updatedAt: integer("updated_at").notNull().default(sql`(unixepoch() * 1000)`),
+  },
+  (table) => [
+    index("events_by_function_start").on(table.namespace, table.functionName, table.startTime),
+    index("events_by_function_end").on(table.namespace, table.functionName, table.endTime),
+    index("events_by_function_status_start").on(table.namespace, table.functionName, table.status, table.startTime),
+    index("events_by_start").on(table.startTime),
+  ],
+);
+
+/** A function row. */
+export type FunctionRow = typeof functions.$inferSelect;
+/** An event index row. */
+export type EventIndexRow = typeof events.$inferSelect;

@@ -1,0 +1,14 @@
+import { z } from "zod";
+
+/** The message on the dispatch queue: one accepted event waiting for an instance. */
+export const dispatchMessageSchema = z.object({
+  requestId: z.uuid(),
+  namespace: z.string().min(1),
+  functionName: z.string().min(1),
+  qualifier: z.string().min(1),
+  invokeType: z.string().min(1),
+  invokedAt: z.number().int(),
+  maxConcurrency: z.number().int().min(1),
+});
+/** A parsed dispatch message. */
+export type DispatchMessage = z.infer<typeof dispatchMessageSchema>;

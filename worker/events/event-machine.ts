@@ -1,0 +1,269 @@
+// The pure state machine of one async event: (state, command) → next state | error.
+// The AsyncEvent Durable Object persists what this returns before any side effect.
+import type { FunctionSnapshot } from "../functions/model";
+
+/** Internal phase of an event. */
+export type EventPhase = "queued" | "starting" | "running" | "finished" | "failed" | "aborted";
+/** SCF's public status. */
+export type PublicStatus = "RUNNING" | "FINISHED" | "FAILED" | "ABORTED";
+
+/** StatusCodes, as SCF reports them. */
+export const STATUS_CODE = {
+  SUCCESS: 200,
+  USER_CODE_EXCEPTION: 430,
+  TIMEOUT: 433,
+  MEMORY_LIMIT: 434,
+  USER_PROCESS_EXIT: 439,
+  PLATFORM_ERROR: 500,
+} as const;
+
+/** How one execution ended, as the instance observed it. */
+export type ExecutionOutcome =
+  | { kind: "returned"; result: unknown }
+  | { kind: "threw"; message: string; stack?: string }
+  | { kind: "timeout" }
+  | { kind: "oom"; message?: string }
+  | { kind: "exited"; code: number | null; signal: string | null }
+  | { kind: "sigterm" }
+  | { kind: "crashed"; message: string }
+  | { kind: "error"; message: string };
+
+/** Everything an event's Durable Object keeps about it (the payload is stored beside it). */
+export interface EventState {
+  requestId: string;
+  namespace: string;
+  functionName: string;
+  qualifier: string;
+  invokeType: string;
+  function: FunctionSnapshot;
+  phase: EventPhase;
+  /** Grows with every transition; the D1 index never applies an older version over a newer one. */
+  version: number;
+  invokedAt: number;
+  claimedAt?: number;
+  startedAt?: number;
+  endedAt?: number;
+  instanceId?: string;
+  cold?: boolean;
+  statusCode?: number;
+  /** JSON text of the handler's return value. */
+  result?: string;
+  errorMessage?: string;
+  errorStack?: string;
+  durationMs?: number;
+  memoryUsageKb?: number;
+}
+
+/** A command to the state machine. */
+export type EventCommand =
+  | { type: "claim"; instanceId: string; at: number }
+  | { type: "started"; instanceId: string; cold: boolean; at: number }
+  | { type: "complete"; instanceId: string; outcome: ExecutionOutcome; at: number; memoryUsageKb?: number }
+  | { type: "timeout"; at: number };
+
+/** Why a command was refused. */
+export type TransitionError =
+  | { code: "ENDED"; message: string }
+  | { code: "CLAIMED_BY_OTHER"; message: string }
+  | { code: "WRONG_INSTANCE"; message: string };
+
+/** Result of applying a command: the next state (or the same one when nothing changed) or an error. */
+export type TransitionResult =
+  | { ok: true; state: EventState; changed: boolean }
+  | { ok: false; error: TransitionError };
+
+/** Largest handler result kept (JSON text). */
+export const MAX_RESULT_BYTES = 1024 * 1024;
+
+/** True once the event has ended. */
+export function isTerminal(phase: EventPhase): boolean {
+  return phase === "finished" || phase === "failed" || phase === "aborted";
+}
+
+/** SCF's status for an internal phase. */
+export function publicStatus(phase: EventPhase): PublicStatus {
+  switch (phase) {
+    case "queued":
+    case "starting":
+    case "running":
+      return "RUNNING";
+    case "finished":
+      return "FINISHED";
+    case "failed":
+      return "FAILED";
+    case "aborted":
+      return "ABORTED";
+    default: {
+      const unreachable: never = phase;
+      return unreachable;
+    }
+  }
+}
+
+/** True when the instance that ran an execution with this outcome must not be reused. */
+export function isAbnormal(outcome: ExecutionOutcome): boolean {
+  return outcome.kind !== "returned";
+}
+
+interface Ending {
+  phase: "finished" | "failed" | "aborted";
+  statusCode: number;
+  result?: string;
+  errorMessage?: string;
+  errorStack?: string;
+}
+
+/** Maps an execution outcome to the event's terminal phase and StatusCode. */
+export function endingOf(outcome: ExecutionOutcome, timeoutSeconds: number): Ending {
+  switch (outcome.kind) {
+    case "returned": {
+      const result = JSON.stringify(outcome.result ?? null);
+      if (new TextEncoder().encode(result).byteLength > MAX_RESULT_BYTES) {
+        return {
+          phase: "failed",
+          statusCode: STATUS_CODE.USER_CODE_EXCEPTION,
+          errorMessage: `the handler's return value is over ${MAX_RESULT_BYTES} bytes of JSON`,
+        };
+      }
+      return { phase: "finished", statusCode: STATUS_CODE.SUCCESS, result };
+    }
+    case "threw":
+      return {
+        phase: "failed",
+        statusCode: STATUS_CODE.USER_CODE_EXCEPTION,
+        errorMessage: outcome.message,
+        ...(outcome.stack ? { errorStack: outcome.stack } : {}),
+      };
+    case "timeout":
+      return {
+        phase: "failed",
+        statusCode: STATUS_CODE.TIMEOUT,
+        errorMessage: `Invocation timed out after ${timeoutSeconds} s`,
+      };
+    case "oom":
+      return {
+        phase: "failed",
+        statusCode: STATUS_CODE.MEMORY_LIMIT,
+        errorMessage: outcome.message ? `Memory limit exceeded: ${outcome.message}` : "Memory limit exceeded",
+      };
+    case "exited":
+      return {
+        phase: "failed",
+        statusCode: STATUS_CODE.USER_PROCESS_EXIT,
+        errorMessage:
+          outcome.signal !== null
+            ? `User process exit when running (signal ${outcome.signal})`
+            : `User process exit when running (exit code ${outcome.code})`,
+      };
+    case "sigterm":
+      return {
+        phase: "aborted",
+        statusCode: STATUS_CODE.USER_PROCESS_EXIT,
+        errorMessage: "User process exit when running (SIGTERM not handled)",
+      };
+    case "crashed":
+    case "error":
+      return { phase: "failed", statusCode: STATUS_CODE.PLATFORM_ERROR, errorMessage: outcome.message };
+    default: {
+      const unreachable: never = outcome;
+      return unreachable;
+    }
+  }
+}
+
+function end(state: EventState, ending: Ending, at: number, memoryUsageKb?: number): EventState {
+  const { result, errorMessage, errorStack } = ending;
+  return {
+    ...state,
+    phase: ending.phase,
+    statusCode: ending.statusCode,
+    version: state.version + 1,
+    endedAt: at,
+    durationMs: state.startedAt !== undefined ? at - state.startedAt : 0,
+    ...(result !== undefined ? { result } : {}),
+    ...(errorMessage !== undefined ? { errorMessage } : {}),
+    ...(errorStack !== undefined ? { errorStack } : {}),
+    ...(memoryUsageKb !== undefined ? { memoryUsageKb } : {}),
+  };
+}
+
+/** Applies one command. Repeated commands (at-least-once delivery) leave the state unchanged. */
+export function transition(state: EventState, command: EventCommand): TransitionResult {
+  const unchanged: TransitionResult = { ok: true, state, changed: false };
+  switch (command.type) {
+    case "claim": {
+      if (isTerminal(state.phase)) return { ok: false, error: { code: "ENDED", message: "event has ended" } };
+      if (state.phase !== "queued") {
+        if (state.instanceId === command.instanceId) return unchanged;
+        return { ok: false, error: { code: "CLAIMED_BY_OTHER", message: `claimed by ${state.instanceId}` } };
+      }
+      return {
+        ok: true,
+        changed: true,
+        state: {
+          ...state,
+          phase: "starting",
+          instanceId: command.instanceId,
+          claimedAt: command.at,
+          version: state.version + 1,
+        },
+      };
+    }
+    case "started": {
+      if (isTerminal(state.phase)) return { ok: false, error: { code: "ENDED", message: "event has ended" } };
+      if (state.instanceId !== command.instanceId) {
+        return { ok: false, error: { code: "WRONG_INSTANCE", message: `event belongs to ${state.instanceId}` } };
+      }
+      if (state.phase === "running") return unchanged;
+      return {
+        ok: true,
+        changed: true,
+        state: { ...state, phase: "running", startedAt: command.at, cold: command.cold, version: state.version + 1 },
+      };
+    }
+    case "complete": {
+      if (isTerminal(state.phase)) return unchanged;
+      if (state.instanceId !== undefined && state.instanceId !== command.instanceId) {
+        return { ok: false, error: { code: "WRONG_INSTANCE", message: `event belongs to ${state.instanceId}` } };
+      }
+      const ending = endingOf(command.outcome, state.function.timeoutSeconds);
+      return { ok: true, changed: true, state: end(state, ending, command.at, command.memoryUsageKb) };
+    }
+    case "timeout": {
+      if (isTerminal(state.phase)) return unchanged;
+      return {
+        ok: true,
+        changed: true,
+        state: end(state, endingOf({ kind: "timeout" }, state.function.timeoutSeconds), command.at),
+      };
+    }
+    default: {
+      const unreachable: never = command;
+      return unreachable;
+    }
+  }
+}
+
+/** The public (REST) view of an event. */
+export function publicEvent(state: EventState) {
+  return {
+    requestId: state.requestId,
+    namespace: state.namespace,
+    functionName: state.functionName,
+    qualifier: state.qualifier,
+    invokeType: state.invokeType,
+    status: publicStatus(state.phase),
+    statusCode: state.statusCode ?? null,
+    phase: state.phase,
+    invokedAt: new Date(state.invokedAt).toISOString(),
+    startedAt: state.startedAt !== undefined ? new Date(state.startedAt).toISOString() : null,
+    endedAt: state.endedAt !== undefined ? new Date(state.endedAt).toISOString() : null,
+    durationMs: state.durationMs ?? null,
+    memoryUsageKb: state.memoryUsageKb ?? null,
+    result: state.result !== undefined ? (JSON.parse(state.result) as unknown) : null,
+    errorMessage: state.errorMessage ?? null,
+    errorStack: state.errorStack ?? null,
+    instanceId: state.instanceId ?? null,
+    coldStart: state.cold ?? null,
+  };
+}

@@ -1,0 +1,110 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { parseWith, readBodyText } from "../api/validation";
+import { type AuthVariables, canAccessNamespace } from "../auth/credentials";
+import { functionNameSchema } from "../functions/model";
+import { QpsLimiter } from "../functions/qps-limiter";
+import { FunctionRegistry } from "../functions/registry";
+import { namespaceParam } from "../functions/routes";
+import { PlatformError } from "../shared/errors";
+
+type AppEnv = { Bindings: Env; Variables: AuthVariables };
+
+/** Largest async event payload (JSON), as SCF allows. */
+export const MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024;
+/** Invoke type recorded for invocations through the API (REST or Invoke). */
+export const API_INVOKE_TYPE = "OTHERS";
+/** The only qualifier until versions exist. */
+export const DEFAULT_QUALIFIER = "$LATEST";
+
+const limiter = new QpsLimiter();
+const requestIdSchema = z.uuid("requestId must be a UUID");
+const logsQuerySchema = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+});
+
+/** Accepts one async invocation; shared by the REST route and the Tencent Cloud API action. */
+export async function invokeAsync(
+  env: Env,
+  request: { namespace: string; functionName: string; payloadText: string; qualifier?: string; invokeType?: string },
+): Promise<{ requestId: string }> {
+  if (new TextEncoder().encode(request.payloadText).byteLength > MAX_ASYNC_PAYLOAD_BYTES) {
+    throw new PlatformError("PAYLOAD_TOO_LARGE", `async event payload over ${MAX_ASYNC_PAYLOAD_BYTES} bytes`);
+  }
+  try {
+    JSON.parse(request.payloadText);
+  } catch {
+    throw new PlatformError("INVALID_JSON", "the event payload is not valid JSON");
+  }
+  const snapshot = await new FunctionRegistry(env).snapshot(request.namespace, request.functionName);
+  if (!snapshot) {
+    throw new PlatformError(
+      "FUNCTION_NOT_FOUND",
+      `function ${request.functionName} not found in namespace ${request.namespace}`,
+    );
+  }
+  if (!snapshot.asyncRunEnable) {
+    throw new PlatformError("FUNCTION_NOT_ASYNC", `function ${request.functionName} is not an async function`);
+  }
+  const qualifier = request.qualifier ?? DEFAULT_QUALIFIER;
+  if (qualifier !== DEFAULT_QUALIFIER) {
+    throw new PlatformError("INVALID_PARAMETER", `qualifier: only ${DEFAULT_QUALIFIER} exists`);
+  }
+  if (!limiter.tryAdmit(`${request.namespace}/${request.functionName}`, snapshot.qpsLimit, Date.now())) {
+    throw new PlatformError(
+      "RATE_LIMITED",
+      `function ${request.functionName} is over its limit of ${snapshot.qpsLimit} invocations per second`,
+    );
+  }
+  const requestId = crypto.randomUUID();
+  const event = env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(requestId));
+  return event.accept({
+    requestId,
+    namespace: request.namespace,
+    functionName: request.functionName,
+    qualifier,
+    invokeType: request.invokeType ?? API_INVOKE_TYPE,
+    function: snapshot,
+    payload: request.payloadText,
+    invokedAt: Date.now(),
+  });
+}
+
+/** Looks up an event the caller may see; not-found otherwise (other namespaces included). */
+async function visibleEvent(env: Env, principal: AuthVariables["principal"], rawRequestId: string | undefined) {
+  const parsed = requestIdSchema.safeParse(rawRequestId);
+  if (!parsed.success) throw new PlatformError("EVENT_NOT_FOUND", `no event ${String(rawRequestId)}`);
+  const event = env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(parsed.data));
+  const namespace = await event.namespaceOf();
+  if (namespace === undefined || !canAccessNamespace(principal, namespace)) {
+    throw new PlatformError("EVENT_NOT_FOUND", `no event ${parsed.data}`);
+  }
+  return event;
+}
+
+/** REST routes: async invocation and reading events. */
+export const eventRoutes = new Hono<AppEnv>()
+  .post("/v1/namespaces/:namespace/functions/:name/invocations", async (c) => {
+    const namespace = namespaceParam(c.var.principal, c.req.param("namespace"));
+    const functionName = parseWith(functionNameSchema, c.req.param("name"));
+    const payloadText = await readBodyText(c, MAX_ASYNC_PAYLOAD_BYTES);
+    const qualifier = c.req.query("qualifier");
+    const accepted = await invokeAsync(c.env, {
+      namespace,
+      functionName,
+      payloadText: payloadText.length === 0 ? "{}" : payloadText,
+      ...(qualifier !== undefined ? { qualifier } : {}),
+    });
+    return c.json(accepted, 202);
+  })
+  .get("/v1/events/:requestId", async (c) => {
+    const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
+    return c.json(await event.view());
+  })
+  .get("/v1/events/:requestId/logs", async (c) => {
+    const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
+    const query = parseWith(logsQuerySchema, c.req.query());
+    const records = await event.logs(query.after, query.limit);
+    return c.json({ records, lastSeq: records.at(-1)?.seq ?? query.after });
+  });

@@ -1,0 +1,198 @@
+import { and, asc, count, eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { events, type FunctionRow, functions } from "../db/schema";
+import { PlatformError } from "../shared/errors";
+import {
+  type CreateFunctionInput,
+  codeKeyOf,
+  type FunctionSnapshot,
+  MAX_CODE_PACKAGE_BYTES,
+  snapshotOf,
+  type UpdateConfigurationInput,
+} from "./model";
+
+/** Longest time an isolate serves a cached function lookup on the invoke path. */
+export const FUNCTION_CACHE_TTL_MS = 2_000;
+/** Largest timeout of a function that is not async (SCF's synchronous limit). */
+const MAX_SYNC_TIMEOUT_SECONDS = 900;
+
+const cache = new Map<string, { snapshot: FunctionSnapshot | undefined; expiresAt: number }>();
+
+function cacheKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/** Decodes and checks a base64 zip package. */
+export async function decodeCodePackage(zipBase64: string): Promise<{ bytes: Uint8Array; sha256: string }> {
+  const binary = atob(zipBase64);
+  if (binary.length > MAX_CODE_PACKAGE_BYTES) {
+    throw new PlatformError("PAYLOAD_TOO_LARGE", `code package over ${MAX_CODE_PACKAGE_BYTES} bytes`);
+  }
+  const bytes = Uint8Array.from(binary, (char) => char.charCodeAt(0));
+  // Local file header (PK\x03\x04) or an empty archive's end record (PK\x05\x06).
+  const isZip = bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 3 || bytes[2] === 5);
+  if (!isZip) throw new PlatformError("INVALID_PARAMETER", "code.zipFile is not a zip archive");
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  const sha256 = [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  return { bytes, sha256 };
+}
+
+/** The function registry in D1, with code packages in R2. */
+export class FunctionRegistry {
+  private readonly db;
+
+  constructor(private readonly env: Env) {
+    this.db = drizzle(env.DB);
+  }
+
+  async get(namespace: string, name: string): Promise<FunctionRow> {
+    const row = await this.db
+      .select()
+      .from(functions)
+      .where(and(eq(functions.namespace, namespace), eq(functions.name, name)))
+      .get();
+    if (!row) throw new PlatformError("FUNCTION_NOT_FOUND", `function ${name} not found in namespace ${namespace}`);
+    return row;
+  }
+
+  /** Cached lookup for the invoke path (see FUNCTION_CACHE_TTL_MS); undefined when absent. */
+  async snapshot(namespace: string, name: string): Promise<FunctionSnapshot | undefined> {
+    const key = cacheKey(namespace, name);
+    const hit = cache.get(key);
+    if (hit && hit.expiresAt > Date.now()) return hit.snapshot;
+    const row = await this.db
+      .select()
+      .from(functions)
+      .where(and(eq(functions.namespace, namespace), eq(functions.name, name)))
+      .get();
+    const snapshot = row ? snapshotOf(row) : undefined;
+    cache.set(key, { snapshot, expiresAt: Date.now() + FUNCTION_CACHE_TTL_MS });
+    return snapshot;
+  }
+
+  async list(namespace: string, offset: number, limit: number): Promise<{ total: number; functions: FunctionRow[] }> {
+    const [rows, totals] = await Promise.all([
+      this.db
+        .select()
+        .from(functions)
+        .where(eq(functions.namespace, namespace))
+        .orderBy(asc(functions.name))
+        .limit(limit)
+        .offset(offset),
+      this.db.select({ total: count() }).from(functions).where(eq(functions.namespace, namespace)),
+    ]);
+    return { total: totals[0]?.total ?? 0, functions: rows };
+  }
+
+  async create(namespace: string, input: CreateFunctionInput): Promise<FunctionRow> {
+    if (!input.asyncRunEnable && input.timeout > MAX_SYNC_TIMEOUT_SECONDS) {
+      throw new PlatformError(
+        "INVALID_PARAMETER",
+        `timeout: at most ${MAX_SYNC_TIMEOUT_SECONDS} s unless asyncRunEnable is true`,
+      );
+    }
+    const code = await decodeCodePackage(input.code.zipFile);
+    const codeKey = codeKeyOf(namespace, input.name, code.sha256);
+    const now = Date.now();
+    const row: FunctionRow = {
+      namespace,
+      name: input.name,
+      runtime: input.runtime,
+      handler: input.handler,
+      codeSha256: code.sha256,
+      codeSize: code.bytes.byteLength,
+      codeKey,
+      timeoutSeconds: input.timeout,
+      memoryMb: input.memorySize,
+      environment: JSON.stringify(input.environment),
+      description: input.description,
+      asyncRunEnable: input.asyncRunEnable,
+      maxConcurrency: input.maxConcurrency,
+      qpsLimit: input.qpsLimit,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const inserted = await this.db.insert(functions).values(row).onConflictDoNothing().returning();
+    if (inserted.length === 0) {
+      throw new PlatformError("FUNCTION_EXISTS", `function ${input.name} already exists in namespace ${namespace}`);
+    }
+    // Stored after the row exists so a refused duplicate never overwrites anything.
+    await this.env.CODE_BUCKET.put(codeKey, code.bytes, { sha256: code.sha256 });
+    cache.delete(cacheKey(namespace, input.name));
+    return row;
+  }
+
+  async updateConfiguration(namespace: string, name: string, input: UpdateConfigurationInput): Promise<FunctionRow> {
+    const current = await this.get(namespace, name);
+    if (input.asyncRunEnable !== undefined && input.asyncRunEnable !== current.asyncRunEnable) {
+      throw new PlatformError(
+        "IMMUTABLE_PARAMETER",
+        "asyncRunEnable is chosen when the function is created and cannot be changed",
+      );
+    }
+    const timeout = input.timeout ?? current.timeoutSeconds;
+    if (!current.asyncRunEnable && timeout > MAX_SYNC_TIMEOUT_SECONDS) {
+      throw new PlatformError(
+        "INVALID_PARAMETER",
+        `timeout: at most ${MAX_SYNC_TIMEOUT_SECONDS} s unless asyncRunEnable is true`,
+      );
+    }
+    const changes: Partial<FunctionRow> = {
+      ...(input.handler !== undefined ? { handler: input.handler } : {}),
+      ...(input.runtime !== undefined ? { runtime: input.runtime } : {}),
+      ...(input.timeout !== undefined ? { timeoutSeconds: input.timeout } : {}),
+      ...(input.memorySize !== undefined ? { memoryMb: input.memorySize } : {}),
+      ...(input.environment !== undefined ? { environment: JSON.stringify(input.environment) } : {}),
+      ...(input.description !== undefined ? { description: input.description } : {}),
+      ...(input.maxConcurrency !== undefined ? { maxConcurrency: input.maxConcurrency } : {}),
+      ...(input.qpsLimit !== undefined ? { qpsLimit: input.qpsLimit } : {}),
+      updatedAt: Date.now(),
+    };
+    const [updated] = await this.db
+      .update(functions)
+      .set(changes)
+      .where(and(eq(functions.namespace, namespace), eq(functions.name, name)))
+      .returning();
+    cache.delete(cacheKey(namespace, name));
+    if (!updated) throw new PlatformError("FUNCTION_NOT_FOUND", `function ${name} not found in namespace ${namespace}`);
+    return updated;
+  }
+
+  async updateCode(namespace: string, name: string, zipBase64: string): Promise<FunctionRow> {
+    await this.get(namespace, name);
+    const code = await decodeCodePackage(zipBase64);
+    const codeKey = codeKeyOf(namespace, name, code.sha256);
+    await this.env.CODE_BUCKET.put(codeKey, code.bytes, { sha256: code.sha256 });
+    const [updated] = await this.db
+      .update(functions)
+      .set({ codeSha256: code.sha256, codeSize: code.bytes.byteLength, codeKey, updatedAt: Date.now() })
+      .where(and(eq(functions.namespace, namespace), eq(functions.name, name)))
+      .returning();
+    cache.delete(cacheKey(namespace, name));
+    if (!updated) throw new PlatformError("FUNCTION_NOT_FOUND", `function ${name} not found in namespace ${namespace}`);
+    return updated;
+  }
+
+  /**
+   * Deletes a function and its code packages. Refused while the event index shows events of it
+   * that have not ended: they would lose their code.
+   */
+  async delete(namespace: string, name: string): Promise<void> {
+    await this.get(namespace, name);
+    const active = await this.db
+      .select({ total: count() })
+      .from(events)
+      .where(and(eq(events.namespace, namespace), eq(events.functionName, name), eq(events.status, "RUNNING")));
+    const running = active[0]?.total ?? 0;
+    if (running > 0) {
+      throw new PlatformError(
+        "FUNCTION_IN_USE",
+        `function ${name} has ${running} event(s) that have not ended; wait for them or terminate them first`,
+      );
+    }
+    await this.db.delete(functions).where(and(eq(functions.namespace, namespace), eq(functions.name, name)));
+    cache.delete(cacheKey(namespace, name));
+    const listed = await this.env.CODE_BUCKET.list({ prefix: `code/${namespace}/${name}/` });
+    if (listed.objects.length > 0) await this.env.CODE_BUCKET.delete(listed.objects.map((object) => object.key));
+  }
+}
