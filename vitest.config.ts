@@ -11,7 +11,12 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
-          bindings: { TEST_MIGRATIONS: migrations, DIAGNOSTICS_ENABLED: "false" },
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            DIAGNOSTICS_ENABLED: "false",
+            DEV_SECRET_ID: "AKIDintegration",
+            DEV_SECRET_KEY: "integration-secret",
+          },
         },
       }),
     ],

@@ -1,11 +1,28 @@
 import { Hono } from "hono";
+import type { DispatchMessage } from "../events/dispatch-message";
+import { schedulerName } from "../scheduling/function-scheduler-object";
 
 /**
  * Diagnostics for local end-to-end runs, mounted only when DIAGNOSTICS_ENABLED is "true"
  * (never in a deployment: wrangler.toml sets it to "false").
  */
-export const diagnosticsRoutes = new Hono<{ Bindings: Env }>().post("/_diagnostics/container-self-check", async (c) => {
-  const name = `self-check-${crypto.randomUUID()}`;
-  const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(name));
-  return c.json(await instance.selfCheck());
-});
+export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
+  .post("/_diagnostics/container-self-check", async (c) => {
+    const name = `self-check-${crypto.randomUUID()}`;
+    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(name));
+    return c.json(await instance.selfCheck());
+  })
+  .get("/_diagnostics/instances/:name", async (c) => {
+    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    return c.json(await instance.status());
+  })
+  .get("/_diagnostics/schedulers/:namespace/:function", async (c) => {
+    const name = schedulerName(c.req.param("namespace"), c.req.param("function"));
+    return c.json(await c.env.SCHEDULER.get(c.env.SCHEDULER.idFromName(name)).stats());
+  })
+  .post("/_diagnostics/redeliver", async (c) => {
+    // Sends a dispatch message again, as at-least-once delivery may.
+    const message = (await c.req.json()) as DispatchMessage;
+    await c.env.DISPATCH_QUEUE.send(message);
+    return c.json({ sent: true });
+  });

@@ -110,8 +110,14 @@ export class AsyncEventObject extends DurableObject<Env> {
   }
 
   /** The handler has started in the instance's container. */
-  async markStarted(instanceId: string, cold: boolean): Promise<{ ok: boolean; reason?: string }> {
-    const applied = await this.apply({ type: "started", instanceId, cold, at: Date.now() });
+  async markStarted(
+    instanceId: string,
+    cold: boolean,
+    containerId: string,
+    startedAt: number,
+  ): Promise<{ ok: boolean; reason?: string }> {
+    // The instance's clock starts the timeout, so the event reports the same start.
+    const applied = await this.apply({ type: "started", instanceId, cold, containerId, at: startedAt });
     return applied.ok ? { ok: true } : { ok: false, reason: applied.message };
   }
 

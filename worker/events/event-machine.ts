@@ -44,6 +44,8 @@ export interface EventState {
   startedAt?: number;
   endedAt?: number;
   instanceId?: string;
+  /** The boot of the container that ran the handler (a fresh container has a new one). */
+  containerId?: string;
   cold?: boolean;
   statusCode?: number;
   /** JSON text of the handler's return value. */
@@ -57,7 +59,7 @@ export interface EventState {
 /** A command to the state machine. */
 export type EventCommand =
   | { type: "claim"; instanceId: string; at: number }
-  | { type: "started"; instanceId: string; cold: boolean; at: number }
+  | { type: "started"; instanceId: string; cold: boolean; containerId: string; at: number }
   | { type: "complete"; instanceId: string; outcome: ExecutionOutcome; at: number; memoryUsageKb?: number }
   | { type: "timeout"; at: number };
 
@@ -218,7 +220,14 @@ export function transition(state: EventState, command: EventCommand): Transition
       return {
         ok: true,
         changed: true,
-        state: { ...state, phase: "running", startedAt: command.at, cold: command.cold, version: state.version + 1 },
+        state: {
+          ...state,
+          phase: "running",
+          startedAt: command.at,
+          cold: command.cold,
+          containerId: command.containerId,
+          version: state.version + 1,
+        },
       };
     }
     case "complete": {
@@ -264,6 +273,7 @@ export function publicEvent(state: EventState) {
     errorMessage: state.errorMessage ?? null,
     errorStack: state.errorStack ?? null,
     instanceId: state.instanceId ?? null,
+    containerId: state.containerId ?? null,
     coldStart: state.cold ?? null,
   };
 }

@@ -7,6 +7,7 @@ const AGENT_BOOT_POLL_MS = 25;
 /** What the agent's `GET /health` returns. */
 export interface AgentHealth {
   ok: boolean;
+  bootId: string;
   pid: number;
   startedAt: number;
   uptimeMs: number;

@@ -80,6 +80,11 @@ export class InstanceContainer extends DurableObject<Env> {
     return this.ctx.container !== undefined;
   }
 
+  /** Whether this instance's container is running, and what it is doing (diagnostics, tests). */
+  async status(): Promise<{ containerRunning: boolean; requestId: string | null }> {
+    return { containerRunning: this.ctx.container?.running ?? false, requestId: this.current?.requestId ?? null };
+  }
+
   /** The RequestId this instance is running, if any (the scheduler's audit). */
   async currentRequestId(): Promise<string | undefined> {
     return this.current?.requestId;
@@ -131,7 +136,8 @@ export class InstanceContainer extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const current = this.current;
     if (!current) {
-      if (this.container.running) await this.container.destroy();
+      const container = this.ctx.container;
+      if (container?.running) await container.destroy();
       return;
     }
     if (current.deadline !== undefined && Date.now() >= current.deadline) {
@@ -184,7 +190,7 @@ export class InstanceContainer extends DurableObject<Env> {
     const snapshot = claim.function;
     try {
       const cold = !this.container.running;
-      await this.ensureStarted();
+      const health = await this.ensureStarted();
       const agent = new AgentClient(this.container);
       await this.ensureCode(agent, snapshot.codeSha256, snapshot.codeKey);
       const timeoutMs = snapshot.timeoutSeconds * 1000;
@@ -215,10 +221,11 @@ export class InstanceContainer extends DurableObject<Env> {
       }
       const current = this.current;
       if (current?.requestId !== requestId) return;
-      current.deadline = Date.now() + timeoutMs;
+      const startedAt = Date.now();
+      current.deadline = startedAt + timeoutMs;
       await this.ctx.storage.put(CURRENT_KEY, current);
       await this.ctx.storage.setAlarm(Math.min(current.deadline, Date.now() + RELAY_CHECK_INTERVAL_MS));
-      await this.eventStub(requestId).markStarted(this.instanceId, cold);
+      await this.eventStub(requestId).markStarted(this.instanceId, cold, health.bootId, startedAt);
       await this.relayAndFinish(requestId);
     } catch (error) {
       await this.finish(requestId, { kind: "crashed", message: `platform error: ${String(error)}` });
@@ -302,18 +309,22 @@ export class InstanceContainer extends DurableObject<Env> {
     this.finishing = true;
     const instanceId = this.instanceId;
     try {
+      // Container first: once the event reads as ended, an abnormal end's container is gone.
+      if (!outcome || isAbnormal(outcome)) {
+        const container = this.ctx.container;
+        if (container?.running) await container.destroy().catch(() => undefined);
+      }
+      this.current = undefined;
+      await this.ctx.storage.delete(CURRENT_KEY);
+      await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
+      // If this report is lost, the event's own backstop alarm still ends it.
       if (outcome) {
         await this.eventStub(requestId)
           .complete(instanceId, outcome, maxRssKb)
           .catch((error: unknown) => console.warn("reporting the outcome failed", requestId, String(error)));
       }
-      if (!outcome || isAbnormal(outcome)) {
-        if (this.container.running) await this.container.destroy().catch(() => undefined);
-      }
     } finally {
       this.current = undefined;
-      await this.ctx.storage.delete(CURRENT_KEY);
-      await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
       this.finishing = false;
       await this.schedulerStub(current.schedulerName)
         .release(current.slot, requestId)

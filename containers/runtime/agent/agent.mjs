@@ -13,7 +13,7 @@
 //   GET  /executions/:id/stream?after=N records with seq > N, live until the end record
 //   POST /executions/:id/signal         forward SIGTERM to the user process
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
@@ -27,6 +27,8 @@ const MAX_BUFFERED_RECORDS = 20_000;
 const SIGNAL_VERDICT_DELAY_MS = 300;
 
 const startedAt = Date.now();
+/** Identifies this container boot: a repossessed instance comes back with a new one. */
+const bootId = randomUUID();
 /** Signals this agent (PID 1) has received, oldest first. */
 const signalsReceived = [];
 /** requestId → execution; only the newest few ended executions are kept. */
@@ -289,6 +291,7 @@ async function route(request, response) {
     const running = currentExecution();
     return json(response, 200, {
       ok: true,
+      bootId,
       pid: process.pid,
       startedAt,
       uptimeMs: Date.now() - startedAt,

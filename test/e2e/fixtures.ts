@@ -1,0 +1,45 @@
+// Handlers used by the end-to-end suite.
+
+/** A Node.js handler driven by its event: sleep, throw, exit, or return what it saw. */
+export const NODE_HANDLER = `
+exports.main_handler = async (event, context) => {
+  console.log("start " + context.request_id);
+  if (event.sleepMs) await new Promise((resolve) => setTimeout(resolve, event.sleepMs));
+  if (event.throw) throw new Error(event.throw);
+  if (event.exit !== undefined) process.exit(event.exit);
+  console.error("done " + context.request_id);
+  return {
+    echo: event,
+    requestId: context.request_id,
+    functionName: context.function_name,
+    namespace: context.namespace,
+    memoryLimitInMb: context.memory_limit_in_mb,
+    remainingMs: context.getRemainingTimeInMillis(),
+    greeting: process.env.GREETING ?? null,
+  };
+};
+`;
+
+/** The same behaviours in Python. */
+export const PYTHON_HANDLER = `
+import os
+import sys
+import time
+
+
+def main_handler(event, context):
+    print("start " + context["request_id"])
+    if event.get("sleepMs"):
+        time.sleep(event["sleepMs"] / 1000)
+    if event.get("throw"):
+        raise ValueError(event["throw"])
+    if "exit" in event:
+        sys.exit(event["exit"])
+    return {
+        "echo": event,
+        "requestId": context["request_id"],
+        "functionName": context["function_name"],
+        "python": "%d.%d" % sys.version_info[:2],
+        "greeting": os.environ.get("GREETING"),
+    }
+`;

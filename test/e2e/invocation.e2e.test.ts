@@ -1,0 +1,205 @@
+import { beforeAll, describe, expect, inject, it } from "vitest";
+import { ApiClient, type EventView, uniqueName } from "../helpers/api-client";
+import { NODE_HANDLER, PYTHON_HANDLER } from "./fixtures";
+
+const api = new ApiClient(inject("baseUrl"));
+const NAMESPACE = "default";
+
+async function createNode(options: Record<string, unknown> = {}): Promise<string> {
+  const name = uniqueName("node");
+  const created = await api.createFunction(NAMESPACE, {
+    name,
+    runtime: "Nodejs22",
+    handler: "index.main_handler",
+    files: { "index.js": NODE_HANDLER },
+    timeout: 30,
+    environment: { GREETING: "hello" },
+    ...options,
+  });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  return name;
+}
+
+async function createPython(options: Record<string, unknown> = {}): Promise<string> {
+  const name = uniqueName("python");
+  const created = await api.createFunction(NAMESPACE, {
+    name,
+    runtime: "Python3.11",
+    handler: "index.main_handler",
+    files: { "index.py": PYTHON_HANDLER },
+    timeout: 30,
+    environment: { GREETING: "hello" },
+    ...options,
+  });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  return name;
+}
+
+async function instanceStatus(instanceId: string): Promise<{ containerRunning: boolean; requestId: string | null }> {
+  const response = await fetch(`${inject("baseUrl")}/_diagnostics/instances/${encodeURIComponent(instanceId)}`);
+  return (await response.json()) as { containerRunning: boolean; requestId: string | null };
+}
+
+function time(value: string | null): number {
+  if (value === null) throw new Error("missing time");
+  return Date.parse(value);
+}
+
+describe("async invocation of a Node.js function", () => {
+  let name: string;
+  beforeAll(async () => {
+    name = await createNode();
+  });
+
+  it("returns a RequestId at once, runs RUNNING then FINISHED with the handler's return value", async () => {
+    const requestId = await api.invoke(NAMESPACE, name, { sleepMs: 1500, n: 1 });
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    const running = await api.waitForEvent(requestId, (event) => event.phase === "running");
+    expect(running.status).toBe("RUNNING");
+    const done = await api.waitForEvent(requestId);
+    expect(done.status).toBe("FINISHED");
+    expect(done.statusCode).toBe(200);
+    expect(done.result).toMatchObject({
+      echo: { sleepMs: 1500, n: 1 },
+      requestId,
+      functionName: name,
+      namespace: NAMESPACE,
+      memoryLimitInMb: 128,
+      greeting: "hello",
+    });
+    expect((done.result as { remainingMs: number }).remainingMs).toBeGreaterThan(0);
+    const lines = (await api.logs(requestId)).map((record) => `${record.stream}:${record.line}`);
+    expect(lines).toContain(`stdout:start ${requestId}`);
+    expect(lines).toContain(`stderr:done ${requestId}`);
+  });
+
+  it("ends FAILED/430 with the message when the handler throws", async () => {
+    const requestId = await api.invoke(NAMESPACE, name, { throw: "bad input row 7" });
+    const done = await api.waitForEvent(requestId);
+    expect(done.status).toBe("FAILED");
+    expect(done.statusCode).toBe(430);
+    expect(done.errorMessage).toContain("bad input row 7");
+  });
+
+  it("runs two sequential events in the same warm container, and the next after a failure in a new one", async () => {
+    const first = await api.waitForEvent(await api.invoke(NAMESPACE, name, { n: 1 }));
+    const second = await api.waitForEvent(await api.invoke(NAMESPACE, name, { n: 2 }));
+    expect(second.status).toBe("FINISHED");
+    expect(second.coldStart).toBe(false);
+    expect(second.containerId).toBe(first.containerId);
+
+    const failed = await api.waitForEvent(await api.invoke(NAMESPACE, name, { exit: 3 }));
+    expect(failed.status).toBe("FAILED");
+    expect(failed.statusCode).toBe(439);
+    expect(failed.containerId).toBe(second.containerId);
+
+    const after = await api.waitForEvent(await api.invoke(NAMESPACE, name, { n: 3 }));
+    expect(after.status).toBe("FINISHED");
+    expect(after.coldStart).toBe(true);
+    expect(after.containerId).not.toBe(failed.containerId);
+  });
+});
+
+describe("async invocation of a Python function", () => {
+  let name: string;
+  beforeAll(async () => {
+    name = await createPython();
+  });
+
+  it("runs RUNNING then FINISHED with the handler's return value", async () => {
+    const requestId = await api.invoke(NAMESPACE, name, { sleepMs: 1000, n: 2 });
+    const running = await api.waitForEvent(requestId, (event) => event.phase === "running");
+    expect(running.status).toBe("RUNNING");
+    const done = await api.waitForEvent(requestId);
+    expect(done.status).toBe("FINISHED");
+    expect(done.statusCode).toBe(200);
+    expect(done.result).toEqual({
+      echo: { sleepMs: 1000, n: 2 },
+      requestId,
+      functionName: name,
+      python: "3.11",
+      greeting: "hello",
+    });
+    const lines = (await api.logs(requestId)).map((record) => record.line);
+    expect(lines).toContain(`start ${requestId}`);
+  });
+
+  it("ends FAILED/430 with the exception when the handler raises", async () => {
+    const done = await api.waitForEvent(await api.invoke(NAMESPACE, name, { throw: "no such bucket" }));
+    expect(done.status).toBe("FAILED");
+    expect(done.statusCode).toBe(430);
+    expect(done.errorMessage).toBe("ValueError: no such bucket");
+  });
+
+  it("ends FAILED/439 on sys.exit(3) and repossesses the instance", async () => {
+    const warm = await api.waitForEvent(await api.invoke(NAMESPACE, name, {}));
+    const failed = await api.waitForEvent(await api.invoke(NAMESPACE, name, { exit: 3 }));
+    expect(failed.status).toBe("FAILED");
+    expect(failed.statusCode).toBe(439);
+    expect(failed.errorMessage).toContain("exit code 3");
+    expect(failed.containerId).toBe(warm.containerId);
+    const next = await api.waitForEvent(await api.invoke(NAMESPACE, name, {}));
+    expect(next.coldStart).toBe(true);
+    expect(next.containerId).not.toBe(failed.containerId);
+  });
+});
+
+describe("timeouts", () => {
+  it("fails a handler sleeping past its timeout with 433 within 2 s of the deadline, its container gone", async () => {
+    const name = await createNode({ timeout: 2 });
+    const requestId = await api.invoke(NAMESPACE, name, { sleepMs: 20_000 });
+    const done = await api.waitForEvent(requestId, undefined, 30_000);
+    expect(done.status).toBe("FAILED");
+    expect(done.statusCode).toBe(433);
+    const overrun = time(done.endedAt) - (time(done.startedAt) + 2_000);
+    expect(overrun).toBeGreaterThanOrEqual(0);
+    expect(overrun).toBeLessThanOrEqual(2_000);
+    const instance = await instanceStatus(done.instanceId ?? "");
+    expect(instance.containerRunning).toBe(false);
+    expect(instance.requestId).toBeNull();
+  });
+});
+
+describe("concurrency limit", () => {
+  it("never runs more than maxConcurrency events at once and finishes all of them", async () => {
+    const name = await createNode({ maxConcurrency: 2 });
+    const ids = await Promise.all(
+      Array.from({ length: 10 }, (_, n) => api.invoke(NAMESPACE, name, { sleepMs: 2000, n })),
+    );
+    const events: EventView[] = [];
+    for (const id of ids) events.push(await api.waitForEvent(id, undefined, 90_000));
+    expect(events.map((event) => event.status)).toEqual(Array(10).fill("FINISHED"));
+    // At every start, count the events whose [startedAt, endedAt) covers that moment.
+    const spans = events.map((event) => [time(event.startedAt), time(event.endedAt)] as const);
+    const maxOverlap = Math.max(...spans.map(([start]) => spans.filter(([s, e]) => s <= start && start < e).length));
+    expect(maxOverlap).toBeLessThanOrEqual(2);
+    expect(new Set(events.map((event) => event.instanceId)).size).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("at-least-once dispatch", () => {
+  it("does not run the function twice when a dispatch message is delivered again", async () => {
+    const name = await createNode();
+    const requestId = await api.invoke(NAMESPACE, name, { sleepMs: 1000 });
+    const running = await api.waitForEvent(requestId, (event) => event.phase === "running");
+    const message = {
+      requestId,
+      namespace: NAMESPACE,
+      functionName: name,
+      qualifier: running.qualifier,
+      invokeType: running.invokeType,
+      invokedAt: time(running.invokedAt),
+      maxConcurrency: 10,
+    };
+    const redeliver = () =>
+      fetch(`${inject("baseUrl")}/_diagnostics/redeliver`, { method: "POST", body: JSON.stringify(message) });
+    await redeliver();
+    const done = await api.waitForEvent(requestId);
+    await redeliver();
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const after = await api.event(requestId);
+    expect(after).toEqual(done);
+    const starts = (await api.logs(requestId)).filter((record) => record.line === `start ${requestId}`);
+    expect(starts).toHaveLength(1);
+  });
+});
