@@ -9,6 +9,7 @@ import {
   type ExecutionOutcome,
   isTerminal,
   publicEvent,
+  publicStatus,
   transition,
 } from "./event-machine";
 
@@ -87,9 +88,11 @@ export class AsyncEventObject extends DurableObject<Env> {
       invokedAt: request.invokedAt,
     };
     this.state = state;
-    // One write (the output gate coalesces these): the event is durable before the RequestId leaves.
-    await this.ctx.storage.put({ [STATE_KEY]: state, [PAYLOAD_KEY]: request.payload });
-    await this.ctx.storage.setAlarm(Date.now() + DISPATCH_WATCHDOG_MS);
+    // Not awaited on purpose: the writes coalesce into one, and the output gate holds this call's
+    // answer (and the enqueue) until they are durable, so the RequestId never leaves before the
+    // event is stored. Were the write to fail, the caller gets an error and nothing is dispatched.
+    void this.ctx.storage.put({ [STATE_KEY]: state, [PAYLOAD_KEY]: request.payload });
+    void this.ctx.storage.setAlarm(Date.now() + DISPATCH_WATCHDOG_MS);
     try {
       await this.env.DISPATCH_QUEUE.send(this.dispatchMessage(state));
     } catch (error) {
@@ -126,7 +129,10 @@ export class AsyncEventObject extends DurableObject<Env> {
     instanceId: string,
     outcome: ExecutionOutcome,
     memoryUsageKb?: number,
+    finalLogs: LogRecord[] = [],
   ): Promise<{ ok: boolean; reason?: string }> {
+    // The last log lines travel with the outcome: one call for a short execution.
+    if (finalLogs.length > 0 && this.state && !isTerminal(this.state.phase)) await this.appendLogs(finalLogs);
     const applied = await this.apply({
       type: "complete",
       instanceId,
@@ -255,7 +261,11 @@ export class AsyncEventObject extends DurableObject<Env> {
     await this.ctx.storage.put(STATE_KEY, next);
     await this.ctx.storage.setAlarm(this.nextAlarmAt(next));
     try {
-      await writeIndexEntries(this.env.DB, [indexEntryOf(next)]);
+      // The index holds what list filters use: the public status and times. The consumer writes
+      // the first row; only the end changes it again (internal phases are not indexed).
+      if (publicStatus(next.phase) !== publicStatus(state.phase)) {
+        await writeIndexEntries(this.env.DB, [indexEntryOf(next)]);
+      }
     } catch (error) {
       // The index follows the DO; the next transition (or the retention job) writes it again.
       console.warn("event index write failed", next.requestId, String(error));

@@ -57,6 +57,8 @@ export class InstanceContainer extends DurableObject<Env> {
   private relaying = false;
   /** Guards against ending the same execution twice (timeout racing the handler's end). */
   private finishing = false;
+  /** Code packages the agent of a container boot already has ("bootId/sha256"). */
+  private readonly codeShipped = new Set<string>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -192,9 +194,9 @@ export class InstanceContainer extends DurableObject<Env> {
       const cold = !this.container.running;
       const health = await this.ensureStarted();
       const agent = new AgentClient(this.container);
-      await this.ensureCode(agent, snapshot.codeSha256, snapshot.codeKey);
+      await this.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
       const timeoutMs = snapshot.timeoutSeconds * 1000;
-      const response = await agent.fetch("/executions", {
+      const response = await agent.fetch("/executions?stream=1", {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
@@ -226,29 +228,37 @@ export class InstanceContainer extends DurableObject<Env> {
       await this.ctx.storage.put(CURRENT_KEY, current);
       await this.ctx.storage.setAlarm(Math.min(current.deadline, Date.now() + RELAY_CHECK_INTERVAL_MS));
       await this.eventStub(requestId).markStarted(this.instanceId, cold, health.bootId, startedAt);
-      await this.relayAndFinish(requestId);
+      // 201 carries the new execution's stream; 200 (it already ran here) means reading it anew.
+      if (response.status !== 201) await response.body?.cancel();
+      await this.relayAndFinish(requestId, response.status === 201 ? response : undefined);
     } catch (error) {
       await this.finish(requestId, { kind: "crashed", message: `platform error: ${String(error)}` });
     }
   }
 
   /** Sends the code package to the agent unless it has it cached. */
-  private async ensureCode(agent: AgentClient, sha256: string, codeKey: string): Promise<void> {
+  private async ensureCode(agent: AgentClient, bootId: string, sha256: string, codeKey: string): Promise<void> {
+    const known = `${bootId}/${sha256}`;
+    if (this.codeShipped.has(known)) return;
     const cached = await agent.fetch(`/code/${sha256}`);
-    if (cached.status === 200) return;
+    if (cached.status === 200) {
+      this.codeShipped.add(known);
+      return;
+    }
     const object = await this.env.CODE_BUCKET.get(codeKey);
     if (!object) throw new Error(`code package ${codeKey} not found`);
     const stored = await agent.fetch(`/code/${sha256}`, { method: "PUT", body: await object.arrayBuffer() });
     if (!stored.ok) throw new Error(`agent refused the code package: ${stored.status} ${await stored.text()}`);
+    this.codeShipped.add(known);
   }
 
   /** Relays the agent's records to the event until the end record, then ends the execution. */
-  private async relayAndFinish(requestId: string): Promise<void> {
+  private async relayAndFinish(requestId: string, opened?: Response): Promise<void> {
     if (this.relaying) return;
     this.relaying = true;
     try {
-      const end = await this.relay(requestId);
-      if (end) await this.finish(requestId, end.outcome, end.maxRssKb);
+      const relayed = await this.relay(requestId, opened);
+      if (relayed) await this.finish(requestId, relayed.end.outcome, relayed.end.maxRssKb, relayed.finalLogs);
     } catch (error) {
       if (this.current?.requestId === requestId && !this.finishing) {
         const running = this.ctx.container?.running ?? false;
@@ -262,10 +272,18 @@ export class InstanceContainer extends DurableObject<Env> {
     }
   }
 
-  private async relay(requestId: string): Promise<AgentEndRecord | undefined> {
+  /**
+   * Reads the agent's record stream (the one already open, or a new one from the last relayed seq)
+   * and forwards log lines; returns the end record with the lines not yet forwarded.
+   */
+  private async relay(
+    requestId: string,
+    opened?: Response,
+  ): Promise<{ end: AgentEndRecord; finalLogs: LogRecord[] } | undefined> {
     const agent = new AgentClient(this.container);
     const after = this.current?.lastSeq ?? 0;
-    const response = await agent.fetch(`/executions/${encodeURIComponent(requestId)}/stream?after=${after}`);
+    const response =
+      opened ?? (await agent.fetch(`/executions/${encodeURIComponent(requestId)}/stream?after=${after}`));
     if (!response.ok || !response.body) throw new Error(`agent stream answered ${response.status}`);
     const event = this.eventStub(requestId);
     let buffer: LogRecord[] = [];
@@ -289,8 +307,7 @@ export class InstanceContainer extends DurableObject<Env> {
         buffer.push({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });
         if (buffer.length >= LOG_FLUSH_MAX_RECORDS || Date.now() - lastFlush >= LOG_FLUSH_INTERVAL_MS) await flush();
       } else if (record.type === "end") {
-        await flush();
-        return record;
+        return { end: record, finalLogs: buffer };
       } else if (buffer.length > 0) {
         await flush();
       }
@@ -303,7 +320,12 @@ export class InstanceContainer extends DurableObject<Env> {
    * Ends the current execution once: reports the outcome (undefined: the event was already ended
    * by its own object), destroys the container after an abnormal end, frees the slot.
    */
-  private async finish(requestId: string, outcome: ExecutionOutcome | undefined, maxRssKb?: number): Promise<void> {
+  private async finish(
+    requestId: string,
+    outcome: ExecutionOutcome | undefined,
+    maxRssKb?: number,
+    finalLogs: LogRecord[] = [],
+  ): Promise<void> {
     const current = this.current;
     if (current?.requestId !== requestId || this.finishing) return;
     this.finishing = true;
@@ -320,7 +342,7 @@ export class InstanceContainer extends DurableObject<Env> {
       // If this report is lost, the event's own backstop alarm still ends it.
       if (outcome) {
         await this.eventStub(requestId)
-          .complete(instanceId, outcome, maxRssKb)
+          .complete(instanceId, outcome, maxRssKb, finalLogs)
           .catch((error: unknown) => console.warn("reporting the outcome failed", requestId, String(error)));
       }
     } finally {

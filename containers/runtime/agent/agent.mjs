@@ -8,7 +8,8 @@
 //   GET  /health                        liveness, signals received, the execution in progress
 //   GET  /code/:sha256                  200 when the package is cached, 404 otherwise
 //   PUT  /code/:sha256                  body: the zip; verified against the hash, then extracted
-//   POST /executions                    start one execution (idempotent by requestId)
+//   POST /executions[?stream=1]         start one execution (idempotent by requestId); with
+//                                       stream=1 the answer is the record stream below
 //   GET  /executions/:id                summary of one execution
 //   GET  /executions/:id/stream?after=N records with seq > N, live until the end record
 //   POST /executions/:id/signal         forward SIGTERM to the user process
@@ -100,8 +101,7 @@ class Execution {
     this.waiters = new Set();
     this.startedAt = Date.now();
     this.sigtermAt = undefined;
-    this.report = undefined;
-    this.stderrTail = "";
+    this.process = undefined;
   }
 
   push(record) {
@@ -127,32 +127,172 @@ class Execution {
   platform(line) {
     this.log("platform", line);
   }
+
+  end(outcome, maxRssKb, exitCode, signal) {
+    if (this.ended) return;
+    this.push({ type: "end", outcome, durationMs: Date.now() - this.startedAt, maxRssKb, exitCode, signal });
+  }
 }
 
-function captureLines(execution, stream, readable) {
-  let pending = "";
-  readable.setEncoding("utf8");
-  readable.on("data", (chunk) => {
-    pending += chunk;
-    let newline = pending.indexOf("\n");
-    while (newline >= 0) {
-      execution.log(stream, pending.slice(0, newline));
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf("\n");
+/** Marks the end of one event's output on a stream (written by the bootstraps). */
+const END_MARK = "\u0000AFP_END:";
+
+/**
+ * A long-lived handler process for one function configuration (runtime, code, handler, memory,
+ * environment): it loads the code once and runs events one at a time, like a warm SCF instance.
+ * Its output between two events belongs to the event in progress.
+ */
+class HandlerProcess {
+  constructor(spec) {
+    this.key = HandlerProcess.keyOf(spec);
+    this.current = undefined;
+    this.exited = false;
+    this.stderrTail = "";
+    this.pendingLines = { stdout: "", stderr: "" };
+    const [program, args] = bootstrapCommand(spec);
+    this.child = spawn(program, args, {
+      cwd: codeDirectory(spec.codeSha256),
+      env: {
+        PATH: process.env.PATH,
+        HOME: "/tmp",
+        LANG: "C.UTF-8",
+        ...spec.environment,
+        AFP_MEMORY_LIMIT_MB: String(spec.memoryLimitMb ?? 0),
+      },
+      stdio: ["pipe", "pipe", "pipe", "pipe"],
+    });
+    this.child.stdin.on("error", () => {});
+    this.capture("stdout", this.child.stdout);
+    this.capture("stderr", this.child.stderr);
+    let reports = "";
+    this.child.stdio[3].setEncoding("utf8");
+    this.child.stdio[3].on("data", (chunk) => {
+      reports += chunk;
+      let newline = reports.indexOf("\n");
+      while (newline >= 0) {
+        const line = reports.slice(0, newline);
+        reports = reports.slice(newline + 1);
+        newline = reports.indexOf("\n");
+        try {
+          this.onReport(JSON.parse(line));
+        } catch {
+          // not a report line
+        }
+      }
+    });
+    this.child.on("error", (error) => this.onExit(null, null, error));
+    this.child.on("exit", (code, signal) => this.onExit(code, signal));
+  }
+
+  static keyOf(spec) {
+    return JSON.stringify([spec.runtime, spec.codeSha256, spec.handler, spec.memoryLimitMb, spec.environment]);
+  }
+
+  /** Runs one event in this process. */
+  run(execution) {
+    this.current = { execution, report: undefined, marks: new Set() };
+    execution.process = this;
+    const spec = execution.spec;
+    this.child.stdin.write(
+      `${JSON.stringify({ requestId: spec.requestId, event: spec.event ?? {}, context: spec.context ?? {} })}\n`,
+    );
+    if (spec.timeoutMs) {
+      this.current.timer = setTimeout(() => {
+        if (this.current?.execution === execution) {
+          this.current.timedOut = true;
+          this.child.kill("SIGKILL");
+        }
+      }, spec.timeoutMs);
     }
-    if (pending.length > MAX_LINE_BYTES) {
-      execution.log(stream, pending);
-      pending = "";
+  }
+
+  capture(stream, readable) {
+    readable.setEncoding("utf8");
+    readable.on("data", (chunk) => {
+      if (stream === "stderr") this.stderrTail = (this.stderrTail + chunk).slice(-4096);
+      let pending = this.pendingLines[stream] + chunk;
+      let newline = pending.indexOf("\n");
+      while (newline >= 0) {
+        this.onLine(stream, pending.slice(0, newline));
+        pending = pending.slice(newline + 1);
+        newline = pending.indexOf("\n");
+      }
+      if (pending.length > MAX_LINE_BYTES) {
+        this.onLine(stream, pending);
+        pending = "";
+      }
+      this.pendingLines[stream] = pending;
+    });
+  }
+
+  onLine(stream, line) {
+    const mark = line.indexOf(END_MARK);
+    if (mark >= 0) {
+      if (mark > 0) this.current?.execution.log(stream, line.slice(0, mark));
+      if (this.current && line.slice(mark + END_MARK.length) === this.current.execution.requestId) {
+        this.current.marks.add(stream);
+        this.maybeEnd();
+      }
+      return;
     }
-    if (stream === "stderr") execution.stderrTail = (execution.stderrTail + chunk).slice(-4096);
-  });
-  return new Promise((resolve) =>
-    readable.on("end", () => {
-      if (pending.length > 0) execution.log(stream, pending);
-      resolve();
-    }),
-  );
+    // Output while no event runs (a handler's leftover timers) has no event to belong to.
+    this.current?.execution.log(stream, line);
+  }
+
+  onReport(report) {
+    if (!this.current || report.requestId !== this.current.execution.requestId) return;
+    this.current.report = report;
+    this.maybeEnd();
+  }
+
+  /** Ends the event once its outcome and the end of its output on both streams have arrived. */
+  maybeEnd() {
+    const current = this.current;
+    if (!current?.report || current.marks.size < 2) return;
+    const { execution, report } = current;
+    this.finishCurrent();
+    let outcome;
+    if (report.kind === "returned") outcome = { kind: "returned", result: report.result };
+    else if (report.kind === "oom") outcome = { kind: "oom", message: report.message };
+    else outcome = { kind: "threw", message: report.message, stack: report.stack };
+    execution.end(outcome, report.maxRssKb);
+  }
+
+  finishCurrent() {
+    if (this.current?.timer) clearTimeout(this.current.timer);
+    this.current = undefined;
+  }
+
+  onExit(code, signal, error) {
+    if (this.exited) return;
+    this.exited = true;
+    const current = this.current;
+    if (!current) return;
+    this.finishCurrent();
+    const execution = current.execution;
+    // Let the last output of the process reach the event before its end record.
+    setTimeout(() => {
+      for (const stream of ["stdout", "stderr"]) {
+        if (this.pendingLines[stream]) execution.log(stream, this.pendingLines[stream]);
+        this.pendingLines[stream] = "";
+      }
+      let outcome;
+      if (error) outcome = { kind: "error", message: error.message };
+      else if (current.timedOut) outcome = { kind: "timeout" };
+      else if (/heap out of memory|Allocation failed/i.test(this.stderrTail)) outcome = { kind: "oom" };
+      else if (execution.sigtermAt !== undefined && signal === "SIGTERM") outcome = { kind: "sigterm" };
+      else outcome = { kind: "exited", code, signal };
+      execution.end(outcome, undefined, code, signal);
+    }, 20);
+  }
+
+  kill() {
+    if (!this.exited) this.child.kill("SIGKILL");
+  }
 }
+
+/** The handler process of the container (one function per container). */
+let handlerProcess;
 
 function bootstrapCommand(spec) {
   const codeDir = codeDirectory(spec.codeSha256);
@@ -161,10 +301,7 @@ function bootstrapCommand(spec) {
     if (spec.memoryLimitMb) args.push(`--max-old-space-size=${spec.memoryLimitMb}`);
     return ["node", [...args, join(BOOTSTRAP_DIR, "bootstrap-node.mjs"), codeDir, spec.handler]];
   }
-  if (spec.runtime.startsWith("Python")) {
-    return ["python3", ["-u", join(BOOTSTRAP_DIR, "bootstrap.py"), codeDir, spec.handler]];
-  }
-  return undefined;
+  return ["python3", ["-u", join(BOOTSTRAP_DIR, "bootstrap.py"), codeDir, spec.handler]];
 }
 
 function startExecution(spec) {
@@ -174,79 +311,32 @@ function startExecution(spec) {
     if (executions.size <= 8) break;
     if (old.ended) executions.delete(id);
   }
-  const command = bootstrapCommand(spec);
-  if (!command) {
-    execution.push({ type: "end", outcome: { kind: "error", message: `unknown runtime ${spec.runtime}` } });
+  if (!spec.runtime.startsWith("Nodejs") && !spec.runtime.startsWith("Python")) {
+    execution.end({ kind: "error", message: `unknown runtime ${spec.runtime}` });
     return execution;
   }
-  const [program, args] = command;
-  const child = spawn(program, args, {
-    cwd: codeDirectory(spec.codeSha256),
-    env: {
-      PATH: process.env.PATH,
-      HOME: "/tmp",
-      LANG: "C.UTF-8",
-      ...spec.environment,
-      AFP_CONTEXT: JSON.stringify(spec.context),
-      AFP_MEMORY_LIMIT_MB: String(spec.memoryLimitMb ?? 0),
-    },
-    stdio: ["pipe", "pipe", "pipe", "pipe"],
-  });
-  execution.child = child;
-  child.stdin.on("error", () => {});
-  child.stdin.end(JSON.stringify(spec.event ?? {}));
-  let report = "";
-  child.stdio[3].setEncoding("utf8");
-  child.stdio[3].on("data", (chunk) => {
-    report += chunk;
-  });
-  const outputs = Promise.all([
-    captureLines(execution, "stdout", child.stdout),
-    captureLines(execution, "stderr", child.stderr),
-    new Promise((resolve) => child.stdio[3].on("end", resolve)),
-  ]);
-  const deadline = spec.timeoutMs ? setTimeout(() => child.kill("SIGKILL"), spec.timeoutMs) : undefined;
-  child.on("error", (error) => {
-    execution.push({ type: "end", outcome: { kind: "error", message: error.message } });
-  });
-  child.on("exit", async (code, signal) => {
-    if (deadline) clearTimeout(deadline);
-    await outputs;
-    if (execution.ended) return;
-    const durationMs = Date.now() - execution.startedAt;
-    let parsed;
-    try {
-      parsed = report.trim() ? JSON.parse(report.trim().split("\n").pop()) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    const timedOut = spec.timeoutMs !== undefined && durationMs >= spec.timeoutMs && signal === "SIGKILL";
-    const outOfMemory = parsed?.kind === "oom" || /heap out of memory|Allocation failed/i.test(execution.stderrTail);
-    let outcome;
-    if (timedOut) outcome = { kind: "timeout" };
-    else if (outOfMemory) outcome = { kind: "oom", message: parsed?.message ?? "memory limit exceeded" };
-    else if (execution.sigtermAt !== undefined && signal === "SIGTERM") outcome = { kind: "sigterm" };
-    else if (parsed?.kind === "returned" && code === 0) outcome = { kind: "returned", result: parsed.result };
-    else if (parsed?.kind === "threw") outcome = { kind: "threw", message: parsed.message, stack: parsed.stack };
-    else outcome = { kind: "exited", code, signal };
-    execution.push({ type: "end", outcome, durationMs, maxRssKb: parsed?.maxRssKb, exitCode: code, signal });
-  });
+  if (!handlerProcess || handlerProcess.exited || handlerProcess.key !== HandlerProcess.keyOf(spec)) {
+    handlerProcess?.kill();
+    handlerProcess = new HandlerProcess(spec);
+  }
+  handlerProcess.run(execution);
   return execution;
 }
 
 function signalExecution(execution) {
-  if (execution.ended || !execution.child) return false;
+  const child = execution.process?.child;
+  if (execution.ended || !child) return false;
   if (execution.sigtermAt === undefined) execution.sigtermAt = Date.now();
-  execution.child.kill("SIGTERM");
+  child.kill("SIGTERM");
   setTimeout(() => {
-    if (execution.child.signalCode === "SIGTERM") execution.platform("[PLATFORM] Signal reception failed");
+    if (child.signalCode === "SIGTERM") execution.platform("[PLATFORM] Signal reception failed");
     else execution.platform("[PLATFORM] Signal received successfully");
   }, SIGNAL_VERDICT_DELAY_MS);
   return true;
 }
 
-async function streamRecords(request, response, execution, after) {
-  response.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+async function streamRecords(request, response, execution, after, status = 200) {
+  response.writeHead(status, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
   let cursor = after;
   let closed = false;
   request.on("close", () => {
@@ -320,7 +410,9 @@ async function route(request, response) {
     const running = currentExecution();
     if (running) return json(response, 409, { error: "busy", requestId: running.requestId });
     if (!existsSync(codeDirectory(spec.codeSha256))) return json(response, 412, { error: "code not cached" });
-    startExecution(spec);
+    const execution = startExecution(spec);
+    // ?stream=1: answer with the record stream itself (saves the caller a round trip).
+    if (url.searchParams.get("stream") === "1") return streamRecords(request, response, execution, 0, 201);
     return json(response, 201, { requestId: spec.requestId, started: true });
   }
 

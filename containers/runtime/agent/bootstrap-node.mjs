@@ -1,7 +1,9 @@
-// Runs one Node.js handler: `node bootstrap-node.mjs CODE_DIR file.function`.
-// The event arrives as JSON on stdin; the outcome goes to fd 3 as one JSON line.
-import { existsSync, readFileSync, writeSync } from "node:fs";
+// Runs a Node.js handler for many events: `node bootstrap-node.mjs CODE_DIR file.function`.
+// One command per line on stdin: {"requestId", "event", "context"}; one outcome per line on fd 3:
+// {"requestId", "kind": "returned" | "threw", ...}. Events arrive one at a time.
+import { existsSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 
 const [codeDir, handlerSpec] = process.argv.slice(2);
@@ -9,9 +11,13 @@ const separator = handlerSpec.lastIndexOf(".");
 const fileName = handlerSpec.slice(0, separator);
 const functionName = handlerSpec.slice(separator + 1);
 
-function report(outcome) {
-  const usage = process.resourceUsage();
-  writeSync(3, `${JSON.stringify({ ...outcome, maxRssKb: usage.maxRSS })}\n`);
+/** Marks the end of one event's output on stdout and stderr, so the agent can order it before the end. */
+const END_MARK = "\u0000AFP_END:";
+
+function report(requestId, outcome) {
+  writeSync(1, `${END_MARK}${requestId}\n`);
+  writeSync(2, `${END_MARK}${requestId}\n`);
+  writeSync(3, `${JSON.stringify({ requestId, ...outcome, maxRssKb: process.resourceUsage().maxRSS })}\n`);
 }
 
 function describe(error) {
@@ -19,13 +25,8 @@ function describe(error) {
   return { message: String(error), stack: "" };
 }
 
-const context = JSON.parse(process.env.AFP_CONTEXT ?? "{}");
-const deadline = Date.now() + (context.time_limit_in_ms ?? 0);
-context.getRemainingTimeInMillis = () => Math.max(0, deadline - Date.now());
-context.callbackWaitsForEmptyEventLoop = false;
-delete process.env.AFP_CONTEXT;
-
 let handler;
+let loadError;
 try {
   const candidates = [".js", ".mjs", ".cjs"].map((extension) => join(codeDir, `${fileName}${extension}`));
   const modulePath = candidates.find((candidate) => existsSync(candidate));
@@ -34,16 +35,32 @@ try {
   handler = loaded[functionName] ?? loaded.default?.[functionName];
   if (typeof handler !== "function") throw new Error(`${fileName}.${functionName} is not an exported function`);
 } catch (error) {
-  report({ kind: "threw", ...describe(error) });
-  process.exit(1);
+  loadError = describe(error);
 }
 
-const event = JSON.parse(readFileSync(0, "utf8") || "{}");
-try {
-  const result = await handler(event, context);
-  report({ kind: "returned", result: result === undefined ? null : result });
-  process.exit(0);
-} catch (error) {
-  report({ kind: "threw", ...describe(error) });
-  process.exit(1);
+async function run(command) {
+  if (loadError) return report(command.requestId, { kind: "threw", ...loadError });
+  const context = { ...command.context, callbackWaitsForEmptyEventLoop: false };
+  const deadline = Date.now() + (context.time_limit_in_ms ?? 0);
+  context.getRemainingTimeInMillis = () => Math.max(0, deadline - Date.now());
+  try {
+    const result = await handler(command.event, context);
+    report(command.requestId, { kind: "returned", result: result === undefined ? null : result });
+  } catch (error) {
+    report(command.requestId, { kind: "threw", ...describe(error) });
+  }
+}
+
+// A rejection the handler did not await still fails the event it belongs to, as in SCF.
+let currentRequestId;
+process.on("unhandledRejection", (error) => {
+  if (currentRequestId) report(currentRequestId, { kind: "threw", ...describe(error) });
+});
+
+for await (const line of createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY })) {
+  if (!line.trim()) continue;
+  const command = JSON.parse(line);
+  currentRequestId = command.requestId;
+  await run(command);
+  currentRequestId = undefined;
 }

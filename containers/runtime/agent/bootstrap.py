@@ -1,13 +1,13 @@
-"""Runs one Python handler: `python3 bootstrap.py CODE_DIR file.function`.
+"""Runs a Python handler for many events: `python3 -u bootstrap.py CODE_DIR file.function`.
 
-The event arrives as JSON on stdin; the outcome goes to fd 3 as one JSON line.
+One command per line on stdin: {"requestId", "event", "context"}; one outcome per line on fd 3:
+{"requestId", "kind": "returned" | "threw" | "oom", ...}. Events arrive one at a time.
 """
 import importlib
 import json
 import os
 import resource
 import sys
-import time
 import traceback
 
 code_dir, handler_spec = sys.argv[1], sys.argv[2]
@@ -15,9 +15,22 @@ file_name, _, function_name = handler_spec.rpartition(".")
 report_stream = os.fdopen(3, "w")
 
 
-def report(outcome):
+END_MARK = "\u0000AFP_END:"
+
+
+def report(request_id, outcome):
+    # Marks the end of this event's output on both streams, so the agent orders it before the end.
+    sys.stdout.write(f"{END_MARK}{request_id}\n")
+    sys.stdout.flush()
+    sys.stderr.write(f"{END_MARK}{request_id}\n")
+    sys.stderr.flush()
+    outcome["requestId"] = request_id
     outcome["maxRssKb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    report_stream.write(json.dumps(outcome) + "\n")
+    try:
+        line = json.dumps(outcome)
+    except (TypeError, ValueError) as error:
+        line = json.dumps({"requestId": request_id, "kind": "threw", **describe(error), "maxRssKb": outcome["maxRssKb"]})
+    report_stream.write(line + "\n")
     report_stream.flush()
 
 
@@ -26,33 +39,32 @@ def describe(error):
 
 
 memory_limit_mb = int(os.environ.pop("AFP_MEMORY_LIMIT_MB", "0") or 0)
-context = json.loads(os.environ.pop("AFP_CONTEXT", "{}"))
-started = time.time()
-
+handler = None
+load_error = None
 try:
     sys.path.insert(0, code_dir)
-    module = importlib.import_module(file_name)
-    handler = getattr(module, function_name)
+    handler = getattr(importlib.import_module(file_name), function_name)
 except Exception as error:  # noqa: BLE001 - any import failure is the user's error
-    report({"kind": "threw", **describe(error)})
-    sys.exit(1)
+    load_error = describe(error)
 
-event = json.loads(sys.stdin.read() or "{}")
 if memory_limit_mb > 0:
-    limit = memory_limit_mb * 1024 * 1024
-    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (memory_limit_mb * 1024 * 1024, hard))
 
-try:
-    result = handler(event, context)
-    report({"kind": "returned", "result": result})
-    report_stream.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-except MemoryError as error:
-    report({"kind": "oom", **describe(error)})
-    sys.exit(1)
-except Exception as error:  # noqa: BLE001
-    report({"kind": "threw", **describe(error)})
-    sys.exit(1)
+for line in sys.stdin:
+    if not line.strip():
+        continue
+    command = json.loads(line)
+    request_id = command["requestId"]
+    if load_error is not None:
+        report(request_id, {"kind": "threw", **load_error})
+        continue
+    try:
+        result = handler(command["event"], command["context"])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        report(request_id, {"kind": "returned", "result": result})
+    except MemoryError as error:
+        report(request_id, {"kind": "oom", **describe(error)})
+    except Exception as error:  # noqa: BLE001
+        report(request_id, {"kind": "threw", **describe(error)})
