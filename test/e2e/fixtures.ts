@@ -43,3 +43,11 @@ def main_handler(event, context):
         "greeting": os.environ.get("GREETING"),
     }
 `;
+
+/** A Node.js handler that keeps allocating until the heap limit (the function's memory size) is hit. */
+export const NODE_MEMORY_HOG = `
+exports.main_handler = async () => {
+  const hoard = [];
+  for (;;) hoard.push(new Array(1e6).fill(Math.random()));
+};
+`;

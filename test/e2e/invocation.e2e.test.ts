@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { ApiClient, type EventView, uniqueName } from "../helpers/api-client";
-import { NODE_HANDLER, PYTHON_HANDLER } from "./fixtures";
+import { NODE_HANDLER, NODE_MEMORY_HOG, PYTHON_HANDLER } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
 const NAMESPACE = "default";
@@ -157,6 +157,23 @@ describe("timeouts", () => {
     const instance = await instanceStatus(done.instanceId ?? "");
     expect(instance.containerRunning).toBe(false);
     expect(instance.requestId).toBeNull();
+  });
+});
+
+describe("memory limit", () => {
+  it("fails a Node.js handler that exceeds its memory size with 434", async () => {
+    const name = uniqueName("hog");
+    const created = await api.createFunction(NAMESPACE, {
+      name,
+      runtime: "Nodejs22",
+      files: { "index.js": NODE_MEMORY_HOG },
+      memorySize: 64,
+      timeout: 60,
+    });
+    expect(created.status).toBe(201);
+    const done = await api.waitForEvent(await api.invoke(NAMESPACE, name, {}), undefined, 60_000);
+    expect(done.status).toBe("FAILED");
+    expect(done.statusCode).toBe(434);
   });
 });
 
