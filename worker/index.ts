@@ -1,4 +1,5 @@
 import { createApp } from "./api/app";
+import { deleteExpiredIndexRows } from "./events/event-list";
 import { consumeDeadLetters, consumeDispatchBatch } from "./scheduling/dispatch-consumer";
 
 export { AsyncEventObject } from "./events/async-event-object";
@@ -16,5 +17,8 @@ export default {
     if (batch.queue === DISPATCH_QUEUE) return consumeDispatchBatch(batch, env);
     return consumeDeadLetters(batch);
   },
-  async scheduled(): Promise<void> {},
+  async scheduled(controller, env): Promise<void> {
+    const deleted = await deleteExpiredIndexRows(env.DB, controller.scheduledTime);
+    if (deleted > 0) console.log(`event index retention: ${deleted} rows older than 3 days deleted`);
+  },
 } satisfies ExportedHandler<Env>;

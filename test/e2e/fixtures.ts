@@ -51,3 +51,52 @@ exports.main_handler = async () => {
   for (;;) hoard.push(new Array(1e6).fill(Math.random()));
 };
 `;
+
+/**
+ * A long job that checkpoints on SIGTERM when the event asks it to listen, and otherwise just runs.
+ * Prints "tick" while it works so that a follower sees it alive.
+ */
+export const NODE_LONG_JOB = `
+exports.main_handler = async (event) => {
+  let stopping = false;
+  if (event.listen) {
+    process.once("SIGTERM", () => {
+      console.log("cleanup: checkpoint saved");
+      stopping = true;
+    });
+  }
+  if (event.ignoreSigterm) process.once("SIGTERM", () => console.log("ignoring SIGTERM"));
+  const until = Date.now() + (event.runMs ?? 60000);
+  while (!stopping && Date.now() < until) {
+    console.log("tick");
+    await new Promise((resolve) => setTimeout(resolve, event.tickMs ?? 200));
+  }
+  return { stopped: stopping };
+};
+`;
+
+/** The same job in Python. */
+export const PYTHON_LONG_JOB = `
+import signal
+import time
+
+stopping = False
+
+
+def on_sigterm(signum, frame):
+    global stopping
+    print("cleanup: checkpoint saved", flush=True)
+    stopping = True
+
+
+def main_handler(event, context):
+    global stopping
+    stopping = False
+    if event.get("listen"):
+        signal.signal(signal.SIGTERM, on_sigterm)
+    until = time.time() + event.get("runMs", 60000) / 1000
+    while not stopping and time.time() < until:
+        print("tick", flush=True)
+        time.sleep(event.get("tickMs", 200) / 1000)
+    return {"stopped": stopping}
+`;

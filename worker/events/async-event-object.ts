@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { FunctionSnapshot } from "../functions/model";
-import { rpcError } from "../shared/errors";
+import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
 import type { DispatchMessage } from "./dispatch-message";
 import { indexEntryOf, writeIndexEntries } from "./event-index";
 import {
@@ -10,6 +10,7 @@ import {
   isTerminal,
   publicEvent,
   publicStatus,
+  type TransitionError,
   transition,
 } from "./event-machine";
 
@@ -23,6 +24,8 @@ const MAX_DISPATCH_WATCHDOG_MS = 5 * 60_000;
 export const START_TIMEOUT_MS = 120_000;
 /** The instance enforces the timeout; this object fails the event itself only after this grace. */
 export const TIMEOUT_BACKSTOP_GRACE_MS = 10_000;
+/** How long a graceful terminate waits for the handler after SIGTERM before forcing the stop. */
+export const GRACEFUL_TERMINATE_TIMEOUT_MS = 30_000;
 /** Largest number of log records one append call may carry. */
 const MAX_LOG_RECORDS_PER_APPEND = 1_000;
 
@@ -159,9 +162,9 @@ export class AsyncEventObject extends DurableObject<Env> {
   }
 
   /** Log records with seq > after, oldest first. */
-  async logs(after: number, limit: number): Promise<LogRecord[]> {
-    if (!this.state) throw rpcError("EVENT_NOT_FOUND", "event not found");
-    return this.ctx.storage.sql
+  async logs(after: number, limit: number): Promise<RpcResult<LogRecord[]>> {
+    if (!this.state) return rpcFail("EVENT_NOT_FOUND", "event not found");
+    const records = this.ctx.storage.sql
       .exec<Record<string, SqlStorageValue>>(
         "SELECT seq, ts, stream, line FROM logs WHERE seq > ? ORDER BY seq LIMIT ?",
         after,
@@ -174,12 +177,35 @@ export class AsyncEventObject extends DurableObject<Env> {
         stream: String(row.stream) as LogRecord["stream"],
         line: String(row.line),
       }));
+    return rpcOk(records);
+  }
+
+  /**
+   * Terminates the event. Forced (default): ends it ABORTED and destroys its container. Graceful:
+   * sends SIGTERM to the running handler, whose end then makes the event ABORTED (forced after
+   * GRACEFUL_TERMINATE_TIMEOUT_MS). A queued or starting event is aborted without running.
+   */
+  async terminate(graceful: boolean): Promise<RpcResult<ReturnType<typeof publicEvent>>> {
+    const before = this.state;
+    if (!before) return rpcFail("EVENT_NOT_FOUND", "event not found");
+    const applied = await this.apply({ type: "terminate", graceful, at: Date.now() });
+    if (!applied.ok) {
+      return rpcFail(applied.code === "TERMINATING" ? "EVENT_TERMINATING" : "EVENT_ALREADY_ENDED", applied.message);
+    }
+    const after = this.state ?? before;
+    const instanceId = before.instanceId;
+    if (instanceId) {
+      const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceId));
+      if (isTerminal(after.phase)) await instance.repossess(before.requestId);
+      else await instance.signalTerminate(before.requestId);
+    }
+    return rpcOk(publicEvent(this.state ?? after));
   }
 
   /** The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). */
-  async view(): Promise<ReturnType<typeof publicEvent>> {
-    if (!this.state) throw rpcError("EVENT_NOT_FOUND", "event not found");
-    return publicEvent(this.state);
+  async view(): Promise<RpcResult<ReturnType<typeof publicEvent>>> {
+    if (!this.state) return rpcFail("EVENT_NOT_FOUND", "event not found");
+    return rpcOk(publicEvent(this.state));
   }
 
   /** The namespace of the event, or undefined when there is no such event. */
@@ -211,8 +237,17 @@ export class AsyncEventObject extends DurableObject<Env> {
         return;
       }
       case "running": {
+        if (
+          state.terminateRequestedAt !== undefined &&
+          now >= state.terminateRequestedAt + GRACEFUL_TERMINATE_TIMEOUT_MS
+        ) {
+          // The handler did not finish after SIGTERM: force the stop.
+          await this.apply({ type: "terminate", graceful: false, at: now });
+          await this.repossessInstance(state);
+          return;
+        }
         const limit = (state.startedAt ?? now) + state.function.timeoutSeconds * 1000 + TIMEOUT_BACKSTOP_GRACE_MS;
-        if (now < limit) return this.ctx.storage.setAlarm(limit);
+        if (now < limit) return this.ctx.storage.setAlarm(this.nextAlarmAt(state));
         await this.endByPlatform({ kind: "timeout" });
         return;
       }
@@ -241,20 +276,26 @@ export class AsyncEventObject extends DurableObject<Env> {
         ? { type: "timeout", at: Date.now() }
         : { type: "complete", instanceId: instanceId ?? "", outcome, at: Date.now() };
     await this.apply(command);
-    if (instanceId && this.state) {
-      const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceId));
-      await instance.repossess(this.state.requestId).catch((error: unknown) => {
-        console.warn("repossess failed", instanceId, String(error));
-      });
-    }
+    if (this.state) await this.repossessInstance(this.state);
+  }
+
+  private async repossessInstance(state: EventState): Promise<void> {
+    const instanceId = state.instanceId;
+    if (!instanceId) return;
+    const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceId));
+    await instance.repossess(state.requestId).catch((error: unknown) => {
+      console.warn("repossess failed", instanceId, String(error));
+    });
   }
 
   /** Applies a command: persist first, then the side effects (alarm, index). */
-  private async apply(command: EventCommand): Promise<{ ok: true } | { ok: false; message: string }> {
+  private async apply(
+    command: EventCommand,
+  ): Promise<{ ok: true } | { ok: false; code: TransitionError["code"] | "UNKNOWN"; message: string }> {
     const state = this.state;
-    if (!state) return { ok: false, message: "unknown event" };
+    if (!state) return { ok: false, code: "UNKNOWN", message: "unknown event" };
     const result = transition(state, command);
-    if (!result.ok) return { ok: false, message: result.error.message };
+    if (!result.ok) return { ok: false, code: result.error.code, message: result.error.message };
     if (!result.changed) return { ok: true };
     const next = result.state;
     this.state = next;
@@ -277,7 +318,10 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (isTerminal(state.phase)) return (state.endedAt ?? Date.now()) + EVENT_RETENTION_MS;
     if (state.phase === "starting") return (state.claimedAt ?? Date.now()) + START_TIMEOUT_MS;
     if (state.phase === "running") {
-      return (state.startedAt ?? Date.now()) + state.function.timeoutSeconds * 1000 + TIMEOUT_BACKSTOP_GRACE_MS;
+      const timeoutAt =
+        (state.startedAt ?? Date.now()) + state.function.timeoutSeconds * 1000 + TIMEOUT_BACKSTOP_GRACE_MS;
+      if (state.terminateRequestedAt === undefined) return timeoutAt;
+      return Math.min(timeoutAt, state.terminateRequestedAt + GRACEFUL_TERMINATE_TIMEOUT_MS);
     }
     return Date.now() + DISPATCH_WATCHDOG_MS;
   }

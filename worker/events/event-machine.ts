@@ -14,6 +14,8 @@ export const STATUS_CODE = {
   TIMEOUT: 433,
   MEMORY_LIMIT: 434,
   USER_PROCESS_EXIT: 439,
+  /** Terminated on request (forced, while queued, or after a handled SIGTERM). */
+  TERMINATED: 499,
   PLATFORM_ERROR: 500,
 } as const;
 
@@ -47,6 +49,8 @@ export interface EventState {
   /** The boot of the container that ran the handler (a fresh container has a new one). */
   containerId?: string;
   cold?: boolean;
+  /** Set when a graceful terminate sent SIGTERM; the execution's end then makes the event ABORTED. */
+  terminateRequestedAt?: number;
   statusCode?: number;
   /** JSON text of the handler's return value. */
   result?: string;
@@ -61,11 +65,13 @@ export type EventCommand =
   | { type: "claim"; instanceId: string; at: number }
   | { type: "started"; instanceId: string; cold: boolean; containerId: string; at: number }
   | { type: "complete"; instanceId: string; outcome: ExecutionOutcome; at: number; memoryUsageKb?: number }
-  | { type: "timeout"; at: number };
+  | { type: "timeout"; at: number }
+  | { type: "terminate"; graceful: boolean; at: number };
 
 /** Why a command was refused. */
 export type TransitionError =
   | { code: "ENDED"; message: string }
+  | { code: "TERMINATING"; message: string }
   | { code: "CLAIMED_BY_OTHER"; message: string }
   | { code: "WRONG_INSTANCE"; message: string };
 
@@ -107,7 +113,8 @@ export function isAbnormal(outcome: ExecutionOutcome): boolean {
   return outcome.kind !== "returned";
 }
 
-interface Ending {
+/** The terminal phase and StatusCode an outcome leads to. */
+export interface Ending {
   phase: "finished" | "failed" | "aborted";
   statusCode: number;
   result?: string;
@@ -173,6 +180,29 @@ export function endingOf(outcome: ExecutionOutcome, timeoutSeconds: number): End
   }
 }
 
+/** How an execution that was asked to stop with SIGTERM ends. */
+export function terminatedEndingOf(outcome: ExecutionOutcome, timeoutSeconds: number): Ending {
+  switch (outcome.kind) {
+    case "sigterm":
+      return endingOf(outcome, timeoutSeconds);
+    case "returned": {
+      // The handler caught SIGTERM, cleaned up and returned: its result is kept.
+      const finished = endingOf(outcome, timeoutSeconds);
+      return { ...finished, phase: "aborted" };
+    }
+    default: {
+      const ending = endingOf(outcome, timeoutSeconds);
+      return { ...ending, phase: "aborted", statusCode: STATUS_CODE.TERMINATED };
+    }
+  }
+}
+
+const TERMINATED_ENDING: Ending = {
+  phase: "aborted",
+  statusCode: STATUS_CODE.TERMINATED,
+  errorMessage: "Terminated by request",
+};
+
 function end(state: EventState, ending: Ending, at: number, memoryUsageKb?: number): EventState {
   const { result, errorMessage, errorStack } = ending;
   return {
@@ -235,7 +265,10 @@ export function transition(state: EventState, command: EventCommand): Transition
       if (state.instanceId !== undefined && state.instanceId !== command.instanceId) {
         return { ok: false, error: { code: "WRONG_INSTANCE", message: `event belongs to ${state.instanceId}` } };
       }
-      const ending = endingOf(command.outcome, state.function.timeoutSeconds);
+      const ending =
+        state.terminateRequestedAt !== undefined
+          ? terminatedEndingOf(command.outcome, state.function.timeoutSeconds)
+          : endingOf(command.outcome, state.function.timeoutSeconds);
       return { ok: true, changed: true, state: end(state, ending, command.at, command.memoryUsageKb) };
     }
     case "timeout": {
@@ -245,6 +278,26 @@ export function transition(state: EventState, command: EventCommand): Transition
         changed: true,
         state: end(state, endingOf({ kind: "timeout" }, state.function.timeoutSeconds), command.at),
       };
+    }
+    case "terminate": {
+      if (isTerminal(state.phase)) {
+        return {
+          ok: false,
+          error: { code: "ENDED", message: `event has already ended (${publicStatus(state.phase)})` },
+        };
+      }
+      // Only a running handler can receive SIGTERM; a queued or starting event is aborted at once.
+      if (command.graceful && state.phase === "running") {
+        if (state.terminateRequestedAt !== undefined) {
+          return { ok: false, error: { code: "TERMINATING", message: "a graceful terminate is already in progress" } };
+        }
+        return {
+          ok: true,
+          changed: true,
+          state: { ...state, terminateRequestedAt: command.at, version: state.version + 1 },
+        };
+      }
+      return { ok: true, changed: true, state: end(state, TERMINATED_ENDING, command.at) };
     }
     default: {
       const unreachable: never = command;
@@ -275,5 +328,7 @@ export function publicEvent(state: EventState) {
     instanceId: state.instanceId ?? null,
     containerId: state.containerId ?? null,
     coldStart: state.cold ?? null,
+    terminateRequestedAt:
+      state.terminateRequestedAt !== undefined ? new Date(state.terminateRequestedAt).toISOString() : null,
   };
 }

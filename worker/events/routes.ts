@@ -6,7 +6,8 @@ import { functionNameSchema } from "../functions/model";
 import { QpsLimiter } from "../functions/qps-limiter";
 import { FunctionRegistry } from "../functions/registry";
 import { namespaceParam } from "../functions/routes";
-import { PlatformError } from "../shared/errors";
+import { PlatformError, unwrap } from "../shared/errors";
+import { listEvents, listEventsQuerySchema, listedEvent } from "./event-list";
 
 type AppEnv = { Bindings: Env; Variables: AuthVariables };
 
@@ -18,6 +19,10 @@ export const API_INVOKE_TYPE = "OTHERS";
 export const DEFAULT_QUALIFIER = "$LATEST";
 
 const limiter = new QpsLimiter();
+/** List queries per second per caller; users are told to poll an event's status instead. */
+export const LIST_RATE_PER_SECOND = 20;
+const listLimiter = new QpsLimiter();
+const terminateBodySchema = z.strictObject({ graceful: z.boolean().default(false) });
 const requestIdSchema = z.uuid("requestId must be a UUID");
 const logsQuerySchema = z.object({
   after: z.coerce.number().int().min(0).default(0),
@@ -98,13 +103,40 @@ export const eventRoutes = new Hono<AppEnv>()
     });
     return c.json(accepted, 202);
   })
+  .get("/v1/namespaces/:namespace/functions/:name/events", async (c) => {
+    const namespace = namespaceParam(c.var.principal, c.req.param("namespace"));
+    const functionName = parseWith(functionNameSchema, c.req.param("name"));
+    const query = parseWith(listEventsQuerySchema, c.req.query());
+    if (!listLimiter.tryAdmit(c.var.principal.secretId, LIST_RATE_PER_SECOND, Date.now())) {
+      throw new PlatformError(
+        "RATE_LIMITED",
+        `over ${LIST_RATE_PER_SECOND} list requests per second; poll GET /v1/events/{requestId} for one event's status`,
+      );
+    }
+    const page = await listEvents(c.env.DB, namespace, functionName, query);
+    return c.json({ total: page.total, events: page.events.map(listedEvent) });
+  })
+  .post("/v1/events/:requestId/terminate", async (c) => {
+    const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
+    const text = await readBodyText(c, 4096);
+    let body: unknown = {};
+    if (text.trim().length > 0) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new PlatformError("INVALID_JSON", "request body is not valid JSON");
+      }
+    }
+    const { graceful } = parseWith(terminateBodySchema, body);
+    return c.json(unwrap(await event.terminate(graceful)));
+  })
   .get("/v1/events/:requestId", async (c) => {
     const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
-    return c.json(await event.view());
+    return c.json(unwrap(await event.view()));
   })
   .get("/v1/events/:requestId/logs", async (c) => {
     const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
     const query = parseWith(logsQuerySchema, c.req.query());
-    const records = await event.logs(query.after, query.limit);
+    const records = unwrap(await event.logs(query.after, query.limit));
     return c.json({ records, lastSeq: records.at(-1)?.seq ?? query.after });
   });

@@ -3,6 +3,7 @@ import type { ClaimResult, LogRecord } from "../events/async-event-object";
 import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
 import { AgentClient, type AgentHealth } from "./agent-client";
 import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
+import { LogForwarder } from "./log-forwarder";
 
 /** Result of a full container lifecycle check (start, reach the port, SIGTERM, destroy). */
 export interface ContainerSelfCheck {
@@ -39,9 +40,6 @@ const SIGNAL_OBSERVE_TIMEOUT_MS = 5_000;
 export const IDLE_CONTAINER_MS = 10 * 60_000;
 /** While an execution runs, the alarm checks the relay at least this often. */
 const RELAY_CHECK_INTERVAL_MS = 30_000;
-/** Logs are forwarded to the event at least this often while lines arrive. */
-const LOG_FLUSH_INTERVAL_MS = 50;
-const LOG_FLUSH_MAX_RECORDS = 200;
 
 const CURRENT_KEY = "current";
 
@@ -128,6 +126,19 @@ export class InstanceContainer extends DurableObject<Env> {
     return { started: true };
   }
 
+  /** Forwards SIGTERM to the handler process of requestId (graceful terminate). */
+  async signalTerminate(requestId: string): Promise<{ delivered: boolean }> {
+    if (this.current?.requestId !== requestId || !this.ctx.container?.running) return { delivered: false };
+    const response = await new AgentClient(this.container).fetch(
+      `/executions/${encodeURIComponent(requestId)}/signal`,
+      {
+        method: "POST",
+      },
+    );
+    if (!response.ok) return { delivered: false };
+    return (await response.json()) as { delivered: boolean };
+  }
+
   /** Ends the execution of requestId by force (timeout backstop or terminate): destroys the container. */
   async repossess(requestId: string): Promise<void> {
     if (this.current?.requestId !== requestId) return;
@@ -191,10 +202,13 @@ export class InstanceContainer extends DurableObject<Env> {
     const requestId = claim.requestId;
     const snapshot = claim.function;
     try {
+      // After each wait, check the event is still ours: a terminate may have repossessed it.
       const cold = !this.container.running;
       const health = await this.ensureStarted();
+      if (this.current?.requestId !== requestId) return;
       const agent = new AgentClient(this.container);
       await this.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
+      if (this.current?.requestId !== requestId || !this.container.running) return;
       const timeoutMs = snapshot.timeoutSeconds * 1000;
       const response = await agent.fetch("/executions?stream=1", {
         method: "POST",
@@ -227,7 +241,13 @@ export class InstanceContainer extends DurableObject<Env> {
       current.deadline = startedAt + timeoutMs;
       await this.ctx.storage.put(CURRENT_KEY, current);
       await this.ctx.storage.setAlarm(Math.min(current.deadline, Date.now() + RELAY_CHECK_INTERVAL_MS));
-      await this.eventStub(requestId).markStarted(this.instanceId, cold, health.bootId, startedAt);
+      const started = await this.eventStub(requestId).markStarted(this.instanceId, cold, health.bootId, startedAt);
+      if (!started.ok) {
+        // Terminated while the container was starting: the event has ended, stop the handler.
+        await response.body?.cancel();
+        await this.finish(requestId, undefined);
+        return;
+      }
       // 201 carries the new execution's stream; 200 (it already ran here) means reading it anew.
       if (response.status !== 201) await response.body?.cancel();
       await this.relayAndFinish(requestId, response.status === 201 ? response : undefined);
@@ -286,33 +306,25 @@ export class InstanceContainer extends DurableObject<Env> {
       opened ?? (await agent.fetch(`/executions/${encodeURIComponent(requestId)}/stream?after=${after}`));
     if (!response.ok || !response.body) throw new Error(`agent stream answered ${response.status}`);
     const event = this.eventStub(requestId);
-    let buffer: LogRecord[] = [];
-    let lastFlush = Date.now();
-    const flush = async () => {
-      if (buffer.length === 0) return;
-      const batch = buffer;
-      buffer = [];
-      lastFlush = Date.now();
+    const forwarder = new LogForwarder(async (batch) => {
       await event.appendLogs(batch);
       const current = this.current;
       const last = batch.at(-1);
-      if (current?.requestId === requestId && last) {
+      if (current?.requestId === requestId && last && last.seq > current.lastSeq) {
         current.lastSeq = last.seq;
         await this.ctx.storage.put(CURRENT_KEY, current);
       }
-    };
+    });
     for await (const record of readAgentRecords(response.body)) {
       if (this.current?.requestId !== requestId) return undefined;
       if (record.type === "log") {
-        buffer.push({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });
-        if (buffer.length >= LOG_FLUSH_MAX_RECORDS || Date.now() - lastFlush >= LOG_FLUSH_INTERVAL_MS) await flush();
+        forwarder.add({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });
       } else if (record.type === "end") {
-        return { end: record, finalLogs: buffer };
-      } else if (buffer.length > 0) {
-        await flush();
+        return { end: record, finalLogs: await forwarder.drain() };
       }
     }
-    await flush();
+    forwarder.flush();
+    await forwarder.drain();
     throw new Error("the agent's stream ended before the execution did");
   }
 

@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   FUNCTION_NOT_ASYNC: 400,
   IMMUTABLE_PARAMETER: 400,
   EVENT_ALREADY_ENDED: 409,
+  EVENT_TERMINATING: 409,
   RATE_LIMITED: 429,
   UNSUPPORTED_OPERATION: 400,
   METHOD_NOT_ALLOWED: 405,
@@ -38,19 +39,26 @@ export class PlatformError extends Error {
   }
 }
 
-/** True when an RPC error crossing a Durable Object boundary carries a platform error. */
-export function toPlatformError(error: unknown): PlatformError | undefined {
-  if (error instanceof PlatformError) return error;
-  if (error instanceof Error) {
-    // Errors thrown in a Durable Object arrive as plain Errors; the code travels in the message.
-    const match = /^\[(?<code>[A-Z_]+)\] (?<message>[\s\S]*)$/.exec(error.message);
-    const code = match?.groups?.code;
-    if (code && code in ERROR_STATUS) return new PlatformError(code as ErrorCode, match?.groups?.message ?? "");
-  }
-  return undefined;
+/** What a Durable Object's RPC method returns instead of throwing across the boundary. */
+export type RpcResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; message: string };
+
+/** A successful RPC result. */
+export function rpcOk<T>(value: T): RpcResult<T> {
+  return { ok: true, value };
 }
 
-/** Encodes a platform error so that it survives an RPC boundary (see toPlatformError). */
-export function rpcError(code: ErrorCode, message: string): Error {
-  return new Error(`[${code}] ${message}`);
+/** A failed RPC result carrying a platform error code. */
+export function rpcFail<T>(code: ErrorCode, message: string): RpcResult<T> {
+  return { ok: false, code, message };
+}
+
+/** The value of an RPC result, or the platform error it carries, thrown at the edge. */
+export function unwrap<T>(result: RpcResult<T>): T {
+  if (result.ok) return result.value;
+  throw new PlatformError(result.code, result.message);
+}
+
+/** The platform error behind an error, if it is one. */
+export function toPlatformError(error: unknown): PlatformError | undefined {
+  return error instanceof PlatformError ? error : undefined;
 }

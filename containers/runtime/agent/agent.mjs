@@ -128,8 +128,16 @@ class Execution {
     this.log("platform", line);
   }
 
+  /** The platform's verdict on a SIGTERM, logged once, always before the end record. */
+  signalVerdict(handled) {
+    if (this.sigtermAt === undefined || this.verdictLogged) return;
+    this.verdictLogged = true;
+    this.platform(handled ? "[PLATFORM] Signal received successfully" : "[PLATFORM] Signal reception failed");
+  }
+
   end(outcome, maxRssKb, exitCode, signal) {
     if (this.ended) return;
+    this.signalVerdict(outcome.kind !== "sigterm");
     this.push({ type: "end", outcome, durationMs: Date.now() - this.startedAt, maxRssKb, exitCode, signal });
   }
 }
@@ -328,9 +336,9 @@ function signalExecution(execution) {
   if (execution.ended || !child) return false;
   if (execution.sigtermAt === undefined) execution.sigtermAt = Date.now();
   child.kill("SIGTERM");
+  // A process without a SIGTERM listener dies at once; one still alive after the delay handled it.
   setTimeout(() => {
-    if (child.signalCode === "SIGTERM") execution.platform("[PLATFORM] Signal reception failed");
-    else execution.platform("[PLATFORM] Signal received successfully");
+    if (!execution.ended) execution.signalVerdict(child.signalCode !== "SIGTERM");
   }, SIGNAL_VERDICT_DELAY_MS);
   return true;
 }
