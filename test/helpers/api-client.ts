@@ -20,6 +20,7 @@ export interface EventView {
   instanceId: string | null;
   containerId: string | null;
   coldStart: boolean | null;
+  terminateRequestedAt: string | null;
 }
 
 /** Credentials the end-to-end platform is started with. */
