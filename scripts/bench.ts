@@ -16,6 +16,18 @@ const WARM_SAMPLES = Number(process.env.BENCH_WARM_SAMPLES ?? 40);
 const COLD_SAMPLES = Number(process.env.BENCH_COLD_SAMPLES ?? 5);
 const NAMESPACE = "bench";
 
+const LIST_FIXTURE_SIZE = Number(process.env.BENCH_LIST_EVENTS ?? 100_000);
+const TERMINATE_SAMPLES = Number(process.env.BENCH_TERMINATE_SAMPLES ?? 8);
+const LIST_SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 60);
+
+const SIGTERM_HANDLER = `exports.main_handler = async (event) => {
+  let stop = false;
+  if (event.listen) process.once("SIGTERM", () => { console.log("sigterm-at " + Date.now()); stop = true; });
+  const until = Date.now() + 120000;
+  while (!stop && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+  return { stopped: stop };
+};`;
+
 const TRIVIAL_HANDLER = `exports.main_handler = async (event) => ({ handlerStartedAt: Date.now(), n: event.n ?? null });`;
 
 function log(message: string): void {
@@ -106,6 +118,7 @@ async function waitAllEnded(api: ApiClient, ids: string[], timeoutMs: number): P
 async function main(): Promise<void> {
   log("starting the platform");
   const platform = await startPlatform({
+    vars: { DIAGNOSTICS_ENABLED: "true" },
     env: { DEV_SECRET_ID: TEST_CREDENTIALS.secretId, DEV_SECRET_KEY: TEST_CREDENTIALS.secretKey },
   });
   const api = new ApiClient(platform.baseUrl);
@@ -182,6 +195,122 @@ async function main(): Promise<void> {
       finished,
       lost: [...statuses.values()].filter((status) => status === "LOST").length,
       notFinished: EVENT_COUNT - finished,
+    };
+
+    log(`seeding ${LIST_FIXTURE_SIZE} index rows for list latency`);
+    const functions = ["etl", "transcode", "infer", "resize"];
+    const fixtureStatuses = ["RUNNING", "FINISHED", "FAILED", "ABORTED"];
+    const seedNow = Date.now();
+    for (let i = 0; i < LIST_FIXTURE_SIZE; i += 2000) {
+      const rows = Array.from({ length: Math.min(2000, LIST_FIXTURE_SIZE - i) }, (_, k) => {
+        const n = i + k;
+        const status = fixtureStatuses[n % 4] as string;
+        const startTime = seedNow - ((n * 7919) % (3 * 86_400_000));
+        return {
+          requestId: `10000000-0000-4000-8000-${n.toString().padStart(12, "0")}`,
+          namespace: "bench-list",
+          functionName: functions[Math.floor(n / 4) % functions.length],
+          qualifier: "$LATEST",
+          invokeType: n % 3 === 0 ? "TIMER" : "OTHERS",
+          status,
+          statusCode: status === "RUNNING" ? null : 200,
+          phase: status.toLowerCase(),
+          startTime,
+          endTime: status === "RUNNING" ? null : startTime + (n % 600) * 1000,
+          durationMs: null,
+          version: 2,
+        };
+      });
+      const seeded = await fetch(`${platform.baseUrl}/_diagnostics/seed-index`, {
+        method: "POST",
+        body: JSON.stringify({ rows }),
+      });
+      if (!seeded.ok) throw new Error(`seeding answered ${seeded.status}`);
+    }
+    const day = 86_400_000;
+    const listQueries: Record<string, string> = {
+      newestFirst: "limit=20",
+      statusList: "statuses=FAILED,ABORTED&limit=100",
+      startInterval: `startTimeFrom=${seedNow - 2 * day}&startTimeTo=${seedNow - day}&order=ASC&limit=100`,
+      endIntervalByEnd: `endTimeFrom=${seedNow - 2 * day}&endTimeTo=${seedNow - day}&orderBy=endTime&limit=100`,
+      combinedDeepPage: `statuses=FINISHED&invokeTypes=TIMER&startTimeFrom=${seedNow - 2.5 * day}&offset=500&limit=100`,
+      requestId: "requestId=10000000-0000-4000-8000-000000000005",
+    };
+    const listLatency: Record<string, { p50: number; p99: number; total: number }> = {};
+    for (const [label, query] of Object.entries(listQueries)) {
+      const samples: number[] = [];
+      let total = 0;
+      await api.json(`/v1/namespaces/bench-list/functions/transcode/events?${query}`);
+      for (let i = 0; i < LIST_SAMPLES; i++) {
+        const t0 = performance.now();
+        const response = await api.json<{ total: number }>(
+          `/v1/namespaces/bench-list/functions/transcode/events?${query}`,
+        );
+        samples.push(performance.now() - t0);
+        if (response.status !== 200) throw new Error(`list ${label} answered ${response.status}`);
+        total = response.body.total;
+        // Stay under the per-caller list rate limit.
+        await new Promise((r) => setTimeout(r, 55));
+      }
+      listLatency[label] = { p50: percentile(samples, 50), p99: percentile(samples, 99), total };
+    }
+    const healthSamples: number[] = [];
+    for (let i = 0; i < LIST_SAMPLES; i++) {
+      const t0 = performance.now();
+      await fetch(`${platform.baseUrl}/healthz`).then((r) => r.text());
+      healthSamples.push(performance.now() - t0);
+    }
+    figures.listLatencyMs = {
+      indexedEvents: LIST_FIXTURE_SIZE,
+      healthzSameClient: { p50: percentile(healthSamples, 50), p99: percentile(healthSamples, 99) },
+      ...listLatency,
+    };
+
+    log(`terminate latency (${TERMINATE_SAMPLES} forced, ${TERMINATE_SAMPLES} graceful)`);
+    const jobName = uniqueName("bench-term");
+    await api.createFunction(NAMESPACE, {
+      name: jobName,
+      runtime: "Nodejs22",
+      files: { "index.js": SIGTERM_HANDLER },
+      timeout: 300,
+      maxConcurrency: 2,
+    });
+    const forced: number[] = [];
+    const graceful: number[] = [];
+    for (let i = 0; i < TERMINATE_SAMPLES; i++) {
+      const requestId = await api.invoke(NAMESPACE, jobName, { listen: false });
+      const running = await api.waitForEvent(requestId, (event) => event.phase === "running");
+      const t0 = Date.now();
+      const response = await api.json<{ status: string }>(`/v1/events/${requestId}/terminate`, { method: "POST" });
+      const instance = await fetch(
+        `${platform.baseUrl}/_diagnostics/instances/${encodeURIComponent(running.instanceId ?? "")}`,
+      );
+      const gone = !((await instance.json()) as { containerRunning: boolean }).containerRunning;
+      if (response.body.status !== "ABORTED" || !gone) throw new Error("forced terminate did not end the event");
+      forced.push(Date.now() - t0);
+    }
+    for (let i = 0; i < TERMINATE_SAMPLES; i++) {
+      const requestId = await api.invoke(NAMESPACE, jobName, { listen: true });
+      await api.waitForEvent(requestId, (event) => event.phase === "running");
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      await api.json(`/v1/events/${requestId}/terminate`, { method: "POST", body: JSON.stringify({ graceful: true }) });
+      await api.waitForEvent(requestId);
+      const line = (await api.logs(requestId)).find((record) => record.line.startsWith("sigterm-at "));
+      if (!line) throw new Error("the handler did not log SIGTERM");
+      graceful.push(Number(line.line.slice("sigterm-at ".length)) - t0);
+    }
+    figures.terminateLatencyMs = {
+      forcedToAbortedAndContainerGone: {
+        p50: percentile(forced, 50),
+        max: Math.max(...forced),
+        samples: forced.length,
+      },
+      gracefulToSigtermInHandler: {
+        p50: percentile(graceful, 50),
+        max: Math.max(...graceful),
+        samples: graceful.length,
+      },
     };
 
     log(`throughput at 50 connections, ${DURATION_S} s each: /healthz then invoke`);

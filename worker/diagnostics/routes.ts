@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { DispatchMessage } from "../events/dispatch-message";
+import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
 import { schedulerName } from "../scheduling/function-scheduler-object";
 
 /**
@@ -19,6 +20,12 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
   .get("/_diagnostics/schedulers/:namespace/:function", async (c) => {
     const name = schedulerName(c.req.param("namespace"), c.req.param("function"));
     return c.json(await c.env.SCHEDULER.get(c.env.SCHEDULER.idFromName(name)).stats());
+  })
+  .post("/_diagnostics/seed-index", async (c) => {
+    // Writes synthetic index rows (benchmarks of list queries over a large index).
+    const body = (await c.req.json()) as { rows: EventIndexEntry[] };
+    await writeIndexEntries(c.env.DB, body.rows);
+    return c.json({ written: body.rows.length });
   })
   .post("/_diagnostics/redeliver", async (c) => {
     // Sends a dispatch message again, as at-least-once delivery may.
