@@ -100,3 +100,36 @@ def main_handler(event, context):
         time.sleep(event.get("tickMs", 200) / 1000)
     return {"stopped": stopping}
 `;
+
+/** Prints `line N t=<ms>` every intervalMs, count times, then returns. */
+export const NODE_TICKER = `
+exports.main_handler = async (event) => {
+  for (let n = 0; n < (event.count ?? 100); n++) {
+    console.log("line " + n + " t=" + Date.now());
+    await new Promise((resolve) => setTimeout(resolve, event.intervalMs ?? 100));
+  }
+  return { printed: event.count ?? 100 };
+};
+`;
+
+/** Writes awkward output: ANSI colours, invalid UTF-8, NUL bytes, a 10 MB line, or a 50 MB flood. */
+export const PYTHON_AWKWARD_OUTPUT = `
+import sys
+
+
+def main_handler(event, context):
+    out = sys.stdout.buffer
+    if event.get("kind") == "awkward":
+        out.write(b"\\x1b[31mred alert\\x1b[0m\\n")
+        out.write(b"bad bytes \\xff\\xfe here\\n")
+        out.write(b"nul\\x00inside\\n")
+        out.write(b"x" * (10 * 1024 * 1024) + b"\\n")
+        out.write(b"after the long line\\n")
+    if event.get("kind") == "flood":
+        row = b"y" * 99 + b"\\n"
+        block = row * 10000
+        for _ in range(50):
+            out.write(block)
+    out.flush()
+    return {"done": True}
+`;

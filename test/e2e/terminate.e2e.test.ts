@@ -86,7 +86,10 @@ describe("forced terminate", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const after = await api.event(queued);
     expect(after).toMatchObject({ status: "ABORTED", instanceId: null, startedAt: null });
-    expect(await api.logs(queued)).toEqual([]);
+    // Nothing ran: the only log line is the platform's end line.
+    const lines = (await api.logs(queued)).map((record) => `${record.stream}:${record.line}`);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^platform:\[PLATFORM\] END RequestId: .* Status: ABORTED StatusCode: 499/);
   });
 
   it("refuses a body that is not JSON or has unknown fields", async () => {

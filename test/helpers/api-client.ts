@@ -102,3 +102,64 @@ export class ApiClient {
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
 }
+
+/** One Server-Sent Event of a log stream. */
+export interface LogStreamEvent {
+  id?: number;
+  event: string;
+  data: unknown;
+  receivedAt: number;
+}
+
+/**
+ * Follows an event's log over Server-Sent Events until the `end` event, or until `stopAfter` log
+ * lines when given (the connection is then dropped, as a client that goes away would).
+ */
+export async function followLogs(
+  api: ApiClient,
+  requestId: string,
+  options: { lastEventId?: number; stopAfter?: number; onEvent?: (event: LogStreamEvent) => void } = {},
+): Promise<{ logs: LogStreamEvent[]; end: LogStreamEvent | undefined }> {
+  const controller = new AbortController();
+  const headers: Record<string, string> = { accept: "text/event-stream" };
+  if (options.lastEventId !== undefined) headers["last-event-id"] = String(options.lastEventId);
+  const response = await api.request(`/v1/events/${requestId}/logs/stream`, { headers, signal: controller.signal });
+  if (response.status !== 200 || !response.body) throw new Error(`log stream answered ${response.status}`);
+  const logs: LogStreamEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = "";
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let boundary = buffer.indexOf("\n\n");
+      while (boundary >= 0) {
+        const block = buffer.slice(0, boundary);
+        buffer = buffer.slice(boundary + 2);
+        boundary = buffer.indexOf("\n\n");
+        const fields: Record<string, string> = {};
+        for (const line of block.split("\n")) {
+          if (line.startsWith(":") || !line.includes(":")) continue;
+          const colon = line.indexOf(":");
+          fields[line.slice(0, colon)] = line.slice(colon + 1).replace(/^ /, "");
+        }
+        if (!fields.event) continue;
+        const event: LogStreamEvent = {
+          event: fields.event,
+          data: JSON.parse(fields.data ?? "null"),
+          receivedAt: Date.now(),
+          ...(fields.id !== undefined ? { id: Number(fields.id) } : {}),
+        };
+        options.onEvent?.(event);
+        if (event.event === "end") return { logs, end: event };
+        logs.push(event);
+        if (options.stopAfter !== undefined && logs.length >= options.stopAfter) {
+          controller.abort();
+          return { logs, end: undefined };
+        }
+      }
+    }
+  } catch (error) {
+    if (!controller.signal.aborted) throw error;
+  }
+  return { logs, end: undefined };
+}

@@ -3,6 +3,7 @@ import { type AuthVariables, requireCredentials } from "../auth/credentials";
 import { diagnosticsRoutes } from "../diagnostics/routes";
 import { eventRoutes } from "../events/routes";
 import { functionRoutes } from "../functions/routes";
+import { logRoutes } from "../logs/routes";
 import { ERROR_STATUS, PlatformError, toPlatformError } from "../shared/errors";
 import { healthRoutes } from "./health";
 
@@ -22,6 +23,7 @@ export function createApp(): Hono<{ Bindings: Env; Variables: AuthVariables }> {
   app.use("/v1/*", requireCredentials());
   app.route("/", functionRoutes);
   app.route("/", eventRoutes);
+  app.route("/", logRoutes);
 
   app.notFound((c) => {
     throw new PlatformError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`);

@@ -17,6 +17,10 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
     const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
     return c.json(await instance.status());
   })
+  .post("/_diagnostics/instances/:name/interrupt-relay", async (c) => {
+    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    return c.json(await instance.interruptRelay());
+  })
   .get("/_diagnostics/schedulers/:namespace/:function", async (c) => {
     const name = schedulerName(c.req.param("namespace"), c.req.param("function"));
     return c.json(await c.env.SCHEDULER.get(c.env.SCHEDULER.idFromName(name)).stats());

@@ -1,5 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { FunctionSnapshot } from "../functions/model";
+import { EventLogStore, type LogRecord, type StoredLogRecord } from "../logs/event-log-store";
+import { LogFollowers, type LogStreamEnd } from "../logs/log-followers";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
 import type { DispatchMessage } from "./dispatch-message";
 import { indexEntryOf, writeIndexEntries } from "./event-index";
@@ -28,6 +30,8 @@ export const TIMEOUT_BACKSTOP_GRACE_MS = 10_000;
 export const GRACEFUL_TERMINATE_TIMEOUT_MS = 30_000;
 /** Largest number of log records one append call may carry. */
 const MAX_LOG_RECORDS_PER_APPEND = 1_000;
+/** Most log lines one read returns (and a follower's backlog is sent in pages of this size). */
+export const MAX_LOG_READ = 1_000;
 
 /** What the invoke route hands to a new event. */
 export interface AcceptRequest {
@@ -42,18 +46,13 @@ export interface AcceptRequest {
   invokedAt: number;
 }
 
+/** An event's public view with the start of its log as text. */
+export type EventWithLog = ReturnType<typeof publicEvent> & { log: string };
+
 /** What an instance receives when it claims an event. */
 export type ClaimResult =
   | { ok: true; payload: string; function: FunctionSnapshot; requestId: string; namespace: string }
   | { ok: false; reason: string };
-
-/** One captured log line. */
-export interface LogRecord {
-  seq: number;
-  ts: number;
-  stream: "stdout" | "stderr" | "platform";
-  line: string;
-}
 
 const STATE_KEY = "state";
 const PAYLOAD_KEY = "payload";
@@ -62,14 +61,14 @@ const WATCHDOG_DELAY_KEY = "watchdogDelayMs";
 /** One event's state machine: the source of truth for one RequestId. */
 export class AsyncEventObject extends DurableObject<Env> {
   private state: EventState | undefined;
+  private readonly logStore: EventLogStore;
+  private readonly followers = new LogFollowers();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.logStore = new EventLogStore(ctx.storage.sql);
     ctx.blockConcurrencyWhile(async () => {
       this.state = await ctx.storage.get<EventState>(STATE_KEY);
-      ctx.storage.sql.exec(
-        "CREATE TABLE IF NOT EXISTS logs (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, stream TEXT NOT NULL, line TEXT NOT NULL)",
-      );
     });
   }
 
@@ -146,38 +145,33 @@ export class AsyncEventObject extends DurableObject<Env> {
     return applied.ok ? { ok: true } : { ok: false, reason: applied.message };
   }
 
-  /** Appends captured log lines; records at or below the last stored seq are ignored. */
+  /** Appends captured log lines (repeats are ignored) and sends them to live followers. */
   async appendLogs(records: LogRecord[]): Promise<void> {
     if (!this.state) return;
-    const sql = this.ctx.storage.sql;
-    for (const record of records.slice(0, MAX_LOG_RECORDS_PER_APPEND)) {
-      sql.exec(
-        "INSERT OR IGNORE INTO logs (seq, ts, stream, line) VALUES (?, ?, ?, ?)",
-        record.seq,
-        record.ts,
-        record.stream,
-        record.line,
-      );
-    }
+    this.followers.publish(this.logStore.appendCaptured(records.slice(0, MAX_LOG_RECORDS_PER_APPEND)));
   }
 
-  /** Log records with seq > after, oldest first. */
-  async logs(after: number, limit: number): Promise<RpcResult<LogRecord[]>> {
+  /** Log lines with seq > after, oldest first. */
+  async logs(after: number, limit: number): Promise<RpcResult<StoredLogRecord[]>> {
     if (!this.state) return rpcFail("EVENT_NOT_FOUND", "event not found");
-    const records = this.ctx.storage.sql
-      .exec<Record<string, SqlStorageValue>>(
-        "SELECT seq, ts, stream, line FROM logs WHERE seq > ? ORDER BY seq LIMIT ?",
-        after,
-        limit,
-      )
-      .toArray()
-      .map((row) => ({
-        seq: Number(row.seq),
-        ts: Number(row.ts),
-        stream: String(row.stream) as LogRecord["stream"],
-        line: String(row.line),
-      }));
-    return rpcOk(records);
+    return rpcOk(this.logStore.read(after, Math.min(limit, MAX_LOG_READ)));
+  }
+
+  /**
+   * Follows the log live as Server-Sent Events: every line after `after`, then new lines as they
+   * are captured, then an `end` event with the final status.
+   */
+  async followLogs(after: number): Promise<RpcResult<ReadableStream<Uint8Array>>> {
+    const state = this.state;
+    if (!state) return rpcFail("EVENT_NOT_FOUND", "event not found");
+    const backlog: StoredLogRecord[] = [];
+    for (let cursor = after; ; ) {
+      const page = this.logStore.read(cursor, MAX_LOG_READ);
+      backlog.push(...page);
+      if (page.length < MAX_LOG_READ) break;
+      cursor = page.at(-1)?.seq ?? cursor;
+    }
+    return rpcOk(this.followers.open(backlog, isTerminal(state.phase) ? streamEndOf(state) : undefined));
   }
 
   /**
@@ -200,6 +194,21 @@ export class AsyncEventObject extends DurableObject<Env> {
       else await instance.signalTerminate(before.requestId);
     }
     return rpcOk(publicEvent(this.state ?? after));
+  }
+
+  /** The public view with the first lines of the log as one text (SCF's GetFunctionLogs entries). */
+  async viewWithLog(maxChars: number): Promise<RpcResult<EventWithLog>> {
+    if (!this.state) return rpcFail("EVENT_NOT_FOUND", "event not found");
+    let log = "";
+    for (const record of this.logStore.read(0, MAX_LOG_READ)) {
+      const line = `${new Date(record.ts).toISOString()} ${record.line}\n`;
+      if (log.length + line.length > maxChars) {
+        log += "…[truncated: read the whole log by RequestId]\n";
+        break;
+      }
+      log += line;
+    }
+    return rpcOk({ ...publicEvent(this.state), log });
   }
 
   /** The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). */
@@ -301,6 +310,7 @@ export class AsyncEventObject extends DurableObject<Env> {
     this.state = next;
     await this.ctx.storage.put(STATE_KEY, next);
     await this.ctx.storage.setAlarm(this.nextAlarmAt(next));
+    this.narrate(state, next);
     try {
       // The index holds what list filters use: the public status and times. The consumer writes
       // the first row; only the end changes it again (internal phases are not indexed).
@@ -312,6 +322,31 @@ export class AsyncEventObject extends DurableObject<Env> {
       console.warn("event index write failed", next.requestId, String(error));
     }
     return { ok: true };
+  }
+
+  /** Platform log lines for a transition: the start (instance, cold or warm) and the end. */
+  private narrate(before: EventState, after: EventState): void {
+    const lines: StoredLogRecord[] = [];
+    if (after.phase === "running" && before.phase !== "running") {
+      lines.push(
+        this.logStore.appendPlatform(
+          `[PLATFORM] START RequestId: ${after.requestId} Instance: ${after.instanceId} (${after.cold ? "cold" : "warm"} start)`,
+          after.startedAt,
+        ),
+      );
+    }
+    if (isTerminal(after.phase) && !isTerminal(before.phase)) {
+      const memory = after.memoryUsageKb !== undefined ? ` Memory: ${(after.memoryUsageKb / 1024).toFixed(1)} MB` : "";
+      const error = after.errorMessage ? ` Error: ${after.errorMessage}` : "";
+      lines.push(
+        this.logStore.appendPlatform(
+          `[PLATFORM] END RequestId: ${after.requestId} Status: ${publicStatus(after.phase)} StatusCode: ${after.statusCode} Duration: ${after.durationMs ?? 0} ms${memory}${error}`,
+          after.endedAt,
+        ),
+      );
+    }
+    this.followers.publish(lines);
+    if (isTerminal(after.phase)) this.followers.end(streamEndOf(after));
   }
 
   private nextAlarmAt(state: EventState): number {
@@ -337,4 +372,14 @@ export class AsyncEventObject extends DurableObject<Env> {
       maxConcurrency: state.function.maxConcurrency,
     };
   }
+}
+
+function streamEndOf(state: EventState): LogStreamEnd {
+  return {
+    requestId: state.requestId,
+    status: publicStatus(state.phase),
+    statusCode: state.statusCode ?? null,
+    durationMs: state.durationMs ?? null,
+    errorMessage: state.errorMessage ?? null,
+  };
 }

@@ -24,10 +24,6 @@ export const LIST_RATE_PER_SECOND = 20;
 const listLimiter = new QpsLimiter();
 const terminateBodySchema = z.strictObject({ graceful: z.boolean().default(false) });
 const requestIdSchema = z.uuid("requestId must be a UUID");
-const logsQuerySchema = z.object({
-  after: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(1000),
-});
 
 /** Accepts one async invocation; shared by the REST route and the Tencent Cloud API action. */
 export async function invokeAsync(
@@ -77,7 +73,7 @@ export async function invokeAsync(
 }
 
 /** Looks up an event the caller may see; not-found otherwise (other namespaces included). */
-async function visibleEvent(env: Env, principal: AuthVariables["principal"], rawRequestId: string | undefined) {
+export async function visibleEvent(env: Env, principal: AuthVariables["principal"], rawRequestId: string | undefined) {
   const parsed = requestIdSchema.safeParse(rawRequestId);
   if (!parsed.success) throw new PlatformError("EVENT_NOT_FOUND", `no event ${String(rawRequestId)}`);
   const event = env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(parsed.data));
@@ -133,10 +129,4 @@ export const eventRoutes = new Hono<AppEnv>()
   .get("/v1/events/:requestId", async (c) => {
     const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
     return c.json(unwrap(await event.view()));
-  })
-  .get("/v1/events/:requestId/logs", async (c) => {
-    const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
-    const query = parseWith(logsQuerySchema, c.req.query());
-    const records = unwrap(await event.logs(query.after, query.limit));
-    return c.json({ records, lastSeq: records.at(-1)?.seq ?? query.after });
   });

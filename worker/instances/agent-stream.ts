@@ -27,10 +27,18 @@ export type AgentRecord =
   | { type: "gap"; from: number; to: number };
 
 /** Splits an NDJSON byte stream into parsed agent records; malformed lines are skipped. */
-export async function* readAgentRecords(body: ReadableStream<Uint8Array>): AsyncGenerator<AgentRecord> {
+export async function* readAgentRecords(
+  body: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
+): AsyncGenerator<AgentRecord> {
   const decoder = new TextDecoder();
   let pending = "";
+  const onAbort = () => {
+    body.cancel(signal?.reason).catch(() => undefined);
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
   for await (const chunk of body) {
+    if (signal?.aborted) throw signal.reason;
     pending += decoder.decode(chunk, { stream: true });
     let newline = pending.indexOf("\n");
     while (newline >= 0) {

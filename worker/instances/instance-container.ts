@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
-import type { ClaimResult, LogRecord } from "../events/async-event-object";
+import type { ClaimResult } from "../events/async-event-object";
 import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
+import type { LogRecord } from "../logs/event-log-store";
 import { AgentClient, type AgentHealth } from "./agent-client";
 import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
 import { LogForwarder } from "./log-forwarder";
@@ -38,8 +39,10 @@ const SIGTERM = 15;
 const SIGNAL_OBSERVE_TIMEOUT_MS = 5_000;
 /** An idle container is destroyed after this long without an event. */
 export const IDLE_CONTAINER_MS = 10 * 60_000;
-/** While an execution runs, the alarm checks the relay at least this often. */
-const RELAY_CHECK_INTERVAL_MS = 30_000;
+/** While an execution runs, the alarm checks the relay at least this often (resumes it after a restart). */
+const RELAY_CHECK_INTERVAL_MS = 5_000;
+/** Times a broken relay stream is reopened in place before the execution counts as crashed. */
+const RELAY_RETRIES = 8;
 
 const CURRENT_KEY = "current";
 
@@ -55,6 +58,8 @@ export class InstanceContainer extends DurableObject<Env> {
   private relaying = false;
   /** Guards against ending the same execution twice (timeout racing the handler's end). */
   private finishing = false;
+  /** Aborts the open relay (see interruptRelay). */
+  private relayInterrupt: AbortController | undefined;
   /** Code packages the agent of a container boot already has ("bootId/sha256"). */
   private readonly codeShipped = new Set<string>();
 
@@ -276,20 +281,50 @@ export class InstanceContainer extends DurableObject<Env> {
   private async relayAndFinish(requestId: string, opened?: Response): Promise<void> {
     if (this.relaying) return;
     this.relaying = true;
+    const interrupt = new AbortController();
+    this.relayInterrupt = interrupt;
+    let response = opened;
     try {
-      const relayed = await this.relay(requestId, opened);
-      if (relayed) await this.finish(requestId, relayed.end.outcome, relayed.end.maxRssKb, relayed.finalLogs);
-    } catch (error) {
-      if (this.current?.requestId === requestId && !this.finishing) {
-        const running = this.ctx.container?.running ?? false;
-        await this.finish(requestId, {
-          kind: "crashed",
-          message: running ? `lost the agent's stream: ${String(error)}` : "the container exited during the execution",
-        });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const relayed = await this.relay(requestId, response, interrupt.signal);
+          if (relayed) await this.finish(requestId, relayed.end.outcome, relayed.end.maxRssKb, relayed.finalLogs);
+          return;
+        } catch (error) {
+          response = undefined;
+          if (this.current?.requestId !== requestId || this.finishing) return;
+          // Interrupted on purpose (diagnostics): leave the resumption to the alarm, as after a restart.
+          if (interrupt.signal.aborted) return;
+          const running = this.ctx.container?.running ?? false;
+          if (running && attempt < RELAY_RETRIES) {
+            // The stream broke but the container lives: the agent buffers, pick up after lastSeq.
+            await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
+            continue;
+          }
+          await this.finish(requestId, {
+            kind: "crashed",
+            message: running
+              ? `lost the agent's stream: ${String(error)}`
+              : "the container exited during the execution",
+          });
+          return;
+        }
       }
     } finally {
+      if (this.relayInterrupt === interrupt) this.relayInterrupt = undefined;
       this.relaying = false;
     }
+  }
+
+  /**
+   * Drops the open relay as a restart of this object would (diagnostics): the relay is not retried
+   * here; the next alarm resumes it from the last relayed seq, and the agent's buffer fills the gap.
+   */
+  async interruptRelay(): Promise<{ interrupted: boolean }> {
+    const interrupt = this.relayInterrupt;
+    if (!interrupt) return { interrupted: false };
+    interrupt.abort(new Error("relay interrupted by diagnostics"));
+    return { interrupted: true };
   }
 
   /**
@@ -298,12 +333,13 @@ export class InstanceContainer extends DurableObject<Env> {
    */
   private async relay(
     requestId: string,
-    opened?: Response,
+    opened: Response | undefined,
+    signal: AbortSignal,
   ): Promise<{ end: AgentEndRecord; finalLogs: LogRecord[] } | undefined> {
     const agent = new AgentClient(this.container);
     const after = this.current?.lastSeq ?? 0;
     const response =
-      opened ?? (await agent.fetch(`/executions/${encodeURIComponent(requestId)}/stream?after=${after}`));
+      opened ?? (await agent.fetch(`/executions/${encodeURIComponent(requestId)}/stream?after=${after}`, { signal }));
     if (!response.ok || !response.body) throw new Error(`agent stream answered ${response.status}`);
     const event = this.eventStub(requestId);
     const forwarder = new LogForwarder(async (batch) => {
@@ -315,7 +351,7 @@ export class InstanceContainer extends DurableObject<Env> {
         await this.ctx.storage.put(CURRENT_KEY, current);
       }
     });
-    for await (const record of readAgentRecords(response.body)) {
+    for await (const record of readAgentRecords(response.body, signal)) {
       if (this.current?.requestId !== requestId) return undefined;
       if (record.type === "log") {
         forwarder.add({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });

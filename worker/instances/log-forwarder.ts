@@ -1,4 +1,4 @@
-import type { LogRecord } from "../events/async-event-object";
+import type { LogRecord } from "../logs/event-log-store";
 
 /** Forwards at most this many records in one call. */
 const MAX_BATCH_RECORDS = 200;

@@ -22,8 +22,12 @@ import { join } from "node:path";
 const PORT = Number(process.env.AGENT_PORT ?? 8080);
 const CODE_ROOT = process.env.AGENT_CODE_ROOT ?? "/var/afp/code";
 const BOOTSTRAP_DIR = new URL(".", import.meta.url).pathname;
-const MAX_LINE_BYTES = 64 * 1024;
-const MAX_BUFFERED_RECORDS = 20_000;
+/** Longest log line kept; the rest of a longer line is dropped and the line marked. */
+const MAX_LINE_CHARS = 64 * 1024;
+/** Log text kept per execution; past it, lines are counted but not kept (one marker says so). */
+const MAX_LOG_CHARS_PER_EXECUTION = 8 * 1024 * 1024;
+/** Records kept in memory for resuming a relay; the oldest go first. */
+const MAX_BUFFERED_CHARS = 16 * 1024 * 1024;
 /** How long after SIGTERM the agent waits before judging whether the user process handled it. */
 const SIGNAL_VERDICT_DELAY_MS = 300;
 
@@ -96,6 +100,10 @@ class Execution {
     this.records = [];
     this.nextSeq = 1;
     this.firstBufferedSeq = 1;
+    this.bufferedChars = 0;
+    this.loggedChars = 0;
+    this.droppedLines = 0;
+    this.droppedChars = 0;
     this.ended = false;
     this.endRecord = undefined;
     this.waiters = new Set();
@@ -107,8 +115,10 @@ class Execution {
   push(record) {
     const full = { seq: this.nextSeq++, ts: Date.now(), ...record };
     this.records.push(full);
-    if (this.records.length > MAX_BUFFERED_RECORDS) {
-      this.records.shift();
+    this.bufferedChars += full.line?.length ?? 0;
+    while (this.bufferedChars > MAX_BUFFERED_CHARS && this.records.length > 1) {
+      const dropped = this.records.shift();
+      this.bufferedChars -= dropped.line?.length ?? 0;
       this.firstBufferedSeq = this.records[0].seq;
     }
     if (full.type === "end") {
@@ -119,9 +129,22 @@ class Execution {
     return full;
   }
 
+  /** One captured line: NUL becomes U+FFFD; over-long lines and output past the limit are bounded. */
   log(stream, line) {
-    const text = line.length > MAX_LINE_BYTES ? `${line.slice(0, MAX_LINE_BYTES)}…[truncated]` : line;
+    if (stream !== "platform" && this.loggedChars >= MAX_LOG_CHARS_PER_EXECUTION) {
+      this.droppedLines += 1;
+      this.droppedChars += line.length;
+      return;
+    }
+    let text = line.includes("\u0000") ? line.replaceAll("\u0000", "\uFFFD") : line;
+    if (text.length > MAX_LINE_CHARS) text = `${text.slice(0, MAX_LINE_CHARS)}…[line truncated]`;
+    this.loggedChars += text.length;
     this.push({ type: "log", stream, line: text });
+    if (stream !== "platform" && this.loggedChars >= MAX_LOG_CHARS_PER_EXECUTION) {
+      this.platform(
+        `[PLATFORM] Log output reached ${MAX_LOG_CHARS_PER_EXECUTION} characters: further lines are not kept`,
+      );
+    }
   }
 
   platform(line) {
@@ -138,6 +161,11 @@ class Execution {
   end(outcome, maxRssKb, exitCode, signal) {
     if (this.ended) return;
     this.signalVerdict(outcome.kind !== "sigterm");
+    if (this.droppedLines > 0) {
+      this.platform(
+        `[PLATFORM] ${this.droppedLines} lines (${this.droppedChars} characters) over the log limit were dropped`,
+      );
+    }
     this.push({ type: "end", outcome, durationMs: Date.now() - this.startedAt, maxRssKb, exitCode, signal });
   }
 }
@@ -215,21 +243,31 @@ class HandlerProcess {
   }
 
   capture(stream, readable) {
+    // Invalid UTF-8 becomes U+FFFD here.
     readable.setEncoding("utf8");
+    let overflow = false;
     readable.on("data", (chunk) => {
       if (stream === "stderr") this.stderrTail = (this.stderrTail + chunk).slice(-4096);
-      let pending = this.pendingLines[stream] + chunk;
-      let newline = pending.indexOf("\n");
+      // Linear in the chunk: lines are sliced out by position, the remainder is kept once.
+      const text = this.pendingLines[stream] + chunk;
+      let start = 0;
+      let newline = text.indexOf("\n", start);
       while (newline >= 0) {
-        this.onLine(stream, pending.slice(0, newline));
-        pending = pending.slice(newline + 1);
-        newline = pending.indexOf("\n");
+        if (overflow)
+          overflow = false; // the end of an over-long line: dropped (its kept part is marked)
+        else this.onLine(stream, text.slice(start, newline));
+        start = newline + 1;
+        newline = text.indexOf("\n", start);
       }
-      if (pending.length > MAX_LINE_BYTES) {
-        this.onLine(stream, pending);
-        pending = "";
+      let rest = text.slice(start);
+      if (overflow) {
+        rest = "";
+      } else if (rest.length > MAX_LINE_CHARS) {
+        this.onLine(stream, rest);
+        overflow = true;
+        rest = "";
       }
-      this.pendingLines[stream] = pending;
+      this.pendingLines[stream] = rest;
     });
   }
 

@@ -1,0 +1,110 @@
+/** One log line as captured in the container (seq is the agent's, per execution). */
+export interface LogRecord {
+  seq: number;
+  ts: number;
+  stream: "stdout" | "stderr" | "platform";
+  line: string;
+}
+
+/** One stored log line; seq is the event's own, the one clients page and resume with. */
+export interface StoredLogRecord {
+  seq: number;
+  ts: number;
+  stream: "stdout" | "stderr" | "platform";
+  line: string;
+}
+
+/** Log text stored per event; past it, lines are counted and dropped (one marker line says so). */
+export const MAX_STORED_LOG_CHARS = 10 * 1024 * 1024;
+
+/**
+ * An event's log in its Durable Object's SQLite. Captured lines are de-duplicated by the agent's
+ * seq (relays may resend after a restart); platform lines are the event's own.
+ */
+export class EventLogStore {
+  private storedChars: number;
+  private dropped: number;
+
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS logs (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, source_seq INTEGER UNIQUE, ts INTEGER NOT NULL,
+      stream TEXT NOT NULL, line TEXT NOT NULL)`);
+    sql.exec("CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+    this.storedChars = this.meta("stored_chars");
+    this.dropped = this.meta("dropped");
+  }
+
+  /** Stores captured lines not seen before; returns what was stored, in order. */
+  appendCaptured(records: readonly LogRecord[]): StoredLogRecord[] {
+    const stored: StoredLogRecord[] = [];
+    for (const record of records) {
+      if (this.storedChars >= MAX_STORED_LOG_CHARS) {
+        const seen = this.sql.exec("SELECT 1 FROM logs WHERE source_seq = ?", record.seq).toArray().length > 0;
+        if (!seen) this.dropped += 1;
+        continue;
+      }
+      const inserted = this.sql
+        .exec<{ seq: number }>(
+          "INSERT OR IGNORE INTO logs (source_seq, ts, stream, line) VALUES (?, ?, ?, ?) RETURNING seq",
+          record.seq,
+          record.ts,
+          record.stream,
+          record.line,
+        )
+        .toArray()[0];
+      if (!inserted) continue;
+      this.storedChars += record.line.length;
+      stored.push({ seq: inserted.seq, ts: record.ts, stream: record.stream, line: record.line });
+      if (this.storedChars >= MAX_STORED_LOG_CHARS) {
+        stored.push(
+          this.appendPlatform(`[PLATFORM] Log reached ${MAX_STORED_LOG_CHARS} characters: later lines are not stored`),
+        );
+      }
+    }
+    this.setMeta("stored_chars", this.storedChars);
+    this.setMeta("dropped", this.dropped);
+    return stored;
+  }
+
+  /** Stores one line written by the platform itself. */
+  appendPlatform(line: string, ts = Date.now()): StoredLogRecord {
+    const row = this.sql
+      .exec<{ seq: number }>(
+        "INSERT INTO logs (source_seq, ts, stream, line) VALUES (NULL, ?, 'platform', ?) RETURNING seq",
+        ts,
+        line,
+      )
+      .one();
+    return { seq: row.seq, ts, stream: "platform", line };
+  }
+
+  /** Lines with seq > after, oldest first. */
+  read(after: number, limit: number): StoredLogRecord[] {
+    return this.sql
+      .exec<{ seq: number; ts: number; stream: string; line: string }>(
+        "SELECT seq, ts, stream, line FROM logs WHERE seq > ? ORDER BY seq LIMIT ?",
+        after,
+        limit,
+      )
+      .toArray()
+      .map((row) => ({ seq: row.seq, ts: row.ts, stream: row.stream as StoredLogRecord["stream"], line: row.line }));
+  }
+
+  /** Lines dropped over the limit so far. */
+  droppedLines(): number {
+    return this.dropped;
+  }
+
+  private meta(key: string): number {
+    const row = this.sql.exec<{ value: number }>("SELECT value FROM log_meta WHERE key = ?", key).toArray()[0];
+    return row?.value ?? 0;
+  }
+
+  private setMeta(key: string, value: number): void {
+    this.sql.exec(
+      "INSERT INTO log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key,
+      value,
+    );
+  }
+}

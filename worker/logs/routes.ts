@@ -1,0 +1,112 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { parseWith } from "../api/validation";
+import type { AuthVariables } from "../auth/credentials";
+import type { EventWithLog } from "../events/async-event-object";
+import { listEvents } from "../events/event-list";
+import { visibleEvent } from "../events/routes";
+import { functionNameSchema } from "../functions/model";
+import { namespaceParam } from "../functions/routes";
+import { unwrap } from "../shared/errors";
+
+type AppEnv = { Bindings: Env; Variables: AuthVariables };
+
+/** Log text returned per event by the function-log query. */
+export const FUNCTION_LOG_CHARS_PER_EVENT = 64 * 1024;
+
+const eventLogQuerySchema = z.strictObject({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+});
+
+const followQuerySchema = z.strictObject({ after: z.coerce.number().int().min(0).optional() });
+
+const timeSchema = z.union([
+  z.coerce.number().int().min(0),
+  z.iso.datetime({ offset: true }).transform((value) => Date.parse(value)),
+]);
+
+const functionLogQuerySchema = z.strictObject({
+  requestId: z.string().min(1).max(64).optional(),
+  startTime: timeSchema.optional(),
+  endTime: timeSchema.optional(),
+  /** success: FINISHED events; error: FAILED and ABORTED ones. */
+  status: z.enum(["success", "error"]).optional(),
+  order: z
+    .string()
+    .transform((value) => value.toUpperCase())
+    .pipe(z.enum(["ASC", "DESC"]))
+    .default("DESC"),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  limit: z.coerce.number().int().min(1).max(100).default(10),
+});
+
+/** Log routes: one event's log (paged and live) and a function's logs across events. */
+export const logRoutes = new Hono<AppEnv>()
+  .get("/v1/events/:requestId/logs", async (c) => {
+    const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
+    const query = parseWith(eventLogQuerySchema, c.req.query());
+    const records = unwrap(await event.logs(query.after, query.limit));
+    return c.json({ records, lastSeq: records.at(-1)?.seq ?? query.after });
+  })
+  .get("/v1/events/:requestId/logs/stream", async (c) => {
+    const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
+    const query = parseWith(followQuerySchema, c.req.query());
+    // EventSource sends the last id it saw when it reconnects.
+    const lastEventId = parseWith(
+      z.coerce.number().int().min(0).optional(),
+      c.req.header("last-event-id") || undefined,
+    );
+    const stream = unwrap(await event.followLogs(lastEventId ?? query.after ?? 0));
+    return new Response(stream, {
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache, no-transform",
+        "x-accel-buffering": "no",
+      },
+    });
+  })
+  .get("/v1/namespaces/:namespace/functions/:name/logs", async (c) => {
+    const namespace = namespaceParam(c.var.principal, c.req.param("namespace"));
+    const functionName = parseWith(functionNameSchema, c.req.param("name"));
+    const query = parseWith(functionLogQuerySchema, c.req.query());
+    const statuses =
+      query.status === "success"
+        ? ["FINISHED" as const]
+        : query.status === "error"
+          ? ["FAILED" as const, "ABORTED" as const]
+          : undefined;
+    const page = await listEvents(c.env.DB, namespace, functionName, {
+      orderBy: "startTime",
+      order: query.order,
+      offset: query.offset,
+      limit: query.limit,
+      ...(query.requestId !== undefined ? { requestId: query.requestId } : {}),
+      ...(query.startTime !== undefined ? { startTimeFrom: query.startTime } : {}),
+      ...(query.endTime !== undefined ? { startTimeTo: query.endTime } : {}),
+      ...(statuses !== undefined ? { statuses } : {}),
+    });
+    const logs = await Promise.all(
+      page.events.map(async (row) => {
+        const stub = c.env.ASYNC_EVENT.get(c.env.ASYNC_EVENT.idFromName(row.requestId));
+        const detail = await stub.viewWithLog(FUNCTION_LOG_CHARS_PER_EVENT);
+        // An event deleted after its index row was read is skipped.
+        if (detail.ok === false) return undefined;
+        const event: EventWithLog = unwrap(detail);
+        return {
+          requestId: event.requestId,
+          functionName: event.functionName,
+          qualifier: event.qualifier,
+          startTime: event.invokedAt,
+          endTime: event.endedAt,
+          status: event.status,
+          statusCode: event.statusCode,
+          durationMs: event.durationMs,
+          memoryUsageKb: event.memoryUsageKb,
+          errorMessage: event.errorMessage,
+          log: event.log,
+        };
+      }),
+    );
+    return c.json({ total: page.total, logs: logs.filter((entry) => entry !== undefined) });
+  });
