@@ -6,7 +6,7 @@
 // test size, default 1000), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5).
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
-import { ApiClient, TEST_CREDENTIALS, uniqueName } from "../test/helpers/api-client";
+import { ApiClient, followLogs, TEST_CREDENTIALS, uniqueName } from "../test/helpers/api-client";
 import { startPlatform } from "../test/helpers/platform";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -26,6 +26,14 @@ const SIGTERM_HANDLER = `exports.main_handler = async (event) => {
   const until = Date.now() + 120000;
   while (!stop && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
   return { stopped: stop };
+};`;
+
+const TICKER_HANDLER = `exports.main_handler = async (event) => {
+  for (let n = 0; n < event.count; n++) {
+    console.log("t=" + Date.now());
+    await new Promise((resolve) => setTimeout(resolve, event.intervalMs));
+  }
+  return {};
 };`;
 
 const TRIVIAL_HANDLER = `exports.main_handler = async (event) => ({ handlerStartedAt: Date.now(), n: event.n ?? null });`;
@@ -311,6 +319,32 @@ async function main(): Promise<void> {
         max: Math.max(...graceful),
         samples: graceful.length,
       },
+    };
+
+    log("live log latency: print in the handler → line received by an SSE client");
+    const tickerName = uniqueName("bench-tick");
+    await api.createFunction(NAMESPACE, {
+      name: tickerName,
+      runtime: "Nodejs22",
+      files: { "index.js": TICKER_HANDLER },
+      timeout: 120,
+    });
+    await api.waitForEvent(await api.invoke(NAMESPACE, tickerName, { count: 1, intervalMs: 1 }));
+    const printToClient: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      const requestId = await api.invoke(NAMESPACE, tickerName, { count: 100, intervalMs: 100 });
+      await followLogs(api, requestId, {
+        onEvent: (event) => {
+          const line = (event.data as { line?: string; stream?: string }).line ?? "";
+          if (event.event === "log" && line.startsWith("t="))
+            printToClient.push(event.receivedAt - Number(line.slice(2)));
+        },
+      });
+    }
+    figures.liveLogLatencyMs = {
+      p50: percentile(printToClient, 50),
+      p99: percentile(printToClient, 99),
+      lines: printToClient.length,
     };
 
     log(`throughput at 50 connections, ${DURATION_S} s each: /healthz then invoke`);
