@@ -16,6 +16,7 @@ export default defineConfig(async () => {
             DIAGNOSTICS_ENABLED: "false",
             DEV_SECRET_ID: "AKIDintegration",
             DEV_SECRET_KEY: "integration-secret",
+            MASTER_KEY: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
           },
         },
       }),

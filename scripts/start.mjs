@@ -9,8 +9,10 @@
 //   AFP_STATE_DIR    state folder (default ./.state); wrangler's data lives in $AFP_STATE_DIR/wrangler
 //   AFP_SKIP_ENGINE  "1" skips the container-engine preparation (it already ran)
 //   DEV_SECRET_ID, DEV_SECRET_KEY
-//                    development credentials with access to every namespace; without them, a pair
-//                    is generated once and kept in $AFP_STATE_DIR/dev-credentials.env
+//                    development (administrator) credentials with access to every namespace;
+//                    without them, a pair is generated once and kept in
+//                    $AFP_STATE_DIR/dev-credentials.env (with the generated MASTER_KEY)
+//   MASTER_KEY       base64 of 32 bytes that encrypts stored SecretKeys (generated when unset)
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -34,17 +36,31 @@ if (!existsSync(wrangler)) {
 }
 mkdirSync(persistDir, { recursive: true });
 
-/** Writes the development credentials file wrangler dev loads as Worker secrets. */
+/**
+ * Writes the file wrangler dev loads as Worker secrets: the development credentials (from
+ * DEV_SECRET_ID / DEV_SECRET_KEY, or generated once) and the MASTER_KEY that encrypts stored keys.
+ */
 function ensureDevCredentials() {
   const file = join(stateDir, "dev-credentials.env");
-  let secretId = process.env.DEV_SECRET_ID;
-  let secretKey = process.env.DEV_SECRET_KEY;
-  if (!secretId || !secretKey) {
-    if (existsSync(file)) return file;
-    secretId = `AKID${randomBytes(12).toString("hex")}`;
-    secretKey = randomBytes(24).toString("base64url");
+  const values = new Map();
+  if (existsSync(file)) {
+    for (const line of readFileSync(file, "utf8").split("\n")) {
+      const separator = line.indexOf("=");
+      if (separator > 0) values.set(line.slice(0, separator), line.slice(separator + 1));
+    }
   }
-  writeFileSync(file, `DEV_SECRET_ID=${secretId}\nDEV_SECRET_KEY=${secretKey}\n`, { mode: 0o600 });
+  if (process.env.DEV_SECRET_ID && process.env.DEV_SECRET_KEY) {
+    values.set("DEV_SECRET_ID", process.env.DEV_SECRET_ID);
+    values.set("DEV_SECRET_KEY", process.env.DEV_SECRET_KEY);
+  }
+  if (!values.get("DEV_SECRET_ID") || !values.get("DEV_SECRET_KEY")) {
+    values.set("DEV_SECRET_ID", `AKID${randomBytes(12).toString("hex")}`);
+    values.set("DEV_SECRET_KEY", randomBytes(24).toString("base64url"));
+  }
+  if (process.env.MASTER_KEY) values.set("MASTER_KEY", process.env.MASTER_KEY);
+  if (!values.get("MASTER_KEY")) values.set("MASTER_KEY", randomBytes(32).toString("base64"));
+  const text = [...values].map(([key, value]) => `${key}=${value}\n`).join("");
+  writeFileSync(file, text, { mode: 0o600 });
   chmodSync(file, 0o600);
   return file;
 }

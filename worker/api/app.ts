@@ -1,10 +1,12 @@
 import { Hono } from "hono";
+import { adminRoutes } from "../auth/admin-routes";
 import { type AuthVariables, requireCredentials } from "../auth/credentials";
 import { diagnosticsRoutes } from "../diagnostics/routes";
 import { eventRoutes } from "../events/routes";
 import { functionRoutes } from "../functions/routes";
 import { logRoutes } from "../logs/routes";
 import { ERROR_STATUS, PlatformError, toPlatformError } from "../shared/errors";
+import { tencentCloudRoutes } from "../tcapi/routes";
 import { healthRoutes } from "./health";
 
 /** The platform's HTTP API. */
@@ -20,7 +22,10 @@ export function createApp(): Hono<{ Bindings: Env; Variables: AuthVariables }> {
   });
   app.route("/", diagnosticsRoutes);
 
+  app.route("/", tencentCloudRoutes);
+
   app.use("/v1/*", requireCredentials());
+  app.route("/", adminRoutes);
   app.route("/", functionRoutes);
   app.route("/", eventRoutes);
   app.route("/", logRoutes);

@@ -1,27 +1,14 @@
 import type { MiddlewareHandler } from "hono";
 import { PlatformError } from "../shared/errors";
+import { CredentialStore } from "./credential-store";
+import { constantTimeEqual, type Principal } from "./principal";
+import { parseTc3Authorization, type Tc3Failure, verifyTc3 } from "./tc3";
 
-/** Who is calling, and which namespaces the credentials reach ("*" for all). */
-export interface Principal {
-  secretId: string;
-  namespaces: "*" | readonly string[];
-}
+export { canAccessNamespace, type Principal } from "./principal";
 
 /** Hono variables set by requireCredentials. */
 export interface AuthVariables {
   principal: Principal;
-}
-
-const encoder = new TextEncoder();
-
-/** Compares two strings in time independent of where they differ. */
-export async function constantTimeEqual(a: string, b: string): Promise<boolean> {
-  // Hash first so that lengths do not leak and both buffers have the same size.
-  const [left, right] = await Promise.all([
-    crypto.subtle.digest("SHA-256", encoder.encode(a)),
-    crypto.subtle.digest("SHA-256", encoder.encode(b)),
-  ]);
-  return crypto.subtle.timingSafeEqual(left, right);
 }
 
 /** Parses `Authorization: Bearer <SecretId>:<SecretKey>`. */
@@ -31,33 +18,79 @@ export function parseBearer(header: string | undefined): { secretId: string; sec
   return { secretId: match[1], secretKey: match[2] };
 }
 
+/** The outcome of authenticating one request. */
+export type Authentication = { ok: true; principal: Principal } | { ok: false; failure: Tc3Failure; message: string };
+
+const FAILURE_MESSAGES: Record<Tc3Failure, string> = {
+  "AuthFailure.InvalidAuthorization": "the Authorization header is missing or malformed",
+  "AuthFailure.SecretIdNotFound": "the SecretId is unknown or revoked",
+  "AuthFailure.SignatureExpire": "the request timestamp is more than 5 minutes from the server's clock",
+  "AuthFailure.SignatureFailure": "the signature or the credentials do not match",
+};
+
+function fail(failure: Tc3Failure): Authentication {
+  return { ok: false, failure, message: FAILURE_MESSAGES[failure] };
+}
+
 /**
- * Requires credentials on every route it guards. Accepted today: the development pair from the
- * DEV_SECRET_ID / DEV_SECRET_KEY Worker secrets, with access to every namespace. Without them
- * configured, every request is refused.
+ * Authenticates a request signed with TC3-HMAC-SHA256 (Tencent Cloud API 3.0) or carrying
+ * `Authorization: Bearer <SecretId>:<SecretKey>`. The body is read as bytes for the signature.
  */
+export async function authenticate(
+  env: Env,
+  request: Request,
+  readBody: () => Promise<ArrayBuffer>,
+): Promise<Authentication> {
+  const header = request.headers.get("authorization") ?? undefined;
+  const store = new CredentialStore(env);
+  const bearer = parseBearer(header);
+  if (bearer) {
+    const credential = await store.resolve(bearer.secretId);
+    if (!credential) return fail("AuthFailure.SecretIdNotFound");
+    if (!(await constantTimeEqual(bearer.secretKey, credential.secretKey))) return fail("AuthFailure.SignatureFailure");
+    return { ok: true, principal: principalOf(credential) };
+  }
+  const signed = parseTc3Authorization(header);
+  if (!signed) return fail("AuthFailure.InvalidAuthorization");
+  const timestamp = Number(request.headers.get("x-tc-timestamp"));
+  if (!Number.isInteger(timestamp) || timestamp <= 0) return fail("AuthFailure.InvalidAuthorization");
+  const credential = await store.resolve(signed.secretId);
+  if (!credential) return fail("AuthFailure.SecretIdNotFound");
+  const url = new URL(request.url);
+  const failure = await verifyTc3({
+    authorization: signed,
+    secretKey: credential.secretKey,
+    method: request.method,
+    path: url.pathname,
+    query: url.search.slice(1),
+    headers: request.headers,
+    urlHost: url.host,
+    body: new Uint8Array(await readBody()),
+    timestamp,
+    nowSeconds: Math.floor(Date.now() / 1000),
+  });
+  if (failure) return fail(failure);
+  return { ok: true, principal: principalOf(credential) };
+}
+
+function principalOf(credential: Principal): Principal {
+  return { secretId: credential.secretId, namespaces: credential.namespaces, admin: credential.admin };
+}
+
+/** Requires credentials (TC3 signature or bearer) on every route it guards. */
 export function requireCredentials(): MiddlewareHandler<{ Bindings: Env; Variables: AuthVariables }> {
   return async function credentials(c, next) {
-    const presented = parseBearer(c.req.header("authorization"));
-    if (!presented) {
-      throw new PlatformError("UNAUTHORIZED", "credentials required: Authorization: Bearer <SecretId>:<SecretKey>");
-    }
-    const expectedId = c.env.DEV_SECRET_ID;
-    const expectedKey = c.env.DEV_SECRET_KEY;
-    const valid =
-      typeof expectedId === "string" &&
-      typeof expectedKey === "string" &&
-      expectedId.length > 0 &&
-      expectedKey.length > 0 &&
-      (await constantTimeEqual(presented.secretId, expectedId)) &&
-      (await constantTimeEqual(presented.secretKey, expectedKey));
-    if (!valid) throw new PlatformError("UNAUTHORIZED", "invalid credentials");
-    c.set("principal", { secretId: presented.secretId, namespaces: "*" });
+    const result = await authenticate(c.env, c.req.raw, () => c.req.arrayBuffer());
+    if (!result.ok) throw new PlatformError("UNAUTHORIZED", `${result.failure}: ${result.message}`);
+    c.set("principal", result.principal);
     await next();
   };
 }
 
-/** True when the principal may act in the namespace. Callers answer not-found otherwise. */
-export function canAccessNamespace(principal: Principal, namespace: string): boolean {
-  return principal.namespaces === "*" || principal.namespaces.includes(namespace);
+/** Requires the caller to be an administrator (may manage credentials). */
+export function requireAdmin(): MiddlewareHandler<{ Bindings: Env; Variables: AuthVariables }> {
+  return async function admin(c, next) {
+    if (!c.var.principal.admin) throw new PlatformError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`);
+    await next();
+  };
 }

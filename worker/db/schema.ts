@@ -59,3 +59,21 @@ export const events = sqliteTable(
 export type FunctionRow = typeof functions.$inferSelect;
 /** An event index row. */
 export type EventIndexRow = typeof events.$inferSelect;
+
+/**
+ * API credentials (SecretId/SecretKey pairs). The SecretKey is kept encrypted with the MASTER_KEY
+ * Worker secret (AES-GCM): TC3 signatures need the key itself, so it cannot be a one-way hash.
+ */
+export const credentials = sqliteTable("credentials", {
+  secretId: text("secret_id").primaryKey(),
+  /** base64 of IV (12 bytes) followed by the AES-GCM ciphertext of the SecretKey. */
+  secretKeyEncrypted: text("secret_key_encrypted").notNull(),
+  /** JSON array of namespaces, or ["*"] for all. */
+  namespaces: text("namespaces").notNull(),
+  description: text("description").notNull().default(""),
+  createdAt: integer("created_at").notNull(),
+  revokedAt: integer("revoked_at"),
+});
+
+/** A credentials row. */
+export type CredentialRow = typeof credentials.$inferSelect;

@@ -332,3 +332,6 @@ export function publicEvent(state: EventState) {
       state.terminateRequestedAt !== undefined ? new Date(state.terminateRequestedAt).toISOString() : null,
   };
 }
+
+/** The public (REST) view of an event. */
+export type PublicEvent = ReturnType<typeof publicEvent>;

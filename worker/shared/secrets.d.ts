@@ -1,7 +1,9 @@
 // Worker secrets are not in wrangler.toml, so `wrangler types` cannot see them; they are declared
 // here and merged into the generated Env.
 interface Env {
-  /** Development credentials (all namespaces); `npm start` seeds them. */
+  /** Development / administrator credentials (all namespaces); `npm start` seeds them. */
   DEV_SECRET_ID?: string;
   DEV_SECRET_KEY?: string;
+  /** 32 bytes, base64: encrypts stored SecretKeys (AES-GCM). `npm start` generates one. */
+  MASTER_KEY?: string;
 }

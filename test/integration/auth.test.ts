@@ -1,0 +1,223 @@
+import { env, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../../worker/api/app";
+import { tc3Signature, utcDate } from "../../worker/auth/tc3";
+import { zipBase64 } from "../helpers/zip";
+
+const ROOT = { authorization: "Bearer AKIDintegration:integration-secret" };
+const encoder = new TextEncoder();
+
+async function createKey(namespaces: string[]): Promise<{ secretId: string; secretKey: string }> {
+  const response = await SELF.fetch("https://platform.test/v1/admin/credentials", {
+    method: "POST",
+    headers: ROOT,
+    body: JSON.stringify({ namespaces, description: "test" }),
+  });
+  expect(response.status).toBe(201);
+  return (await response.json()) as { secretId: string; secretKey: string };
+}
+
+/** Sends a Tencent Cloud API request signed with TC3-HMAC-SHA256, as the official SDKs sign it. */
+async function tcCall(
+  action: string,
+  payload: Record<string, unknown>,
+  key: { secretId: string; secretKey: string },
+  tamper: { timestamp?: number; body?: string; secretKey?: string } = {},
+): Promise<{ Response: Record<string, unknown> & { Error?: { Code: string; Message: string } } }> {
+  const body = JSON.stringify(payload);
+  const timestamp = tamper.timestamp ?? Math.floor(Date.now() / 1000);
+  const contentType = "application/json";
+  const signature = await tc3Signature({
+    secretKey: tamper.secretKey ?? key.secretKey,
+    method: "POST",
+    path: "/",
+    query: "",
+    canonicalHeaders: `content-type:${contentType}\nhost:platform.test\n`,
+    signedHeaders: "content-type;host",
+    body: encoder.encode(body),
+    timestamp,
+    service: "scf",
+  });
+  const response = await SELF.fetch("https://platform.test/", {
+    method: "POST",
+    headers: {
+      "content-type": contentType,
+      authorization: `TC3-HMAC-SHA256 Credential=${key.secretId}/${utcDate(timestamp)}/scf/tc3_request, SignedHeaders=content-type;host, Signature=${signature}`,
+      "x-tc-action": action,
+      "x-tc-version": "2018-04-16",
+      "x-tc-timestamp": String(timestamp),
+      "x-tc-region": "ap-guangzhou",
+    },
+    body: tamper.body ?? body,
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as {
+    Response: Record<string, unknown> & { Error?: { Code: string; Message: string } };
+  };
+}
+
+async function functionExists(namespace: string, name: string): Promise<boolean> {
+  return (
+    (await env.DB.prepare("SELECT 1 FROM functions WHERE namespace = ? AND name = ?").bind(namespace, name).first()) !==
+    null
+  );
+}
+
+describe("credentials", () => {
+  it("creates a namespace-scoped pair, shows its key once, stores it encrypted, and revokes it", async () => {
+    const created = await createKey(["team-a"]);
+    expect(created.secretId).toMatch(/^AKID/);
+    const row = await env.DB.prepare("SELECT secret_key_encrypted FROM credentials WHERE secret_id = ?")
+      .bind(created.secretId)
+      .first<{ secret_key_encrypted: string }>();
+    expect(row?.secret_key_encrypted).toBeTruthy();
+    expect(row?.secret_key_encrypted).not.toContain(created.secretKey);
+    const listed = await SELF.fetch("https://platform.test/v1/admin/credentials", { headers: ROOT });
+    const text = await listed.text();
+    expect(text).toContain(created.secretId);
+    expect(text).not.toContain(created.secretKey);
+    const auth = { authorization: `Bearer ${created.secretId}:${created.secretKey}` };
+    expect((await SELF.fetch("https://platform.test/v1/namespaces/team-a/functions", { headers: auth })).status).toBe(
+      200,
+    );
+    await SELF.fetch(`https://platform.test/v1/admin/credentials/${created.secretId}`, {
+      method: "DELETE",
+      headers: ROOT,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    expect((await SELF.fetch("https://platform.test/v1/namespaces/team-a/functions", { headers: auth })).status).toBe(
+      401,
+    );
+  });
+
+  it("keeps a scoped key out of other namespaces with not-found, and out of the admin API", async () => {
+    const key = await createKey(["team-b"]);
+    const auth = { authorization: `Bearer ${key.secretId}:${key.secretKey}` };
+    const other = await SELF.fetch("https://platform.test/v1/namespaces/default/functions", { headers: auth });
+    expect(other.status).toBe(404);
+    const admin = await SELF.fetch("https://platform.test/v1/admin/credentials", { headers: auth });
+    expect(admin.status).toBe(404);
+  });
+});
+
+describe("Tencent Cloud API 3.0 signatures", () => {
+  const zip = zipBase64({ "index.js": "exports.main_handler = async () => 1;" });
+
+  it("accepts a correctly signed CreateFunction and answers in the Response envelope", async () => {
+    const key = await createKey(["tc-ns"]);
+    const answer = await tcCall(
+      "CreateFunction",
+      {
+        FunctionName: "signed-fn",
+        Runtime: "Nodejs22",
+        Code: { ZipFile: zip },
+        Namespace: "tc-ns",
+        AsyncRunEnable: "TRUE",
+      },
+      key,
+    );
+    expect(answer.Response.Error).toBeUndefined();
+    expect(answer.Response.RequestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await functionExists("tc-ns", "signed-fn")).toBe(true);
+  });
+
+  const refusals: [string, (key: { secretId: string; secretKey: string }) => Parameters<typeof tcCall>[3], string][] = [
+    ["a wrong SecretKey", () => ({ secretKey: "not-the-key" }), "AuthFailure.SignatureFailure"],
+    [
+      "a timestamp 10 minutes old",
+      () => ({ timestamp: Math.floor(Date.now() / 1000) - 600 }),
+      "AuthFailure.SignatureExpire",
+    ],
+    [
+      "a body changed after signing",
+      () => ({
+        body: JSON.stringify({
+          FunctionName: "evil-fn",
+          Runtime: "Nodejs22",
+          Code: { ZipFile: zip },
+          Namespace: "tc-ns2",
+        }),
+      }),
+      "AuthFailure.SignatureFailure",
+    ],
+  ];
+  for (const [label, tamper, code] of refusals) {
+    it(`refuses ${label} with ${code} and changes nothing`, async () => {
+      const key = await createKey(["tc-ns2"]);
+      const name = `refused-${label.length}`;
+      const answer = await tcCall(
+        "CreateFunction",
+        { FunctionName: name, Runtime: "Nodejs22", Code: { ZipFile: zip }, Namespace: "tc-ns2" },
+        key,
+        tamper(key),
+      );
+      expect(answer.Response.Error?.Code).toBe(code);
+      expect(await functionExists("tc-ns2", name)).toBe(false);
+      expect(await functionExists("tc-ns2", "evil-fn")).toBe(false);
+    });
+  }
+
+  it("refuses an unknown SecretId with AuthFailure.SecretIdNotFound", async () => {
+    const answer = await tcCall("ListFunctions", {}, { secretId: "AKIDnosuchkey", secretKey: "whatever" });
+    expect(answer.Response.Error?.Code).toBe("AuthFailure.SecretIdNotFound");
+  });
+
+  it("refuses a cross-namespace request with ResourceNotFound and changes nothing", async () => {
+    const key = await createKey(["tc-ns3"]);
+    const answer = await tcCall(
+      "CreateFunction",
+      { FunctionName: "foreign-fn", Runtime: "Nodejs22", Code: { ZipFile: zip }, Namespace: "default" },
+      key,
+    );
+    expect(answer.Response.Error?.Code).toBe("ResourceNotFound.Namespace");
+    expect(await functionExists("default", "foreign-fn")).toBe(false);
+  });
+
+  it("answers an action it does not implement with UnsupportedOperation, not a 5xx", async () => {
+    const key = await createKey(["tc-ns4"]);
+    const answer = await tcCall("PublishVersion", { FunctionName: "x" }, key);
+    expect(answer.Response.Error?.Code).toBe("UnsupportedOperation");
+  });
+
+  it("refuses a malformed Authorization header with AuthFailure.InvalidAuthorization", async () => {
+    const response = await SELF.fetch("https://platform.test/", {
+      method: "POST",
+      headers: {
+        authorization: "TC3-HMAC-SHA256 nonsense",
+        "x-tc-action": "ListFunctions",
+        "x-tc-version": "2018-04-16",
+      },
+      body: "{}",
+    });
+    const body = (await response.json()) as { Response: { Error: { Code: string } } };
+    expect(body.Response.Error.Code).toBe("AuthFailure.InvalidAuthorization");
+  });
+});
+
+describe("route table", () => {
+  it("answers no route but /healthz without credentials", async () => {
+    const app = createApp();
+    const routes = app.routes.filter((route) => route.method !== "ALL" || route.path === "/");
+    expect(routes.length).toBeGreaterThan(15);
+    for (const route of routes) {
+      const path = route.path.replace(/:requestId/g, crypto.randomUUID()).replace(/:[A-Za-z]+/g, "abc-1");
+      const method = route.method === "ALL" ? "POST" : route.method;
+      const response = await SELF.fetch(`https://platform.test${path}`, {
+        method,
+        body: method === "GET" || method === "HEAD" ? null : "{}",
+      });
+      const label = `${method} ${route.path}`;
+      if (route.path === "/healthz") {
+        // Ready or not (no containers in this pool), it answers without asking for credentials.
+        expect([200, 503], label).toContain(response.status);
+      } else if (route.path === "/") {
+        const body = (await response.json()) as { Response: { Error?: { Code: string } } };
+        expect(body.Response.Error?.Code, label).toMatch(/^AuthFailure/);
+      } else if (route.path.startsWith("/_diagnostics")) {
+        expect(response.status, label).toBe(404);
+      } else {
+        expect(response.status, label).toBe(401);
+      }
+    }
+  });
+});
