@@ -10,10 +10,17 @@ export const MAX_LIST_LIMIT = 100;
 const PUBLIC_STATUSES = ["RUNNING", "FINISHED", "FAILED", "ABORTED"] as const;
 
 /** A time given as epoch milliseconds or an ISO-8601 string. */
-const timeSchema = z.union([
+export const timeSchema = z.union([
   z.coerce.number().int().min(0),
   z.iso.datetime({ offset: true }).transform((value) => Date.parse(value)),
 ]);
+
+/** ASC or DESC, in any case; DESC by default. */
+export const orderSchema = z
+  .string()
+  .transform((value) => value.toUpperCase())
+  .pipe(z.enum(["ASC", "DESC"]))
+  .default("DESC");
 
 const commaSeparated = z.string().transform((value) =>
   value
@@ -34,11 +41,7 @@ export const listEventsQuerySchema = z
     endTimeFrom: timeSchema.optional(),
     endTimeTo: timeSchema.optional(),
     orderBy: z.enum(["startTime", "endTime"]).default("startTime"),
-    order: z
-      .string()
-      .transform((value) => value.toUpperCase())
-      .pipe(z.enum(["ASC", "DESC"]))
-      .default("DESC"),
+    order: orderSchema,
     offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
     limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(20),
   })

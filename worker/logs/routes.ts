@@ -3,7 +3,7 @@ import { z } from "zod";
 import { parseWith } from "../api/validation";
 import type { AuthVariables } from "../auth/credentials";
 import type { EventWithLog } from "../events/async-event-object";
-import { listEvents } from "../events/event-list";
+import { listEvents, orderSchema, timeSchema } from "../events/event-list";
 import { visibleEvent } from "../events/routes";
 import { functionNameSchema } from "../functions/model";
 import { namespaceParam } from "../functions/routes";
@@ -21,22 +21,13 @@ const eventLogQuerySchema = z.strictObject({
 
 const followQuerySchema = z.strictObject({ after: z.coerce.number().int().min(0).optional() });
 
-const timeSchema = z.union([
-  z.coerce.number().int().min(0),
-  z.iso.datetime({ offset: true }).transform((value) => Date.parse(value)),
-]);
-
 const functionLogQuerySchema = z.strictObject({
   requestId: z.string().min(1).max(64).optional(),
   startTime: timeSchema.optional(),
   endTime: timeSchema.optional(),
   /** success: FINISHED events; error: FAILED and ABORTED ones. */
   status: z.enum(["success", "error"]).optional(),
-  order: z
-    .string()
-    .transform((value) => value.toUpperCase())
-    .pipe(z.enum(["ASC", "DESC"]))
-    .default("DESC"),
+  order: orderSchema,
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
   limit: z.coerce.number().int().min(1).max(100).default(10),
 });
