@@ -12,6 +12,8 @@ export interface RunningPlatform {
   stateDir: string;
   logFile: string;
   stop(): Promise<void>;
+  /** Kills the whole platform at once (SIGKILL to every process), as a crash would. */
+  kill(): Promise<void>;
 }
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -47,11 +49,11 @@ async function waitForHealth(baseUrl: string, child: ChildProcess, timeoutMs: nu
 
 /** Starts the platform on a free port with its own state folder and waits until /healthz is 200. */
 export async function startPlatform(
-  options: { vars?: Record<string, string>; env?: Record<string, string> } = {},
+  options: { vars?: Record<string, string>; env?: Record<string, string>; stateDir?: string; port?: number } = {},
 ): Promise<RunningPlatform> {
-  const port = await freePort();
-  const stateDir = mkdtempSync(join(tmpdir(), "afp-e2e-"));
-  const logFile = join(stateDir, "platform.log");
+  const port = options.port ?? (await freePort());
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "afp-e2e-"));
+  const logFile = join(stateDir, `platform-${Date.now()}.log`);
   const log = createWriteStream(logFile);
   const varArgs = Object.entries(options.vars ?? {}).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
   const child = spawn(process.execPath, [join(ROOT, "scripts", "start.mjs"), "--log-level", "warn", ...varArgs], {
@@ -71,11 +73,17 @@ export async function startPlatform(
     await exited;
     clearTimeout(timer);
   };
+  const kill = async () => {
+    if (child.exitCode !== null || child.pid === undefined) return;
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    process.kill(-child.pid, "SIGKILL");
+    await exited;
+  };
   try {
     await waitForHealth(baseUrl, child, 600_000);
   } catch (error) {
     await stop();
     throw new Error(`${String(error)}; see ${logFile}`);
   }
-  return { baseUrl, stateDir, logFile, stop };
+  return { baseUrl, stateDir, logFile, stop, kill };
 }

@@ -3,6 +3,10 @@ export const AGENT_PORT = 8080;
 /** How long a container may take from start() until its agent answers. */
 export const AGENT_BOOT_TIMEOUT_MS = 30_000;
 const AGENT_BOOT_POLL_MS = 25;
+/** A health probe that takes longer than this counts as no answer (a tunnel to a dead port hangs). */
+const HEALTH_PROBE_TIMEOUT_MS = 2_000;
+/** Default limit of one request to the agent that is not a stream. */
+export const AGENT_REQUEST_TIMEOUT_MS = 30_000;
 
 /** What the agent's `GET /health` returns. */
 export interface AgentHealth {
@@ -20,12 +24,17 @@ export interface AgentHealth {
 export class AgentClient {
   constructor(private readonly container: Container) {}
 
-  fetch(path: string, init?: RequestInit): Promise<Response> {
-    return this.container.getTcpPort(AGENT_PORT).fetch(`http://agent${path}`, init);
+  /**
+   * One request to the agent. Without a signal of the caller's, it is limited to
+   * AGENT_REQUEST_TIMEOUT_MS (pass a signal for streams, which last as long as the execution).
+   */
+  fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    const signal = init.signal ?? AbortSignal.timeout(AGENT_REQUEST_TIMEOUT_MS);
+    return this.container.getTcpPort(AGENT_PORT).fetch(`http://agent${path}`, { ...init, signal });
   }
 
   async health(): Promise<AgentHealth> {
-    const response = await this.fetch("/health");
+    const response = await this.fetch("/health", { signal: AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS) });
     if (!response.ok) throw new Error(`agent health answered ${response.status}`);
     return (await response.json()) as AgentHealth;
   }

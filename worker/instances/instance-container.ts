@@ -33,6 +33,8 @@ interface CurrentExecution {
   deadline?: number;
   /** Highest agent record seq already relayed to the event. */
   lastSeq: number;
+  /** SIGTERM was forwarded (graceful terminate): however it ends, the container is not reused. */
+  terminated?: boolean;
 }
 
 const SIGTERM = 15;
@@ -98,7 +100,15 @@ export class InstanceContainer extends DurableObject<Env> {
   /** Starts the container unless it runs, and waits until the agent answers. */
   async ensureStarted(): Promise<AgentHealth> {
     if (!this.container.running) this.container.start({ enableInternet: true });
-    return new AgentClient(this.container).waitUntilReady();
+    try {
+      return await new AgentClient(this.container).waitUntilReady();
+    } catch (error) {
+      // One more try with a fresh container: a boot can fail on a busy engine.
+      console.warn("container did not become ready; starting a fresh one", String(error));
+      if (this.container.running) await this.container.destroy().catch(() => undefined);
+      this.container.start({ enableInternet: true });
+      return new AgentClient(this.container).waitUntilReady();
+    }
   }
 
   /**
@@ -133,7 +143,10 @@ export class InstanceContainer extends DurableObject<Env> {
 
   /** Forwards SIGTERM to the handler process of requestId (graceful terminate). */
   async signalTerminate(requestId: string): Promise<{ delivered: boolean }> {
-    if (this.current?.requestId !== requestId || !this.ctx.container?.running) return { delivered: false };
+    const current = this.current;
+    if (current?.requestId !== requestId || !this.ctx.container?.running) return { delivered: false };
+    current.terminated = true;
+    await this.ctx.storage.put(CURRENT_KEY, current);
     const response = await new AgentClient(this.container).fetch(
       `/executions/${encodeURIComponent(requestId)}/signal`,
       {
@@ -215,7 +228,9 @@ export class InstanceContainer extends DurableObject<Env> {
       await this.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
       if (this.current?.requestId !== requestId || !this.container.running) return;
       const timeoutMs = snapshot.timeoutSeconds * 1000;
+      // The answer is the execution's record stream: no request timeout, the deadline rules.
       const response = await agent.fetch("/executions?stream=1", {
+        signal: new AbortController().signal,
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
@@ -380,7 +395,7 @@ export class InstanceContainer extends DurableObject<Env> {
     const instanceId = this.instanceId;
     try {
       // Container first: once the event reads as ended, an abnormal end's container is gone.
-      if (!outcome || isAbnormal(outcome)) {
+      if (!outcome || isAbnormal(outcome) || current.terminated) {
         const container = this.ctx.container;
         if (container?.running) await container.destroy().catch(() => undefined);
       }
