@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     const invokeUrl = `${platform.baseUrl}/v1/namespaces/${NAMESPACE}/functions/${fn}/invocations`;
     const auth = `authorization=${api.authorization}`;
     const rate = "10";
-    const unloadedSeconds = String(Math.max(5, DURATION_S));
+    const unloadedSeconds = String(Math.max(15, DURATION_S));
     log(`unloaded latency at 1 connection, ${rate} req/s: /healthz and invoke`);
     const healthOne = await autocannon(["-c", "1", "-R", rate, "-d", unloadedSeconds, `${platform.baseUrl}/healthz`]);
     const acceptOne = await autocannon([

@@ -47,10 +47,22 @@ export const events = sqliteTable(
     version: integer("version").notNull(),
     updatedAt: integer("updated_at").notNull().default(sql`(unixepoch() * 1000)`),
   },
+  // Each list orders by a time and then the RequestId, so the indexes end with both (no sort step);
+  // the status index also carries the other filter columns, so counting a filtered list reads the
+  // index alone.
   (table) => [
-    index("events_by_function_start").on(table.namespace, table.functionName, table.startTime),
-    index("events_by_function_end").on(table.namespace, table.functionName, table.endTime),
-    index("events_by_function_status_start").on(table.namespace, table.functionName, table.status, table.startTime),
+    index("events_by_function_start_id").on(table.namespace, table.functionName, table.startTime, table.requestId),
+    index("events_by_function_end_id").on(table.namespace, table.functionName, table.endTime, table.requestId),
+    index("events_by_function_status_covering").on(
+      table.namespace,
+      table.functionName,
+      table.status,
+      table.startTime,
+      table.requestId,
+      table.invokeType,
+      table.qualifier,
+      table.endTime,
+    ),
     index("events_by_start").on(table.startTime),
   ],
 );

@@ -88,7 +88,8 @@ export async function listEvents(
   const direction = query.order === "ASC" ? asc : desc;
   const column = query.orderBy === "endTime" ? events.endTime : events.startTime;
   const orm = drizzle(db);
-  const [rows, totals] = await Promise.all([
+  // One round trip to D1 for the page and the total.
+  const [rows, totals] = await orm.batch([
     orm
       .select()
       .from(events)
