@@ -18,7 +18,7 @@ const NAMESPACE = "bench";
 
 const LIST_FIXTURE_SIZE = Number(process.env.BENCH_LIST_EVENTS ?? 100_000);
 const TERMINATE_SAMPLES = Number(process.env.BENCH_TERMINATE_SAMPLES ?? 8);
-const LIST_SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 60);
+const LIST_SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 150);
 
 const SIGTERM_HANDLER = `exports.main_handler = async (event) => {
   let stop = false;
@@ -165,46 +165,6 @@ async function main(): Promise<void> {
       invokeAccept: { p50: acceptOne.latency.p50, p99: acceptOne.latency.p99, non2xx: acceptOne.non2xx },
     };
 
-    log("draining the events of the latency run");
-    await new Promise((r) => setTimeout(r, 2_000));
-
-    log(`warm dispatch latency (${WARM_SAMPLES} sequential events)`);
-    const warmFn = await createTrivial(api, { maxConcurrency: 1 });
-    await dispatchLatency(api, warmFn, -1);
-    const warm: number[] = [];
-    for (let i = 0; i < WARM_SAMPLES; i++) warm.push(await dispatchLatency(api, warmFn, i));
-    figures.warmDispatchMs = { p50: percentile(warm, 50), p99: percentile(warm, 99), samples: warm.length };
-
-    log(`cold start (${COLD_SAMPLES} new functions)`);
-    const cold: number[] = [];
-    for (let i = 0; i < COLD_SAMPLES; i++) cold.push(await dispatchLatency(api, await createTrivial(api), i));
-    figures.coldStartMs = { p50: percentile(cold, 50), max: Math.max(...cold), samples: cold.length };
-
-    log(`${EVENT_COUNT} trivial events at concurrency 10`);
-    const batchFn = await createTrivial(api, { maxConcurrency: 10 });
-    const startedAt = Date.now();
-    const ids: string[] = [];
-    for (let i = 0; i < EVENT_COUNT; i += 50) {
-      const count = Math.min(50, EVENT_COUNT - i);
-      ids.push(
-        ...(await Promise.all(Array.from({ length: count }, (_, k) => api.invoke(NAMESPACE, batchFn, { n: i + k })))),
-      );
-    }
-    const acceptedAt = Date.now();
-    const statuses = await waitAllEnded(api, ids, 15 * 60_000);
-    const completedAt = Date.now();
-    const finished = [...statuses.values()].filter((status) => status === "FINISHED").length;
-    figures.completion = {
-      events: EVENT_COUNT,
-      concurrency: 10,
-      acceptAllMs: acceptedAt - startedAt,
-      completeAllMs: completedAt - startedAt,
-      eventsPerSecond: Math.round((EVENT_COUNT / ((completedAt - startedAt) / 1000)) * 10) / 10,
-      finished,
-      lost: [...statuses.values()].filter((status) => status === "LOST").length,
-      notFinished: EVENT_COUNT - finished,
-    };
-
     log(`seeding ${LIST_FIXTURE_SIZE} index rows for list latency`);
     const functions = ["etl", "transcode", "infer", "resize"];
     const fixtureStatuses = ["RUNNING", "FINISHED", "FAILED", "ABORTED"];
@@ -272,6 +232,46 @@ async function main(): Promise<void> {
       indexedEvents: LIST_FIXTURE_SIZE,
       healthzSameClient: { p50: percentile(healthSamples, 50), p99: percentile(healthSamples, 99) },
       ...listLatency,
+    };
+
+    log("draining the events of the latency run");
+    await new Promise((r) => setTimeout(r, 2_000));
+
+    log(`warm dispatch latency (${WARM_SAMPLES} sequential events)`);
+    const warmFn = await createTrivial(api, { maxConcurrency: 1 });
+    await dispatchLatency(api, warmFn, -1);
+    const warm: number[] = [];
+    for (let i = 0; i < WARM_SAMPLES; i++) warm.push(await dispatchLatency(api, warmFn, i));
+    figures.warmDispatchMs = { p50: percentile(warm, 50), p99: percentile(warm, 99), samples: warm.length };
+
+    log(`cold start (${COLD_SAMPLES} new functions)`);
+    const cold: number[] = [];
+    for (let i = 0; i < COLD_SAMPLES; i++) cold.push(await dispatchLatency(api, await createTrivial(api), i));
+    figures.coldStartMs = { p50: percentile(cold, 50), max: Math.max(...cold), samples: cold.length };
+
+    log(`${EVENT_COUNT} trivial events at concurrency 10`);
+    const batchFn = await createTrivial(api, { maxConcurrency: 10 });
+    const startedAt = Date.now();
+    const ids: string[] = [];
+    for (let i = 0; i < EVENT_COUNT; i += 50) {
+      const count = Math.min(50, EVENT_COUNT - i);
+      ids.push(
+        ...(await Promise.all(Array.from({ length: count }, (_, k) => api.invoke(NAMESPACE, batchFn, { n: i + k })))),
+      );
+    }
+    const acceptedAt = Date.now();
+    const statuses = await waitAllEnded(api, ids, 15 * 60_000);
+    const completedAt = Date.now();
+    const finished = [...statuses.values()].filter((status) => status === "FINISHED").length;
+    figures.completion = {
+      events: EVENT_COUNT,
+      concurrency: 10,
+      acceptAllMs: acceptedAt - startedAt,
+      completeAllMs: completedAt - startedAt,
+      eventsPerSecond: Math.round((EVENT_COUNT / ((completedAt - startedAt) / 1000)) * 10) / 10,
+      finished,
+      lost: [...statuses.values()].filter((status) => status === "LOST").length,
+      notFinished: EVENT_COUNT - finished,
     };
 
     log(`terminate latency (${TERMINATE_SAMPLES} forced, ${TERMINATE_SAMPLES} graceful)`);
