@@ -228,6 +228,8 @@ export class InstanceContainer extends DurableObject<Env> {
       await this.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
       if (this.current?.requestId !== requestId || !this.container.running) return;
       const timeoutMs = snapshot.timeoutSeconds * 1000;
+      // The clock starts as the handler is handed over, so the event's start precedes its first line.
+      const startedAt = Date.now();
       // The answer is the execution's record stream: no request timeout, the deadline rules.
       const response = await agent.fetch("/executions?stream=1", {
         signal: new AbortController().signal,
@@ -257,7 +259,6 @@ export class InstanceContainer extends DurableObject<Env> {
       }
       const current = this.current;
       if (current?.requestId !== requestId) return;
-      const startedAt = Date.now();
       current.deadline = startedAt + timeoutMs;
       await this.ctx.storage.put(CURRENT_KEY, current);
       await this.ctx.storage.setAlarm(Math.min(current.deadline, Date.now() + RELAY_CHECK_INTERVAL_MS));
