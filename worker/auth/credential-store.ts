@@ -2,6 +2,7 @@ import { desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { type CredentialRow, credentials } from "../db/schema";
 import { NAMESPACE_PATTERN } from "../functions/model";
+import { fromBase64, toBase64 } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
 import { constantTimeEqual, type Principal } from "./principal";
 
@@ -15,16 +16,6 @@ export interface ResolvedCredential extends Principal {
 
 const cache = new Map<string, { credential: ResolvedCredential | undefined; expiresAt: number }>();
 const encoder = new TextEncoder();
-
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
-
-function fromBase64(text: string): Uint8Array {
-  return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
-}
 
 async function masterKey(env: Env): Promise<CryptoKey> {
   const raw = env.MASTER_KEY;

@@ -1,4 +1,6 @@
 // TC3-HMAC-SHA256, Tencent Cloud API 3.0's request signature, verified on the server side.
+import { hex, sha256Hex } from "../shared/encoding";
+import { constantTimeEqual } from "./principal";
 
 /** How far a request's X-TC-Timestamp may be from now. */
 export const MAX_CLOCK_SKEW_SECONDS = 300;
@@ -20,14 +22,6 @@ export type Tc3Failure =
   | "AuthFailure.SignatureFailure";
 
 const encoder = new TextEncoder();
-
-function hex(bytes: ArrayBuffer): string {
-  return [...new Uint8Array(bytes)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-async function sha256Hex(data: string | Uint8Array): Promise<string> {
-  return hex(await crypto.subtle.digest("SHA-256", typeof data === "string" ? encoder.encode(data) : data));
-}
 
 async function hmac(key: Uint8Array, message: string): Promise<Uint8Array> {
   const cryptoKey = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
@@ -81,13 +75,7 @@ export async function tc3Signature(input: {
   const secretDate = await hmac(encoder.encode(`TC3${input.secretKey}`), date);
   const secretService = await hmac(secretDate, input.service);
   const secretSigning = await hmac(secretService, "tc3_request");
-  return hex((await hmac(secretSigning, stringToSign)).buffer as ArrayBuffer);
-}
-
-/** Constant-time comparison of two hex signatures. */
-async function sameSignature(a: string, b: string): Promise<boolean> {
-  const [left, right] = await Promise.all([sha256Hex(a), sha256Hex(b)]);
-  return crypto.subtle.timingSafeEqual(encoder.encode(left), encoder.encode(right));
+  return hex(await hmac(secretSigning, stringToSign));
 }
 
 /**
@@ -132,7 +120,7 @@ export async function verifyTc3(input: {
       timestamp: input.timestamp,
       service: authorization.service,
     });
-    if (await sameSignature(expected, authorization.signature)) return undefined;
+    if (await constantTimeEqual(expected, authorization.signature)) return undefined;
   }
   return "AuthFailure.SignatureFailure";
 }

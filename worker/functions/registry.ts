@@ -1,6 +1,7 @@
 import { and, asc, count, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { events, type FunctionRow, functions } from "../db/schema";
+import { fromBase64, sha256Hex } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
 import {
   type CreateFunctionInput,
@@ -22,19 +23,25 @@ function cacheKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
+function byName(namespace: string, name: string) {
+  return and(eq(functions.namespace, namespace), eq(functions.name, name));
+}
+
+/** The error for a function that is not in the namespace. */
+export function functionNotFound(namespace: string, name: string): PlatformError {
+  return new PlatformError("FUNCTION_NOT_FOUND", `function ${name} not found in namespace ${namespace}`);
+}
+
 /** Decodes and checks a base64 zip package. */
 export async function decodeCodePackage(zipBase64: string): Promise<{ bytes: Uint8Array; sha256: string }> {
-  const binary = atob(zipBase64);
-  if (binary.length > MAX_CODE_PACKAGE_BYTES) {
+  const bytes = fromBase64(zipBase64);
+  if (bytes.byteLength > MAX_CODE_PACKAGE_BYTES) {
     throw new PlatformError("PAYLOAD_TOO_LARGE", `code package over ${MAX_CODE_PACKAGE_BYTES} bytes`);
   }
-  const bytes = Uint8Array.from(binary, (char) => char.charCodeAt(0));
   // Local file header (PK\x03\x04) or an empty archive's end record (PK\x05\x06).
   const isZip = bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 3 || bytes[2] === 5);
   if (!isZip) throw new PlatformError("INVALID_PARAMETER", "code.zipFile is not a zip archive");
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  const sha256 = [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-  return { bytes, sha256 };
+  return { bytes, sha256: await sha256Hex(bytes) };
 }
 
 /** The function registry in D1, with code packages in R2. */
@@ -46,12 +53,8 @@ export class FunctionRegistry {
   }
 
   async get(namespace: string, name: string): Promise<FunctionRow> {
-    const row = await this.db
-      .select()
-      .from(functions)
-      .where(and(eq(functions.namespace, namespace), eq(functions.name, name)))
-      .get();
-    if (!row) throw new PlatformError("FUNCTION_NOT_FOUND", `function ${name} not found in namespace ${namespace}`);
+    const row = await this.find(namespace, name);
+    if (!row) throw functionNotFound(namespace, name);
     return row;
   }
 
@@ -60,14 +63,14 @@ export class FunctionRegistry {
     const key = cacheKey(namespace, name);
     const hit = cache.get(key);
     if (hit && hit.expiresAt > Date.now()) return hit.snapshot;
-    const row = await this.db
-      .select()
-      .from(functions)
-      .where(and(eq(functions.namespace, namespace), eq(functions.name, name)))
-      .get();
+    const row = await this.find(namespace, name);
     const snapshot = row ? snapshotOf(row) : undefined;
     cache.set(key, { snapshot, expiresAt: Date.now() + FUNCTION_CACHE_TTL_MS });
     return snapshot;
+  }
+
+  private find(namespace: string, name: string): Promise<FunctionRow | undefined> {
+    return this.db.select().from(functions).where(byName(namespace, name)).get();
   }
 
   async list(namespace: string, offset: number, limit: number): Promise<{ total: number; functions: FunctionRow[] }> {
@@ -148,13 +151,9 @@ export class FunctionRegistry {
       ...(input.qpsLimit !== undefined ? { qpsLimit: input.qpsLimit } : {}),
       updatedAt: Date.now(),
     };
-    const [updated] = await this.db
-      .update(functions)
-      .set(changes)
-      .where(and(eq(functions.namespace, namespace), eq(functions.name, name)))
-      .returning();
+    const [updated] = await this.db.update(functions).set(changes).where(byName(namespace, name)).returning();
     cache.delete(cacheKey(namespace, name));
-    if (!updated) throw new PlatformError("FUNCTION_NOT_FOUND", `function ${name} not found in namespace ${namespace}`);
+    if (!updated) throw functionNotFound(namespace, name);
     return updated;
   }
 
@@ -166,10 +165,10 @@ export class FunctionRegistry {
     const [updated] = await this.db
       .update(functions)
       .set({ codeSha256: code.sha256, codeSize: code.bytes.byteLength, codeKey, updatedAt: Date.now() })
-      .where(and(eq(functions.namespace, namespace), eq(functions.name, name)))
+      .where(byName(namespace, name))
       .returning();
     cache.delete(cacheKey(namespace, name));
-    if (!updated) throw new PlatformError("FUNCTION_NOT_FOUND", `function ${name} not found in namespace ${namespace}`);
+    if (!updated) throw functionNotFound(namespace, name);
     return updated;
   }
 
@@ -190,7 +189,7 @@ export class FunctionRegistry {
         `function ${name} has ${running} event(s) that have not ended; wait for them or terminate them first`,
       );
     }
-    await this.db.delete(functions).where(and(eq(functions.namespace, namespace), eq(functions.name, name)));
+    await this.db.delete(functions).where(byName(namespace, name));
     cache.delete(cacheKey(namespace, name));
     const listed = await this.env.CODE_BUCKET.list({ prefix: `code/${namespace}/${name}/` });
     if (listed.objects.length > 0) await this.env.CODE_BUCKET.delete(listed.objects.map((object) => object.key));
