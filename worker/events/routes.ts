@@ -4,10 +4,11 @@ import { parseWith, readBodyText } from "../api/validation";
 import { type AuthVariables, canAccessNamespace } from "../auth/credentials";
 import { functionNameSchema } from "../functions/model";
 import { QpsLimiter } from "../functions/qps-limiter";
-import { FunctionRegistry } from "../functions/registry";
+import { FunctionRegistry, functionNotFound } from "../functions/registry";
 import { namespaceParam } from "../functions/routes";
 import { PlatformError, unwrap } from "../shared/errors";
 import { listEvents, listEventsQuerySchema, listedEvent } from "./event-list";
+import type { PublicEvent } from "./event-machine";
 
 type AppEnv = { Bindings: Env; Variables: AuthVariables };
 
@@ -40,10 +41,7 @@ export async function invokeAsync(
   }
   const snapshot = await new FunctionRegistry(env).snapshot(request.namespace, request.functionName);
   if (!snapshot) {
-    throw new PlatformError(
-      "FUNCTION_NOT_FOUND",
-      `function ${request.functionName} not found in namespace ${request.namespace}`,
-    );
+    throw functionNotFound(request.namespace, request.functionName);
   }
   if (!snapshot.asyncRunEnable) {
     throw new PlatformError("FUNCTION_NOT_ASYNC", `function ${request.functionName} is not an async function`);
@@ -72,16 +70,36 @@ export async function invokeAsync(
   });
 }
 
-/** Looks up an event the caller may see; not-found otherwise (other namespaces included). */
-export async function visibleEvent(env: Env, principal: AuthVariables["principal"], rawRequestId: string | undefined) {
+function eventStub(env: Env, rawRequestId: string | undefined) {
   const parsed = requestIdSchema.safeParse(rawRequestId);
   if (!parsed.success) throw new PlatformError("EVENT_NOT_FOUND", `no event ${String(rawRequestId)}`);
-  const event = env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(parsed.data));
-  const namespace = await event.namespaceOf();
+  return { requestId: parsed.data, stub: env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(parsed.data)) };
+}
+
+/** Looks up an event the caller may see; not-found otherwise (other namespaces included). */
+export async function visibleEvent(env: Env, principal: AuthVariables["principal"], rawRequestId: string | undefined) {
+  const { requestId, stub } = eventStub(env, rawRequestId);
+  const namespace = await stub.namespaceOf();
   if (namespace === undefined || !canAccessNamespace(principal, namespace)) {
-    throw new PlatformError("EVENT_NOT_FOUND", `no event ${parsed.data}`);
+    throw new PlatformError("EVENT_NOT_FOUND", `no event ${requestId}`);
   }
-  return event;
+  return stub;
+}
+
+/** As visibleEvent, with the event's public view read in the same call. */
+export async function visibleEventView(
+  env: Env,
+  principal: AuthVariables["principal"],
+  rawRequestId: string | undefined,
+) {
+  const { requestId, stub } = eventStub(env, rawRequestId);
+  const view = await stub.view();
+  if (view.ok === false) throw new PlatformError("EVENT_NOT_FOUND", `no event ${requestId}`);
+  const event = unwrap<PublicEvent>(view);
+  if (!canAccessNamespace(principal, event.namespace)) {
+    throw new PlatformError("EVENT_NOT_FOUND", `no event ${requestId}`);
+  }
+  return { stub, event };
 }
 
 /** REST routes: async invocation and reading events. */
@@ -127,6 +145,6 @@ export const eventRoutes = new Hono<AppEnv>()
     return c.json(unwrap(await event.terminate(graceful)));
   })
   .get("/v1/events/:requestId", async (c) => {
-    const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
-    return c.json(unwrap(await event.view()));
+    const { event } = await visibleEventView(c.env, c.var.principal, c.req.param("requestId"));
+    return c.json(event);
   });

@@ -2,17 +2,14 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { parseWith } from "../api/validation";
 import type { AuthVariables } from "../auth/credentials";
-import type { EventWithLog } from "../events/async-event-object";
-import { listEvents, orderSchema, timeSchema } from "../events/event-list";
+import { orderSchema, timeSchema } from "../events/event-list";
 import { visibleEvent } from "../events/routes";
 import { functionNameSchema } from "../functions/model";
 import { namespaceParam } from "../functions/routes";
 import { unwrap } from "../shared/errors";
+import { functionLogs } from "./function-logs";
 
 type AppEnv = { Bindings: Env; Variables: AuthVariables };
-
-/** Log text returned per event by the function-log query. */
-export const FUNCTION_LOG_CHARS_PER_EVENT = 64 * 1024;
 
 const eventLogQuerySchema = z.strictObject({
   after: z.coerce.number().int().min(0).default(0),
@@ -61,43 +58,29 @@ export const logRoutes = new Hono<AppEnv>()
     const namespace = namespaceParam(c.var.principal, c.req.param("namespace"));
     const functionName = parseWith(functionNameSchema, c.req.param("name"));
     const query = parseWith(functionLogQuerySchema, c.req.query());
-    const statuses =
-      query.status === "success"
-        ? ["FINISHED" as const]
-        : query.status === "error"
-          ? ["FAILED" as const, "ABORTED" as const]
-          : undefined;
-    const page = await listEvents(c.env.DB, namespace, functionName, {
-      orderBy: "startTime",
+    const page = await functionLogs(c.env, namespace, functionName, {
       order: query.order,
       offset: query.offset,
       limit: query.limit,
+      ...(query.status !== undefined ? { outcome: query.status } : {}),
       ...(query.requestId !== undefined ? { requestId: query.requestId } : {}),
       ...(query.startTime !== undefined ? { startTimeFrom: query.startTime } : {}),
       ...(query.endTime !== undefined ? { startTimeTo: query.endTime } : {}),
-      ...(statuses !== undefined ? { statuses } : {}),
     });
-    const logs = await Promise.all(
-      page.events.map(async (row) => {
-        const stub = c.env.ASYNC_EVENT.get(c.env.ASYNC_EVENT.idFromName(row.requestId));
-        const detail = await stub.viewWithLog(FUNCTION_LOG_CHARS_PER_EVENT);
-        // An event deleted after its index row was read is skipped.
-        if (detail.ok === false) return undefined;
-        const event: EventWithLog = unwrap(detail);
-        return {
-          requestId: event.requestId,
-          functionName: event.functionName,
-          qualifier: event.qualifier,
-          startTime: event.invokedAt,
-          endTime: event.endedAt,
-          status: event.status,
-          statusCode: event.statusCode,
-          durationMs: event.durationMs,
-          memoryUsageKb: event.memoryUsageKb,
-          errorMessage: event.errorMessage,
-          log: event.log,
-        };
-      }),
-    );
-    return c.json({ total: page.total, logs: logs.filter((entry) => entry !== undefined) });
+    return c.json({
+      total: page.total,
+      logs: page.events.map((event) => ({
+        requestId: event.requestId,
+        functionName: event.functionName,
+        qualifier: event.qualifier,
+        startTime: event.invokedAt,
+        endTime: event.endedAt,
+        status: event.status,
+        statusCode: event.statusCode,
+        durationMs: event.durationMs,
+        memoryUsageKb: event.memoryUsageKb,
+        errorMessage: event.errorMessage,
+        log: event.log,
+      })),
+    });
   });

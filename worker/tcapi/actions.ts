@@ -2,10 +2,8 @@ import { z } from "zod";
 import { describeIssues } from "../api/validation";
 import { canAccessNamespace, type Principal } from "../auth/principal";
 import type { FunctionRow } from "../db/schema";
-import type { EventWithLog } from "../events/async-event-object";
 import { listEvents } from "../events/event-list";
-import type { PublicEvent } from "../events/event-machine";
-import { invokeAsync } from "../events/routes";
+import { invokeAsync, visibleEventView } from "../events/routes";
 import {
   createFunctionSchema,
   DEFAULT_NAMESPACE,
@@ -13,6 +11,7 @@ import {
   updateConfigurationSchema,
 } from "../functions/model";
 import { FunctionRegistry } from "../functions/registry";
+import { functionLogs } from "../logs/function-logs";
 import { unwrap } from "../shared/errors";
 import { parseTcTime, tcTime } from "./envelope";
 
@@ -329,22 +328,17 @@ const listAsyncEvents: Action = async ({ env, principal, params }) => {
 };
 
 /** The event object of an id the caller may see, optionally also checking its function. */
-async function visibleEvent(env: Env, principal: Principal, requestId: string, functionName?: string) {
-  const parsed = z.uuid().safeParse(requestId);
-  if (!parsed.success) throw new TcApiError("ResourceNotFound.AsyncEvent", `no async event ${requestId}`);
-  const stub = env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(parsed.data));
-  const view = await stub.view();
-  if (view.ok === false) throw new TcApiError("ResourceNotFound.AsyncEvent", `no async event ${requestId}`);
-  const event = unwrap<PublicEvent>(view);
-  if (!canAccessNamespace(principal, event.namespace) || (functionName && event.functionName !== functionName)) {
+async function visibleAsyncEvent(env: Env, principal: Principal, requestId: string, functionName?: string) {
+  const found = await visibleEventView(env, principal, requestId);
+  if (functionName && found.event.functionName !== functionName) {
     throw new TcApiError("ResourceNotFound.AsyncEvent", `no async event ${requestId}`);
   }
-  return { stub, event };
+  return found;
 }
 
 const getAsyncEventStatus: Action = async ({ env, principal, params }) => {
   const p = parseParams(z.object({ InvokeRequestId: z.string() }), params);
-  const { event } = await visibleEvent(env, principal, p.InvokeRequestId);
+  const { event } = await visibleAsyncEvent(env, principal, p.InvokeRequestId);
   return {
     Result: {
       Status: event.status,
@@ -366,7 +360,7 @@ const terminateAsyncEvent: Action = async ({ env, principal, params }) => {
     params,
   );
   const namespace = namespaceOf(principal, p.Namespace);
-  const { stub, event } = await visibleEvent(env, principal, p.InvokeRequestId, p.FunctionName);
+  const { stub, event } = await visibleAsyncEvent(env, principal, p.InvokeRequestId, p.FunctionName);
   if (event.namespace !== namespace)
     throw new TcApiError("ResourceNotFound.AsyncEvent", `no async event ${p.InvokeRequestId}`);
   unwrap(await stub.terminate(p.GraceShutdown));
@@ -395,45 +389,34 @@ const getFunctionLogs: Action = async ({ env, principal, params }) => {
     throw new TcApiError("InvalidParameterValue.StartTime", "times are %Y-%m-%d %H:%M:%S (UTC)");
   }
   const retCode = p.Filter?.RetCode;
-  const statuses: ("FINISHED" | "FAILED" | "ABORTED")[] | undefined =
-    retCode === "is0" ? ["FINISHED"] : retCode === "not0" ? ["FAILED", "ABORTED"] : undefined;
   if (retCode && retCode !== "is0" && retCode !== "not0") {
     throw new TcApiError("InvalidParameterValue.Filter", 'Filter.RetCode: "is0" or "not0"');
   }
-  const page = await listEvents(env.DB, namespace, p.FunctionName, {
+  const page = await functionLogs(env, namespace, p.FunctionName, {
     order: p.Order.toUpperCase() as "ASC" | "DESC",
-    orderBy: "startTime",
     offset: p.Offset,
     limit: p.Limit,
-    ...(statuses ? { statuses } : {}),
+    ...(retCode === "is0" ? { outcome: "success" as const } : retCode === "not0" ? { outcome: "error" as const } : {}),
     ...(p.FunctionRequestId ? { requestId: p.FunctionRequestId } : {}),
     ...(startTime !== undefined ? { startTimeFrom: startTime } : {}),
     ...(endTime !== undefined ? { startTimeTo: endTime } : {}),
   });
-  const data = await Promise.all(
-    page.events.map(async (row) => {
-      const stub = env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(row.requestId));
-      const detail = await stub.viewWithLog(64 * 1024);
-      if (detail.ok === false) return undefined;
-      const event = unwrap<EventWithLog>(detail);
-      return {
-        FunctionName: event.functionName,
-        RequestId: event.requestId,
-        StartTime: tcTime(Date.parse(event.invokedAt)),
-        RetCode: event.status === "FINISHED" ? 0 : event.status === "RUNNING" ? -1 : 1,
-        RetMsg: event.status === "FINISHED" ? JSON.stringify(event.result) : (event.errorMessage ?? ""),
-        InvokeFinished: event.status === "RUNNING" ? 0 : 1,
-        Duration: event.durationMs ?? 0,
-        BillDuration: event.durationMs ?? 0,
-        MemUsage: (event.memoryUsageKb ?? 0) * 1024,
-        Log: event.log,
-        Level: event.status === "FINISHED" ? "INFO" : "ERROR",
-        Source: "",
-        RetryNum: 0,
-      };
-    }),
-  );
-  return { Data: data.filter((entry) => entry !== undefined), TotalCount: page.total };
+  const data = page.events.map((event) => ({
+    FunctionName: event.functionName,
+    RequestId: event.requestId,
+    StartTime: tcTime(Date.parse(event.invokedAt)),
+    RetCode: event.status === "FINISHED" ? 0 : event.status === "RUNNING" ? -1 : 1,
+    RetMsg: event.status === "FINISHED" ? JSON.stringify(event.result) : (event.errorMessage ?? ""),
+    InvokeFinished: event.status === "RUNNING" ? 0 : 1,
+    Duration: event.durationMs ?? 0,
+    BillDuration: event.durationMs ?? 0,
+    MemUsage: (event.memoryUsageKb ?? 0) * 1024,
+    Log: event.log,
+    Level: event.status === "FINISHED" ? "INFO" : "ERROR",
+    Source: "",
+    RetryNum: 0,
+  }));
+  return { Data: data, TotalCount: page.total };
 };
 
 /** Every implemented action; any other gets UnsupportedOperation. */
