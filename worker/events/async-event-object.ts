@@ -33,18 +33,14 @@ const MAX_LOG_RECORDS_PER_APPEND = 1_000;
 /** Most log lines one read returns (and a follower's backlog is sent in pages of this size). */
 export const MAX_LOG_READ = 1_000;
 
-/** What the invoke route hands to a new event. */
-export interface AcceptRequest {
-  requestId: string;
-  namespace: string;
-  functionName: string;
-  qualifier: string;
-  invokeType: string;
-  function: FunctionSnapshot;
+/** What the invoke route hands to a new event: its identity, function snapshot and payload. */
+export type AcceptRequest = Pick<
+  EventState,
+  "requestId" | "namespace" | "functionName" | "qualifier" | "invokeType" | "function" | "invokedAt"
+> & {
   /** The event, as JSON text. */
   payload: string;
-  invokedAt: number;
-}
+};
 
 /** An event's public view with the start of its log as text. */
 export type EventWithLog = ReturnType<typeof publicEvent> & { log: string };

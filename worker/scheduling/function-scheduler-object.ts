@@ -74,7 +74,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
   async stats(): Promise<{ pending: number; busy: number; slots: number; maxConcurrency: number }> {
     const sql = this.ctx.storage.sql;
     const pending = Number(sql.exec("SELECT COUNT(*) AS n FROM pending").one().n);
-    const busy = Number(sql.exec("SELECT COUNT(*) AS n FROM slots WHERE request_id IS NOT NULL").one().n);
+    const busy = this.busyCount();
     const slots = Number(sql.exec("SELECT COUNT(*) AS n FROM slots").one().n);
     return { pending, busy, slots, maxConcurrency: this.maxConcurrency() };
   }
@@ -97,30 +97,26 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       }
     }
     this.pump();
-    const stillBusy = Number(sql.exec("SELECT COUNT(*) AS n FROM slots WHERE request_id IS NOT NULL").one().n);
-    if (stillBusy > 0) await this.ctx.storage.setAlarm(Date.now() + AUDIT_INTERVAL_MS);
+    if (this.busyCount() > 0) await this.ctx.storage.setAlarm(Date.now() + AUDIT_INTERVAL_MS);
   }
 
   /** Assigns waiting events to slots up to the concurrency limit, then starts them. */
   private pump(): void {
-    const assignments = this.assign();
+    const { assignments, busy } = this.assign();
     const name = this.getSetting("name");
     if (!name) return;
     for (const assignment of assignments) {
       this.ctx.waitUntil(this.startOnInstance(name, assignment));
     }
-    const busy = Number(
-      this.ctx.storage.sql.exec("SELECT COUNT(*) AS n FROM slots WHERE request_id IS NOT NULL").one().n,
-    );
     if (busy > 0) this.ctx.waitUntil(this.ensureAuditAlarm());
   }
 
   /** Synchronous (no await): no other call can interleave between choosing and recording. */
-  private assign(): Assignment[] {
+  private assign(): { assignments: Assignment[]; busy: number } {
     const sql = this.ctx.storage.sql;
     const limit = this.maxConcurrency();
     const assignments: Assignment[] = [];
-    let busy = Number(sql.exec("SELECT COUNT(*) AS n FROM slots WHERE request_id IS NOT NULL").one().n);
+    let busy = this.busyCount();
     while (busy < limit) {
       const next = sql
         .exec<{ seq: number; request_id: string }>("SELECT seq, request_id FROM pending ORDER BY seq LIMIT 1")
@@ -144,7 +140,11 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       assignments.push({ slot, requestId: next.request_id });
       busy += 1;
     }
-    return assignments;
+    return { assignments, busy };
+  }
+
+  private busyCount(): number {
+    return Number(this.ctx.storage.sql.exec("SELECT COUNT(*) AS n FROM slots WHERE request_id IS NOT NULL").one().n);
   }
 
   private newSlotNumber(): number {
