@@ -6,7 +6,7 @@
 // test size, default 1000), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5).
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
-import { ApiClient, followLogs, TEST_CREDENTIALS, uniqueName } from "../test/helpers/api-client";
+import { ApiClient, followLogs, TEST_CREDENTIALS } from "../test/helpers/api-client";
 import { startPlatform } from "../test/helpers/platform";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -77,10 +77,8 @@ function autocannon(args: string[]): Promise<AutocannonResult> {
   });
 }
 
-async function createTrivial(api: ApiClient, options: Record<string, unknown> = {}): Promise<string> {
-  const name = uniqueName("bench");
-  const created = await api.createFunction(NAMESPACE, {
-    name,
+function createTrivial(api: ApiClient, options: Record<string, unknown> = {}): Promise<string> {
+  return api.createUniqueFunction(NAMESPACE, "bench", {
     runtime: "Nodejs22",
     files: { "index.js": TRIVIAL_HANDLER },
     timeout: 60,
@@ -88,8 +86,6 @@ async function createTrivial(api: ApiClient, options: Record<string, unknown> = 
     qpsLimit: 100_000,
     ...options,
   });
-  if (created.status !== 201) throw new Error(`create answered ${created.status}`);
-  return name;
 }
 
 /** RequestId returned → handler started, for one invocation. */
@@ -275,9 +271,7 @@ async function main(): Promise<void> {
     };
 
     log(`terminate latency (${TERMINATE_SAMPLES} forced, ${TERMINATE_SAMPLES} graceful)`);
-    const jobName = uniqueName("bench-term");
-    await api.createFunction(NAMESPACE, {
-      name: jobName,
+    const jobName = await api.createUniqueFunction(NAMESPACE, "bench-term", {
       runtime: "Nodejs22",
       files: { "index.js": SIGTERM_HANDLER },
       timeout: 300,
@@ -322,9 +316,7 @@ async function main(): Promise<void> {
     };
 
     log("live log latency: print in the handler → line received by an SSE client");
-    const tickerName = uniqueName("bench-tick");
-    await api.createFunction(NAMESPACE, {
-      name: tickerName,
+    const tickerName = await api.createUniqueFunction(NAMESPACE, "bench-tick", {
       runtime: "Nodejs22",
       files: { "index.js": TICKER_HANDLER },
       timeout: 120,

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { ApiClient, type EventView, TEST_CREDENTIALS, uniqueName } from "../helpers/api-client";
+import { ApiClient, type EventView, TEST_CREDENTIALS } from "../helpers/api-client";
 import { startPlatform } from "../helpers/platform";
 import { NODE_LONG_JOB } from "./fixtures";
 
@@ -17,15 +17,12 @@ describe("a crash of the whole local runtime", () => {
     const before = workerdContainers();
     const first = await startPlatform({ env: credentials });
     const api = new ApiClient(first.baseUrl);
-    const name = uniqueName("crash");
-    const created = await api.createFunction("default", {
-      name,
+    const name = await api.createUniqueFunction("default", "crash", {
       runtime: "Nodejs22",
       files: { "index.js": NODE_LONG_JOB },
       timeout: 120,
       maxConcurrency: 1,
     });
-    expect(created.status).toBe(201);
     const running = await api.invoke("default", name, { runMs: 60_000 });
     await api.waitForEvent(running, (event) => event.phase === "running");
     const queued = [];

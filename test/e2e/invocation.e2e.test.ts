@@ -1,38 +1,25 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { ApiClient, type EventView, uniqueName } from "../helpers/api-client";
+import { ApiClient, type EventView } from "../helpers/api-client";
 import { NODE_HANDLER, NODE_MEMORY_HOG, PYTHON_HANDLER } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
 const NAMESPACE = "default";
 
-async function createNode(options: Record<string, unknown> = {}): Promise<string> {
-  const name = uniqueName("node");
-  const created = await api.createFunction(NAMESPACE, {
-    name,
-    runtime: "Nodejs22",
-    handler: "index.main_handler",
-    files: { "index.js": NODE_HANDLER },
-    timeout: 30,
-    environment: { GREETING: "hello" },
-    ...options,
-  });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  return name;
-}
+const HANDLERS = {
+  Nodejs22: { "index.js": NODE_HANDLER },
+  "Python3.11": { "index.py": PYTHON_HANDLER },
+} as const;
 
-async function createPython(options: Record<string, unknown> = {}): Promise<string> {
-  const name = uniqueName("python");
-  const created = await api.createFunction(NAMESPACE, {
-    name,
-    runtime: "Python3.11",
+/** A function of the runtime running the shared fixture handler. */
+function createHandler(runtime: keyof typeof HANDLERS, options: Record<string, unknown> = {}): Promise<string> {
+  return api.createUniqueFunction(NAMESPACE, runtime === "Nodejs22" ? "node" : "python", {
+    runtime,
     handler: "index.main_handler",
-    files: { "index.py": PYTHON_HANDLER },
+    files: HANDLERS[runtime],
     timeout: 30,
     environment: { GREETING: "hello" },
     ...options,
   });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  return name;
 }
 
 async function instanceStatus(instanceId: string): Promise<{ containerRunning: boolean; requestId: string | null }> {
@@ -48,7 +35,7 @@ function time(value: string | null): number {
 describe("async invocation of a Node.js function", () => {
   let name: string;
   beforeAll(async () => {
-    name = await createNode();
+    name = await createHandler("Nodejs22");
   });
 
   it("returns a RequestId at once, runs RUNNING then FINISHED with the handler's return value", async () => {
@@ -103,7 +90,7 @@ describe("async invocation of a Node.js function", () => {
 describe("async invocation of a Python function", () => {
   let name: string;
   beforeAll(async () => {
-    name = await createPython();
+    name = await createHandler("Python3.11");
   });
 
   it("runs RUNNING then FINISHED with the handler's return value", async () => {
@@ -146,7 +133,7 @@ describe("async invocation of a Python function", () => {
 
 describe("timeouts", () => {
   it("fails a handler sleeping past its timeout with 433 within 2 s of the deadline, its container gone", async () => {
-    const name = await createNode({ timeout: 2 });
+    const name = await createHandler("Nodejs22", { timeout: 2 });
     const requestId = await api.invoke(NAMESPACE, name, { sleepMs: 20_000 });
     const done = await api.waitForEvent(requestId, undefined, 30_000);
     expect(done.status).toBe("FAILED");
@@ -162,15 +149,12 @@ describe("timeouts", () => {
 
 describe("memory limit", () => {
   it("fails a Node.js handler that exceeds its memory size with 434", async () => {
-    const name = uniqueName("hog");
-    const created = await api.createFunction(NAMESPACE, {
-      name,
+    const name = await api.createUniqueFunction(NAMESPACE, "hog", {
       runtime: "Nodejs22",
       files: { "index.js": NODE_MEMORY_HOG },
       memorySize: 64,
       timeout: 60,
     });
-    expect(created.status).toBe(201);
     const done = await api.waitForEvent(await api.invoke(NAMESPACE, name, {}), undefined, 60_000);
     expect(done.status).toBe("FAILED");
     expect(done.statusCode).toBe(434);
@@ -179,7 +163,7 @@ describe("memory limit", () => {
 
 describe("concurrency limit", () => {
   it("never runs more than maxConcurrency events at once and finishes all of them", async () => {
-    const name = await createNode({ maxConcurrency: 2 });
+    const name = await createHandler("Nodejs22", { maxConcurrency: 2 });
     const ids = await Promise.all(
       Array.from({ length: 10 }, (_, n) => api.invoke(NAMESPACE, name, { sleepMs: 2000, n })),
     );
@@ -196,7 +180,7 @@ describe("concurrency limit", () => {
 
 describe("at-least-once dispatch", () => {
   it("does not run the function twice when a dispatch message is delivered again", async () => {
-    const name = await createNode();
+    const name = await createHandler("Nodejs22");
     const requestId = await api.invoke(NAMESPACE, name, { sleepMs: 1000 });
     const running = await api.waitForEvent(requestId, (event) => event.phase === "running");
     const message = {

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { ApiClient, followLogs, type LogStreamEvent, uniqueName } from "../helpers/api-client";
+import { ApiClient, followLogs, type LogStreamEvent } from "../helpers/api-client";
 import { NODE_HANDLER, NODE_TICKER, PYTHON_AWKWARD_OUTPUT } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
@@ -14,16 +14,12 @@ function userLines(events: LogStreamEvent[]): string[] {
     .map((record) => record.line.replace(/ t=\d+$/, ""));
 }
 
-async function createTicker(): Promise<string> {
-  const name = uniqueName("ticker");
-  const created = await api.createFunction(NAMESPACE, {
-    name,
+function createTicker(): Promise<string> {
+  return api.createUniqueFunction(NAMESPACE, "ticker", {
     runtime: "Nodejs22",
     files: { "index.js": NODE_TICKER },
     timeout: 120,
   });
-  expect(created.status).toBe(201);
-  return name;
 }
 
 describe("live log follow (Server-Sent Events)", () => {
@@ -90,14 +86,11 @@ describe("live log follow (Server-Sent Events)", () => {
 describe("log safety and bounds", () => {
   let name: string;
   beforeAll(async () => {
-    name = uniqueName("awkward");
-    const created = await api.createFunction(NAMESPACE, {
-      name,
+    name = await api.createUniqueFunction(NAMESPACE, "awkward", {
       runtime: "Python3.11",
       files: { "index.py": PYTHON_AWKWARD_OUTPUT },
       timeout: 120,
     });
-    expect(created.status).toBe(201);
   });
 
   it("stores and serves ANSI escapes, invalid UTF-8, NUL bytes and a 10 MB line safely", async () => {
@@ -114,8 +107,10 @@ describe("log safety and bounds", () => {
   });
 
   it("bounds a 50 MB flood with a marker while other events keep running", async () => {
-    const other = uniqueName("bystander");
-    await api.createFunction(NAMESPACE, { name: other, runtime: "Nodejs22", files: { "index.js": NODE_HANDLER } });
+    const other = await api.createUniqueFunction(NAMESPACE, "bystander", {
+      runtime: "Nodejs22",
+      files: { "index.js": NODE_HANDLER },
+    });
     await api.waitForEvent(await api.invoke(NAMESPACE, other, {}));
     const flood = await api.invoke(NAMESPACE, name, { kind: "flood" });
     await api.waitForEvent(flood, (event) => event.phase !== "queued" && event.phase !== "starting");
@@ -150,8 +145,10 @@ describe("log safety and bounds", () => {
 
 describe("function logs across events", () => {
   it("returns each event's log with its status, filtered to errors", async () => {
-    const name = uniqueName("mixed");
-    await api.createFunction(NAMESPACE, { name, runtime: "Nodejs22", files: { "index.js": NODE_HANDLER } });
+    const name = await api.createUniqueFunction(NAMESPACE, "mixed", {
+      runtime: "Nodejs22",
+      files: { "index.js": NODE_HANDLER },
+    });
     const ok = await api.waitForEvent(await api.invoke(NAMESPACE, name, { n: 1 }));
     const bad = await api.waitForEvent(await api.invoke(NAMESPACE, name, { throw: "disk full" }));
     await new Promise((resolve) => setTimeout(resolve, 500));

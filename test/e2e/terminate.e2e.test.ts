@@ -1,21 +1,17 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { ApiClient, type EventView, uniqueName } from "../helpers/api-client";
+import { ApiClient, type EventView } from "../helpers/api-client";
 import { NODE_LONG_JOB, PYTHON_LONG_JOB } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
 const NAMESPACE = "default";
 
-async function createJob(runtime: "Nodejs22" | "Python3.11", options: Record<string, unknown> = {}): Promise<string> {
-  const name = uniqueName(runtime === "Nodejs22" ? "job" : "pyjob");
-  const created = await api.createFunction(NAMESPACE, {
-    name,
+function createJob(runtime: "Nodejs22" | "Python3.11", options: Record<string, unknown> = {}): Promise<string> {
+  return api.createUniqueFunction(NAMESPACE, runtime === "Nodejs22" ? "job" : "pyjob", {
     runtime,
     files: runtime === "Nodejs22" ? { "index.js": NODE_LONG_JOB } : { "index.py": PYTHON_LONG_JOB },
     timeout: 300,
     ...options,
   });
-  expect(created.status, JSON.stringify(created.body)).toBe(201);
-  return name;
 }
 
 function terminate(requestId: string, body?: unknown) {

@@ -59,6 +59,22 @@ export class ApiClient {
     });
   }
 
+  /**
+   * Creates a function under a fresh name (`prefix-xxxxxxxx`) and returns the name; any answer
+   * but 201 throws with the body, which fails the test or benchmark that asked.
+   */
+  async createUniqueFunction(
+    namespace: string,
+    prefix: string,
+    definition: Record<string, unknown> & { files: Record<string, string> },
+  ): Promise<string> {
+    const name = uniqueName(prefix);
+    const created = await this.createFunction(namespace, { name, ...definition });
+    if (created.status !== 201)
+      throw new Error(`create ${name} answered ${created.status}: ${JSON.stringify(created.body)}`);
+    return name;
+  }
+
   async invoke(namespace: string, name: string, event: unknown = {}): Promise<string> {
     const { status, body } = await this.json<{ requestId: string }>(
       `/v1/namespaces/${namespace}/functions/${name}/invocations`,
