@@ -15,8 +15,10 @@ export default defineConfig(async () => {
             TEST_MIGRATIONS: migrations,
             DIAGNOSTICS_ENABLED: "false",
             DEV_SECRET_ID: "AKIDintegration",
-            DEV_SECRET_KEY: "integration-secret",
+            DEV_SECRET_KEY: "integration-secret-key-0123456789abcdef",
             MASTER_KEY: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            // A fuzz seed of the caller's (test/integration/fuzz.test.ts), when set.
+            ...(process.env.FUZZ_SEED ? { FUZZ_SEED: process.env.FUZZ_SEED } : {}),
           },
         },
       }),

@@ -6,7 +6,7 @@
 // test size, default 1000), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5).
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
-import { ApiClient, followLogs, TEST_CREDENTIALS } from "../test/helpers/api-client";
+import { ADMIN_HEADERS, ApiClient, followLogs, TEST_CREDENTIALS } from "../test/helpers/api-client";
 import { startPlatform } from "../test/helpers/platform";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -187,6 +187,7 @@ async function main(): Promise<void> {
       });
       const seeded = await fetch(`${platform.baseUrl}/_diagnostics/seed-index`, {
         method: "POST",
+        headers: ADMIN_HEADERS,
         body: JSON.stringify({ rows }),
       });
       if (!seeded.ok) throw new Error(`seeding answered ${seeded.status}`);
@@ -286,6 +287,7 @@ async function main(): Promise<void> {
       const response = await api.json<{ status: string }>(`/v1/events/${requestId}/terminate`, { method: "POST" });
       const instance = await fetch(
         `${platform.baseUrl}/_diagnostics/instances/${encodeURIComponent(running.instanceId ?? "")}`,
+        { headers: ADMIN_HEADERS },
       );
       const gone = !((await instance.json()) as { containerRunning: boolean }).containerRunning;
       if (response.body.status !== "ABORTED" || !gone) throw new Error("forced terminate did not end the event");

@@ -2,9 +2,11 @@ import { createApp } from "./api/app";
 import { deleteExpiredIndexRows } from "./events/event-list";
 import { consumeDeadLetters, consumeDispatchBatch } from "./scheduling/dispatch-consumer";
 
+export { SignatureLedgerObject } from "./auth/signature-ledger";
 export { AsyncEventObject } from "./events/async-event-object";
 export { InstanceContainer } from "./instances/instance-container";
 export { FunctionSchedulerObject } from "./scheduling/function-scheduler-object";
+export { NamespaceQuotaObject } from "./scheduling/namespace-quota-object";
 
 const app = createApp();
 

@@ -1,10 +1,14 @@
 import { describe, expect, inject, it } from "vitest";
+import { ADMIN_HEADERS } from "../helpers/api-client";
 
 const baseUrl = inject("baseUrl");
 
 describe("real containers through a container-enabled Durable Object", () => {
   it("starts a container, reaches its HTTP port, delivers SIGTERM to its process and destroys it", async () => {
-    const response = await fetch(`${baseUrl}/_diagnostics/container-self-check`, { method: "POST" });
+    const response = await fetch(`${baseUrl}/_diagnostics/container-self-check`, {
+      method: "POST",
+      headers: ADMIN_HEADERS,
+    });
     expect(response.status).toBe(200);
     const check = (await response.json()) as {
       started: boolean;

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { ApiClient, type EventView } from "../helpers/api-client";
+import { ADMIN_HEADERS, ApiClient, type EventView } from "../helpers/api-client";
 import { NODE_HANDLER, NODE_MEMORY_HOG, PYTHON_HANDLER } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
@@ -23,7 +23,9 @@ function createHandler(runtime: keyof typeof HANDLERS, options: Record<string, u
 }
 
 async function instanceStatus(instanceId: string): Promise<{ containerRunning: boolean; requestId: string | null }> {
-  const response = await fetch(`${inject("baseUrl")}/_diagnostics/instances/${encodeURIComponent(instanceId)}`);
+  const response = await fetch(`${inject("baseUrl")}/_diagnostics/instances/${encodeURIComponent(instanceId)}`, {
+    headers: ADMIN_HEADERS,
+  });
   return (await response.json()) as { containerRunning: boolean; requestId: string | null };
 }
 
@@ -193,7 +195,11 @@ describe("at-least-once dispatch", () => {
       maxConcurrency: 10,
     };
     const redeliver = () =>
-      fetch(`${inject("baseUrl")}/_diagnostics/redeliver`, { method: "POST", body: JSON.stringify(message) });
+      fetch(`${inject("baseUrl")}/_diagnostics/redeliver`, {
+        method: "POST",
+        headers: ADMIN_HEADERS,
+        body: JSON.stringify(message),
+      });
     await redeliver();
     const done = await api.waitForEvent(requestId);
     await redeliver();

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { ApiClient, followLogs, type LogStreamEvent } from "../helpers/api-client";
+import { ADMIN_HEADERS, ApiClient, followLogs, type LogStreamEvent } from "../helpers/api-client";
 import { NODE_HANDLER, NODE_TICKER, PYTHON_AWKWARD_OUTPUT } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
@@ -63,7 +63,7 @@ describe("live log follow (Server-Sent Events)", () => {
     await new Promise((resolve) => setTimeout(resolve, 800));
     const restart = await fetch(
       `${inject("baseUrl")}/_diagnostics/instances/${encodeURIComponent(running.instanceId ?? "")}/interrupt-relay`,
-      { method: "POST" },
+      { method: "POST", headers: ADMIN_HEADERS },
     );
     expect(await restart.json()).toEqual({ interrupted: true });
     const done = await api.waitForEvent(requestId, undefined, 60_000);

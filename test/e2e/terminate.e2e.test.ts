@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { ApiClient, type EventView } from "../helpers/api-client";
+import { ADMIN_HEADERS, ApiClient, type EventView } from "../helpers/api-client";
 import { NODE_LONG_JOB, PYTHON_LONG_JOB } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
@@ -22,7 +22,9 @@ function terminate(requestId: string, body?: unknown) {
 }
 
 async function instanceRunning(instanceId: string): Promise<boolean> {
-  const response = await fetch(`${inject("baseUrl")}/_diagnostics/instances/${encodeURIComponent(instanceId)}`);
+  const response = await fetch(`${inject("baseUrl")}/_diagnostics/instances/${encodeURIComponent(instanceId)}`, {
+    headers: ADMIN_HEADERS,
+  });
   return ((await response.json()) as { containerRunning: boolean }).containerRunning;
 }
 

@@ -26,6 +26,11 @@ export interface EventView {
 /** Credentials the end-to-end platform is started with. */
 export const TEST_CREDENTIALS = { secretId: "AKIDe2etests", secretKey: "e2e-secret-key-not-for-production" };
 
+/** Headers carrying the administrator pair (TEST_CREDENTIALS): what /_diagnostics routes require. */
+export const ADMIN_HEADERS = {
+  authorization: `Bearer ${TEST_CREDENTIALS.secretId}:${TEST_CREDENTIALS.secretKey}`,
+} as const;
+
 /** Talks to one running platform with one credential pair. */
 export class ApiClient {
   constructor(

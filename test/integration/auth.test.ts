@@ -4,7 +4,7 @@ import { createApp } from "../../worker/api/app";
 import { tc3Signature, utcDate } from "../../worker/auth/tc3";
 import { zipBase64 } from "../helpers/zip";
 
-const ROOT = { authorization: "Bearer AKIDintegration:integration-secret" };
+const ROOT = { authorization: "Bearer AKIDintegration:integration-secret-key-0123456789abcdef" };
 const encoder = new TextEncoder();
 
 async function createKey(namespaces: string[]): Promise<{ secretId: string; secretKey: string }> {
@@ -173,10 +173,10 @@ describe("Tencent Cloud API 3.0 signatures", () => {
     expect(await functionExists("default", "foreign-fn")).toBe(false);
   });
 
-  it("answers an action it does not implement with UnsupportedOperation, not a 5xx", async () => {
+  it("answers an action it does not implement with InvalidAction, not a 5xx", async () => {
     const key = await createKey(["tc-ns4"]);
     const answer = await tcCall("PublishVersion", { FunctionName: "x" }, key);
-    expect(answer.Response.Error?.Code).toBe("UnsupportedOperation");
+    expect(answer.Response.Error?.Code).toBe("InvalidAction");
   });
 
   it("refuses a malformed Authorization header with AuthFailure.InvalidAuthorization", async () => {

@@ -2,7 +2,7 @@ import { createScheduledController, env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../worker/index";
 
-const AUTH = { authorization: "Bearer AKIDintegration:integration-secret" };
+const AUTH = { authorization: "Bearer AKIDintegration:integration-secret-key-0123456789abcdef" };
 const NAMESPACE = "listing";
 const FUNCTIONS = ["etl-daily", "transcode", "infer"];
 const STATUSES = ["RUNNING", "FINISHED", "FAILED", "ABORTED"] as const;

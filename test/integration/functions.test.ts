@@ -2,7 +2,7 @@ import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { zipBase64 } from "../helpers/zip";
 
-const AUTH = { authorization: "Bearer AKIDintegration:integration-secret" };
+const AUTH = { authorization: "Bearer AKIDintegration:integration-secret-key-0123456789abcdef" };
 const ZIP = zipBase64({ "index.js": "exports.main_handler = async () => 'ok';" });
 let counter = 0;
 

@@ -2,12 +2,13 @@ import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 
 describe("GET /healthz", () => {
-  it("reports D1, the queue binding and container support as ready without credentials", async () => {
+  it("reports D1, the queue binding, container support and credentials without credentials", async () => {
     const response = await SELF.fetch("https://platform.test/healthz");
     const body = (await response.json()) as { status: string; checks: Record<string, { ok: boolean }> };
     expect(body.checks.database?.ok).toBe(true);
     expect(body.checks.queue?.ok).toBe(true);
-    expect(Object.keys(body.checks).sort()).toEqual(["containers", "database", "queue"]);
+    expect(body.checks.credentials?.ok).toBe(true);
+    expect(Object.keys(body.checks).sort()).toEqual(["containers", "credentials", "database", "queue"]);
   });
 });
 

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { adminRoutes } from "../auth/admin-routes";
-import { type AuthVariables, requireCredentials } from "../auth/credentials";
+import { type AuthVariables, requireAdmin, requireCredentials } from "../auth/credentials";
 import { diagnosticsRoutes } from "../diagnostics/routes";
 import { eventRoutes } from "../events/routes";
 import { functionRoutes } from "../functions/routes";
@@ -15,11 +15,13 @@ export function createApp(): Hono<{ Bindings: Env; Variables: AuthVariables }> {
 
   app.route("/", healthRoutes);
 
+  // Diagnostics exist only when enabled, and then only for administrators.
   app.use("/_diagnostics/*", async function diagnosticsGate(c, next) {
     if (c.env.DIAGNOSTICS_ENABLED !== "true")
       throw new PlatformError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`);
     await next();
   });
+  app.use("/_diagnostics/*", requireCredentials(), requireAdmin());
   app.route("/", diagnosticsRoutes);
 
   app.route("/", tencentCloudRoutes);
@@ -38,6 +40,10 @@ export function createApp(): Hono<{ Bindings: Env; Variables: AuthVariables }> {
     const requestId = c.req.header("cf-ray") ?? crypto.randomUUID();
     const known = toPlatformError(error);
     if (known) {
+      const retryAfter = known.details?.retryAfterSeconds;
+      if (typeof retryAfter === "number" && Number.isFinite(retryAfter) && retryAfter >= 0) {
+        c.header("Retry-After", String(Math.ceil(retryAfter)));
+      }
       return c.json({ error: { code: known.code, message: known.message, requestId } }, known.status);
     }
     console.error("unhandled error", requestId, error);

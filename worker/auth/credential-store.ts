@@ -1,4 +1,4 @@
-import { desc, eq } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { type CredentialRow, credentials } from "../db/schema";
 import { NAMESPACE_PATTERN } from "../functions/model";
@@ -9,13 +9,86 @@ import { constantTimeEqual, type Principal } from "./principal";
 /** How long an isolate trusts a looked-up credential (a revocation takes effect within this). */
 export const CREDENTIAL_CACHE_TTL_MS = 2_000;
 
+/**
+ * Most SecretIds one isolate caches (known and unknown ones alike, so a flood of made-up
+ * SecretIds cannot grow it); the oldest entry is evicted first.
+ */
+export const CREDENTIAL_CACHE_MAX_ENTRIES = 1_000;
+
+/** Shortest DEV_SECRET_KEY the worker accepts; a shorter development pair authenticates nobody. */
+export const MIN_DEV_SECRET_KEY_LENGTH = 32;
+
+/** Prefix of a stored SecretKey cipher bound to its SecretId (AES-GCM associated data). */
+const CIPHER_V2_PREFIX = "v2:";
+
+/** Bytes of a fresh AES-GCM initialisation vector. */
+const IV_BYTES = 12;
+
 /** A credential the platform can check a request against. */
 export interface ResolvedCredential extends Principal {
   secretKey: string;
 }
 
-const cache = new Map<string, { credential: ResolvedCredential | undefined; expiresAt: number }>();
+/** A map whose entries expire after a time to live and whose size is bounded (oldest out first). */
+export class BoundedTtlCache<Value> {
+  private readonly entries = new Map<string, { value: Value; expiresAt: number }>();
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly ttlMs: number,
+  ) {}
+
+  /** The live entry for a key: `{ value }` when cached (the value may be undefined), else undefined. */
+  get(key: string, nowMs = Date.now()): { value: Value } | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= nowMs) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return { value: entry.value };
+  }
+
+  set(key: string, value: Value, nowMs = Date.now()): void {
+    this.entries.delete(key);
+    this.entries.set(key, { value, expiresAt: nowMs + this.ttlMs });
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) break;
+      this.entries.delete(oldest.value);
+    }
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+const cache = new BoundedTtlCache<ResolvedCredential | undefined>(
+  CREDENTIAL_CACHE_MAX_ENTRIES,
+  CREDENTIAL_CACHE_TTL_MS,
+);
+
+/** Entries in this isolate's credential cache (tests of its bound). */
+export function credentialCacheSize(): number {
+  return cache.size;
+}
+
 const encoder = new TextEncoder();
+
+/** Why the development pair cannot be used, or undefined when it is usable or not configured. */
+export function devCredentialProblem(env: Env): string | undefined {
+  if (!env.DEV_SECRET_ID && !env.DEV_SECRET_KEY) return undefined;
+  if (!env.DEV_SECRET_ID || !env.DEV_SECRET_KEY) return "DEV_SECRET_ID and DEV_SECRET_KEY must be set together";
+  if (env.DEV_SECRET_KEY.length < MIN_DEV_SECRET_KEY_LENGTH) {
+    return `DEV_SECRET_KEY is shorter than ${MIN_DEV_SECRET_KEY_LENGTH} characters: the development pair is refused`;
+  }
+  return undefined;
+}
 
 async function masterKey(env: Env): Promise<CryptoKey> {
   const raw = env.MASTER_KEY;
@@ -25,25 +98,42 @@ async function masterKey(env: Env): Promise<CryptoKey> {
   return crypto.subtle.importKey("raw", bytes, "AES-GCM", false, ["encrypt", "decrypt"]);
 }
 
-async function encrypt(env: Env, plain: string): Promise<string> {
-  const iv = crypto.getRandomValues(new Uint8Array(12));
+/**
+ * Encrypts a SecretKey for its row: AES-GCM under MASTER_KEY with the SecretId as associated data,
+ * so a cipher copied into another SecretId's row does not decrypt. Stored as `v2:<base64(iv|cipher)>`.
+ */
+async function encrypt(env: Env, secretId: string, plain: string): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
   const cipher = new Uint8Array(
-    await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await masterKey(env), encoder.encode(plain)),
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv, additionalData: encoder.encode(secretId) },
+      await masterKey(env),
+      encoder.encode(plain),
+    ),
   );
   const out = new Uint8Array(iv.byteLength + cipher.byteLength);
   out.set(iv);
   out.set(cipher, iv.byteLength);
-  return toBase64(out);
+  return `${CIPHER_V2_PREFIX}${toBase64(out)}`;
 }
 
-async function decrypt(env: Env, stored: string): Promise<string> {
-  const bytes = fromBase64(stored);
+/**
+ * Decrypts a stored SecretKey of `secretId`. A legacy cipher (no version prefix, no associated
+ * data) is decrypted the old way and reported so that the caller rewrites it.
+ */
+async function decrypt(env: Env, secretId: string, stored: string): Promise<{ plain: string; legacy: boolean }> {
+  const legacy = !stored.startsWith(CIPHER_V2_PREFIX);
+  const bytes = fromBase64(legacy ? stored : stored.slice(CIPHER_V2_PREFIX.length));
   const plain = await crypto.subtle.decrypt(
-    { name: "AES-GCM", iv: bytes.slice(0, 12) },
+    {
+      name: "AES-GCM",
+      iv: bytes.slice(0, IV_BYTES),
+      ...(legacy ? {} : { additionalData: encoder.encode(secretId) }),
+    },
     await masterKey(env),
-    bytes.slice(12),
+    bytes.slice(IV_BYTES),
   );
-  return new TextDecoder().decode(plain);
+  return { plain: new TextDecoder().decode(plain), legacy };
 }
 
 function randomToken(bytes: number): string {
@@ -68,28 +158,53 @@ export function publicCredential(row: CredentialRow) {
 export class CredentialStore {
   constructor(private readonly env: Env) {}
 
-  /** Finds a usable credential by SecretId (revoked ones are not found). */
+  /**
+   * Finds a usable credential by SecretId: revoked ones, ones whose stored key does not decrypt
+   * (for example a cipher moved from another row) and a development pair with a weak key are not
+   * found.
+   */
   async resolve(secretId: string): Promise<ResolvedCredential | undefined> {
     const devId = this.env.DEV_SECRET_ID;
     const devKey = this.env.DEV_SECRET_KEY;
     if (devId && devKey && (await constantTimeEqual(secretId, devId))) {
+      if (devCredentialProblem(this.env)) return undefined;
       return { secretId: devId, secretKey: devKey, namespaces: "*", admin: true };
     }
     const hit = cache.get(secretId);
-    if (hit && hit.expiresAt > Date.now()) return hit.credential;
+    if (hit) return hit.value;
     const row = await drizzle(this.env.DB).select().from(credentials).where(eq(credentials.secretId, secretId)).get();
-    let credential: ResolvedCredential | undefined;
-    if (row && row.revokedAt === null) {
-      const namespaces = JSON.parse(row.namespaces) as string[];
-      credential = {
-        secretId: row.secretId,
-        secretKey: await decrypt(this.env, row.secretKeyEncrypted),
-        namespaces: namespaces.includes("*") ? "*" : namespaces,
-        admin: false,
-      };
-    }
-    cache.set(secretId, { credential, expiresAt: Date.now() + CREDENTIAL_CACHE_TTL_MS });
+    const credential = row && row.revokedAt === null ? await this.usable(row) : undefined;
+    cache.set(secretId, credential);
     return credential;
+  }
+
+  /** The credential of an active row, or undefined when its stored key does not decrypt. */
+  private async usable(row: CredentialRow): Promise<ResolvedCredential | undefined> {
+    let secretKey: string;
+    try {
+      const decrypted = await decrypt(this.env, row.secretId, row.secretKeyEncrypted);
+      secretKey = decrypted.plain;
+      if (decrypted.legacy) await this.rewriteLegacyCipher(row, secretKey);
+    } catch (error) {
+      if (error instanceof PlatformError) throw error; // MASTER_KEY missing or malformed
+      console.error(`the stored key of ${row.secretId} does not decrypt: the credential is refused`);
+      return undefined;
+    }
+    const namespaces = JSON.parse(row.namespaces) as string[];
+    return {
+      secretId: row.secretId,
+      secretKey,
+      namespaces: namespaces.includes("*") ? "*" : namespaces,
+      admin: false,
+    };
+  }
+
+  /** Rewrites a legacy cipher (no associated data) in the current, SecretId-bound format. */
+  private async rewriteLegacyCipher(row: CredentialRow, secretKey: string): Promise<void> {
+    await drizzle(this.env.DB)
+      .update(credentials)
+      .set({ secretKeyEncrypted: await encrypt(this.env, row.secretId, secretKey) })
+      .where(and(eq(credentials.secretId, row.secretId), eq(credentials.secretKeyEncrypted, row.secretKeyEncrypted)));
   }
 
   /** Creates a pair for the namespaces; the SecretKey is returned here and never again. */
@@ -103,7 +218,7 @@ export class CredentialStore {
     const secretKey = randomToken(32).slice(0, 40);
     const row: CredentialRow = {
       secretId,
-      secretKeyEncrypted: await encrypt(this.env, secretKey),
+      secretKeyEncrypted: await encrypt(this.env, secretId, secretKey),
       namespaces: JSON.stringify([...new Set(namespaces)]),
       description,
       createdAt: Date.now(),

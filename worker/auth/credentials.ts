@@ -1,8 +1,10 @@
 import type { MiddlewareHandler } from "hono";
+import { MAX_JSON_BODY_BYTES, readRequestBody } from "../api/validation";
 import { PlatformError } from "../shared/errors";
 import { CredentialStore } from "./credential-store";
 import { constantTimeEqual, type Principal } from "./principal";
-import { parseTc3Authorization, type Tc3Failure, verifyTc3 } from "./tc3";
+import { recordSignatureUse, type SignedOperation } from "./signature-ledger";
+import { acceptedServices, parseTc3Authorization, TC3_SERVICE, type Tc3Failure, verifyTc3 } from "./tc3";
 
 export { canAccessNamespace, type Principal } from "./principal";
 
@@ -28,18 +30,23 @@ const FAILURE_MESSAGES: Record<Tc3Failure, string> = {
   "AuthFailure.SignatureFailure": "the signature or the credentials do not match",
 };
 
-function fail(failure: Tc3Failure): Authentication {
-  return { ok: false, failure, message: FAILURE_MESSAGES[failure] };
+function fail(failure: Tc3Failure, message = FAILURE_MESSAGES[failure]): Authentication {
+  return { ok: false, failure, message };
 }
 
 /**
  * Authenticates a request signed with TC3-HMAC-SHA256 (Tencent Cloud API 3.0) or carrying
- * `Authorization: Bearer <SecretId>:<SecretKey>`. The body is read as bytes for the signature.
+ * `Authorization: Bearer <SecretId>:<SecretKey>`. For a signature, `readBody` gives the body's
+ * bytes (a bounded reader: the caller's limit applies before any hashing), and the signature is
+ * recorded in the signature ledger for `operation`: a replay of a mutating operation, or the same
+ * signature for another operation (but a read right after a change, see SignatureLedgerObject),
+ * is refused with AuthFailure.SignatureFailure.
  */
 export async function authenticate(
   env: Env,
   request: Request,
-  readBody: () => Promise<ArrayBuffer>,
+  readBody: () => Promise<Uint8Array>,
+  operation: SignedOperation,
 ): Promise<Authentication> {
   const header = request.headers.get("authorization") ?? undefined;
   const store = new CredentialStore(env);
@@ -52,6 +59,13 @@ export async function authenticate(
   }
   const signed = parseTc3Authorization(header);
   if (!signed) return fail("AuthFailure.InvalidAuthorization");
+  const services = acceptedServices(request.headers.get("host") ?? new URL(request.url).host);
+  if (!services.includes(signed.service)) {
+    return fail(
+      "AuthFailure.InvalidAuthorization",
+      `the credential scope's service must be ${TC3_SERVICE} (or the first label of this endpoint's host)`,
+    );
+  }
   const timestamp = Number(request.headers.get("x-tc-timestamp"));
   if (!Number.isInteger(timestamp) || timestamp <= 0) return fail("AuthFailure.InvalidAuthorization");
   const credential = await store.resolve(signed.secretId);
@@ -65,12 +79,25 @@ export async function authenticate(
     query: url.search.slice(1),
     headers: request.headers,
     urlHost: url.host,
-    body: new Uint8Array(await readBody()),
+    body: await readBody(),
     timestamp,
     nowSeconds: Math.floor(Date.now() / 1000),
   });
   if (failure) return fail(failure);
+  const verdict = await recordSignatureUse(env, signed.signature, operation);
+  if (!verdict.ok) return fail("AuthFailure.SignatureFailure", verdict.message);
   return { ok: true, principal: principalOf(credential) };
+}
+
+/** Methods that only read: a REST request with one of them may repeat its signature. */
+const READ_ONLY_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** The operation of a REST request for the signature ledger: its method and path. */
+export function restOperation(request: Request): SignedOperation {
+  return {
+    name: `${request.method} ${new URL(request.url).pathname}`,
+    mutating: !READ_ONLY_METHODS.has(request.method),
+  };
 }
 
 function principalOf(credential: Principal): Principal {
@@ -80,7 +107,12 @@ function principalOf(credential: Principal): Principal {
 /** Requires credentials (TC3 signature or bearer) on every route it guards. */
 export function requireCredentials(): MiddlewareHandler<{ Bindings: Env; Variables: AuthVariables }> {
   return async function credentials(c, next) {
-    const result = await authenticate(c.env, c.req.raw, () => c.req.arrayBuffer());
+    const result = await authenticate(
+      c.env,
+      c.req.raw,
+      () => readRequestBody(c.req, MAX_JSON_BODY_BYTES),
+      restOperation(c.req.raw),
+    );
     if (!result.ok) throw new PlatformError("UNAUTHORIZED", `${result.failure}: ${result.message}`);
     c.set("principal", result.principal);
     await next();

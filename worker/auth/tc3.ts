@@ -5,6 +5,27 @@ import { constantTimeEqual } from "./principal";
 /** How far a request's X-TC-Timestamp may be from now. */
 export const MAX_CLOCK_SKEW_SECONDS = 300;
 
+/** The service a credential scope names: this endpoint speaks SCF. */
+export const TC3_SERVICE = "scf";
+
+/**
+ * The services a credential scope may name for a request sent to `host`: `scf`, or the first
+ * label of the host the client was pointed at, which is what the official SDKs sign (they derive
+ * the service from the endpoint: `scf` for scf.tencentcloudapi.com, `127` for 127.0.0.1:8787).
+ * Any other service (a signature made for another service's scope) is refused.
+ */
+export function acceptedServices(host: string): string[] {
+  const hostname = host.includes(":") && !host.startsWith("[") ? host.slice(0, host.lastIndexOf(":")) : host;
+  const label = hostname.toLowerCase().split(".")[0] ?? "";
+  return label && label !== TC3_SERVICE ? [TC3_SERVICE, label] : [TC3_SERVICE];
+}
+
+/** Most headers a signature may cover (the SDKs sign two; a few more are tolerated). */
+export const MAX_SIGNED_HEADERS = 16;
+
+/** Header names a signature must cover, as the official SDKs sign them. */
+const REQUIRED_SIGNED_HEADERS = ["content-type", "host"];
+
 /** The parts of an `Authorization: TC3-HMAC-SHA256 ...` header. */
 export interface Tc3Authorization {
   secretId: string;
@@ -28,6 +49,15 @@ async function hmac(key: Uint8Array, message: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.sign("HMAC", cryptoKey, encoder.encode(message)));
 }
 
+/**
+ * True when signed header names are as Tencent canonicalises them (and the SDKs produce them):
+ * lower case, sorted, each once, none empty, at most MAX_SIGNED_HEADERS.
+ */
+function wellFormedSignedHeaders(names: string[]): boolean {
+  if (names.length === 0 || names.length > MAX_SIGNED_HEADERS) return false;
+  return names.every((name, index) => name.length > 0 && (index === 0 || (names[index - 1] ?? "") < name));
+}
+
 /** Parses the Authorization header; undefined when it is not a well-formed TC3 header. */
 export function parseTc3Authorization(header: string | undefined): Tc3Authorization | undefined {
   const match =
@@ -35,9 +65,11 @@ export function parseTc3Authorization(header: string | undefined): Tc3Authorizat
       header?.trim() ?? "",
     );
   if (!match) return undefined;
-  const [, secretId, date, service, signedHeaders, signature] = match;
-  if (!secretId || !date || !service || !signedHeaders || !signature) return undefined;
-  return { secretId, date, service, signedHeaders: signedHeaders.split(";"), signature };
+  const [, secretId, date, service, signedHeaderList, signature] = match;
+  if (!secretId || !date || !service || !signedHeaderList || !signature) return undefined;
+  const signedHeaders = signedHeaderList.split(";");
+  if (!wellFormedSignedHeaders(signedHeaders)) return undefined;
+  return { secretId, date, service, signedHeaders, signature };
 }
 
 /** The UTC date (YYYY-MM-DD) of a Unix timestamp in seconds. */
@@ -99,7 +131,11 @@ export async function verifyTc3(input: {
   const { authorization } = input;
   if (Math.abs(input.nowSeconds - input.timestamp) > MAX_CLOCK_SKEW_SECONDS) return "AuthFailure.SignatureExpire";
   if (authorization.date !== utcDate(input.timestamp)) return "AuthFailure.SignatureFailure";
-  if (!authorization.signedHeaders.includes("content-type") || !authorization.signedHeaders.includes("host")) {
+  if (!REQUIRED_SIGNED_HEADERS.every((name) => authorization.signedHeaders.includes(name))) {
+    return "AuthFailure.SignatureFailure";
+  }
+  // A signature over a header the request does not carry covers nothing: refused.
+  if (authorization.signedHeaders.some((name) => name !== "host" && !input.headers.has(name))) {
     return "AuthFailure.SignatureFailure";
   }
   const host = input.headers.get("host") ?? input.urlHost;

@@ -1,11 +1,20 @@
 import { Hono } from "hono";
-import type { DispatchMessage } from "../events/dispatch-message";
+import { z } from "zod";
+import { MAX_JSON_BODY_BYTES, readJson } from "../api/validation";
+import { dispatchMessageSchema } from "../events/dispatch-message";
 import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
 import { schedulerName } from "../scheduling/function-scheduler-object";
 
+/** Largest body of a redelivered dispatch message. */
+const MAX_REDELIVER_BODY_BYTES = 4096;
+
+/** Synthetic index rows to seed (benchmarks); the rows are written as given. */
+const seedIndexSchema = z.object({ rows: z.array(z.custom<EventIndexEntry>((row) => typeof row === "object")) });
+
 /**
  * Diagnostics for local end-to-end runs, mounted only when DIAGNOSTICS_ENABLED is "true"
- * (never in a deployment: wrangler.toml sets it to "false").
+ * (never in a deployment: wrangler.toml sets it to "false"), and then only for administrator
+ * credentials (the app's gate checks both before these routes).
  */
 export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
   .post("/_diagnostics/container-self-check", async (c) => {
@@ -27,13 +36,13 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
   })
   .post("/_diagnostics/seed-index", async (c) => {
     // Writes synthetic index rows (benchmarks of list queries over a large index).
-    const body = (await c.req.json()) as { rows: EventIndexEntry[] };
+    const body = await readJson(c, seedIndexSchema, MAX_JSON_BODY_BYTES);
     await writeIndexEntries(c.env.DB, body.rows);
     return c.json({ written: body.rows.length });
   })
   .post("/_diagnostics/redeliver", async (c) => {
     // Sends a dispatch message again, as at-least-once delivery may.
-    const message = (await c.req.json()) as DispatchMessage;
+    const message = await readJson(c, dispatchMessageSchema, MAX_REDELIVER_BODY_BYTES);
     await c.env.DISPATCH_QUEUE.send(message);
     return c.json({ sent: true });
   });

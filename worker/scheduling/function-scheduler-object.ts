@@ -1,10 +1,16 @@
 import { DurableObject } from "cloudflare:workers";
 import type { DispatchMessage } from "../events/dispatch-message";
+import { namespaceOfScheduler, parseNamespaceMaxContainers } from "./namespace-quota-object";
 
 /** How often the scheduler audits busy slots while any exist. */
 const AUDIT_INTERVAL_MS = 60_000;
 /** A slot whose instance no longer runs its event is freed only after this age (start in flight). */
 const AUDIT_MIN_AGE_MS = 30_000;
+/**
+ * While events wait on the namespace's container cap, the scheduler retries at least this often:
+ * the backstop for a wake from the namespace's quota object that was lost.
+ */
+const QUOTA_RETRY_INTERVAL_MS = 15_000;
 
 /** Name of one instance slot: the instance Durable Object's name. */
 export function instanceName(schedulerName: string, slot: number): string {
@@ -19,6 +25,9 @@ export function schedulerName(namespace: string, functionName: string): string {
 interface Assignment {
   slot: number;
   requestId: string;
+  /** The event's place in the pending queue, kept if it has to wait on the namespace's cap. */
+  seq: number;
+  enqueuedAt: number;
 }
 
 /**
@@ -26,8 +35,19 @@ interface Assignment {
  * concurrency limit, hands each event to an idle (warm) instance slot first and opens a new slot
  * only when all are busy. Instances report back with release(); an abnormal end has already
  * destroyed the slot's container, so its next event starts a fresh one.
+ *
+ * Fair share: before an event goes to an instance the scheduler takes a lease from its namespace's
+ * NamespaceQuotaObject (one call per pump, for all the events it assigned), and every freed slot
+ * gives its lease back (one call per end). An event refused by the namespace's cap returns to the
+ * front of the pending queue in its original order and waits for the quota object's wake(), with
+ * this object's alarm as the backstop.
  */
 export class FunctionSchedulerObject extends DurableObject<Env> {
+  /** Wakes received from the quota object: tells a refusal that raced a wake to pump again. */
+  private wakes = 0;
+  /** True since the namespace's cap last refused an event here (shortens the alarm). */
+  private waitingOnQuota = false;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
@@ -59,7 +79,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     this.pump();
   }
 
-  /** An instance finished (or gave up) the event in its slot. */
+  /** An instance finished (or gave up) the event in its slot: frees the slot and its lease. */
   async release(slot: number, requestId: string): Promise<void> {
     this.ctx.storage.sql.exec(
       "UPDATE slots SET request_id = NULL, assigned_at = NULL, last_used_at = ? WHERE slot = ? AND request_id = ?",
@@ -67,19 +87,50 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       slot,
       requestId,
     );
+    // Given back before pumping so the next start finds the room; kept while a slot (a redelivery
+    // assigned again) still holds the event.
+    if (!this.holds(requestId)) await this.releaseLease(requestId);
     this.pump();
   }
 
-  /** Counts for observability and tests. */
-  async stats(): Promise<{ pending: number; busy: number; slots: number; maxConcurrency: number }> {
-    const sql = this.ctx.storage.sql;
-    const pending = Number(sql.exec("SELECT COUNT(*) AS n FROM pending").one().n);
-    const busy = this.busyCount();
-    const slots = Number(sql.exec("SELECT COUNT(*) AS n FROM slots").one().n);
-    return { pending, busy, slots, maxConcurrency: this.maxConcurrency() };
+  /**
+   * The namespace's quota has room again (called by NamespaceQuotaObject): starts waiting events.
+   * Answers whether it asks for leases now; when not (nothing waits, or the function is at its own
+   * concurrency limit) the quota object gives the room to the next waiting scheduler.
+   */
+  async wake(): Promise<{ acquiring: boolean }> {
+    this.wakes += 1;
+    return { acquiring: this.pump() > 0 };
   }
 
-  /** Audits busy slots: frees a slot whose instance no longer runs its event (lost release). */
+  /** Of these RequestIds, those a slot still holds (the quota object's lease audit). */
+  async heldRequestIds(requestIds: string[]): Promise<string[]> {
+    return requestIds.filter((requestId) => this.holds(requestId));
+  }
+
+  /** Counts for observability and tests. */
+  async stats(): Promise<{
+    pending: number;
+    busy: number;
+    slots: number;
+    maxConcurrency: number;
+    waitingOnNamespace: boolean;
+  }> {
+    const sql = this.ctx.storage.sql;
+    const slots = Number(sql.exec("SELECT COUNT(*) AS n FROM slots").one().n);
+    return {
+      pending: this.pendingCount(),
+      busy: this.busyCount(),
+      slots,
+      maxConcurrency: this.maxConcurrency(),
+      waitingOnNamespace: this.waitingOnQuota,
+    };
+  }
+
+  /**
+   * Audits busy slots: frees a slot whose instance no longer runs its event (lost release), and
+   * retries events waiting on the namespace's cap (lost wake).
+   */
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
     const name = this.getSetting("name");
@@ -97,18 +148,86 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       }
     }
     this.pump();
-    if (this.busyCount() > 0) await this.ctx.storage.setAlarm(Date.now() + AUDIT_INTERVAL_MS);
+    const waiting = this.waitingOnQuota && this.pendingCount() > 0;
+    if (waiting) await this.ctx.storage.setAlarm(Date.now() + QUOTA_RETRY_INTERVAL_MS);
+    else if (this.busyCount() > 0) await this.ctx.storage.setAlarm(Date.now() + AUDIT_INTERVAL_MS);
   }
 
-  /** Assigns waiting events to slots up to the concurrency limit, then starts them. */
-  private pump(): void {
+  /** Assigns waiting events to slots up to the concurrency limit, then starts them; returns how many. */
+  private pump(): number {
+    const name = this.getSetting("name");
+    if (!name) return 0;
     const { assignments, busy } = this.assign();
+    if (assignments.length > 0) this.ctx.waitUntil(this.startAssigned(name, assignments));
+    if (busy > 0) this.ctx.waitUntil(this.ensureAlarmWithin(AUDIT_INTERVAL_MS));
+    return assignments.length;
+  }
+
+  /**
+   * Takes the namespace's leases for the assigned events in one call, starts those granted and
+   * puts the others back at the front of the pending queue, their slots freed. An unreachable quota
+   * object counts as a refusal (the events wait; the alarm retries): the cap is never skipped.
+   */
+  private async startAssigned(name: string, assignments: Assignment[]): Promise<void> {
+    const wakesBefore = this.wakes;
+    let granted: Set<string>;
+    try {
+      const answer = await this.quotaStub(name).acquire(
+        name,
+        assignments.map(({ requestId, slot }) => ({ requestId, slot })),
+        parseNamespaceMaxContainers(this.env.NAMESPACE_MAX_CONTAINERS),
+      );
+      if (answer.error) console.warn("namespace quota refused a malformed acquire; events wait", name, answer.error);
+      granted = new Set(answer.granted);
+    } catch (error) {
+      console.warn("namespace quota unreachable; events wait", name, String(error));
+      granted = new Set();
+    }
+    const refused = assignments.filter((assignment) => !granted.has(assignment.requestId));
+    this.waitingOnQuota = refused.length > 0;
+    if (refused.length > 0) {
+      this.requeue(refused);
+      // A wake that arrived while the answer travelled found nothing to start: pump for it now.
+      if (this.wakes !== wakesBefore) this.pump();
+      await this.ensureAlarmWithin(QUOTA_RETRY_INTERVAL_MS);
+    }
+    await Promise.all(
+      assignments
+        .filter((assignment) => granted.has(assignment.requestId))
+        .map((assignment) => this.startOnInstance(name, assignment)),
+    );
+  }
+
+  /**
+   * Synchronous: frees the slots of events the namespace's cap refused and puts the events back
+   * under their original sequence numbers, so they keep their order ahead of later arrivals.
+   */
+  private requeue(refused: Assignment[]): void {
+    const sql = this.ctx.storage.sql;
+    for (const assignment of refused) {
+      sql.exec(
+        "UPDATE slots SET request_id = NULL, assigned_at = NULL WHERE slot = ? AND request_id = ?",
+        assignment.slot,
+        assignment.requestId,
+      );
+      // Assigned again meanwhile (a redelivery): that assignment owns it now.
+      if (this.holds(assignment.requestId)) continue;
+      sql.exec(
+        "INSERT OR IGNORE INTO pending (seq, request_id, enqueued_at) VALUES (?, ?, ?)",
+        assignment.seq,
+        assignment.requestId,
+        assignment.enqueuedAt,
+      );
+    }
+  }
+
+  /** Gives the event's lease back to the namespace; a failure is logged (the lease audit reclaims it). */
+  private async releaseLease(requestId: string): Promise<void> {
     const name = this.getSetting("name");
     if (!name) return;
-    for (const assignment of assignments) {
-      this.ctx.waitUntil(this.startOnInstance(name, assignment));
-    }
-    if (busy > 0) this.ctx.waitUntil(this.ensureAuditAlarm());
+    await this.quotaStub(name)
+      .release([requestId])
+      .catch((error: unknown) => console.warn("releasing the namespace lease failed", requestId, String(error)));
   }
 
   /** Synchronous (no await): no other call can interleave between choosing and recording. */
@@ -119,7 +238,9 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     let busy = this.busyCount();
     while (busy < limit) {
       const next = sql
-        .exec<{ seq: number; request_id: string }>("SELECT seq, request_id FROM pending ORDER BY seq LIMIT 1")
+        .exec<{ seq: number; request_id: string; enqueued_at: number }>(
+          "SELECT seq, request_id, enqueued_at FROM pending ORDER BY seq LIMIT 1",
+        )
         .toArray()[0];
       if (!next) break;
       // Warm first: the idle slot used most recently still has a running container.
@@ -137,10 +258,19 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
         now,
       );
       sql.exec("DELETE FROM pending WHERE seq = ?", next.seq);
-      assignments.push({ slot, requestId: next.request_id });
+      assignments.push({ slot, requestId: next.request_id, seq: next.seq, enqueuedAt: next.enqueued_at });
       busy += 1;
     }
     return { assignments, busy };
+  }
+
+  /** True when a slot holds the event (assigned or running). */
+  private holds(requestId: string): boolean {
+    return this.ctx.storage.sql.exec("SELECT 1 FROM slots WHERE request_id = ?", requestId).toArray().length > 0;
+  }
+
+  private pendingCount(): number {
+    return Number(this.ctx.storage.sql.exec("SELECT COUNT(*) AS n FROM pending").one().n);
   }
 
   private busyCount(): number {
@@ -153,6 +283,16 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
   }
 
   private async startOnInstance(name: string, assignment: Assignment): Promise<void> {
+    const stillAssigned = this.ctx.storage.sql
+      .exec("SELECT 1 FROM slots WHERE slot = ? AND request_id = ?", assignment.slot, assignment.requestId)
+      .toArray();
+    if (stillAssigned.length === 0) {
+      // The slot was freed while the lease was asked for (audit): give the lease back, queue again.
+      this.requeue([assignment]);
+      if (!this.holds(assignment.requestId)) await this.releaseLease(assignment.requestId);
+      this.pump();
+      return;
+    }
     const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceName(name, assignment.slot)));
     try {
       await instance.runEvent({
@@ -167,9 +307,16 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     }
   }
 
-  private async ensureAuditAlarm(): Promise<void> {
+  /** Sets the alarm to fire within delayMs, never pushing an earlier one later. */
+  private async ensureAlarmWithin(delayMs: number): Promise<void> {
+    const at = Date.now() + delayMs;
     const current = await this.ctx.storage.getAlarm();
-    if (current === null) await this.ctx.storage.setAlarm(Date.now() + AUDIT_INTERVAL_MS);
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  private quotaStub(schedulerName: string) {
+    const namespace = namespaceOfScheduler(schedulerName);
+    return this.env.NAMESPACE_QUOTA.get(this.env.NAMESPACE_QUOTA.idFromName(namespace));
   }
 
   private maxConcurrency(): number {

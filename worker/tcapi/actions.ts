@@ -7,12 +7,14 @@ import { invokeAsync, visibleEventView } from "../events/routes";
 import {
   createFunctionSchema,
   DEFAULT_NAMESPACE,
-  functionNameSchema,
+  FUNCTION_NAME_PATTERN,
+  NAMESPACE_PATTERN,
   updateConfigurationSchema,
 } from "../functions/model";
 import { FunctionRegistry } from "../functions/registry";
 import { functionLogs } from "../logs/function-logs";
 import { unwrap } from "../shared/errors";
+import { admitRead } from "../shared/read-limit";
 import { parseTcTime, tcTime } from "./envelope";
 
 /** An error with a Tencent Cloud API code of its own (more precise than the platform's). */
@@ -25,6 +27,22 @@ export class TcApiError extends Error {
   }
 }
 
+/**
+ * A `FunctionName` parameter: checked against the function name rule on every action, so a
+ * malformed name is InvalidParameterValue.FunctionName wherever it is given.
+ */
+const functionNameParam = z
+  .string()
+  .regex(FUNCTION_NAME_PATTERN, "FunctionName: 2-60 letters, digits, - or _, starting with a letter");
+
+/**
+ * A `Namespace` parameter: checked against the namespace rule on every action
+ * (InvalidParameterValue.Namespace); an empty one means the default namespace.
+ */
+const namespaceParam = z
+  .string()
+  .refine((value) => value === "" || NAMESPACE_PATTERN.test(value), "Namespace: 1-30 letters, digits, - or _");
+
 /** What every action receives. */
 export interface ActionContext {
   env: Env;
@@ -32,7 +50,7 @@ export interface ActionContext {
   params: Record<string, unknown>;
 }
 
-type Action = (context: ActionContext) => Promise<Record<string, unknown>>;
+export type Action = (context: ActionContext) => Promise<Record<string, unknown>>;
 
 /** Tencent field name of each domain field, for InvalidParameterValue.<Field> codes. */
 const TENCENT_FIELD: Record<string, string> = {
@@ -113,7 +131,7 @@ function functionFields(row: FunctionRow) {
 const createFunction: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
-      FunctionName: z.string(),
+      FunctionName: functionNameParam,
       Code: z.object({ ZipFile: z.string().optional() }),
       Handler: z.string().optional(),
       Description: z.string().optional(),
@@ -121,7 +139,7 @@ const createFunction: Action = async ({ env, principal, params }) => {
       Timeout: z.number().optional(),
       Environment: environmentParam.optional(),
       Runtime: z.string(),
-      Namespace: z.string().optional(),
+      Namespace: namespaceParam.optional(),
       AsyncRunEnable: booleanString.optional(),
     }),
     params,
@@ -146,7 +164,7 @@ const createFunction: Action = async ({ env, principal, params }) => {
 };
 
 const getFunction: Action = async ({ env, principal, params }) => {
-  const p = parseParams(z.object({ FunctionName: z.string(), Namespace: z.string().optional() }), params);
+  const p = parseParams(z.object({ FunctionName: functionNameParam, Namespace: namespaceParam.optional() }), params);
   const row = await new FunctionRegistry(env).get(namespaceOf(principal, p.Namespace), p.FunctionName);
   return functionFields(row);
 };
@@ -154,7 +172,7 @@ const getFunction: Action = async ({ env, principal, params }) => {
 const listFunctions: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
-      Namespace: z.string().optional(),
+      Namespace: namespaceParam.optional(),
       Offset: z.number().int().min(0).default(0),
       Limit: z.number().int().min(1).max(100).default(20),
     }),
@@ -173,8 +191,8 @@ const updateFunctionConfiguration: Action = async ({ env, principal, params }) =
   }
   const p = parseParams(
     z.object({
-      FunctionName: z.string(),
-      Namespace: z.string().optional(),
+      FunctionName: functionNameParam,
+      Namespace: namespaceParam.optional(),
       Description: z.string().optional(),
       MemorySize: z.number().optional(),
       Timeout: z.number().optional(),
@@ -198,8 +216,8 @@ const updateFunctionConfiguration: Action = async ({ env, principal, params }) =
 const updateFunctionCode: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
-      FunctionName: z.string(),
-      Namespace: z.string().optional(),
+      FunctionName: functionNameParam,
+      Namespace: namespaceParam.optional(),
       Handler: z.string().optional(),
       ZipFile: z.string().optional(),
       Code: z.object({ ZipFile: z.string().optional() }).optional(),
@@ -209,20 +227,18 @@ const updateFunctionCode: Action = async ({ env, principal, params }) => {
   const zipFile = p.ZipFile ?? p.Code?.ZipFile;
   if (!zipFile) throw new TcApiError("MissingParameter", "ZipFile (or Code.ZipFile) is required");
   const namespace = namespaceOf(principal, p.Namespace);
+  // Every input is validated before anything is stored: a bad Handler must not leave new code behind.
+  const code = parseDomain(z.base64(), zipFile);
+  const configuration =
+    p.Handler !== undefined ? parseDomain(updateConfigurationSchema, { handler: p.Handler }) : undefined;
   const registry = new FunctionRegistry(env);
-  await registry.updateCode(namespace, p.FunctionName, parseDomain(z.base64(), zipFile));
-  if (p.Handler !== undefined) {
-    await registry.updateConfiguration(
-      namespace,
-      p.FunctionName,
-      parseDomain(updateConfigurationSchema, { handler: p.Handler }),
-    );
-  }
+  await registry.updateCode(namespace, p.FunctionName, code);
+  if (configuration) await registry.updateConfiguration(namespace, p.FunctionName, configuration);
   return {};
 };
 
 const deleteFunction: Action = async ({ env, principal, params }) => {
-  const p = parseParams(z.object({ FunctionName: z.string(), Namespace: z.string().optional() }), params);
+  const p = parseParams(z.object({ FunctionName: functionNameParam, Namespace: namespaceParam.optional() }), params);
   await new FunctionRegistry(env).delete(namespaceOf(principal, p.Namespace), p.FunctionName);
   return {};
 };
@@ -230,11 +246,11 @@ const deleteFunction: Action = async ({ env, principal, params }) => {
 const invoke: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
-      FunctionName: z.string(),
+      FunctionName: functionNameParam,
       InvocationType: z.string().default("RequestResponse"),
       Qualifier: z.string().optional(),
       ClientContext: z.string().optional(),
-      Namespace: z.string().optional(),
+      Namespace: namespaceParam.optional(),
     }),
     params,
   );
@@ -245,11 +261,9 @@ const invoke: Action = async ({ env, principal, params }) => {
     );
   }
   const namespace = namespaceOf(principal, p.Namespace);
-  const name = functionNameSchema.safeParse(p.FunctionName);
-  if (!name.success) throw new TcApiError("ResourceNotFound.Function", `function ${p.FunctionName} not found`);
   const { requestId } = await invokeAsync(env, {
     namespace,
-    functionName: name.data,
+    functionName: p.FunctionName,
     payloadText: p.ClientContext && p.ClientContext.length > 0 ? p.ClientContext : "{}",
     ...(p.Qualifier !== undefined ? { qualifier: p.Qualifier } : {}),
   });
@@ -281,8 +295,8 @@ const timeInterval = z
 const listAsyncEvents: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
-      FunctionName: z.string(),
-      Namespace: z.string().optional(),
+      FunctionName: functionNameParam,
+      Namespace: namespaceParam.optional(),
       Qualifier: z.string().optional(),
       InvokeType: z.array(z.string()).max(10).optional(),
       Status: z
@@ -300,6 +314,7 @@ const listAsyncEvents: Action = async ({ env, principal, params }) => {
     params,
   );
   const namespace = namespaceOf(principal, p.Namespace);
+  admitRead(principal.secretId);
   const page = await listEvents(env.DB, namespace, p.FunctionName, {
     order: p.Order,
     orderBy: p.Orderby === "EndTime" ? "endTime" : "startTime",
@@ -352,9 +367,9 @@ const getAsyncEventStatus: Action = async ({ env, principal, params }) => {
 const terminateAsyncEvent: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
-      FunctionName: z.string(),
+      FunctionName: functionNameParam,
       InvokeRequestId: z.string(),
-      Namespace: z.string().optional(),
+      Namespace: namespaceParam.optional(),
       GraceShutdown: z.boolean().default(false),
     }),
     params,
@@ -370,8 +385,8 @@ const terminateAsyncEvent: Action = async ({ env, principal, params }) => {
 const getFunctionLogs: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
-      FunctionName: z.string(),
-      Namespace: z.string().optional(),
+      FunctionName: functionNameParam,
+      Namespace: namespaceParam.optional(),
       Offset: z.number().int().min(0).default(0),
       Limit: z.number().int().min(1).max(100).default(10),
       Order: z.enum(["asc", "desc", "ASC", "DESC"]).default("desc"),
@@ -392,6 +407,7 @@ const getFunctionLogs: Action = async ({ env, principal, params }) => {
   if (retCode && retCode !== "is0" && retCode !== "not0") {
     throw new TcApiError("InvalidParameterValue.Filter", 'Filter.RetCode: "is0" or "not0"');
   }
+  admitRead(principal.secretId);
   const page = await functionLogs(env, namespace, p.FunctionName, {
     order: p.Order.toUpperCase() as "ASC" | "DESC",
     offset: p.Offset,
@@ -419,17 +435,25 @@ const getFunctionLogs: Action = async ({ env, principal, params }) => {
   return { Data: data, TotalCount: page.total };
 };
 
-/** Every implemented action; any other gets UnsupportedOperation. */
-export const ACTIONS: Record<string, Action> = {
-  CreateFunction: createFunction,
-  GetFunction: getFunction,
-  ListFunctions: listFunctions,
-  UpdateFunctionConfiguration: updateFunctionConfiguration,
-  UpdateFunctionCode: updateFunctionCode,
-  DeleteFunction: deleteFunction,
-  Invoke: invoke,
-  ListAsyncEvents: listAsyncEvents,
-  GetAsyncEventStatus: getAsyncEventStatus,
-  TerminateAsyncEvent: terminateAsyncEvent,
-  GetFunctionLogs: getFunctionLogs,
-};
+/**
+ * Every implemented action, by its Tencent name. A Map, not an object: a lookup sees only these
+ * own entries, never an inherited property (`constructor`, `toString`, `__proto__`, ...).
+ */
+const ACTIONS: ReadonlyMap<string, Action> = new Map<string, Action>([
+  ["CreateFunction", createFunction],
+  ["GetFunction", getFunction],
+  ["ListFunctions", listFunctions],
+  ["UpdateFunctionConfiguration", updateFunctionConfiguration],
+  ["UpdateFunctionCode", updateFunctionCode],
+  ["DeleteFunction", deleteFunction],
+  ["Invoke", invoke],
+  ["ListAsyncEvents", listAsyncEvents],
+  ["GetAsyncEventStatus", getAsyncEventStatus],
+  ["TerminateAsyncEvent", terminateAsyncEvent],
+  ["GetFunctionLogs", getFunctionLogs],
+]);
+
+/** The implemented action of a name, or undefined for any other name (Tencent's InvalidAction). */
+export function findAction(name: string): Action | undefined {
+  return ACTIONS.get(name);
+}

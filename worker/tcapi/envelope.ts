@@ -19,6 +19,7 @@ export const TENCENT_ERROR_CODE: Record<ErrorCode, string> = {
   EVENT_ALREADY_ENDED: "FailedOperation.AsyncEvent",
   EVENT_TERMINATING: "FailedOperation.AsyncEvent",
   RATE_LIMITED: "RequestLimitExceeded",
+  TOO_MANY_FOLLOWERS: "LimitExceeded",
   UNSUPPORTED_OPERATION: "UnsupportedOperation",
   METHOD_NOT_ALLOWED: "UnsupportedOperation",
   INTERNAL_ERROR: "InternalError",

@@ -1,13 +1,59 @@
 import { Hono } from "hono";
-import { MAX_JSON_BODY_BYTES } from "../api/validation";
+import { MAX_JSON_BODY_BYTES, readRequestBody } from "../api/validation";
 import { authenticate } from "../auth/credentials";
+import { isReadOnlyAction } from "../auth/signature-ledger";
 import { toPlatformError } from "../shared/errors";
-import { ACTIONS, TcApiError } from "./actions";
+import { findAction, TcApiError } from "./actions";
 import { TC_API_VERSION, TENCENT_ERROR_CODE, tcError, tcOk } from "./envelope";
+
+/** Worker secrets whose values may never appear in an answer, whatever an action returned. */
+const SECRET_BINDINGS = ["MASTER_KEY", "DEV_SECRET_KEY"] as const;
+
+/** Shortest secret value the leak guard looks for (shorter ones would match ordinary text). */
+const MIN_GUARDED_SECRET_CHARS = 16;
+
+/** True when a serialised answer contains the value of a Worker secret (never sent). */
+function leaksSecret(env: Env, serialised: string): boolean {
+  return SECRET_BINDINGS.some((name) => {
+    const value = env[name];
+    return typeof value === "string" && value.length >= MIN_GUARDED_SECRET_CHARS && serialised.includes(value);
+  });
+}
+
+/**
+ * The request body, read once and bounded while reading (before the signature check hashes it):
+ * over MAX_JSON_BODY_BYTES is Tencent's InvalidParameter.
+ */
+async function boundedBody(request: Parameters<typeof readRequestBody>[0]): Promise<Uint8Array> {
+  try {
+    return await readRequestBody(request, MAX_JSON_BODY_BYTES);
+  } catch (error) {
+    if (toPlatformError(error)?.code === "PAYLOAD_TOO_LARGE") {
+      throw new TcApiError("InvalidParameter", `request body over ${MAX_JSON_BODY_BYTES} bytes`);
+    }
+    throw error;
+  }
+}
+
+/** Parses the body's bytes as the action's JSON object of parameters. */
+function parseParams(body: Uint8Array): Record<string, unknown> {
+  let params: unknown;
+  try {
+    const text = new TextDecoder().decode(body);
+    params = text.trim().length === 0 ? {} : JSON.parse(text);
+  } catch {
+    throw new TcApiError("InvalidParameter", "the request body is not valid JSON");
+  }
+  if (typeof params !== "object" || params === null || Array.isArray(params)) {
+    throw new TcApiError("InvalidParameter", "the request body must be a JSON object");
+  }
+  return params as Record<string, unknown>;
+}
 
 /**
  * The Tencent Cloud API 3.0 endpoint (`POST /`, SCF 2018-04-16): TC3-HMAC-SHA256 signatures
  * (or the bearer form), `X-TC-Action` dispatch, and Tencent's response and error envelopes.
+ * Only the value an implemented action returned is ever serialised into a success answer.
  */
 export const tencentCloudRoutes = new Hono<{ Bindings: Env }>().all("/", async (c) => {
   const requestId = crypto.randomUUID();
@@ -15,34 +61,28 @@ export const tencentCloudRoutes = new Hono<{ Bindings: Env }>().all("/", async (
     if (c.req.method !== "POST") {
       return tcError(requestId, "UnsupportedOperation", "the API endpoint takes POST requests with a JSON body");
     }
-    const declared = Number(c.req.header("content-length") ?? "0");
-    if (declared > MAX_JSON_BODY_BYTES) {
-      return tcError(requestId, "InvalidParameter", `the request body is over ${MAX_JSON_BODY_BYTES} bytes`);
-    }
-    const auth = await authenticate(c.env, c.req.raw, () => c.req.arrayBuffer());
+    const actionName = c.req.header("x-tc-action") ?? "";
+    const auth = await authenticate(c.env, c.req.raw, () => boundedBody(c.req), {
+      name: actionName,
+      mutating: !isReadOnlyAction(actionName),
+    });
     if (!auth.ok) return tcError(requestId, auth.failure, auth.message);
 
-    const action = c.req.header("x-tc-action");
-    if (!action) return tcError(requestId, "MissingParameter", "the X-TC-Action header is required");
+    if (!actionName) return tcError(requestId, "MissingParameter", "the X-TC-Action header is required");
     const version = c.req.header("x-tc-version");
     if (version !== TC_API_VERSION) {
       return tcError(requestId, "NoSuchVersion", `X-TC-Version must be ${TC_API_VERSION}`);
     }
-    const handler = ACTIONS[action];
-    if (!handler) return tcError(requestId, "UnsupportedOperation", `the action ${action} is not supported`);
+    const action = findAction(actionName);
+    if (!action) return tcError(requestId, "InvalidAction", "the action is not implemented by this endpoint");
 
-    let params: unknown;
-    try {
-      const text = new TextDecoder().decode(await c.req.arrayBuffer());
-      params = text.trim().length === 0 ? {} : JSON.parse(text);
-    } catch {
-      return tcError(requestId, "InvalidParameter", "the request body is not valid JSON");
+    const params = parseParams(await boundedBody(c.req));
+    const result = await action({ env: c.env, principal: auth.principal, params });
+    if (leaksSecret(c.env, JSON.stringify(result))) {
+      console.error("Tencent Cloud API answer withheld: it contained a secret value", requestId, actionName);
+      return tcError(requestId, "InternalError", "internal error");
     }
-    if (typeof params !== "object" || params === null || Array.isArray(params)) {
-      return tcError(requestId, "InvalidParameter", "the request body must be a JSON object");
-    }
-    const body = await handler({ env: c.env, principal: auth.principal, params: params as Record<string, unknown> });
-    return tcOk(requestId, body);
+    return tcOk(requestId, result);
   } catch (error) {
     if (error instanceof TcApiError) return tcError(requestId, error.code, error.message);
     const known = toPlatformError(error);
