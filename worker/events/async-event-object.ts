@@ -1,7 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { FunctionSnapshot } from "../functions/model";
 import { EventLogStore, type LogRecord, type StoredLogRecord } from "../logs/event-log-store";
-import { LogFollowers, type LogStreamEnd } from "../logs/log-followers";
+import { LogFollowers, type LogStreamEnd, MAX_FOLLOWERS_PER_EVENT } from "../logs/log-followers";
+import { instanceName, schedulerName } from "../scheduling/function-scheduler-object";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
 import type { DispatchMessage } from "./dispatch-message";
 import { indexEntryOf, writeIndexEntries } from "./event-index";
@@ -15,6 +16,7 @@ import {
   type TransitionError,
   transition,
 } from "./event-machine";
+import { utf8Length } from "./text-bounds";
 
 /** Status stays readable this long after the event ends. */
 export const EVENT_RETENTION_MS = 72 * 60 * 60 * 1000;
@@ -53,19 +55,62 @@ export type ClaimResult =
 const STATE_KEY = "state";
 const PAYLOAD_KEY = "payload";
 const WATCHDOG_DELAY_KEY = "watchdogDelayMs";
+/**
+ * Results larger than this (UTF-8 bytes of JSON, 16 KiB) are kept in the object's SQL table
+ * `event_result` (as UTF-8 text) rather than inside the state value. A storage value is limited
+ * (2 MB with SQLite-backed objects, 128 KiB with key-value ones), and the value serialiser stores a
+ * string holding any non-Latin-1 character at 2 bytes per character: a result of MAX_RESULT_BYTES
+ * inside the state could pass the limit and leave the event RUNNING. The state stays small.
+ */
+export const MAX_INLINE_RESULT_BYTES = 16 * 1024;
+
+/** The state as stored: a large result lives in SQL, and the stored state says so. */
+type StoredEventState = EventState & { resultInSql?: true };
+
+/** True when an instance id names a slot of this event's function: `${schedulerName}#${slot}`. */
+export function isInstanceOfFunction(instanceId: string, namespace: string, functionName: string): boolean {
+  const prefix = instanceName(schedulerName(namespace, functionName), 0).slice(0, -1);
+  return instanceId.startsWith(prefix) && /^(0|[1-9][0-9]{0,5})$/.test(instanceId.slice(prefix.length));
+}
 
 /** One event's state machine: the source of truth for one RequestId. */
 export class AsyncEventObject extends DurableObject<Env> {
   private state: EventState | undefined;
   private readonly logStore: EventLogStore;
-  private readonly followers = new LogFollowers();
+  private readonly followers: LogFollowers;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.logStore = new EventLogStore(ctx.storage.sql);
+    this.followers = new LogFollowers((after, limit) => this.logStore.read(after, limit), MAX_LOG_READ);
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS event_result (id INTEGER PRIMARY KEY, json TEXT NOT NULL)");
     ctx.blockConcurrencyWhile(async () => {
-      this.state = await ctx.storage.get<EventState>(STATE_KEY);
+      this.state = this.loadedState(await ctx.storage.get<StoredEventState>(STATE_KEY));
     });
+  }
+
+  /** The state as this object holds it in memory: with its result, wherever that is stored. */
+  private loadedState(stored: StoredEventState | undefined): EventState | undefined {
+    if (!stored) return undefined;
+    const { resultInSql, ...state } = stored;
+    if (!resultInSql) return state;
+    const row = this.ctx.storage.sql.exec<{ json: string }>("SELECT json FROM event_result WHERE id = 1").toArray()[0];
+    return row ? { ...state, result: row.json } : state;
+  }
+
+  /** Persists the state; a result over MAX_INLINE_RESULT_BYTES goes to SQL, beside it. */
+  private async saveState(state: EventState): Promise<void> {
+    const { result, ...rest } = state;
+    if (result === undefined || utf8Length(result) <= MAX_INLINE_RESULT_BYTES) {
+      await this.ctx.storage.put(STATE_KEY, state);
+      return;
+    }
+    this.ctx.storage.sql.exec(
+      "INSERT INTO event_result (id, json) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+      result,
+    );
+    const stored: StoredEventState = { ...rest, resultInSql: true };
+    await this.ctx.storage.put(STATE_KEY, stored);
   }
 
   /**
@@ -100,10 +145,16 @@ export class AsyncEventObject extends DurableObject<Env> {
     return { requestId: state.requestId };
   }
 
-  /** The instance takes the event (only one instance ever can). */
+  /**
+   * The instance takes the event (only one instance ever can). The instance must be a slot of the
+   * event's own function (see isInstanceOfFunction); any other is refused and nothing changes.
+   */
   async claim(instanceId: string): Promise<ClaimResult> {
     const state = this.state;
     if (!state) return { ok: false, reason: "unknown event" };
+    if (!isInstanceOfFunction(instanceId, state.namespace, state.functionName)) {
+      return { ok: false, reason: `instance ${instanceId} does not belong to function ${state.functionName}` };
+    }
     const applied = await this.apply({ type: "claim", instanceId, at: Date.now() });
     if (!applied.ok) return { ok: false, reason: applied.message };
     const payload = (await this.ctx.storage.get<string>(PAYLOAD_KEY)) ?? "{}";
@@ -129,8 +180,12 @@ export class AsyncEventObject extends DurableObject<Env> {
     memoryUsageKb?: number,
     finalLogs: LogRecord[] = [],
   ): Promise<{ ok: boolean; reason?: string }> {
+    // Only the claimant reports: another instance's report (and its log lines) changes nothing.
+    if (this.state?.instanceId === undefined || this.state.instanceId !== instanceId) {
+      return { ok: false, reason: `event belongs to ${this.state?.instanceId ?? "no instance"}` };
+    }
     // The last log lines travel with the outcome: one call for a short execution.
-    if (finalLogs.length > 0 && this.state && !isTerminal(this.state.phase)) await this.appendLogs(finalLogs);
+    if (finalLogs.length > 0 && !isTerminal(this.state.phase)) await this.appendLogs(finalLogs, instanceId);
     const applied = await this.apply({
       type: "complete",
       instanceId,
@@ -141,9 +196,13 @@ export class AsyncEventObject extends DurableObject<Env> {
     return applied.ok ? { ok: true } : { ok: false, reason: applied.message };
   }
 
-  /** Appends captured log lines (repeats are ignored) and sends them to live followers. */
-  async appendLogs(records: LogRecord[]): Promise<void> {
+  /**
+   * Appends captured log lines (repeats are ignored) and sends them to live followers. When the
+   * sending instance is given, lines from any instance but the claimant are ignored.
+   */
+  async appendLogs(records: LogRecord[], instanceId?: string): Promise<void> {
     if (!this.state) return;
+    if (instanceId !== undefined && instanceId !== this.state.instanceId) return;
     this.followers.publish(this.logStore.appendCaptured(records.slice(0, MAX_LOG_RECORDS_PER_APPEND)));
   }
 
@@ -160,14 +219,15 @@ export class AsyncEventObject extends DurableObject<Env> {
   async followLogs(after: number): Promise<RpcResult<ReadableStream<Uint8Array>>> {
     const state = this.state;
     if (!state) return rpcFail("EVENT_NOT_FOUND", "event not found");
-    const backlog: StoredLogRecord[] = [];
-    for (let cursor = after; ; ) {
-      const page = this.logStore.read(cursor, MAX_LOG_READ);
-      backlog.push(...page);
-      if (page.length < MAX_LOG_READ) break;
-      cursor = page.at(-1)?.seq ?? cursor;
+    // The backlog is read page by page as the client reads (see LogFollowers).
+    const stream = this.followers.open(after, isTerminal(state.phase) ? streamEndOf(state) : undefined);
+    if (!stream) {
+      return rpcFail(
+        "TOO_MANY_FOLLOWERS",
+        `this event already has ${MAX_FOLLOWERS_PER_EVENT} live log followers, the most allowed; close one or page the log with GET /v1/events/{requestId}/logs`,
+      );
     }
-    return rpcOk(this.followers.open(backlog, isTerminal(state.phase) ? streamEndOf(state) : undefined));
+    return rpcOk(stream);
   }
 
   /**
@@ -304,7 +364,7 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (!result.changed) return { ok: true };
     const next = result.state;
     this.state = next;
-    await this.ctx.storage.put(STATE_KEY, next);
+    await this.saveState(next);
     await this.ctx.storage.setAlarm(this.nextAlarmAt(next));
     this.narrate(state, next);
     try {

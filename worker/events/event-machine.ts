@@ -1,6 +1,7 @@
 // The pure state machine of one async event: (state, command) → next state | error.
 // The AsyncEvent Durable Object persists what this returns before any side effect.
 import type { FunctionSnapshot } from "../functions/model";
+import { truncateUtf8, utf8Length } from "./text-bounds";
 
 /** Internal phase of an event. */
 export type EventPhase = "queued" | "starting" | "running" | "finished" | "failed" | "aborted";
@@ -80,8 +81,15 @@ export type TransitionResult =
   | { ok: true; state: EventState; changed: boolean }
   | { ok: false; error: TransitionError };
 
-/** Largest handler result kept (JSON text). */
+/**
+ * Largest handler result kept (JSON text, UTF-8 bytes: 1 MiB). A larger return value FAILS the
+ * event with a message naming this limit (the value is not kept); the agent caps it too.
+ */
 export const MAX_RESULT_BYTES = 1024 * 1024;
+/** Largest errorMessage kept (UTF-8 bytes, 4 KiB); longer ones are cut with truncationMarker. */
+export const MAX_ERROR_MESSAGE_BYTES = 4 * 1024;
+/** Largest errorStack kept (UTF-8 bytes, 32 KiB); longer ones are cut with truncationMarker. */
+export const MAX_ERROR_STACK_BYTES = 32 * 1024;
 
 /** True once the event has ended. */
 export function isTerminal(phase: EventPhase): boolean {
@@ -122,12 +130,28 @@ export interface Ending {
   errorStack?: string;
 }
 
+/** JSON text of a handler's return value, or undefined when it has none (a cycle, a BigInt). */
+function resultJson(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value ?? null);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Maps an execution outcome to the event's terminal phase and StatusCode. */
 export function endingOf(outcome: ExecutionOutcome, timeoutSeconds: number): Ending {
   switch (outcome.kind) {
     case "returned": {
-      const result = JSON.stringify(outcome.result ?? null);
-      if (new TextEncoder().encode(result).byteLength > MAX_RESULT_BYTES) {
+      const result = resultJson(outcome.result);
+      if (result === undefined) {
+        return {
+          phase: "failed",
+          statusCode: STATUS_CODE.USER_CODE_EXCEPTION,
+          errorMessage: "the handler's return value cannot be written as JSON",
+        };
+      }
+      if (utf8Length(result) > MAX_RESULT_BYTES) {
         return {
           phase: "failed",
           statusCode: STATUS_CODE.USER_CODE_EXCEPTION,
@@ -213,8 +237,11 @@ function end(state: EventState, ending: Ending, at: number, memoryUsageKb?: numb
     endedAt: at,
     durationMs: state.startedAt !== undefined ? at - state.startedAt : 0,
     ...(result !== undefined ? { result } : {}),
-    ...(errorMessage !== undefined ? { errorMessage } : {}),
-    ...(errorStack !== undefined ? { errorStack } : {}),
+    // Bounded so that an oversized error can never make the event's state write fail.
+    ...(errorMessage !== undefined
+      ? { errorMessage: truncateUtf8(String(errorMessage), MAX_ERROR_MESSAGE_BYTES) }
+      : {}),
+    ...(errorStack !== undefined ? { errorStack: truncateUtf8(String(errorStack), MAX_ERROR_STACK_BYTES) } : {}),
     ...(memoryUsageKb !== undefined ? { memoryUsageKb } : {}),
   };
 }
@@ -262,7 +289,8 @@ export function transition(state: EventState, command: EventCommand): Transition
     }
     case "complete": {
       if (isTerminal(state.phase)) return unchanged;
-      if (state.instanceId !== undefined && state.instanceId !== command.instanceId) {
+      // Only the claimant reports an outcome: an unclaimed (queued) event has none yet.
+      if (state.instanceId === undefined || state.instanceId !== command.instanceId) {
         return { ok: false, error: { code: "WRONG_INSTANCE", message: `event belongs to ${state.instanceId}` } };
       }
       const ending =

@@ -7,6 +7,7 @@ import { QpsLimiter } from "../functions/qps-limiter";
 import { FunctionRegistry, functionNotFound } from "../functions/registry";
 import { namespaceParam } from "../functions/routes";
 import { PlatformError, unwrap } from "../shared/errors";
+import { admitRead } from "../shared/read-limit";
 import { listEvents, listEventsQuerySchema, listedEvent } from "./event-list";
 import type { PublicEvent } from "./event-machine";
 
@@ -20,9 +21,6 @@ export const API_INVOKE_TYPE = "OTHERS";
 export const DEFAULT_QUALIFIER = "$LATEST";
 
 const limiter = new QpsLimiter();
-/** List queries per second per caller; users are told to poll an event's status instead. */
-export const LIST_RATE_PER_SECOND = 20;
-const listLimiter = new QpsLimiter();
 const terminateBodySchema = z.strictObject({ graceful: z.boolean().default(false) });
 const requestIdSchema = z.uuid("requestId must be a UUID");
 
@@ -121,12 +119,7 @@ export const eventRoutes = new Hono<AppEnv>()
     const namespace = namespaceParam(c.var.principal, c.req.param("namespace"));
     const functionName = parseWith(functionNameSchema, c.req.param("name"));
     const query = parseWith(listEventsQuerySchema, c.req.query());
-    if (!listLimiter.tryAdmit(c.var.principal.secretId, LIST_RATE_PER_SECOND, Date.now())) {
-      throw new PlatformError(
-        "RATE_LIMITED",
-        `over ${LIST_RATE_PER_SECOND} list requests per second; poll GET /v1/events/{requestId} for one event's status`,
-      );
-    }
+    admitRead(c.var.principal.secretId);
     const page = await listEvents(c.env.DB, namespace, functionName, query);
     return c.json({ total: page.total, events: page.events.map(listedEvent) });
   })

@@ -28,8 +28,28 @@ export const DEFAULT_NAMESPACE = "default";
 export const FUNCTION_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$/;
 /** Namespace rule (same alphabet, 1–30 chars). */
 export const NAMESPACE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$/;
+/**
+ * Handler rule: `path/file.function`. The path part is relative to the code root: it may not start
+ * with `/` (the first character is a letter, digit or _) and has no `..` segment (HANDLER_ESCAPES).
+ */
 const HANDLER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z_][A-Za-z0-9_]*$/;
+/** A `..` path segment anywhere in a handler: it would leave the code folder. */
+const HANDLER_ESCAPES = /(^|\/)\.\.(\/|$)/;
+/** Longest handler value, in characters. */
+export const MAX_HANDLER_CHARS = 256;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Most environment variables one function may have. */
+export const MAX_ENV_VARIABLES = 100;
+/** Longest environment variable name, in characters. */
+export const MAX_ENV_NAME_CHARS = 128;
+/** Largest environment variable value, in UTF-8 bytes (4 KiB). */
+export const MAX_ENV_VALUE_BYTES = 4 * 1024;
+/**
+ * Largest total of all names and values, in UTF-8 bytes (32 KiB): the handler's spawn never fails
+ * with E2BIG and the event's stored state stays small.
+ */
+export const MAX_ENV_TOTAL_BYTES = 32 * 1024;
 
 export const functionNameSchema = z
   .string()
@@ -39,12 +59,61 @@ export const functionNameSchema = z
   );
 export const namespaceSchema = z.string().regex(NAMESPACE_PATTERN, "namespace: 1-30 letters, digits, - or _");
 
+const utf8 = new TextEncoder();
+
+/** UTF-8 length of a text, in bytes. */
+function utf8Bytes(text: string): number {
+  return utf8.encode(text).byteLength;
+}
+
+/** Environment variables, checked against every bound above with a message naming the bound. */
 const environmentSchema = z
-  .record(z.string().regex(ENV_NAME_PATTERN, "environment variable names: letters, digits and _"), z.string())
-  .refine((variables) => Object.keys(variables).length <= 100, "at most 100 environment variables");
+  .record(
+    // Names are checked below, where the message can say which bound a name breaks.
+    z.string(),
+    z
+      .string()
+      .refine(
+        (value) => utf8Bytes(value) <= MAX_ENV_VALUE_BYTES,
+        `environment variable values: at most ${MAX_ENV_VALUE_BYTES} bytes (UTF-8) each`,
+      ),
+  )
+  .superRefine((variables, context) => {
+    for (const name of Object.keys(variables)) {
+      const problem =
+        name.length > MAX_ENV_NAME_CHARS
+          ? `environment variable names: at most ${MAX_ENV_NAME_CHARS} characters`
+          : ENV_NAME_PATTERN.test(name)
+            ? undefined
+            : "environment variable names: letters, digits and _, not starting with a digit";
+      if (problem) context.addIssue({ code: "custom", message: problem, path: [name.slice(0, 64)] });
+    }
+  })
+  .refine(
+    (variables) => Object.keys(variables).length <= MAX_ENV_VARIABLES,
+    `at most ${MAX_ENV_VARIABLES} environment variables`,
+  )
+  .refine(
+    (variables) => environmentBytes(variables) <= MAX_ENV_TOTAL_BYTES,
+    `environment variables: names and values at most ${MAX_ENV_TOTAL_BYTES} bytes (UTF-8) in total`,
+  );
+
+/** Total UTF-8 size of every name and value of an environment. */
+export function environmentBytes(variables: Record<string, string>): number {
+  let total = 0;
+  for (const [name, value] of Object.entries(variables)) total += utf8Bytes(name) + utf8Bytes(value);
+  return total;
+}
+
+/** A handler value: the pattern above, relative to the code root, with no `..` segment. */
+const handlerSchema = z
+  .string()
+  .max(MAX_HANDLER_CHARS, `handler: at most ${MAX_HANDLER_CHARS} characters`)
+  .regex(HANDLER_PATTERN, "handler: file.function, e.g. index.main_handler")
+  .refine((handler) => !HANDLER_ESCAPES.test(handler), "handler: no '..' path segment (it must stay in the code)");
 
 const configurationFields = {
-  handler: z.string().regex(HANDLER_PATTERN, "handler: file.function, e.g. index.main_handler"),
+  handler: handlerSchema,
   timeout: z.number().int().min(1).max(MAX_ASYNC_TIMEOUT_SECONDS),
   memorySize: z.number().int().min(MIN_MEMORY_MB).max(MAX_MEMORY_MB),
   environment: environmentSchema,

@@ -11,6 +11,7 @@ import {
   snapshotOf,
   type UpdateConfigurationInput,
 } from "./model";
+import { inspectZipDirectory } from "./zip-directory";
 
 /** Longest time an isolate serves a cached function lookup on the invoke path. */
 export const FUNCTION_CACHE_TTL_MS = 2_000;
@@ -32,7 +33,10 @@ export function functionNotFound(namespace: string, name: string): PlatformError
   return new PlatformError("FUNCTION_NOT_FOUND", `function ${name} not found in namespace ${namespace}`);
 }
 
-/** Decodes and checks a base64 zip package. */
+/**
+ * Decodes and checks a base64 zip package: its size, and its central directory (see
+ * inspectZipDirectory). Throws PAYLOAD_TOO_LARGE or INVALID_PARAMETER; nothing is stored.
+ */
 export async function decodeCodePackage(zipBase64: string): Promise<{ bytes: Uint8Array; sha256: string }> {
   const bytes = fromBase64(zipBase64);
   if (bytes.byteLength > MAX_CODE_PACKAGE_BYTES) {
@@ -41,6 +45,8 @@ export async function decodeCodePackage(zipBase64: string): Promise<{ bytes: Uin
   // Local file header (PK\x03\x04) or an empty archive's end record (PK\x05\x06).
   const isZip = bytes[0] === 0x50 && bytes[1] === 0x4b && (bytes[2] === 3 || bytes[2] === 5);
   if (!isZip) throw new PlatformError("INVALID_PARAMETER", "code.zipFile is not a zip archive");
+  // Zip bombs and entries that would escape the code folder are refused before anything is stored.
+  inspectZipDirectory(bytes);
   return { bytes, sha256: await sha256Hex(bytes) };
 }
 

@@ -14,8 +14,13 @@ export interface StoredLogRecord {
   line: string;
 }
 
-/** Log text stored per event; past it, lines are counted and dropped (one marker line says so). */
+/**
+ * Log text stored per event, in characters; every line counts its length + 1 (its line break), so
+ * a flood of empty lines fills it too. Past it, lines are counted and dropped (one marker line).
+ */
 export const MAX_STORED_LOG_CHARS = 10 * 1024 * 1024;
+/** Captured lines stored per event; past it, lines are counted and dropped (one marker line). */
+export const MAX_STORED_LOG_LINES = 200_000;
 
 /**
  * An event's log in its Durable Object's SQLite. Captured lines are de-duplicated by the agent's
@@ -23,6 +28,7 @@ export const MAX_STORED_LOG_CHARS = 10 * 1024 * 1024;
  */
 export class EventLogStore {
   private storedChars: number;
+  private storedLines: number;
   private dropped: number;
 
   constructor(private readonly sql: SqlStorage) {
@@ -31,6 +37,7 @@ export class EventLogStore {
       stream TEXT NOT NULL, line TEXT NOT NULL)`);
     sql.exec("CREATE TABLE IF NOT EXISTS log_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
     this.storedChars = this.meta("stored_chars");
+    this.storedLines = this.meta("stored_lines");
     this.dropped = this.meta("dropped");
   }
 
@@ -38,7 +45,7 @@ export class EventLogStore {
   appendCaptured(records: readonly LogRecord[]): StoredLogRecord[] {
     const stored: StoredLogRecord[] = [];
     for (const record of records) {
-      if (this.storedChars >= MAX_STORED_LOG_CHARS) {
+      if (this.isFull()) {
         const seen = this.sql.exec("SELECT 1 FROM logs WHERE source_seq = ?", record.seq).toArray().length > 0;
         if (!seen) this.dropped += 1;
         continue;
@@ -53,17 +60,26 @@ export class EventLogStore {
         )
         .toArray()[0];
       if (!inserted) continue;
-      this.storedChars += record.line.length;
+      this.storedChars += record.line.length + 1;
+      this.storedLines += 1;
       stored.push({ seq: inserted.seq, ts: record.ts, stream: record.stream, line: record.line });
-      if (this.storedChars >= MAX_STORED_LOG_CHARS) {
-        stored.push(
-          this.appendPlatform(`[PLATFORM] Log reached ${MAX_STORED_LOG_CHARS} characters: later lines are not stored`),
-        );
+      if (this.isFull()) {
+        const bound =
+          this.storedLines >= MAX_STORED_LOG_LINES
+            ? `${MAX_STORED_LOG_LINES} lines`
+            : `${MAX_STORED_LOG_CHARS} characters`;
+        stored.push(this.appendPlatform(`[PLATFORM] Log reached ${bound}: later lines are not stored`));
       }
     }
     this.setMeta("stored_chars", this.storedChars);
+    this.setMeta("stored_lines", this.storedLines);
     this.setMeta("dropped", this.dropped);
     return stored;
+  }
+
+  /** True once either bound is reached: captured lines are then dropped. */
+  private isFull(): boolean {
+    return this.storedChars >= MAX_STORED_LOG_CHARS || this.storedLines >= MAX_STORED_LOG_LINES;
   }
 
   /** Stores one line written by the platform itself. */

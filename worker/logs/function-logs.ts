@@ -1,9 +1,37 @@
 import type { EventWithLog } from "../events/async-event-object";
 import { listEvents } from "../events/event-list";
+import { truncateUtf8, utf8Length } from "../events/text-bounds";
 import { unwrap } from "../shared/errors";
 
 /** Log text returned per event by a function-log query. */
 export const FUNCTION_LOG_CHARS_PER_EVENT = 64 * 1024;
+/**
+ * Log text one function-log answer carries across all its events (UTF-8 bytes, 1 MiB). The event
+ * that crosses it has its log cut with a truncation marker; later events' logs are "". Both are
+ * flagged with `logTruncated: true`: read them whole by RequestId.
+ */
+export const MAX_FUNCTION_LOG_ANSWER_BYTES = 1024 * 1024;
+
+/** One event of a function-log answer. */
+export type FunctionLogEntry = EventWithLog & {
+  /** True when this event's log was cut (or left out) to keep the answer within its bound. */
+  logTruncated: boolean;
+};
+
+/** Cuts the events' logs, in order, so that together they stay within `maxBytes`. */
+export function boundLogs(events: readonly EventWithLog[], maxBytes: number): FunctionLogEntry[] {
+  let remaining = maxBytes;
+  return events.map((event) => {
+    const size = utf8Length(event.log);
+    if (size <= remaining) {
+      remaining -= size;
+      return { ...event, logTruncated: false };
+    }
+    const log = remaining > 0 ? truncateUtf8(event.log, remaining) : "";
+    remaining = 0;
+    return { ...event, log, logTruncated: true };
+  });
+}
 
 /** Which events a function-log query returns (SCF's GetFunctionLogs, also served by REST). */
 export interface FunctionLogQuery {
@@ -18,13 +46,17 @@ export interface FunctionLogQuery {
   startTimeTo?: number;
 }
 
-/** Events of a function from the index, each with the start of its log, newest first by default. */
+/**
+ * Events of a function from the index, each with the start of its log, newest first by default.
+ * Every event is re-checked against the namespace and function asked for (the index is only a
+ * copy); the logs together are bounded by MAX_FUNCTION_LOG_ANSWER_BYTES.
+ */
 export async function functionLogs(
   env: Env,
   namespace: string,
   functionName: string,
   query: FunctionLogQuery,
-): Promise<{ total: number; events: EventWithLog[] }> {
+): Promise<{ total: number; events: FunctionLogEntry[] }> {
   const statuses =
     query.outcome === "success"
       ? ["FINISHED" as const]
@@ -47,8 +79,12 @@ export async function functionLogs(
       const detail = await stub.viewWithLog(FUNCTION_LOG_CHARS_PER_EVENT);
       // An event deleted after its index row was read is skipped.
       if (detail.ok === false) return undefined;
-      return unwrap<EventWithLog>(detail);
+      const event = unwrap<EventWithLog>(detail);
+      // The event object is the truth: an index row naming another function's event is skipped.
+      if (event.namespace !== namespace || event.functionName !== functionName) return undefined;
+      return event;
     }),
   );
-  return { total: page.total, events: events.filter((event) => event !== undefined) };
+  const found = events.filter((event) => event !== undefined);
+  return { total: page.total, events: boundLogs(found, MAX_FUNCTION_LOG_ANSWER_BYTES) };
 }

@@ -9,6 +9,18 @@ export interface LogStreamEnd {
   errorMessage: string | null;
 }
 
+/** Reads stored lines with seq > after, oldest first, at most `limit` of them. */
+export type LogPageReader = (after: number, limit: number) => StoredLogRecord[];
+
+/** Most live followers one event may have at once; past it, opening one more is refused. */
+export const MAX_FOLLOWERS_PER_EVENT = 16;
+/**
+ * Most bytes waiting to be read by one follower (1 MiB). A follower that falls this far behind is
+ * dropped: it gets a final `overflow` event and its stream closes; it resumes with Last-Event-ID.
+ */
+export const MAX_FOLLOWER_QUEUE_BYTES = 1024 * 1024;
+/** Bytes queued for a follower below which the next backlog page is read (its high-water mark). */
+const FOLLOWER_HIGH_WATER_BYTES = 64 * 1024;
 /** Idle followers get a comment line this often, so proxies keep the connection. */
 const HEARTBEAT_MS = 15_000;
 const encoder = new TextEncoder();
@@ -23,59 +35,178 @@ export function sseEndEvent(end: LogStreamEnd): string {
   return `event: end\ndata: ${JSON.stringify(end)}\n\n`;
 }
 
+/** The last words to a follower that fell too far behind: where to resume. */
+export function sseOverflowEvent(lastEventId: number): string {
+  const data = {
+    reason: `this follower fell more than ${MAX_FOLLOWER_QUEUE_BYTES} bytes behind; reconnect with Last-Event-ID to resume`,
+    lastEventId,
+  };
+  return `: too slow, reconnect with Last-Event-ID: ${lastEventId}\n\nevent: overflow\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** One open log stream. */
+interface Follower {
+  controller: ReadableStreamDefaultController<Uint8Array>;
+  /** The seq of the last line queued for it. */
+  cursor: number;
+  /** Caught up with the store: new lines arrive by publish(); before that, pull() reads pages. */
+  live: boolean;
+  /** Set when the event has ended: the follower gets the end event once it has read the backlog. */
+  ended: LogStreamEnd | undefined;
+}
+
 /**
- * Live log followers of one event (Server-Sent Events). The owner is single-threaded: it writes the
- * backlog and registers the follower in one step, so nothing falls between backlog and live lines.
+ * Live log followers of one event (Server-Sent Events), bounded in number and in memory. A new
+ * follower reads the backlog from the store page by page as its client reads (pull), then turns
+ * live. The owner is single-threaded: the last backlog page and the switch to live happen in one
+ * step, so no line falls between them. A follower whose unread queue grows past
+ * MAX_FOLLOWER_QUEUE_BYTES is dropped with a final event telling it to reconnect.
  */
 export class LogFollowers {
-  private readonly writers = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+  private readonly followers = new Set<Follower>();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
 
-  /** Opens a stream: the backlog, then live lines until end() (or the end at once if given). */
-  open(backlog: readonly StoredLogRecord[], ended?: LogStreamEnd): ReadableStream<Uint8Array> {
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    const writer = writable.getWriter();
-    const text = backlog.map(sseLogEvent).join("") + (ended ? sseEndEvent(ended) : "");
-    // An opening comment so that the client sees the stream is live before the first line.
-    this.write(writer, `: following\n\n${text}`);
-    if (ended) {
-      writer.close().catch(() => undefined);
-    } else {
-      this.writers.add(writer);
-      this.heartbeat ??= setInterval(() => this.broadcast(": keep-alive\n\n"), HEARTBEAT_MS);
-    }
-    return readable;
+  constructor(
+    private readonly readPage: LogPageReader,
+    private readonly pageSize: number,
+  ) {}
+
+  /**
+   * Opens a stream: the lines after `after`, then live lines until end() (or the end at once after
+   * the backlog, if the event has already ended). Undefined when MAX_FOLLOWERS_PER_EVENT are open.
+   */
+  open(after: number, ended?: LogStreamEnd): ReadableStream<Uint8Array> | undefined {
+    if (this.followers.size >= MAX_FOLLOWERS_PER_EVENT) return undefined;
+    let follower: Follower | undefined;
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          follower = { controller, cursor: after, live: false, ended };
+          this.followers.add(follower);
+          // An opening comment so that the client sees the stream is live before the first line.
+          this.enqueue(follower, ": following\n\n");
+        },
+        pull: () => {
+          if (follower) this.pump(follower);
+        },
+        cancel: () => {
+          if (follower) this.followers.delete(follower);
+          this.stopHeartbeatIfIdle();
+        },
+      },
+      { highWaterMark: FOLLOWER_HIGH_WATER_BYTES, size: (chunk) => chunk.byteLength },
+    );
+    return stream;
   }
 
+  /** Sends newly stored lines to every live follower. */
   publish(records: readonly StoredLogRecord[]): void {
-    if (records.length > 0 && this.writers.size > 0) this.broadcast(records.map(sseLogEvent).join(""));
+    if (records.length === 0) return;
+    for (const follower of this.followers) {
+      if (!follower.live) continue;
+      const fresh = records.filter((record) => record.seq > follower.cursor);
+      const last = fresh.at(-1);
+      if (!last) continue;
+      if (this.enqueue(follower, fresh.map(sseLogEvent).join(""))) follower.cursor = last.seq;
+    }
   }
 
-  /** Sends the end event to every follower and closes their streams. */
+  /** Sends the end event to every live follower and closes it; the others end after their backlog. */
   end(ended: LogStreamEnd): void {
-    this.broadcast(sseEndEvent(ended));
-    for (const writer of this.writers) writer.close().catch(() => undefined);
-    this.writers.clear();
-    this.stopHeartbeat();
+    for (const follower of this.followers) {
+      follower.ended = ended;
+      if (follower.live) this.finish(follower);
+    }
+    this.stopHeartbeatIfIdle();
   }
 
+  /** Open followers (reading their backlog or live). */
   get size(): number {
-    return this.writers.size;
+    return this.followers.size;
   }
 
-  private broadcast(text: string): void {
-    for (const writer of this.writers) this.write(writer, text);
+  /**
+   * Reads the next backlog lines for a follower that is not live yet (its client asked for more),
+   * queueing them only up to the high-water mark, so a backlog never sits in memory whole.
+   */
+  private pump(follower: Follower): void {
+    if (follower.live || !this.followers.has(follower)) return;
+    const page = this.readPage(follower.cursor, this.pageSize);
+    for (const record of page) {
+      if (!this.tryEnqueue(follower, encoder.encode(sseLogEvent(record)))) return;
+      follower.cursor = record.seq;
+      // Enough queued: the stream pulls again as its client reads (back-pressure).
+      if ((follower.controller.desiredSize ?? 0) <= 0) return;
+    }
+    if (page.length >= this.pageSize) return;
+    // Caught up with the store, in the same step as the last read.
+    if (follower.ended) {
+      this.finish(follower);
+      return;
+    }
+    follower.live = true;
+    this.heartbeat ??= setInterval(() => this.beat(), HEARTBEAT_MS);
   }
 
-  private write(writer: WritableStreamDefaultWriter<Uint8Array>, text: string): void {
-    writer.write(encoder.encode(text)).catch(() => {
-      // The client went away.
-      this.writers.delete(writer);
-      if (this.writers.size === 0) this.stopHeartbeat();
-    });
+  /** Sends the end event and closes the stream. */
+  private finish(follower: Follower): void {
+    if (follower.ended && this.enqueue(follower, sseEndEvent(follower.ended))) {
+      this.close(follower);
+    }
   }
 
-  private stopHeartbeat(): void {
+  private beat(): void {
+    for (const follower of this.followers) if (follower.live) this.enqueue(follower, ": keep-alive\n\n");
+  }
+
+  /**
+   * Queues text for a follower. False when the follower is gone: its client went away, or it was
+   * too far behind and has just been dropped (see MAX_FOLLOWER_QUEUE_BYTES).
+   */
+  private enqueue(follower: Follower, text: string): boolean {
+    const chunk = encoder.encode(text);
+    const desired = follower.controller.desiredSize;
+    if (desired === null) {
+      this.forget(follower);
+      return false;
+    }
+    const queued = FOLLOWER_HIGH_WATER_BYTES - desired;
+    if (queued > 0 && queued + chunk.byteLength > MAX_FOLLOWER_QUEUE_BYTES) {
+      this.tryEnqueue(follower, encoder.encode(sseOverflowEvent(follower.cursor)));
+      this.close(follower);
+      return false;
+    }
+    return this.tryEnqueue(follower, chunk);
+  }
+
+  private tryEnqueue(follower: Follower, chunk: Uint8Array): boolean {
+    try {
+      follower.controller.enqueue(chunk);
+      return true;
+    } catch {
+      // The stream was cancelled or closed: the client went away.
+      this.forget(follower);
+      return false;
+    }
+  }
+
+  /** Closes the stream once the client has read what is queued, and forgets the follower. */
+  private close(follower: Follower): void {
+    try {
+      follower.controller.close();
+    } catch {
+      // Already closed or cancelled.
+    }
+    this.forget(follower);
+  }
+
+  private forget(follower: Follower): void {
+    this.followers.delete(follower);
+    this.stopHeartbeatIfIdle();
+  }
+
+  private stopHeartbeatIfIdle(): void {
+    for (const follower of this.followers) if (follower.live) return;
     if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
   }

@@ -7,6 +7,7 @@ import { visibleEvent } from "../events/routes";
 import { functionNameSchema } from "../functions/model";
 import { namespaceParam } from "../functions/routes";
 import { unwrap } from "../shared/errors";
+import { admitRead } from "../shared/read-limit";
 import { functionLogs } from "./function-logs";
 
 type AppEnv = { Bindings: Env; Variables: AuthVariables };
@@ -32,12 +33,14 @@ const functionLogQuerySchema = z.strictObject({
 /** Log routes: one event's log (paged and live) and a function's logs across events. */
 export const logRoutes = new Hono<AppEnv>()
   .get("/v1/events/:requestId/logs", async (c) => {
+    admitRead(c.var.principal.secretId);
     const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
     const query = parseWith(eventLogQuerySchema, c.req.query());
     const records = unwrap(await event.logs(query.after, query.limit));
     return c.json({ records, lastSeq: records.at(-1)?.seq ?? query.after });
   })
   .get("/v1/events/:requestId/logs/stream", async (c) => {
+    admitRead(c.var.principal.secretId);
     const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
     const query = parseWith(followQuerySchema, c.req.query());
     // EventSource sends the last id it saw when it reconnects.
@@ -58,6 +61,7 @@ export const logRoutes = new Hono<AppEnv>()
     const namespace = namespaceParam(c.var.principal, c.req.param("namespace"));
     const functionName = parseWith(functionNameSchema, c.req.param("name"));
     const query = parseWith(functionLogQuerySchema, c.req.query());
+    admitRead(c.var.principal.secretId);
     const page = await functionLogs(c.env, namespace, functionName, {
       order: query.order,
       offset: query.offset,
@@ -81,6 +85,7 @@ export const logRoutes = new Hono<AppEnv>()
         memoryUsageKb: event.memoryUsageKb,
         errorMessage: event.errorMessage,
         log: event.log,
+        logTruncated: event.logTruncated,
       })),
     });
   });

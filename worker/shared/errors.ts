@@ -14,6 +14,8 @@ export const ERROR_STATUS = {
   EVENT_ALREADY_ENDED: 409,
   EVENT_TERMINATING: 409,
   RATE_LIMITED: 429,
+  /** An event already has the most live log followers allowed. */
+  TOO_MANY_FOLLOWERS: 429,
   UNSUPPORTED_OPERATION: 400,
   METHOD_NOT_ALLOWED: 405,
   INTERNAL_ERROR: 500,

@@ -1,0 +1,279 @@
+// Reads a zip archive's central directory (and ZIP64 records) without extracting anything, and
+// refuses archives that would be a zip bomb or escape the code folder when extracted. Pure: the
+// container enforces the real bytes again at extraction, since a directory can lie about
+// uncompressed sizes in ways only inflating reveals.
+import { PlatformError } from "../shared/errors";
+
+/** Largest total uncompressed size the central directory may declare (256 MiB). */
+export const MAX_ZIP_UNCOMPRESSED_BYTES = 256 * 1024 * 1024;
+/** Most entries (files and folders) one code package may hold. */
+export const MAX_ZIP_ENTRIES = 10_000;
+/** Largest uncompressed/compressed ratio of one entry (deflate reaches ~1,000 on zeros). */
+export const MAX_ZIP_ENTRY_RATIO = 200;
+/**
+ * Entries this small (uncompressed, 1 MiB) are exempt from the ratio: a small, very regular file
+ * (a lock file, a blank template) is harmless, and their sum is bounded by the total size anyway.
+ */
+export const ZIP_RATIO_SMALL_ENTRY_BYTES = 1024 * 1024;
+
+/** What the central directory says about an archive. */
+export interface ZipDirectorySummary {
+  entries: number;
+  uncompressedBytes: number;
+  compressedBytes: number;
+}
+
+/** One entry as the central directory declares it. */
+export interface ZipEntry {
+  name: string;
+  method: number;
+  compressedSize: number;
+  uncompressedSize: number;
+  localHeaderOffset: number;
+}
+
+const EOCD_SIGNATURE = 0x06054b50;
+const EOCD_SIZE = 22;
+const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
+const ZIP64_LOCATOR_SIZE = 20;
+const ZIP64_EOCD_SIGNATURE = 0x06064b50;
+const ZIP64_EOCD_MIN_SIZE = 56;
+const CENTRAL_HEADER_SIGNATURE = 0x02014b50;
+const CENTRAL_HEADER_SIZE = 46;
+const LOCAL_HEADER_SIGNATURE = 0x04034b50;
+const LOCAL_HEADER_SIZE = 30;
+const ZIP64_EXTRA_ID = 0x0001;
+/** Longest archive comment (the EOCD's comment length is 16 bits). */
+const MAX_COMMENT_BYTES = 0xffff;
+const U16_MAX = 0xffff;
+const nameDecoder = new TextDecoder();
+const U32_MAX = 0xffffffff;
+/** Compression methods: stored (no compression). */
+const METHOD_STORED = 0;
+
+function refuse(message: string): PlatformError {
+  return new PlatformError("INVALID_PARAMETER", `code.zipFile: ${message}`);
+}
+
+/** Bounds-checked little-endian reads over the archive. */
+class Reader {
+  private readonly view: DataView;
+
+  constructor(readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get length(): number {
+    return this.bytes.byteLength;
+  }
+
+  u16(offset: number): number {
+    this.need(offset, 2);
+    return this.view.getUint16(offset, true);
+  }
+
+  u32(offset: number): number {
+    this.need(offset, 4);
+    return this.view.getUint32(offset, true);
+  }
+
+  /** A 64-bit size or offset; refused when it cannot be a position in this archive's world. */
+  u64(offset: number): number {
+    this.need(offset, 8);
+    const value = this.view.getBigUint64(offset, true);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw refuse("a ZIP64 size or offset is out of range");
+    return Number(value);
+  }
+
+  slice(offset: number, length: number): Uint8Array {
+    this.need(offset, length);
+    return this.bytes.subarray(offset, offset + length);
+  }
+
+  private need(offset: number, length: number): void {
+    if (offset < 0 || offset + length > this.bytes.byteLength) {
+      throw refuse("the archive is truncated or its directory points outside it");
+    }
+  }
+}
+
+/** The end-of-central-directory fields that matter, ZIP64 values applied. */
+interface DirectoryEnd {
+  entries: number;
+  directorySize: number;
+  directoryOffset: number;
+  /** Where the directory must end: the start of the (ZIP64) end record. */
+  directoryLimit: number;
+}
+
+/** Finds the last end-of-central-directory record whose comment reaches exactly the archive end. */
+function findEnd(reader: Reader): number {
+  const lowest = Math.max(0, reader.length - EOCD_SIZE - MAX_COMMENT_BYTES);
+  for (let offset = reader.length - EOCD_SIZE; offset >= lowest; offset -= 1) {
+    if (reader.u32(offset) !== EOCD_SIGNATURE) continue;
+    if (offset + EOCD_SIZE + reader.u16(offset + 20) === reader.length) return offset;
+  }
+  throw refuse("no end-of-central-directory record: not a zip archive, or truncated");
+}
+
+/** Reads the end record, and the ZIP64 end record when the classic one defers to it. */
+function readEnd(reader: Reader): DirectoryEnd {
+  const end = findEnd(reader);
+  const disk = reader.u16(end + 4);
+  const directoryDisk = reader.u16(end + 6);
+  const diskEntries = reader.u16(end + 8);
+  let entries = reader.u16(end + 10);
+  let directorySize = reader.u32(end + 12);
+  let directoryOffset = reader.u32(end + 16);
+  let directoryLimit = end;
+  const deferred = entries === U16_MAX || directorySize === U32_MAX || directoryOffset === U32_MAX;
+  const locator = end - ZIP64_LOCATOR_SIZE;
+  if (locator >= 0 && reader.u32(locator) === ZIP64_LOCATOR_SIGNATURE) {
+    const zip64End = reader.u64(locator + 8);
+    if (zip64End + ZIP64_EOCD_MIN_SIZE > locator || reader.u32(zip64End) !== ZIP64_EOCD_SIGNATURE) {
+      throw refuse("the ZIP64 end-of-central-directory locator points to no ZIP64 record");
+    }
+    if (reader.u32(zip64End + 16) !== 0 || reader.u32(zip64End + 20) !== 0) {
+      throw refuse("multi-disk archives are not supported");
+    }
+    entries = reader.u64(zip64End + 32);
+    if (reader.u64(zip64End + 24) !== entries) throw refuse("multi-disk archives are not supported");
+    directorySize = reader.u64(zip64End + 40);
+    directoryOffset = reader.u64(zip64End + 48);
+    directoryLimit = zip64End;
+  } else if (deferred) {
+    throw refuse("the end record defers to a ZIP64 record that is missing");
+  } else if (disk !== 0 || directoryDisk !== 0 || diskEntries !== entries) {
+    throw refuse("multi-disk archives are not supported");
+  }
+  if (directoryOffset + directorySize > directoryLimit) {
+    throw refuse("the central directory's declared size and offset do not fit in the archive");
+  }
+  return { entries, directorySize, directoryOffset, directoryLimit };
+}
+
+/** The ZIP64 extended-information extra field values an entry defers to (0xFFFFFFFF fields). */
+function applyZip64Extra(
+  reader: Reader,
+  extraStart: number,
+  extraLength: number,
+  entry: { compressedSize: number; uncompressedSize: number; localHeaderOffset: number },
+): void {
+  const needUncompressed = entry.uncompressedSize === U32_MAX;
+  const needCompressed = entry.compressedSize === U32_MAX;
+  const needOffset = entry.localHeaderOffset === U32_MAX;
+  if (!needUncompressed && !needCompressed && !needOffset) return;
+  for (let at = extraStart; at + 4 <= extraStart + extraLength; ) {
+    const id = reader.u16(at);
+    const size = reader.u16(at + 2);
+    if (at + 4 + size > extraStart + extraLength) break;
+    if (id === ZIP64_EXTRA_ID) {
+      let field = at + 4;
+      const fieldEnd = field + size;
+      const next = (): number => {
+        if (field + 8 > fieldEnd) throw refuse("an entry's ZIP64 extra field is too short");
+        const value = reader.u64(field);
+        field += 8;
+        return value;
+      };
+      if (needUncompressed) entry.uncompressedSize = next();
+      if (needCompressed) entry.compressedSize = next();
+      if (needOffset) entry.localHeaderOffset = next();
+      return;
+    }
+    at += 4 + size;
+  }
+  throw refuse("an entry defers its sizes to a ZIP64 extra field that is missing");
+}
+
+/** Refuses names that are absolute, carry a drive letter or a NUL, or have a `..` segment. */
+export function checkEntryName(name: string): void {
+  if (name.length === 0) throw refuse("an entry has an empty name");
+  if (name.includes("\0")) throw refuse(`entry ${JSON.stringify(name)}: NUL in the name`);
+  if (name.startsWith("/") || name.startsWith("\\") || /^[A-Za-z]:/.test(name)) {
+    throw refuse(`entry ${JSON.stringify(name)}: absolute paths are not allowed`);
+  }
+  if (name.split(/[/\\]/).includes("..")) {
+    throw refuse(`entry ${JSON.stringify(name)}: '..' path segments are not allowed`);
+  }
+}
+
+/** Refuses an entry whose declared sizes are impossible or whose ratio is a bomb's. */
+function checkEntrySizes(entry: ZipEntry): void {
+  const label = `entry ${JSON.stringify(entry.name)}`;
+  if (entry.method === METHOD_STORED && entry.compressedSize !== entry.uncompressedSize) {
+    throw refuse(`${label}: stored without compression but its two declared sizes differ`);
+  }
+  if (entry.uncompressedSize <= ZIP_RATIO_SMALL_ENTRY_BYTES) return;
+  if (entry.compressedSize === 0 || entry.uncompressedSize / entry.compressedSize > MAX_ZIP_ENTRY_RATIO) {
+    throw refuse(
+      `${label} expands ${entry.compressedSize} bytes to ${entry.uncompressedSize} bytes, over the compression ratio limit of ${MAX_ZIP_ENTRY_RATIO} (a zip bomb?)`,
+    );
+  }
+}
+
+/** Reads one central directory header at `at`; returns the entry and where the next one starts. */
+function readEntry(reader: Reader, at: number, directoryEnd: number): { entry: ZipEntry; next: number } {
+  if (at + CENTRAL_HEADER_SIZE > directoryEnd || reader.u32(at) !== CENTRAL_HEADER_SIGNATURE) {
+    throw refuse("the central directory is malformed (an entry header is missing)");
+  }
+  const nameLength = reader.u16(at + 28);
+  const extraLength = reader.u16(at + 30);
+  const commentLength = reader.u16(at + 32);
+  const next = at + CENTRAL_HEADER_SIZE + nameLength + extraLength + commentLength;
+  if (next > directoryEnd) throw refuse("the central directory is malformed (an entry overruns it)");
+  const name = nameDecoder.decode(reader.slice(at + CENTRAL_HEADER_SIZE, nameLength));
+  const sizes = {
+    compressedSize: reader.u32(at + 20),
+    uncompressedSize: reader.u32(at + 24),
+    localHeaderOffset: reader.u32(at + 42),
+  };
+  applyZip64Extra(reader, at + CENTRAL_HEADER_SIZE + nameLength, extraLength, sizes);
+  return { entry: { name, method: reader.u16(at + 10), ...sizes }, next };
+}
+
+/** Refuses an entry whose data is not where the directory says, before the directory. */
+function checkEntryData(reader: Reader, entry: ZipEntry, directoryOffset: number): void {
+  const at = entry.localHeaderOffset;
+  if (at + LOCAL_HEADER_SIZE > directoryOffset || reader.u32(at) !== LOCAL_HEADER_SIGNATURE) {
+    throw refuse(`entry ${JSON.stringify(entry.name)}: no local header where the directory points`);
+  }
+  const dataStart = at + LOCAL_HEADER_SIZE + reader.u16(at + 26) + reader.u16(at + 28);
+  if (dataStart + entry.compressedSize > directoryOffset) {
+    throw refuse(`entry ${JSON.stringify(entry.name)}: its declared compressed size runs past the archive data`);
+  }
+}
+
+/**
+ * Checks a zip archive's central directory: well formed and consistent with its end record, at most
+ * MAX_ZIP_ENTRIES entries declaring at most MAX_ZIP_UNCOMPRESSED_BYTES in total, no entry over
+ * MAX_ZIP_ENTRY_RATIO (beyond ZIP_RATIO_SMALL_ENTRY_BYTES), every name relative and inside the
+ * code folder. Throws INVALID_PARAMETER naming the problem.
+ */
+export function inspectZipDirectory(bytes: Uint8Array): ZipDirectorySummary {
+  const reader = new Reader(bytes);
+  const end = readEnd(reader);
+  if (end.entries > MAX_ZIP_ENTRIES) {
+    throw refuse(`${end.entries} entries, over the limit of ${MAX_ZIP_ENTRIES}`);
+  }
+  const directoryEnd = end.directoryOffset + end.directorySize;
+  let at = end.directoryOffset;
+  let uncompressedBytes = 0;
+  let compressedBytes = 0;
+  for (let index = 0; index < end.entries; index += 1) {
+    const { entry, next } = readEntry(reader, at, directoryEnd);
+    checkEntryName(entry.name);
+    checkEntrySizes(entry);
+    checkEntryData(reader, entry, end.directoryOffset);
+    uncompressedBytes += entry.uncompressedSize;
+    compressedBytes += entry.compressedSize;
+    if (uncompressedBytes > MAX_ZIP_UNCOMPRESSED_BYTES) {
+      throw refuse(`the files expand to more than ${MAX_ZIP_UNCOMPRESSED_BYTES} bytes, over the limit`);
+    }
+    at = next;
+  }
+  if (at !== directoryEnd) {
+    throw refuse("the central directory's size does not match its entries (the directory lies)");
+  }
+  return { entries: end.entries, uncompressedBytes, compressedBytes };
+}
