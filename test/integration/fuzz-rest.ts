@@ -1,0 +1,752 @@
+// Generators of malformed requests for every REST route of the platform (worker/api/app.ts and the
+// route files it mounts). Each case knows what is wrong with it; only malformed cases are kept.
+import fc from "fast-check";
+import { MAX_JSON_BODY_BYTES } from "../../worker/api/validation";
+import { MAX_ASYNC_PAYLOAD_BYTES } from "../../worker/events/routes";
+import { FUNCTION_NAME_PATTERN, NAMESPACE_PATTERN } from "../../worker/functions/model";
+import { zipBase64 } from "../helpers/zip";
+import {
+  BAD_SEGMENTS,
+  type BodySpec,
+  decodeSegment,
+  excerpt,
+  type FieldSpec,
+  faultSiteArb,
+  INVALID_JSON_TEXTS,
+  type Judged,
+  jsonBody,
+  longString,
+  NOT_BOOLEAN,
+  NOT_NUMBER,
+  NOT_OBJECT,
+  NOT_SAFE_INTEGER,
+  NOT_STRING,
+  objectWithMutations,
+  prefer,
+  type QuerySpec,
+  queryString,
+} from "./fuzz-fields";
+import {
+  type AuthSpec,
+  authArb,
+  type Caller,
+  FIXTURE_EVENT,
+  FIXTURE_FUNCTION,
+  FOREIGN_NAMESPACE,
+  FOREIGN_QUEUED_EVENT,
+  type FuzzCase,
+  judgedCaller,
+  MISSING_FUNCTION,
+  OWN_ENDED_EVENT,
+  SCOPED_ID_TOKEN,
+  SCOPED_NAMESPACE,
+  VICTIM_ID_TOKEN,
+} from "./fuzz-model";
+
+/** Body limit of POST /v1/admin/credentials (admin-routes.ts). */
+export const CREDENTIALS_BODY_LIMIT_BYTES = 64 * 1024;
+/** Body limit of PATCH /v1/namespaces/:namespace/functions/:name (functions/routes.ts). */
+export const PATCH_BODY_LIMIT_BYTES = 1024 * 1024;
+/** Body limit of POST /v1/events/:requestId/terminate (events/routes.ts). */
+export const TERMINATE_BODY_LIMIT_BYTES = 4096;
+/** Body limit of function creation and code upload: oversized ones are sent by fixed cases only. */
+export const CODE_BODY_LIMIT_BYTES = MAX_JSON_BODY_BYTES;
+
+/** A valid code package (a zip) that differs from the fixtures' packages. */
+export const OTHER_ZIP = zipBase64({ "index.js": "exports.main_handler = async () => 'fuzz';" });
+/** Base64 that is not a zip. */
+const NOT_A_ZIP = btoa("this is not a zip archive");
+
+/** Fields of the create-function body (functions/model.ts createFunctionSchema, strict). */
+const createSpecs: Record<string, FieldSpec> = {
+  name: {
+    valid: fc.oneof(fc.stringMatching(/^fz[a-z0-9]{2,8}$/), fc.constantFrom("fuzz-fn", "fuzz-other")),
+    wrongType: NOT_STRING,
+    invalid: ["", "a", "-ab", "ab-", "1abc", "a/b", "..", "名前", longString(61, "a"), "__proto__"],
+    required: true,
+  },
+  runtime: {
+    valid: fc.constantFrom("Nodejs22", "Python3.11"),
+    wrongType: NOT_STRING,
+    invalid: ["", "nodejs22", "Nodejs18", "Go1", "constructor"],
+    required: true,
+  },
+  handler: {
+    valid: fc.constantFrom("index.main_handler", "src/app.handler"),
+    wrongType: NOT_STRING,
+    invalid: ["", "index", ".index.main", "index.1bad", "index.main handler"],
+  },
+  code: {
+    valid: fc.constant({ zipFile: OTHER_ZIP }),
+    wrongType: NOT_OBJECT,
+    invalid: [
+      {},
+      { zipFile: "" },
+      { zipFile: "!!not base64!!" },
+      { zipFile: NOT_A_ZIP },
+      { zipFile: 5 },
+      { zipFile: OTHER_ZIP, extra: 1 },
+      { ZipFile: OTHER_ZIP },
+    ],
+    required: true,
+  },
+  timeout: {
+    valid: fc.integer({ min: 1, max: 900 }),
+    wrongType: NOT_NUMBER,
+    invalid: [...NOT_SAFE_INTEGER, 0, -1, 86_401],
+  },
+  memorySize: {
+    valid: fc.integer({ min: 64, max: 3072 }),
+    wrongType: NOT_NUMBER,
+    invalid: [...NOT_SAFE_INTEGER, 0, 63, 3073],
+  },
+  environment: {
+    valid: fc.constantFrom({}, { STAGE: "dev" }, { constructor: "x", toString: "y" }),
+    wrongType: NOT_OBJECT,
+    invalid: [
+      { "1BAD": "x" },
+      { "A-B": "x" },
+      { A: 1 },
+      { A: null },
+      { A: { nested: "x" } },
+      Object.fromEntries(Array.from({ length: 101 }, (_, index) => [`V${index}`, "x"])),
+    ],
+  },
+  description: { valid: fc.constantFrom("", "fuzz"), wrongType: NOT_STRING, invalid: [longString(1001)] },
+  asyncRunEnable: { valid: fc.constant(true), wrongType: NOT_BOOLEAN, invalid: [] },
+  maxConcurrency: {
+    valid: fc.integer({ min: 1, max: 50 }),
+    wrongType: NOT_NUMBER,
+    invalid: [...NOT_SAFE_INTEGER, 0, 51, -5],
+  },
+  qpsLimit: {
+    valid: fc.integer({ min: 1, max: 100_000 }),
+    wrongType: NOT_NUMBER,
+    invalid: [...NOT_SAFE_INTEGER, 0, 100_001],
+  },
+};
+
+/** Fields of the configuration update body (updateConfigurationSchema, strict). */
+const patchSpecs: Record<string, FieldSpec> = {
+  handler: createSpecs.handler as FieldSpec,
+  timeout: createSpecs.timeout as FieldSpec,
+  memorySize: createSpecs.memorySize as FieldSpec,
+  environment: createSpecs.environment as FieldSpec,
+  description: createSpecs.description as FieldSpec,
+  maxConcurrency: createSpecs.maxConcurrency as FieldSpec,
+  qpsLimit: createSpecs.qpsLimit as FieldSpec,
+  runtime: { valid: fc.constantFrom("Nodejs22", "Python3.11"), wrongType: NOT_STRING, invalid: ["", "Go1"] },
+  // The fixtures are async: asking for false is refused (IMMUTABLE_PARAMETER); true is a no-op.
+  asyncRunEnable: { invalid: [false, ...NOT_BOOLEAN] },
+};
+
+/** The code upload body (codeSchema, strict). */
+const codeSpecs: Record<string, FieldSpec> = {
+  zipFile: {
+    valid: fc.constant(OTHER_ZIP),
+    wrongType: NOT_STRING,
+    invalid: ["", "!!not base64!!", NOT_A_ZIP, "UEsDBA", `${OTHER_ZIP}====`],
+    required: true,
+  },
+};
+
+/** The credential creation body (admin-routes.ts, strict). */
+const credentialSpecs: Record<string, FieldSpec> = {
+  namespaces: {
+    valid: fc.constantFrom(["fuzz-new"], ["fuzz-a", "fuzz-b"]),
+    invalid: [
+      ...NOT_OBJECT.filter((value) => !Array.isArray(value) || value.length > 0),
+      [],
+      [1],
+      [""],
+      ["a/b"],
+      [".."],
+      ["名前"],
+      [longString(31, "a")],
+      [null],
+      Array.from({ length: 101 }, (_, index) => `ns-${index}`),
+    ],
+    required: true,
+  },
+  description: { valid: fc.constantFrom("", "fuzz key"), wrongType: NOT_STRING, invalid: [longString(201)] },
+};
+
+/** The terminate body (strict; an empty body is valid). */
+const terminateSpecs: Record<string, FieldSpec> = {
+  graceful: { valid: fc.boolean(), wrongType: NOT_BOOLEAN, invalid: [] },
+};
+
+/** The path's namespace segment, judged for the caller. */
+function namespaceSegment(caller: Caller): fc.Arbitrary<Judged<string>> {
+  return fc
+    .oneof(
+      { weight: 6, arbitrary: fc.constant(SCOPED_NAMESPACE) },
+      { weight: 3, arbitrary: fc.constant(FOREIGN_NAMESPACE) },
+      { weight: 1, arbitrary: fc.constant("default") },
+      { weight: 3, arbitrary: fc.constantFrom(...BAD_SEGMENTS) },
+    )
+    .map((segment) => ({ value: segment, bad: judgeNamespace(segment, caller) }));
+}
+
+function judgeNamespace(segment: string, caller: Caller): string[] {
+  const decoded = decodeSegment(segment);
+  if (decoded === undefined || !NAMESPACE_PATTERN.test(decoded)) {
+    return [`namespace segment ${excerpt(segment)}`];
+  }
+  return caller === "scoped" && decoded !== SCOPED_NAMESPACE ? [`namespace ${decoded} is not the key's`] : [];
+}
+
+/**
+ * The path's function segment for a namespace: its fixture function, a missing one (malformed when
+ * the route needs the function to exist), or a bad segment.
+ */
+function functionSegment(namespaceSegmentValue: string, mustExist: boolean): fc.Arbitrary<Judged<string>> {
+  const fixture = FIXTURE_FUNCTION[namespaceSegmentValue];
+  return fc
+    .oneof(
+      { weight: 6, arbitrary: fc.constant(fixture ?? MISSING_FUNCTION) },
+      { weight: 1, arbitrary: fc.constant(MISSING_FUNCTION) },
+      { weight: 3, arbitrary: fc.constantFrom(...BAD_SEGMENTS) },
+    )
+    .map((segment) => {
+      const decoded = decodeSegment(segment);
+      if (decoded === undefined || !FUNCTION_NAME_PATTERN.test(decoded)) {
+        return { value: segment, bad: [`function segment ${excerpt(segment)}`] };
+      }
+      const exists = FIXTURE_FUNCTION[namespaceSegmentValue] === decoded;
+      return { value: segment, bad: mustExist && !exists ? [`no function ${decoded}`] : [] };
+    });
+}
+
+/** Request ids that name no event the caller may see. */
+const BAD_REQUEST_IDS: readonly string[] = [
+  "not-a-uuid",
+  "..",
+  "%2e%2e",
+  "",
+  longString(500, "f"),
+  encodeURIComponent("名前"),
+  "5eed0000-0000-4000-8000-00000000000g",
+  OWN_ENDED_EVENT.toUpperCase(),
+  `${OWN_ENDED_EVENT}%00`,
+  `${OWN_ENDED_EVENT}%2F..`,
+  "00000000-0000-0000-0000-000000000000",
+  "__proto__",
+  "constructor",
+];
+
+/** The path's event segment, judged for the caller (terminating an ended event is malformed too). */
+function eventSegment(caller: Caller, terminating: boolean): fc.Arbitrary<Judged<string>> {
+  return fc
+    .oneof(
+      { weight: 4, arbitrary: fc.constant(OWN_ENDED_EVENT) },
+      { weight: 4, arbitrary: fc.constant(FOREIGN_QUEUED_EVENT) },
+      { weight: 1, arbitrary: fc.uuid() },
+      { weight: 3, arbitrary: fc.constantFrom(...BAD_REQUEST_IDS) },
+    )
+    .map((segment) => {
+      const fixture = FIXTURE_EVENT[segment];
+      if (!fixture) return { value: segment, bad: [`requestId ${excerpt(segment)}`] };
+      if (caller === "scoped" && fixture.namespace !== SCOPED_NAMESPACE) {
+        return { value: segment, bad: ["event of another namespace"] };
+      }
+      return { value: segment, bad: terminating && segment === OWN_ENDED_EVENT ? ["event already ended"] : [] };
+    });
+}
+
+/** What the parts of one REST case produce. */
+interface RestParts {
+  path: Judged<string>;
+  query?: Judged<string> | undefined;
+  body?: Judged<BodySpec> | undefined;
+  headers?: Judged<Record<string, string>> | undefined;
+  /** What the caller itself gets wrong (not an administrator on an admin route). */
+  callerBad?: string[];
+}
+
+/** The generators of a REST case's parts. */
+interface RestComponents {
+  path: fc.Arbitrary<Judged<string>>;
+  query?: fc.Arbitrary<Judged<string>>;
+  body?: fc.Arbitrary<Judged<BodySpec>>;
+  headers?: fc.Arbitrary<Judged<Record<string, string>>>;
+}
+
+/** Assembles a case from its parts (kept only if something in it is malformed). */
+function assemble(auth: Judged<AuthSpec>, route: { method: string; path: string }, parts: RestParts): FuzzCase {
+  const malformations = [
+    ...auth.bad,
+    ...(parts.callerBad ?? []),
+    ...parts.path.bad,
+    ...(parts.query?.bad ?? []),
+    ...(parts.body?.bad ?? []),
+    ...(parts.headers?.bad ?? []),
+  ];
+  return {
+    route: `${route.method} ${route.path}`,
+    method: route.method,
+    target: `${parts.path.value}${parts.query?.value ?? ""}`,
+    auth: auth.value,
+    body: parts.body?.value ?? { kind: "none" },
+    headers: { "content-type": "application/json", ...(parts.headers?.value ?? {}) },
+    tencent: false,
+    malformations,
+  };
+}
+
+/** Joins judged path segments under a prefix. */
+function joinPath(segments: readonly (string | Judged<string>)[]): Judged<string> {
+  const bad: string[] = [];
+  const parts = segments.map((segment) => {
+    if (typeof segment === "string") return segment;
+    bad.push(...segment.bad);
+    return segment.value;
+  });
+  return { value: parts.join("/"), bad };
+}
+
+/** A case for a route given the caller: the generators of its parts. */
+type RouteCase = (caller: Caller) => RestComponents;
+
+/** A route under /v1/namespaces/:namespace/functions[/:name][/suffix]. */
+function functionPath(
+  caller: Caller,
+  withName: false | { mustExist: boolean; suffix?: string },
+): fc.Arbitrary<Judged<string>> {
+  return namespaceSegment(caller).chain((namespace) => {
+    if (!withName) return fc.constant(joinPath(["/v1/namespaces", namespace, "functions"]));
+    return functionSegment(namespace.value, withName.mustExist).map((name) =>
+      joinPath(["/v1/namespaces", namespace, "functions", name, ...(withName.suffix ? [withName.suffix] : [])]),
+    );
+  });
+}
+
+const listFunctionsQuery: Record<string, QuerySpec> = {
+  offset: { valid: ["0", "5"], invalid: ["-1", "abc", "1.5", "1e400", "NaN"] },
+  limit: { valid: ["1", "20", "100"], invalid: ["0", "101", "-5", "abc", "2.5", ""] },
+};
+
+const timeQuery: QuerySpec = {
+  valid: ["0", "1700000000000", "2024-01-01T00:00:00Z"],
+  invalid: ["yesterday", "-1", "2024-13-01T00:00:00Z", "1.5", "2024-01-01 00:00:00"],
+};
+
+const listEventsQuery: Record<string, QuerySpec> = {
+  qualifier: { valid: ["$LATEST"], invalid: ["", longString(65, "q")] },
+  invokeTypes: {
+    valid: ["OTHERS", "OTHERS,TIMER"],
+    invalid: ["", ",,,", longString(33, "t"), "a,b,c,d,e,f,g,h,i,j,k"],
+  },
+  statuses: {
+    valid: ["RUNNING", "FINISHED,FAILED"],
+    invalid: ["DONE", "running", "", "RUNNING,RUNNING,RUNNING,RUNNING,RUNNING"],
+  },
+  requestId: { valid: [OWN_ENDED_EVENT], invalid: ["", longString(65, "r")] },
+  startTimeFrom: timeQuery,
+  startTimeTo: timeQuery,
+  endTimeFrom: timeQuery,
+  endTimeTo: timeQuery,
+  orderBy: { valid: ["startTime", "endTime"], invalid: ["start", "StartTime", ""] },
+  order: { valid: ["ASC", "desc"], invalid: ["up", "", "ASCENDING"] },
+  offset: { valid: ["0", "10"], invalid: ["-1", "1000001", "x", "1.5"] },
+  limit: { valid: ["1", "100"], invalid: ["0", "101", "x", ""] },
+};
+
+const functionLogsQuery: Record<string, QuerySpec> = {
+  requestId: { valid: [OWN_ENDED_EVENT], invalid: ["", longString(65, "r")] },
+  startTime: timeQuery,
+  endTime: timeQuery,
+  status: { valid: ["success", "error"], invalid: ["ok", "SUCCESS", ""] },
+  order: { valid: ["asc", "DESC"], invalid: ["up", ""] },
+  offset: { valid: ["0"], invalid: ["-1", "1000001", "x"] },
+  limit: { valid: ["1", "100"], invalid: ["0", "101", "x"] },
+};
+
+const eventLogsQuery: Record<string, QuerySpec> = {
+  after: { valid: ["0", "10"], invalid: ["-1", "x", "1.5", "1e400"] },
+  limit: { valid: ["1", "1000"], invalid: ["0", "1001", "x"] },
+};
+
+const followQuery: Record<string, QuerySpec> = { after: eventLogsQuery.after as QuerySpec };
+
+/** Values of Last-Event-ID that are not a sequence number. */
+const BAD_LAST_EVENT_IDS: readonly string[] = ["x", "-1", "1.5", "1e400", "0x10 junk"];
+
+/** An invocation payload: any JSON up to 128 KB is valid. */
+const invocationBody: fc.Arbitrary<Judged<BodySpec>> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc
+      .constantFrom('{"file":"a.mp4"}', "[1,2]", '"text"', "42", "null")
+      .map((text) => ({ value: { kind: "text" as const, text }, bad: [] })),
+  },
+  {
+    weight: 3,
+    arbitrary: fc
+      .constantFrom(...INVALID_JSON_TEXTS)
+      .map((text) => ({ value: { kind: "text" as const, text }, bad: [`invalid JSON ${excerpt(text)}`] })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.boolean().map((streamed) => ({
+      value: { kind: "oversized" as const, prefix: "{}", bytes: MAX_ASYNC_PAYLOAD_BYTES + 1, streamed },
+      bad: [`payload of ${MAX_ASYNC_PAYLOAD_BYTES + 1} bytes${streamed ? " (streamed)" : ""}`],
+    })),
+  },
+);
+
+const qualifierQuery: fc.Arbitrary<Judged<string>> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant<Judged<string>>({ value: "", bad: [] }) },
+  { weight: 1, arbitrary: fc.constant<Judged<string>>({ value: "?qualifier=%24LATEST", bad: [] }) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom("", "v1", "LATEST", "$latest", longString(500, "q"), "名前")
+      .map((value) => ({ value: `?qualifier=${encodeURIComponent(value)}`, bad: [`qualifier ${excerpt(value)}`] })),
+  },
+);
+
+/** Credential ids for revocation: a real key's (the victim's or the caller's own), or none. */
+const secretIdSegment = (caller: Caller): fc.Arbitrary<Judged<string>> =>
+  fc
+    .oneof(
+      { weight: 2, arbitrary: fc.constant(VICTIM_ID_TOKEN) },
+      { weight: 1, arbitrary: fc.constant(SCOPED_ID_TOKEN) },
+      { weight: 4, arbitrary: fc.constantFrom(...BAD_SEGMENTS, "AKIDintegration", "AKIDnosuchkey") },
+    )
+    .map((segment) => ({
+      value: segment,
+      bad:
+        segment === VICTIM_ID_TOKEN || (segment === SCOPED_ID_TOKEN && caller === "admin")
+          ? []
+          : [`secretId ${excerpt(segment)}`],
+    }));
+
+const notAdmin = (caller: Caller): string[] => (caller === "scoped" ? ["caller is not an administrator"] : []);
+
+/** Every REST route of the app with its case generator. */
+const REST_ROUTES: readonly {
+  method: string;
+  path: string;
+  weight: number;
+  /** Served to administrators only: a scoped caller is itself a malformation. */
+  adminOnly?: boolean;
+  components: RouteCase;
+}[] = [
+  {
+    method: "POST",
+    path: "/v1/namespaces/:namespace/functions",
+    weight: 8,
+    components: (caller) => ({
+      path: functionPath(caller, false),
+      body: jsonBody(objectWithMutations(createSpecs, { strict: true })),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions",
+    weight: 3,
+    components: (caller) => ({
+      path: functionPath(caller, false),
+      query: queryString(listFunctionsQuery, { strict: false }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name",
+    weight: 3,
+    components: (caller) => ({ path: functionPath(caller, { mustExist: true }) }),
+  },
+  {
+    method: "PATCH",
+    path: "/v1/namespaces/:namespace/functions/:name",
+    weight: 8,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true }),
+      body: jsonBody(objectWithMutations(patchSpecs, { strict: true }), { limitBytes: PATCH_BODY_LIMIT_BYTES }),
+    }),
+  },
+  {
+    method: "PUT",
+    path: "/v1/namespaces/:namespace/functions/:name/code",
+    weight: 5,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "code" }),
+      body: jsonBody(objectWithMutations(codeSpecs, { strict: true })),
+    }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/namespaces/:namespace/functions/:name",
+    weight: 3,
+    components: (caller) => ({ path: functionPath(caller, { mustExist: true }) }),
+  },
+  {
+    method: "POST",
+    path: "/v1/namespaces/:namespace/functions/:name/invocations",
+    weight: 6,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "invocations" }),
+      query: qualifierQuery,
+      body: invocationBody,
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name/events",
+    weight: 4,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: false, suffix: "events" }),
+      query: queryString(listEventsQuery, { strict: true }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name/logs",
+    weight: 3,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: false, suffix: "logs" }),
+      query: queryString(functionLogsQuery, { strict: true }),
+    }),
+  },
+  {
+    method: "POST",
+    path: "/v1/events/:requestId/terminate",
+    weight: 5,
+    components: (caller) => ({
+      path: eventSegment(caller, true).map((id) => joinPath(["/v1/events", id, "terminate"])),
+      body: jsonBody(objectWithMutations(terminateSpecs, { strict: true }), {
+        limitBytes: TERMINATE_BODY_LIMIT_BYTES,
+        emptyIsValid: true,
+      }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/events/:requestId",
+    weight: 3,
+    components: (caller) => ({ path: eventSegment(caller, false).map((id) => joinPath(["/v1/events", id])) }),
+  },
+  {
+    method: "GET",
+    path: "/v1/events/:requestId/logs",
+    weight: 3,
+    components: (caller) => ({
+      path: eventSegment(caller, false).map((id) => joinPath(["/v1/events", id, "logs"])),
+      query: queryString(eventLogsQuery, { strict: true }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/events/:requestId/logs/stream",
+    weight: 3,
+    components: (caller) => ({
+      path: eventSegment(caller, false).map((id) => joinPath(["/v1/events", id, "logs", "stream"])),
+      query: queryString(followQuery, { strict: true }),
+      headers: fc
+        .option(fc.constantFrom(...BAD_LAST_EVENT_IDS), { freq: 3 })
+        .map((value) =>
+          value === null
+            ? { value: {}, bad: [] }
+            : { value: { "last-event-id": value }, bad: [`Last-Event-ID ${excerpt(value)}`] },
+        ),
+    }),
+  },
+  {
+    method: "POST",
+    path: "/v1/admin/credentials",
+    weight: 4,
+    adminOnly: true,
+    components: () => ({
+      path: fc.constant<Judged<string>>({ value: "/v1/admin/credentials", bad: [] }),
+      body: jsonBody(objectWithMutations(credentialSpecs, { strict: true }), {
+        limitBytes: CREDENTIALS_BODY_LIMIT_BYTES,
+      }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/admin/credentials",
+    weight: 1,
+    adminOnly: true,
+    components: () => ({ path: fc.constant<Judged<string>>({ value: "/v1/admin/credentials", bad: [] }) }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/admin/credentials/:secretId",
+    weight: 2,
+    adminOnly: true,
+    components: (caller) => ({
+      path: secretIdSegment(caller).map((id) => joinPath(["/v1/admin/credentials", id])),
+    }),
+  },
+];
+
+/** Diagnostics routes: mounted but refused unless DIAGNOSTICS_ENABLED (false in this pool). */
+const DIAGNOSTICS_ROUTES: readonly { method: string; path: string; build: (segment: string) => string }[] = [
+  { method: "POST", path: "/_diagnostics/container-self-check", build: () => "/_diagnostics/container-self-check" },
+  { method: "GET", path: "/_diagnostics/instances/:name", build: (s) => `/_diagnostics/instances/${s}` },
+  {
+    method: "POST",
+    path: "/_diagnostics/instances/:name/interrupt-relay",
+    build: (s) => `/_diagnostics/instances/${s}/interrupt-relay`,
+  },
+  {
+    method: "GET",
+    path: "/_diagnostics/schedulers/:namespace/:function",
+    build: (s) => `/_diagnostics/schedulers/${s}/${s}`,
+  },
+  { method: "POST", path: "/_diagnostics/seed-index", build: () => "/_diagnostics/seed-index" },
+  { method: "POST", path: "/_diagnostics/redeliver", build: () => "/_diagnostics/redeliver" },
+];
+
+/**
+ * True for "." and ".." however encoded: the URL parser resolves them before the Worker sees the
+ * path, so `/_diagnostics/schedulers/../..` would be a request for `/`.
+ */
+function isDotSegment(segment: string): boolean {
+  const decoded = decodeSegment(segment.toLowerCase().replaceAll("%2e", "."));
+  return decoded === "." || decoded === "..";
+}
+
+/** Bodies for diagnostics routes: what would write index rows or queue messages if they were open. */
+const DIAGNOSTICS_BODIES: readonly string[] = [
+  '{"rows":[{"requestId":"x"}]}',
+  '{"rows":"x"}',
+  '{"requestId":"5eed0000-0000-4000-8000-000000000002"}',
+  "{",
+  "[]",
+];
+
+const diagnosticsCase: fc.Arbitrary<FuzzCase> = fc
+  .record({
+    auth: authArb,
+    route: fc.constantFrom(...DIAGNOSTICS_ROUTES),
+    segment: fc.constantFrom("health-probe", ...BAD_SEGMENTS.filter((segment) => !isDotSegment(segment))),
+    body: fc.constantFrom(...DIAGNOSTICS_BODIES),
+  })
+  .map(({ auth, route, segment, body }) => ({
+    route: `${route.method} ${route.path}`,
+    method: route.method,
+    target: route.build(segment),
+    auth: auth.value,
+    body: route.method === "GET" ? { kind: "none" as const } : { kind: "text" as const, text: body },
+    headers: { "content-type": "application/json" },
+    tencent: false,
+    malformations: [...auth.bad, "diagnostics are disabled"],
+  }));
+
+/** Paths with the methods they are not served with (Hono answers 404), and paths served by nothing. */
+const WRONG_METHODS: readonly { path: string; methods: readonly string[] }[] = [
+  { path: "/healthz", methods: ["POST", "PUT", "PATCH", "DELETE"] },
+  { path: "/v1/admin/credentials", methods: ["PUT", "PATCH", "DELETE"] },
+  { path: `/v1/admin/credentials/${VICTIM_ID_TOKEN}`, methods: ["GET", "POST", "PUT", "PATCH"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions`, methods: ["PUT", "PATCH", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn`, methods: ["POST", "PUT"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/code`, methods: ["GET", "POST", "PATCH", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/invocations`, methods: ["GET", "PUT", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/events`, methods: ["POST", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/logs`, methods: ["POST", "DELETE"] },
+  { path: `/v1/events/${FOREIGN_QUEUED_EVENT}`, methods: ["POST", "PUT", "PATCH", "DELETE"] },
+  { path: `/v1/events/${FOREIGN_QUEUED_EVENT}/terminate`, methods: ["GET", "PUT", "DELETE"] },
+  { path: `/v1/events/${OWN_ENDED_EVENT}/logs`, methods: ["POST", "DELETE"] },
+  { path: `/v1/events/${OWN_ENDED_EVENT}/logs/stream`, methods: ["POST"] },
+  { path: "/v1", methods: ["GET", "POST"] },
+  { path: "/v1/", methods: ["GET"] },
+  { path: "/v1/namespaces", methods: ["GET"] },
+  { path: "/v1/functions", methods: ["GET", "POST"] },
+  { path: "/v2/namespaces/fuzz-scoped/functions", methods: ["GET"] },
+  { path: "/v1/namespaces/fuzz-scoped/functions/fuzz-fn/code/extra", methods: ["PUT"] },
+  { path: "/v1/admin", methods: ["GET"] },
+  { path: "/index.html", methods: ["GET"] },
+];
+
+const wrongMethodCase: fc.Arbitrary<FuzzCase> = fc
+  .record({ auth: authArb, entry: fc.constantFrom(...WRONG_METHODS), pick: fc.nat(), options: fc.boolean() })
+  .map(({ auth, entry, pick, options }) => {
+    const method = options ? "OPTIONS" : (entry.methods[pick % entry.methods.length] as string);
+    return {
+      route: `${method} ${entry.path} (no such route)`,
+      method,
+      target: entry.path,
+      auth: auth.value,
+      body:
+        method === "GET" || method === "OPTIONS" ? { kind: "none" as const } : { kind: "text" as const, text: "{}" },
+      headers: { "content-type": "application/json" },
+      tencent: false,
+      malformations: [...auth.bad, `no route ${method} ${entry.path}`],
+    };
+  });
+
+/** Generates the component (or nothing when the route has none), malformed when it is the fault site. */
+function optional<T>(arb: fc.Arbitrary<Judged<T>> | undefined, site: string, name: string) {
+  return arb ? prefer(arb, site, name) : fc.constant(undefined);
+}
+
+/** A malformed request for one route, usually with exactly one fault. */
+function restRouteCase(route: (typeof REST_ROUTES)[number]): fc.Arbitrary<FuzzCase> {
+  const probe = route.components("admin");
+  const sites = [
+    "auth",
+    "path",
+    ...(probe.query ? ["query"] : []),
+    ...(probe.body ? ["body"] : []),
+    ...(probe.headers ? ["headers"] : []),
+    ...(route.adminOnly ? ["caller"] : []),
+  ];
+  return faultSiteArb(sites).chain((site) =>
+    prefer(authArb, site, "auth").chain((auth) => {
+      const caller = judgedCaller(auth.value);
+      const components = route.components(caller);
+      return fc
+        .record({
+          path: prefer(components.path, site, "path"),
+          query: optional(components.query, site, "query"),
+          body: optional(components.body, site, "body"),
+          headers: optional(components.headers, site, "headers"),
+        })
+        .map((parts) => assemble(auth, route, { ...parts, callerBad: route.adminOnly ? notAdmin(caller) : [] }));
+    }),
+  );
+}
+
+/** A malformed request for one REST route, chosen by weight. */
+export const restCaseArb: fc.Arbitrary<FuzzCase> = fc.oneof(
+  ...REST_ROUTES.map((route) => ({ weight: route.weight, arbitrary: restRouteCase(route) })),
+  { weight: 3, arbitrary: diagnosticsCase },
+  { weight: 3, arbitrary: wrongMethodCase },
+);
+
+/** Routes every REST case label may name (for the coverage check). */
+export const REST_ROUTE_LABELS: readonly string[] = [
+  ...REST_ROUTES.map((route) => `${route.method} ${route.path}`),
+  ...DIAGNOSTICS_ROUTES.map((route) => `${route.method} ${route.path}`),
+];
+
+/** Oversized bodies of the routes whose limit is the 32 MB JSON limit: sent once each, not generated. */
+export function oversizedCodeCases(): FuzzCase[] {
+  const createPrefix = JSON.stringify({ name: "fzoversized", runtime: "Nodejs22", code: { zipFile: OTHER_ZIP } });
+  const bytes = CODE_BODY_LIMIT_BYTES + 1;
+  return [
+    {
+      route: "POST /v1/namespaces/:namespace/functions",
+      method: "POST",
+      target: `/v1/namespaces/${SCOPED_NAMESPACE}/functions`,
+      auth: { kind: "bearer", caller: "admin" },
+      body: { kind: "oversized", prefix: createPrefix, bytes, streamed: true },
+      headers: { "content-type": "application/json" },
+      tencent: false,
+      malformations: [`valid create body padded to ${bytes} bytes (streamed)`],
+    },
+    {
+      route: "PUT /v1/namespaces/:namespace/functions/:name/code",
+      method: "PUT",
+      target: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/code`,
+      auth: { kind: "bearer", caller: "admin" },
+      body: { kind: "oversized", prefix: JSON.stringify({ zipFile: OTHER_ZIP }), bytes, streamed: false },
+      headers: { "content-type": "application/json" },
+      tencent: false,
+      malformations: [`valid code body padded to ${bytes} bytes`],
+    },
+  ];
+}
