@@ -34,7 +34,28 @@ if (!existsSync(wrangler)) {
   log("dependencies are missing: run `npm install` first");
   process.exit(1);
 }
-mkdirSync(persistDir, { recursive: true });
+/** Shortest DEV_SECRET_KEY accepted (the worker refuses a shorter development pair too). */
+const MIN_DEV_SECRET_KEY_LENGTH = 32;
+/** Random bytes of a generated DEV_SECRET_KEY (base64url: 43 characters). */
+const GENERATED_DEV_SECRET_KEY_BYTES = 32;
+/** Mode of the state folder: it holds the credentials and every tenant's data, owner only. */
+const STATE_DIR_MODE = 0o700;
+
+/** Exits before anything starts when the development key is shorter than the minimum. */
+function refuseWeakDevKey(key, source) {
+  if (key.length >= MIN_DEV_SECRET_KEY_LENGTH) return;
+  log(
+    `refusing to start: DEV_SECRET_KEY (from ${source}) is ${key.length} characters; it must be at least ` +
+      `${MIN_DEV_SECRET_KEY_LENGTH} (generate one with \`openssl rand -base64 32\`, or unset it to get one)`,
+  );
+  process.exit(1);
+}
+if (process.env.DEV_SECRET_KEY) refuseWeakDevKey(process.env.DEV_SECRET_KEY, "the DEV_SECRET_KEY environment variable");
+
+// The state folder (and a pre-existing one) is readable by its owner only.
+mkdirSync(stateDir, { recursive: true, mode: STATE_DIR_MODE });
+chmodSync(stateDir, STATE_DIR_MODE);
+mkdirSync(persistDir, { recursive: true, mode: STATE_DIR_MODE });
 
 /**
  * Writes the file wrangler dev loads as Worker secrets: the development credentials (from
@@ -55,8 +76,9 @@ function ensureDevCredentials() {
   }
   if (!values.get("DEV_SECRET_ID") || !values.get("DEV_SECRET_KEY")) {
     values.set("DEV_SECRET_ID", `AKID${randomBytes(12).toString("hex")}`);
-    values.set("DEV_SECRET_KEY", randomBytes(24).toString("base64url"));
+    values.set("DEV_SECRET_KEY", randomBytes(GENERATED_DEV_SECRET_KEY_BYTES).toString("base64url"));
   }
+  refuseWeakDevKey(values.get("DEV_SECRET_KEY") ?? "", file);
   if (process.env.MASTER_KEY) values.set("MASTER_KEY", process.env.MASTER_KEY);
   if (!values.get("MASTER_KEY")) values.set("MASTER_KEY", randomBytes(32).toString("base64"));
   const text = [...values].map(([key, value]) => `${key}=${value}\n`).join("");
@@ -91,6 +113,13 @@ function run(command, args, label) {
 if (process.env.AFP_SKIP_ENGINE !== "1") {
   run("bash", [join(root, "scripts", "local-engine.sh")], "container engine preparation");
 }
+// Gives every function container the memory and process-count caps its function states (workerd
+// sets no Docker limits locally); it exits with this process (its standard input closes).
+const containerGuard = spawn(process.execPath, [join(root, "scripts", "container-guard.mjs")], {
+  cwd: root,
+  env,
+  stdio: ["pipe", "inherit", "inherit"],
+});
 run(
   process.execPath,
   [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir],
@@ -122,5 +151,6 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => dev.kill(signal));
 }
 dev.on("exit", (code, signal) => {
+  containerGuard.kill();
   process.exit(code ?? (signal ? 1 : 0));
 });

@@ -3,7 +3,9 @@
 // network namespace, so workerd reaches the container's ports through the sidecar's ingress:
 //   PUT /egress        egress settings (accepted; outbound interception is not emulated locally)
 //   GET /ca            the CA certificate workerd would install for TLS interception
-//   CONNECT host:port  with X-Dst-Addr: 127.0.0.1:PORT, a raw TCP tunnel to that address
+//   CONNECT host:port  with X-Dst-Addr: 127.0.0.1:PORT, a raw TCP tunnel to that address; only
+//                      loopback destinations (the container's own ports) are tunnelled, so the
+//                      ingress can never serve as a relay to another address (403 otherwise)
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect } from "node:net";
@@ -18,6 +20,8 @@ const separator = ingress.lastIndexOf(":");
 const ingressHost = ingress.slice(0, separator) || "0.0.0.0";
 const ingressPort = Number(ingress.slice(separator + 1));
 const caCertificate = readFileSync(new URL("./ca.pem", import.meta.url));
+/** The only hosts a tunnel may lead to: this network namespace's loopback, shared with the container. */
+const TUNNEL_HOSTS = new Set(["127.0.0.1", "::1", "localhost"]);
 
 const server = createServer((request, response) => {
   if (request.method === "PUT" && request.url === "/egress") {
@@ -39,6 +43,10 @@ server.on("connect", (request, clientSocket, head) => {
   const port = Number(destination.slice(split + 1));
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     clientSocket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+    return;
+  }
+  if (!TUNNEL_HOSTS.has(host)) {
+    clientSocket.end("HTTP/1.1 403 Forbidden\r\n\r\n");
     return;
   }
   const upstream = connect({ host, port });
