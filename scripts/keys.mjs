@@ -5,6 +5,7 @@
 //   npm run keys -- create --namespace default [--namespace other] [--description "ci"]
 //   npm run keys -- list
 //   npm run keys -- revoke AKID...
+//   npm run keys -- reencrypt        (after a MASTER_KEY rotation: rewrites every stored key)
 //
 // Environment: AFP_ENDPOINT (default http://127.0.0.1:$PORT, PORT default 8787); DEV_SECRET_ID
 // and DEV_SECRET_KEY (default: read from $AFP_STATE_DIR/dev-credentials.env, as npm start wrote it).
@@ -71,7 +72,14 @@ if (command === "create") {
 } else if (command === "revoke" && rest[0]) {
   const revoked = await call("DELETE", `/v1/admin/credentials/${encodeURIComponent(rest[0])}`);
   console.log(`revoked ${revoked.secretId} at ${revoked.revokedAt}`);
+} else if (command === "reencrypt") {
+  const outcome = await call("POST", "/v1/admin/credentials/reencrypt");
+  console.log(`re-encrypted ${outcome.rewritten}, already current ${outcome.current}`);
+  if (outcome.undecryptable.length > 0) {
+    console.error(`not decryptable with MASTER_KEY or MASTER_KEY_PREVIOUS: ${outcome.undecryptable.join(", ")}`);
+    process.exit(1);
+  }
 } else {
-  console.error("usage: npm run keys -- create --namespace NAME | list | revoke SECRET_ID");
+  console.error("usage: npm run keys -- create --namespace NAME | list | revoke SECRET_ID | reencrypt");
   process.exit(2);
 }

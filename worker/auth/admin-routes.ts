@@ -11,13 +11,14 @@ const createCredentialSchema = z.strictObject({
   description: z.string().max(200).default(""),
 });
 
-/** Credential management for administrators (the development pair): create, list, revoke. */
+/** Credential management for administrators (the development pair): create, list, revoke, re-encrypt. */
 export const adminRoutes = new Hono<AppEnv>()
   .use("/v1/admin/*", requireAdmin())
   .post("/v1/admin/credentials", async (c) => {
     const input = await readJson(c, createCredentialSchema, 64 * 1024);
     return c.json(await new CredentialStore(c.env).create(input.namespaces, input.description), 201);
   })
+  .post("/v1/admin/credentials/reencrypt", async (c) => c.json(await new CredentialStore(c.env).reencryptAll()))
   .get("/v1/admin/credentials", async (c) => c.json({ credentials: await new CredentialStore(c.env).list() }))
   .delete("/v1/admin/credentials/:secretId", async (c) =>
     c.json(await new CredentialStore(c.env).revoke(c.req.param("secretId"))),

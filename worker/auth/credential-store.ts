@@ -90,12 +90,24 @@ export function devCredentialProblem(env: Env): string | undefined {
   return undefined;
 }
 
+async function importMasterKey(name: "MASTER_KEY" | "MASTER_KEY_PREVIOUS", raw: string): Promise<CryptoKey> {
+  const bytes = fromBase64(raw);
+  if (bytes.byteLength !== 32) throw new PlatformError("UNAVAILABLE", `${name} must be 32 bytes, base64`);
+  return crypto.subtle.importKey("raw", bytes, "AES-GCM", false, ["encrypt", "decrypt"]);
+}
+
 async function masterKey(env: Env): Promise<CryptoKey> {
   const raw = env.MASTER_KEY;
   if (!raw) throw new PlatformError("UNAVAILABLE", "the MASTER_KEY secret is not set: credentials cannot be stored");
-  const bytes = fromBase64(raw);
-  if (bytes.byteLength !== 32) throw new PlatformError("UNAVAILABLE", "MASTER_KEY must be 32 bytes, base64");
-  return crypto.subtle.importKey("raw", bytes, "AES-GCM", false, ["encrypt", "decrypt"]);
+  return importMasterKey("MASTER_KEY", raw);
+}
+
+/** The keys a stored cipher may be under: MASTER_KEY, then MASTER_KEY_PREVIOUS during a rotation. */
+async function decryptionKeys(env: Env): Promise<{ key: CryptoKey; previous: boolean }[]> {
+  const keys = [{ key: await masterKey(env), previous: false }];
+  const previous = env.MASTER_KEY_PREVIOUS;
+  if (previous) keys.push({ key: await importMasterKey("MASTER_KEY_PREVIOUS", previous), previous: true });
+  return keys;
 }
 
 /**
@@ -119,21 +131,27 @@ async function encrypt(env: Env, secretId: string, plain: string): Promise<strin
 
 /**
  * Decrypts a stored SecretKey of `secretId`. A legacy cipher (no version prefix, no associated
- * data) is decrypted the old way and reported so that the caller rewrites it.
+ * data) is decrypted the old way, and a cipher under MASTER_KEY_PREVIOUS with that key; both are
+ * reported `stale` so that the caller rewrites them under MASTER_KEY in the current format.
  */
-async function decrypt(env: Env, secretId: string, stored: string): Promise<{ plain: string; legacy: boolean }> {
+async function decrypt(env: Env, secretId: string, stored: string): Promise<{ plain: string; stale: boolean }> {
   const legacy = !stored.startsWith(CIPHER_V2_PREFIX);
   const bytes = fromBase64(legacy ? stored : stored.slice(CIPHER_V2_PREFIX.length));
-  const plain = await crypto.subtle.decrypt(
-    {
-      name: "AES-GCM",
-      iv: bytes.slice(0, IV_BYTES),
-      ...(legacy ? {} : { additionalData: encoder.encode(secretId) }),
-    },
-    await masterKey(env),
-    bytes.slice(IV_BYTES),
-  );
-  return { plain: new TextDecoder().decode(plain), legacy };
+  const algorithm = {
+    name: "AES-GCM",
+    iv: bytes.slice(0, IV_BYTES),
+    ...(legacy ? {} : { additionalData: encoder.encode(secretId) }),
+  };
+  let lastError: unknown;
+  for (const { key, previous } of await decryptionKeys(env)) {
+    try {
+      const plain = await crypto.subtle.decrypt(algorithm, key, bytes.slice(IV_BYTES));
+      return { plain: new TextDecoder().decode(plain), stale: legacy || previous };
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
 }
 
 function randomToken(bytes: number): string {
@@ -184,7 +202,7 @@ export class CredentialStore {
     try {
       const decrypted = await decrypt(this.env, row.secretId, row.secretKeyEncrypted);
       secretKey = decrypted.plain;
-      if (decrypted.legacy) await this.rewriteLegacyCipher(row, secretKey);
+      if (decrypted.stale) await this.rewriteCipher(row, secretKey);
     } catch (error) {
       if (error instanceof PlatformError) throw error; // MASTER_KEY missing or malformed
       console.error(`the stored key of ${row.secretId} does not decrypt: the credential is refused`);
@@ -199,8 +217,8 @@ export class CredentialStore {
     };
   }
 
-  /** Rewrites a legacy cipher (no associated data) in the current, SecretId-bound format. */
-  private async rewriteLegacyCipher(row: CredentialRow, secretKey: string): Promise<void> {
+  /** Rewrites a stale cipher (legacy format or previous MASTER_KEY) under MASTER_KEY, SecretId-bound. */
+  private async rewriteCipher(row: CredentialRow, secretKey: string): Promise<void> {
     await drizzle(this.env.DB)
       .update(credentials)
       .set({ secretKeyEncrypted: await encrypt(this.env, row.secretId, secretKey) })
@@ -226,6 +244,33 @@ export class CredentialStore {
     };
     await drizzle(this.env.DB).insert(credentials).values(row);
     return { ...publicCredential(row), secretKey };
+  }
+
+  /**
+   * Re-encrypts every stored SecretKey under the current MASTER_KEY (the last step of a rotation,
+   * before MASTER_KEY_PREVIOUS is removed). Rows that decrypt under neither key are counted and left.
+   */
+  async reencryptAll(): Promise<{ rewritten: number; current: number; undecryptable: string[] }> {
+    const rows = await drizzle(this.env.DB).select().from(credentials);
+    const outcome = { rewritten: 0, current: 0, undecryptable: [] as string[] };
+    for (const row of rows) {
+      let decrypted: { plain: string; stale: boolean };
+      try {
+        decrypted = await decrypt(this.env, row.secretId, row.secretKeyEncrypted);
+      } catch (error) {
+        if (error instanceof PlatformError) throw error;
+        outcome.undecryptable.push(row.secretId);
+        continue;
+      }
+      if (!decrypted.stale) {
+        outcome.current += 1;
+        continue;
+      }
+      await this.rewriteCipher(row, decrypted.plain);
+      cache.delete(row.secretId);
+      outcome.rewritten += 1;
+    }
+    return outcome;
   }
 
   async list() {

@@ -6,4 +6,6 @@ interface Env {
   DEV_SECRET_KEY?: string;
   /** 32 bytes, base64: encrypts stored SecretKeys (AES-GCM). `npm start` generates one. */
   MASTER_KEY?: string;
+  /** The MASTER_KEY being rotated out: stored keys it encrypted still decrypt and are rewritten. */
+  MASTER_KEY_PREVIOUS?: string;
 }
