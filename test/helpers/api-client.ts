@@ -112,12 +112,34 @@ export class ApiClient {
   }
 
   async logs(requestId: string): Promise<{ seq: number; stream: string; line: string }[]> {
-    const { body } = await this.json<{ records: { seq: number; stream: string; line: string }[] }>(
-      `/v1/events/${requestId}/logs`,
-    );
-    return body.records;
+    return (await this.logPage(requestId, 0)).records;
+  }
+
+  /**
+   * One page of an event's log (seq > after), as a well-behaved client reads it: a 429 from the
+   * per-caller read limit is waited out for its Retry-After, then the read is sent again.
+   */
+  async logPage(
+    requestId: string,
+    after: number,
+  ): Promise<{ records: { seq: number; stream: string; line: string }[]; lastSeq: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const response = await this.request(`/v1/events/${requestId}/logs?after=${after}`);
+      if (response.status === 429 && attempt < MAX_RATE_LIMITED_RETRIES) {
+        const waitSeconds = Number(response.headers.get("retry-after") ?? "1");
+        await response.body?.cancel();
+        await new Promise((resolve) => setTimeout(resolve, Math.max(1, waitSeconds) * 1000));
+        continue;
+      }
+      const text = await response.text();
+      if (response.status !== 200) throw new Error(`logs of ${requestId} answered ${response.status}: ${text}`);
+      return JSON.parse(text) as { records: { seq: number; stream: string; line: string }[]; lastSeq: number };
+    }
   }
 }
+
+/** How many 429 answers one read waits out before it fails. */
+const MAX_RATE_LIMITED_RETRIES = 10;
 
 /** A unique function name for one test. */
 export function uniqueName(prefix: string): string {

@@ -13,6 +13,8 @@ export interface AgentHealth {
   ok: boolean;
   bootId: string;
   pid: number;
+  /** The container's init (PID 1) runs the agent, so this is 1. */
+  parentPid: number;
   startedAt: number;
   uptimeMs: number;
   signalsReceived: { signal: string; at: number }[];
@@ -20,9 +22,20 @@ export interface AgentHealth {
   requestId: string | null;
 }
 
-/** Talks HTTP to the runtime agent of one container. */
+/** The agent refused the token: the container was started by another boot of this object, or without one. */
+export class AgentUnauthorizedError extends Error {
+  constructor() {
+    super("the agent refused this instance's token (401)");
+    this.name = "AgentUnauthorizedError";
+  }
+}
+
+/** Talks HTTP to the runtime agent of one container, with the token of the container's boot. */
 export class AgentClient {
-  constructor(private readonly container: Container) {}
+  constructor(
+    private readonly container: Container,
+    private readonly token: string,
+  ) {}
 
   /**
    * One request to the agent. Without a signal of the caller's, it is limited to
@@ -30,11 +43,17 @@ export class AgentClient {
    */
   fetch(path: string, init: RequestInit = {}): Promise<Response> {
     const signal = init.signal ?? AbortSignal.timeout(AGENT_REQUEST_TIMEOUT_MS);
-    return this.container.getTcpPort(AGENT_PORT).fetch(`http://agent${path}`, { ...init, signal });
+    const headers = new Headers(init.headers);
+    headers.set("authorization", `Bearer ${this.token}`);
+    return this.container.getTcpPort(AGENT_PORT).fetch(`http://agent${path}`, { ...init, headers, signal });
   }
 
   async health(): Promise<AgentHealth> {
     const response = await this.fetch("/health", { signal: AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS) });
+    if (response.status === 401) {
+      await response.body?.cancel();
+      throw new AgentUnauthorizedError();
+    }
     if (!response.ok) throw new Error(`agent health answered ${response.status}`);
     return (await response.json()) as AgentHealth;
   }
@@ -48,6 +67,8 @@ export class AgentClient {
       try {
         return await this.health();
       } catch (error) {
+        // A wrong token does not get better with time: the caller starts a fresh container.
+        if (error instanceof AgentUnauthorizedError) throw error;
         lastError = error;
         await new Promise((resolve) => setTimeout(resolve, AGENT_BOOT_POLL_MS));
       }

@@ -1,15 +1,18 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ClaimResult } from "../events/async-event-object";
 import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
+import { DEFAULT_MEMORY_MB } from "../functions/model";
 import type { LogRecord } from "../logs/event-log-store";
 import { AgentClient, type AgentHealth } from "./agent-client";
 import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
+import { type ContainerBoot, containerStartOptions, isContainerBoot, newContainerBoot } from "./container-boot";
 import { LogForwarder } from "./log-forwarder";
 
 /** Result of a full container lifecycle check (start, reach the port, SIGTERM, destroy). */
 export interface ContainerSelfCheck {
   started: boolean;
   agentPid: number;
+  agentParentPid: number;
   startToReadyMs: number;
   sigtermObserved: boolean;
   signalToObservedMs: number;
@@ -47,6 +50,8 @@ const RELAY_CHECK_INTERVAL_MS = 5_000;
 const RELAY_RETRIES = 8;
 
 const CURRENT_KEY = "current";
+/** Storage key of the running container's boot (its agent token and memory size). */
+const BOOT_KEY = "boot";
 
 /**
  * A container-enabled Durable Object: owns one container running the runtime agent and runs one
@@ -64,11 +69,15 @@ export class InstanceContainer extends DurableObject<Env> {
   private relayInterrupt: AbortController | undefined;
   /** Code packages the agent of a container boot already has ("bootId/sha256"). */
   private readonly codeShipped = new Set<string>();
+  /** The container this object last started: its agent's token and memory size. */
+  private boot: ContainerBoot | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       this.current = await ctx.storage.get<CurrentExecution>(CURRENT_KEY);
+      const boot = await ctx.storage.get(BOOT_KEY);
+      this.boot = isContainerBoot(boot) ? boot : undefined;
     });
   }
 
@@ -97,17 +106,41 @@ export class InstanceContainer extends DurableObject<Env> {
     return this.current?.requestId;
   }
 
-  /** Starts the container unless it runs, and waits until the agent answers. */
-  async ensureStarted(): Promise<AgentHealth> {
-    if (!this.container.running) this.container.start({ enableInternet: true });
+  /** A client of the running container's agent, with its boot's token. */
+  private agent(): AgentClient {
+    if (!this.boot) throw new Error("no container boot is known: start the container first");
+    return new AgentClient(this.container, this.boot.token);
+  }
+
+  /**
+   * Starts a container with a fresh boot: a new agent token (persisted before the start, so a
+   * restarted object can still talk to it) and the memory and process caps for memoryMb.
+   */
+  private async startContainer(memoryMb: number): Promise<void> {
+    const boot = newContainerBoot(memoryMb);
+    await this.ctx.storage.put(BOOT_KEY, boot);
+    this.boot = boot;
+    this.container.start(containerStartOptions(boot));
+  }
+
+  /**
+   * Starts the container unless one runs that this object started for the same memory size (a
+   * container of another size, or of unknown boot, is destroyed first), then waits for the agent.
+   */
+  async ensureStarted(memoryMb: number = DEFAULT_MEMORY_MB): Promise<AgentHealth> {
+    if (this.container.running && this.boot?.memoryMb !== memoryMb) {
+      await this.container.destroy().catch(() => undefined);
+    }
+    if (!this.container.running) await this.startContainer(memoryMb);
     try {
-      return await new AgentClient(this.container).waitUntilReady();
+      return await this.agent().waitUntilReady();
     } catch (error) {
-      // One more try with a fresh container: a boot can fail on a busy engine.
+      // One more try with a fresh container: a boot can fail on a busy engine, and a container
+      // whose agent refuses our token (started by a lost boot) is of no use.
       console.warn("container did not become ready; starting a fresh one", String(error));
       if (this.container.running) await this.container.destroy().catch(() => undefined);
-      this.container.start({ enableInternet: true });
-      return new AgentClient(this.container).waitUntilReady();
+      await this.startContainer(memoryMb);
+      return this.agent().waitUntilReady();
     }
   }
 
@@ -147,12 +180,9 @@ export class InstanceContainer extends DurableObject<Env> {
     if (current?.requestId !== requestId || !this.ctx.container?.running) return { delivered: false };
     current.terminated = true;
     await this.ctx.storage.put(CURRENT_KEY, current);
-    const response = await new AgentClient(this.container).fetch(
-      `/executions/${encodeURIComponent(requestId)}/signal`,
-      {
-        method: "POST",
-      },
-    );
+    const response = await this.agent().fetch(`/executions/${encodeURIComponent(requestId)}/signal`, {
+      method: "POST",
+    });
     if (!response.ok) return { delivered: false };
     return (await response.json()) as { delivered: boolean };
   }
@@ -188,10 +218,10 @@ export class InstanceContainer extends DurableObject<Env> {
    * HTTP port, send SIGTERM and observe the process received it, destroy.
    */
   async selfCheck(): Promise<ContainerSelfCheck> {
-    const agent = new AgentClient(this.container);
     const startAt = Date.now();
     const health = await this.ensureStarted();
     const readyAt = Date.now();
+    const agent = this.agent();
 
     this.container.signal(SIGTERM);
     const signalAt = Date.now();
@@ -208,6 +238,7 @@ export class InstanceContainer extends DurableObject<Env> {
     return {
       started: true,
       agentPid: health.pid,
+      agentParentPid: health.parentPid,
       startToReadyMs: readyAt - startAt,
       sigtermObserved,
       signalToObservedMs: observedAt - signalAt,
@@ -221,10 +252,10 @@ export class InstanceContainer extends DurableObject<Env> {
     const snapshot = claim.function;
     try {
       // After each wait, check the event is still ours: a terminate may have repossessed it.
-      const cold = !this.container.running;
-      const health = await this.ensureStarted();
+      const cold = !this.container.running || this.boot?.memoryMb !== snapshot.memoryMb;
+      const health = await this.ensureStarted(snapshot.memoryMb);
       if (this.current?.requestId !== requestId) return;
-      const agent = new AgentClient(this.container);
+      const agent = this.agent();
       await this.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
       if (this.current?.requestId !== requestId || !this.container.running) return;
       const timeoutMs = snapshot.timeoutSeconds * 1000;
@@ -255,7 +286,7 @@ export class InstanceContainer extends DurableObject<Env> {
         }),
       });
       if (response.status !== 201 && response.status !== 200) {
-        throw new Error(`agent refused the execution: ${response.status} ${await response.text()}`);
+        throw new Error(`the agent refused the execution: ${await refusalOf(response)}`);
       }
       const current = this.current;
       if (current?.requestId !== requestId) return;
@@ -289,7 +320,7 @@ export class InstanceContainer extends DurableObject<Env> {
     const object = await this.env.CODE_BUCKET.get(codeKey);
     if (!object) throw new Error(`code package ${codeKey} not found`);
     const stored = await agent.fetch(`/code/${sha256}`, { method: "PUT", body: await object.arrayBuffer() });
-    if (!stored.ok) throw new Error(`agent refused the code package: ${stored.status} ${await stored.text()}`);
+    if (!stored.ok) throw new Error(`the code package was refused: ${await refusalOf(stored)}`);
     this.codeShipped.add(known);
   }
 
@@ -352,7 +383,7 @@ export class InstanceContainer extends DurableObject<Env> {
     opened: Response | undefined,
     signal: AbortSignal,
   ): Promise<{ end: AgentEndRecord; finalLogs: LogRecord[] } | undefined> {
-    const agent = new AgentClient(this.container);
+    const agent = this.agent();
     const after = this.current?.lastSeq ?? 0;
     const response =
       opened ?? (await agent.fetch(`/executions/${encodeURIComponent(requestId)}/stream?after=${after}`, { signal }));
@@ -425,4 +456,19 @@ export class InstanceContainer extends DurableObject<Env> {
   private schedulerStub(name: string) {
     return this.env.SCHEDULER.get(this.env.SCHEDULER.idFromName(name));
   }
+}
+
+/** Longest refusal text of the agent quoted in an event's error. */
+const MAX_REFUSAL_CHARS = 1_000;
+
+/** The agent's reason for refusing a request (its JSON `error`, else the body), bounded. */
+async function refusalOf(response: Response): Promise<string> {
+  const text = (await response.text()).slice(0, MAX_REFUSAL_CHARS);
+  try {
+    const body = JSON.parse(text) as { error?: unknown };
+    if (typeof body.error === "string") return `${body.error} (${response.status})`;
+  } catch {
+    // not JSON: quote the text
+  }
+  return `${response.status} ${text}`;
 }

@@ -5,6 +5,7 @@ import { existsSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
+import { MAX_ERROR_MESSAGE_BYTES, MAX_ERROR_STACK_BYTES, MAX_RESULT_BYTES, truncateUtf8 } from "./limits.mjs";
 
 const [codeDir, handlerSpec] = process.argv.slice(2);
 const separator = handlerSpec.lastIndexOf(".");
@@ -14,15 +15,52 @@ const functionName = handlerSpec.slice(separator + 1);
 /** Marks the end of one event's output on stdout and stderr, so the agent can order it before the end. */
 const END_MARK = "\u0000AFP_END:";
 
-function report(requestId, outcome) {
-  writeSync(1, `${END_MARK}${requestId}\n`);
-  writeSync(2, `${END_MARK}${requestId}\n`);
-  writeSync(3, `${JSON.stringify({ requestId, ...outcome, maxRssKb: process.resourceUsage().maxRSS })}\n`);
+/**
+ * The report line of an outcome, bounded: error text truncated with a marker, a result whose JSON
+ * is over MAX_RESULT_BYTES (or cannot be serialised) turned into a failure that says so.
+ */
+function reportLine(requestId, outcome) {
+  const maxRssKb = process.resourceUsage().maxRSS;
+  if (outcome.kind === "returned") {
+    let resultJson;
+    try {
+      resultJson = JSON.stringify(outcome.result === undefined ? null : outcome.result) ?? "null";
+    } catch (error) {
+      return reportLine(requestId, { kind: "threw", ...describe(error, "the handler's return value is not JSON: ") });
+    }
+    const size = Buffer.byteLength(resultJson, "utf8");
+    if (size > MAX_RESULT_BYTES) {
+      const message = `Result too large: the handler's return value is ${size} bytes of JSON, over the limit of ${MAX_RESULT_BYTES} bytes`;
+      return reportLine(requestId, { kind: "threw", message, stack: "" });
+    }
+    return `{"requestId":${JSON.stringify(requestId)},"kind":"returned","result":${resultJson},"maxRssKb":${maxRssKb}}`;
+  }
+  return JSON.stringify({
+    requestId,
+    kind: outcome.kind,
+    message: truncateUtf8(String(outcome.message), MAX_ERROR_MESSAGE_BYTES),
+    stack: truncateUtf8(String(outcome.stack ?? ""), MAX_ERROR_STACK_BYTES),
+    maxRssKb,
+  });
 }
 
-function describe(error) {
-  if (error instanceof Error) return { message: `${error.name}: ${error.message}`, stack: error.stack ?? "" };
-  return { message: String(error), stack: "" };
+function report(requestId, outcome) {
+  const line = reportLine(requestId, outcome);
+  writeSync(1, `${END_MARK}${requestId}\n`);
+  writeSync(2, `${END_MARK}${requestId}\n`);
+  writeSync(3, `${line}\n`);
+}
+
+/** Message and stack of anything thrown; a getter that throws cannot break the report. */
+function describe(error, prefix = "") {
+  try {
+    if (error instanceof Error) {
+      return { message: `${prefix}${error.name}: ${error.message}`, stack: String(error.stack ?? "") };
+    }
+    return { message: `${prefix}${String(error)}`, stack: "" };
+  } catch {
+    return { message: `${prefix}an error that cannot be described`, stack: "" };
+  }
 }
 
 let handler;

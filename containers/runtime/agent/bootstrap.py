@@ -16,26 +16,72 @@ report_stream = os.fdopen(3, "w")
 
 
 END_MARK = "\u0000AFP_END:"
+# Report bounds, the same as containers/runtime/agent/limits.mjs (the agent applies them again).
+MAX_ERROR_MESSAGE_BYTES = 4 * 1024
+"""Longest error message, in UTF-8 bytes (marker included)."""
+MAX_ERROR_STACK_BYTES = 32 * 1024
+"""Longest error stack, in UTF-8 bytes (marker included)."""
+MAX_RESULT_BYTES = 1024 * 1024
+"""Largest result, in UTF-8 bytes of its JSON; a larger one fails the event."""
+
+
+def truncate_utf8(text, max_bytes):
+    """Cuts text to at most max_bytes of UTF-8, ending with a visible marker when it was cut."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= max_bytes:
+        return text
+    marker = f"\u2026[truncated: {len(data)} bytes, limit {max_bytes}]"
+    keep = max(0, max_bytes - len(marker.encode("utf-8")))
+    return data[:keep].decode("utf-8", "ignore") + marker
+
+
+def report_line(request_id, outcome, max_rss_kb):
+    """The bounded report line of an outcome (a result too large or not JSON becomes a failure)."""
+    if outcome["kind"] == "returned":
+        try:
+            result_json = json.dumps(outcome["result"], allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as error:
+            described = describe(error)
+            described["message"] = "the handler's return value is not JSON: " + described["message"]
+            return report_line(request_id, {"kind": "threw", **described}, max_rss_kb)
+        size = len(result_json.encode("utf-8", "replace"))
+        if size > MAX_RESULT_BYTES:
+            message = (
+                f"Result too large: the handler's return value is {size} bytes of JSON,"
+                f" over the limit of {MAX_RESULT_BYTES} bytes"
+            )
+            return report_line(request_id, {"kind": "threw", "message": message, "stack": ""}, max_rss_kb)
+        return (
+            '{"requestId": ' + json.dumps(request_id) + ', "kind": "returned", "result": ' + result_json
+            + ', "maxRssKb": ' + str(int(max_rss_kb)) + "}"
+        )
+    return json.dumps({
+        "requestId": request_id,
+        "kind": outcome["kind"],
+        "message": truncate_utf8(str(outcome.get("message", "")), MAX_ERROR_MESSAGE_BYTES),
+        "stack": truncate_utf8(str(outcome.get("stack", "")), MAX_ERROR_STACK_BYTES),
+        "maxRssKb": max_rss_kb,
+    })
 
 
 def report(request_id, outcome):
     # Marks the end of this event's output on both streams, so the agent orders it before the end.
+    line = report_line(request_id, outcome, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     sys.stdout.write(f"{END_MARK}{request_id}\n")
     sys.stdout.flush()
     sys.stderr.write(f"{END_MARK}{request_id}\n")
     sys.stderr.flush()
-    outcome["requestId"] = request_id
-    outcome["maxRssKb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        line = json.dumps(outcome)
-    except (TypeError, ValueError) as error:
-        line = json.dumps({"requestId": request_id, "kind": "threw", **describe(error), "maxRssKb": outcome["maxRssKb"]})
     report_stream.write(line + "\n")
     report_stream.flush()
 
 
 def describe(error):
-    return {"message": f"{type(error).__name__}: {error}", "stack": traceback.format_exc()}
+    """Message and stack of an exception; a __str__ that raises cannot break the report."""
+    try:
+        message = f"{type(error).__name__}: {error}"
+    except Exception:  # noqa: BLE001
+        message = f"{type(error).__name__}: (its text cannot be read)"
+    return {"message": message, "stack": traceback.format_exc()}
 
 
 memory_limit_mb = int(os.environ.pop("AFP_MEMORY_LIMIT_MB", "0") or 0)

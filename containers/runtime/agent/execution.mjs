@@ -1,0 +1,186 @@
+// One execution's records (log lines, then one end record), bounded, and the resumable NDJSON
+// stream that serves them.
+import {
+  boundedOutcome,
+  MAX_BUFFERED_CHARS,
+  MAX_LINE_CHARS,
+  MAX_LOG_CHARS_PER_EXECUTION,
+  MAX_LOG_LINES_PER_EXECUTION,
+} from "./limits.mjs";
+
+/** Interval of the heartbeat record that keeps an idle stream open through proxies. */
+const HEARTBEAT_INTERVAL_MS = 15_000;
+/** Consumed records at the head of the buffer past which it is compacted (amortised O(1)). */
+const COMPACT_AFTER_RECORDS = 4_096;
+
+/** The characters a record weighs against the log and buffer limits: an empty line still counts. */
+function weightOf(record) {
+  return (record.line?.length ?? 0) + 1;
+}
+
+/** One event run by the agent: its spec, its records, and its end. */
+export class Execution {
+  constructor(spec) {
+    this.spec = spec;
+    this.requestId = spec.requestId;
+    /** Buffered records are records[head..]; their seqs are contiguous from firstBufferedSeq. */
+    this.records = [];
+    this.head = 0;
+    this.nextSeq = 1;
+    this.firstBufferedSeq = 1;
+    this.bufferedChars = 0;
+    this.loggedChars = 0;
+    this.loggedLines = 0;
+    this.limitReached = false;
+    this.droppedLines = 0;
+    this.droppedChars = 0;
+    this.ended = false;
+    this.endRecord = undefined;
+    this.waiters = new Set();
+    this.startedAt = Date.now();
+    this.sigtermAt = undefined;
+    this.verdictLogged = false;
+    this.process = undefined;
+  }
+
+  push(record) {
+    const full = { seq: this.nextSeq++, ts: Date.now(), ...record };
+    this.records.push(full);
+    this.bufferedChars += weightOf(full);
+    while (this.bufferedChars > MAX_BUFFERED_CHARS && this.records.length - this.head > 1) {
+      const dropped = this.records[this.head];
+      this.records[this.head] = undefined;
+      this.head += 1;
+      this.bufferedChars -= weightOf(dropped);
+    }
+    if (this.head > COMPACT_AFTER_RECORDS && this.head * 2 > this.records.length) {
+      this.records = this.records.slice(this.head);
+      this.head = 0;
+    }
+    this.firstBufferedSeq = this.records[this.head].seq;
+    if (full.type === "end") {
+      this.ended = true;
+      this.endRecord = full;
+    }
+    for (const wake of this.waiters) wake();
+    return full;
+  }
+
+  /** The buffered record with this seq, or undefined (not buffered, or not yet written). */
+  recordAt(seq) {
+    const index = this.head + (seq - this.firstBufferedSeq);
+    return index >= this.head && index < this.records.length ? this.records[index] : undefined;
+  }
+
+  /**
+   * One captured line: NUL becomes U+FFFD, an over-long line is cut and marked. Past the per-
+   * execution limits (lines or characters, an empty line counting 1) user lines are only counted;
+   * one platform line says so when the limit is reached, another gives the count at the end.
+   */
+  log(stream, line) {
+    if (stream !== "platform" && this.limitReached) {
+      this.droppedLines += 1;
+      this.droppedChars += line.length;
+      return;
+    }
+    let text = line.includes("\u0000") ? line.replaceAll("\u0000", "\uFFFD") : line;
+    if (text.length > MAX_LINE_CHARS) text = `${text.slice(0, MAX_LINE_CHARS)}…[line truncated]`;
+    this.push({ type: "log", stream, line: text });
+    if (stream === "platform") return;
+    this.loggedChars += text.length + 1;
+    this.loggedLines += 1;
+    if (this.loggedChars >= MAX_LOG_CHARS_PER_EXECUTION || this.loggedLines >= MAX_LOG_LINES_PER_EXECUTION) {
+      this.limitReached = true;
+      this.platform(
+        `[PLATFORM] Log output reached the limit of ${MAX_LOG_LINES_PER_EXECUTION} lines or ${MAX_LOG_CHARS_PER_EXECUTION} characters: further lines are not kept`,
+      );
+    }
+  }
+
+  platform(line) {
+    this.log("platform", line);
+  }
+
+  /** The platform's verdict on a SIGTERM, logged once, always before the end record. */
+  signalVerdict(handled) {
+    if (this.sigtermAt === undefined || this.verdictLogged) return;
+    this.verdictLogged = true;
+    this.platform(handled ? "[PLATFORM] Signal received successfully" : "[PLATFORM] Signal reception failed");
+  }
+
+  end(outcome, maxRssKb, exitCode, signal) {
+    if (this.ended) return;
+    this.signalVerdict(outcome.kind !== "sigterm");
+    if (this.droppedLines > 0) {
+      this.platform(
+        `[PLATFORM] ${this.droppedLines} lines (${this.droppedChars} characters) over the log limit were dropped`,
+      );
+    }
+    const rss = Number.isFinite(maxRssKb) ? maxRssKb : undefined;
+    this.push({
+      type: "end",
+      outcome: boundedOutcome(outcome),
+      durationMs: Date.now() - this.startedAt,
+      maxRssKb: rss,
+      exitCode,
+      signal,
+    });
+  }
+}
+
+/** Writes one NDJSON record; resolves once the socket takes more (back-pressure). */
+function writeRecord(response, record) {
+  if (response.write(`${JSON.stringify(record)}\n`)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off("drain", done);
+      response.off("close", done);
+      resolve();
+    };
+    response.on("drain", done);
+    response.on("close", done);
+  });
+}
+
+/**
+ * Serves the records with seq > after as NDJSON, live until the end record. Records are seq-ordered
+ * and contiguous, so each wake reads from the cursor by index: linear in the records sent.
+ */
+export async function streamRecords(request, response, execution, after, status = 200) {
+  response.writeHead(status, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+  let cursor = after;
+  let closed = false;
+  request.on("close", () => {
+    closed = true;
+  });
+  response.on("close", () => {
+    closed = true;
+  });
+  while (!closed) {
+    if (cursor < execution.firstBufferedSeq - 1) {
+      await writeRecord(response, { type: "gap", from: cursor + 1, to: execution.firstBufferedSeq - 1 });
+      cursor = execution.firstBufferedSeq - 1;
+    }
+    for (let record = execution.recordAt(cursor + 1); record && !closed; record = execution.recordAt(cursor + 1)) {
+      cursor = record.seq;
+      await writeRecord(response, record);
+      if (cursor < execution.firstBufferedSeq - 1) break;
+    }
+    if (execution.ended && cursor >= execution.endRecord.seq) break;
+    if (closed || execution.recordAt(cursor + 1)) continue;
+    if (cursor < execution.firstBufferedSeq - 1) continue;
+    await new Promise((resolve) => {
+      const wake = () => {
+        execution.waiters.delete(wake);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        if (!closed) response.write(`${JSON.stringify({ type: "heartbeat", ts: Date.now() })}\n`);
+        wake();
+      }, HEARTBEAT_INTERVAL_MS);
+      execution.waiters.add(wake);
+    });
+  }
+  response.end();
+}

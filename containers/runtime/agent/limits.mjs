@@ -1,0 +1,107 @@
+// Every bound the runtime agent enforces, and the helpers that apply them. The bootstraps apply the
+// report bounds (error text, result) first; the agent applies them again, since a handler can write
+// to its report channel directly.
+
+/** Longest log line kept; the rest of a longer line is dropped and the line marked. */
+export const MAX_LINE_CHARS = 64 * 1024;
+/** Log text kept per execution, each line counting its length + 1 (so empty lines count too). */
+export const MAX_LOG_CHARS_PER_EXECUTION = 8 * 1024 * 1024;
+/**
+ * Log lines kept per execution; past it (or past the characters), lines are counted, not kept.
+ * Below the 200,000 lines the worker stores per event, so the agent's own [PLATFORM] lines (the
+ * truncation marker, the dropped count, the signal verdict) are always stored after a flood.
+ */
+export const MAX_LOG_LINES_PER_EXECUTION = 190_000;
+/** Records kept in memory for resuming a relay (length + 1 each); the oldest go first. */
+export const MAX_BUFFERED_CHARS = 16 * 1024 * 1024;
+
+/** Longest error message of an outcome, in UTF-8 bytes (marker included). */
+export const MAX_ERROR_MESSAGE_BYTES = 4 * 1024;
+/** Longest error stack of an outcome, in UTF-8 bytes (marker included). */
+export const MAX_ERROR_STACK_BYTES = 32 * 1024;
+/** Largest handler result, in UTF-8 bytes of its JSON; a larger one fails the event. */
+export const MAX_RESULT_BYTES = 1024 * 1024;
+/**
+ * Longest line on a handler's report channel (fd 3), in characters: a result at its limit plus
+ * error text at its limits and room for the envelope. A longer line is discarded unbuffered and
+ * the event fails with a clear message.
+ */
+export const MAX_REPORT_LINE_CHARS = MAX_RESULT_BYTES + MAX_ERROR_STACK_BYTES + MAX_ERROR_MESSAGE_BYTES + 64 * 1024;
+
+/** Largest JSON body of POST /executions (the event payload is bounded by the worker far below). */
+export const MAX_EXECUTION_SPEC_BYTES = 8 * 1024 * 1024;
+/** Largest code package body of PUT /code/:sha256. */
+export const MAX_CODE_PACKAGE_BYTES = 256 * 1024 * 1024;
+
+/** Most environment variables a handler gets from its function's configuration. */
+export const MAX_ENV_VARIABLES = 256;
+/** Longest environment variable name. */
+export const MAX_ENV_NAME_CHARS = 256;
+/** Longest environment variable value (the worker's own limit per value). */
+export const MAX_ENV_VALUE_CHARS = 4 * 1024;
+/**
+ * Total characters of names and values. Above the worker's 32 KiB so that every configuration the
+ * API accepts fits; even at 3 UTF-8 bytes a character far below the kernel's argv + environment
+ * limit (a quarter of the 8 MiB stack, 128 KiB a string), so a spawn never fails with E2BIG.
+ */
+export const MAX_ENV_TOTAL_CHARS = 64 * 1024;
+
+/** Largest handler memory size accepted (MB), as a sanity bound on the spec. */
+export const MAX_MEMORY_LIMIT_MB = 64 * 1024;
+
+/** Cuts text to at most maxBytes of UTF-8, ending with a visible marker when it was cut. */
+export function truncateUtf8(text, maxBytes) {
+  const bytes = Buffer.from(text, "utf8");
+  if (bytes.length <= maxBytes) return text;
+  const marker = `…[truncated: ${bytes.length} bytes, limit ${maxBytes}]`;
+  const keep = Math.max(0, maxBytes - Buffer.byteLength(marker, "utf8"));
+  // Decoding a cut in the middle of a character yields U+FFFD (3 bytes): drop it to stay in bounds.
+  let kept = bytes.subarray(0, keep).toString("utf8");
+  while (kept.endsWith("\uFFFD") && Buffer.byteLength(kept, "utf8") > keep) kept = kept.slice(0, -1);
+  return `${kept}${marker}`;
+}
+
+/** Text of an untrusted value (a report field), or undefined when it is absent. */
+function textOf(value) {
+  if (value === undefined || value === null) return undefined;
+  return typeof value === "string" ? value : String(value);
+}
+
+/** The error text of an outcome, bounded. */
+export function boundedMessage(value) {
+  return truncateUtf8(textOf(value) ?? "", MAX_ERROR_MESSAGE_BYTES);
+}
+
+/**
+ * Turns a handler's report (untrusted JSON) into a bounded outcome: error text truncated with a
+ * marker, a result over MAX_RESULT_BYTES replaced by a failure that names the limit.
+ */
+export function outcomeOfReport(report) {
+  if (report.kind === "returned") {
+    const result = report.result === undefined ? null : report.result;
+    const size = Buffer.byteLength(JSON.stringify(result), "utf8");
+    if (size > MAX_RESULT_BYTES) {
+      return {
+        kind: "threw",
+        message: `Result too large: the handler's return value is ${size} bytes of JSON, over the limit of ${MAX_RESULT_BYTES} bytes`,
+      };
+    }
+    return { kind: "returned", result };
+  }
+  if (report.kind === "oom") {
+    const message = textOf(report.message);
+    return message === undefined ? { kind: "oom" } : { kind: "oom", message: boundedMessage(message) };
+  }
+  const stack = textOf(report.stack);
+  return {
+    kind: "threw",
+    message: boundedMessage(report.message ?? "the handler failed"),
+    ...(stack ? { stack: truncateUtf8(stack, MAX_ERROR_STACK_BYTES) } : {}),
+  };
+}
+
+/** An outcome the agent builds itself (error, exited...) with its text bounded. */
+export function boundedOutcome(outcome) {
+  if (typeof outcome.message !== "string") return outcome;
+  return { ...outcome, message: boundedMessage(outcome.message) };
+}
