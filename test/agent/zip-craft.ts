@@ -1,6 +1,7 @@
 // Crafts zip archives that a well-behaved writer would not produce (lying sizes, links, traversal),
 // for the agent's extraction tests. Entries are deflated or stored, written byte by byte.
 import { deflateRawSync } from "node:zlib";
+import { crc32 } from "../helpers/zip";
 
 /** One entry of a crafted archive. */
 export interface CraftedEntry {
@@ -12,22 +13,6 @@ export interface CraftedEntry {
   declaredSize?: number;
   /** Unix file mode (e.g. 0o120777 for a symbolic link); sets "made on Unix". */
   unixMode?: number;
-}
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-function crc32(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const byte of bytes) crc = (CRC_TABLE[(crc ^ byte) & 0xff] ?? 0) ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
 }
 
 /** Builds the archive. */

@@ -595,14 +595,15 @@ describe("TC3 signatures", () => {
   });
 });
 
-describe("stored SecretKeys", () => {
-  async function storedCipher(secretId: string): Promise<string> {
-    const row = await env.DB.prepare("SELECT secret_key_encrypted AS c FROM credentials WHERE secret_id = ?")
-      .bind(secretId)
-      .first<{ c: string }>();
-    return row?.c ?? "";
-  }
+/** The stored cipher of a SecretId's key, as D1 holds it. */
+async function storedCipher(secretId: string): Promise<string> {
+  const row = await env.DB.prepare("SELECT secret_key_encrypted AS c FROM credentials WHERE secret_id = ?")
+    .bind(secretId)
+    .first<{ c: string }>();
+  return row?.c ?? "";
+}
 
+describe("stored SecretKeys", () => {
   it("binds the cipher to its SecretId: a cipher moved to another row no longer decrypts", async () => {
     const namespace = unique("aad");
     const donor = await createKey([namespace]);
@@ -648,17 +649,10 @@ describe("stored SecretKeys", () => {
 describe("MASTER_KEY rotation", () => {
   const NEW_MASTER_KEY = btoa(String.fromCharCode(...Array.from({ length: 32 }, (_, i) => 200 - i)));
 
-  async function cipherOf(secretId: string): Promise<string> {
-    const row = await env.DB.prepare("SELECT secret_key_encrypted AS c FROM credentials WHERE secret_id = ?")
-      .bind(secretId)
-      .first<{ c: string }>();
-    return row?.c ?? "";
-  }
-
   it("reads keys under MASTER_KEY_PREVIOUS, re-encrypts them under the new MASTER_KEY, then needs no previous key", async () => {
     const namespace = unique("rotate");
     const key = await createKey([namespace]);
-    const before = await cipherOf(key.secretId);
+    const before = await storedCipher(key.secretId);
     const rotating = { MASTER_KEY: NEW_MASTER_KEY, MASTER_KEY_PREVIOUS: workerEnv.MASTER_KEY ?? "" };
     const reencrypt = await callApp(rotating, "/v1/admin/credentials/reencrypt", { method: "POST", headers: ADMIN });
     expect(reencrypt.status).toBe(200);
@@ -667,7 +661,7 @@ describe("MASTER_KEY rotation", () => {
     // (A row another test broke on purpose may be listed; this key must not be.)
     expect(outcome.undecryptable).not.toContain(key.secretId);
     try {
-      expect(await cipherOf(key.secretId)).not.toBe(before);
+      expect(await storedCipher(key.secretId)).not.toBe(before);
       // With the new key alone (no previous key), the re-encrypted credential still resolves.
       const rotated = await new CredentialStore({ ...env, MASTER_KEY: NEW_MASTER_KEY }).resolve(key.secretId);
       expect(rotated?.secretKey).toBe(key.secretKey);

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { DispatchMessage } from "../events/dispatch-message";
+import { SqlSettings } from "../shared/sql-settings";
 import { namespaceOfScheduler, parseNamespaceMaxContainers } from "./namespace-quota-object";
 
 /** How often the scheduler audits busy slots while any exist. */
@@ -48,15 +49,17 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
   /** True since the namespace's cap last refused an event here (shortens the alarm). */
   private waitingOnQuota = false;
 
+  private readonly settings: SqlSettings;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.settings = new SqlSettings(ctx.storage.sql);
     ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql;
       sql.exec(`CREATE TABLE IF NOT EXISTS pending (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, enqueued_at INTEGER NOT NULL)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS slots (
         slot INTEGER PRIMARY KEY, request_id TEXT, assigned_at INTEGER, last_used_at INTEGER NOT NULL)`);
-      sql.exec("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
     });
   }
 
@@ -68,8 +71,8 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     const last = messages.at(-1);
     if (!last) return;
-    this.setSetting("name", `${last.namespace}/${last.functionName}`);
-    this.setSetting("maxConcurrency", String(last.maxConcurrency));
+    this.settings.set("name", `${last.namespace}/${last.functionName}`);
+    this.settings.set("maxConcurrency", String(last.maxConcurrency));
     const now = Date.now();
     for (const message of messages) {
       const running = sql.exec("SELECT 1 FROM slots WHERE request_id = ?", message.requestId).toArray();
@@ -133,7 +136,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
    */
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
-    const name = this.getSetting("name");
+    const name = this.settings.get("name");
     const busy = sql
       .exec<{ slot: number; request_id: string; assigned_at: number }>(
         "SELECT slot, request_id, assigned_at FROM slots WHERE request_id IS NOT NULL",
@@ -155,7 +158,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
 
   /** Assigns waiting events to slots up to the concurrency limit, then starts them; returns how many. */
   private pump(): number {
-    const name = this.getSetting("name");
+    const name = this.settings.get("name");
     if (!name) return 0;
     const { assignments, busy } = this.assign();
     if (assignments.length > 0) this.ctx.waitUntil(this.startAssigned(name, assignments));
@@ -223,7 +226,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
 
   /** Gives the event's lease back to the namespace; a failure is logged (the lease audit reclaims it). */
   private async releaseLease(requestId: string): Promise<void> {
-    const name = this.getSetting("name");
+    const name = this.settings.get("name");
     if (!name) return;
     await this.quotaStub(name)
       .release([requestId])
@@ -320,21 +323,6 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
   }
 
   private maxConcurrency(): number {
-    return Number(this.getSetting("maxConcurrency") ?? "1");
-  }
-
-  private getSetting(key: string): string | undefined {
-    const row = this.ctx.storage.sql
-      .exec<{ value: string }>("SELECT value FROM settings WHERE key = ?", key)
-      .toArray()[0];
-    return row?.value;
-  }
-
-  private setSetting(key: string, value: string): void {
-    this.ctx.storage.sql.exec(
-      "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      key,
-      value,
-    );
+    return Number(this.settings.get("maxConcurrency") ?? "1");
   }
 }

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { SqlSettings } from "../shared/sql-settings";
 
 /**
  * Containers one namespace may run at once when `NAMESPACE_MAX_CONTAINERS` is unset or invalid:
@@ -82,15 +83,17 @@ export interface QuotaSnapshot {
  * drops leases whose scheduler no longer holds their event (a lost release).
  */
 export class NamespaceQuotaObject extends DurableObject<Env> {
+  private readonly settings: SqlSettings;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.settings = new SqlSettings(ctx.storage.sql);
     ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql;
       sql.exec(`CREATE TABLE IF NOT EXISTS leases (
         request_id TEXT PRIMARY KEY, scheduler TEXT NOT NULL, slot INTEGER NOT NULL, acquired_at INTEGER NOT NULL)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS waiters (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, scheduler TEXT NOT NULL UNIQUE, woken_at INTEGER)`);
-      sql.exec("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
     });
   }
 
@@ -106,7 +109,7 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     const now = Date.now();
     const cap = validLimit(limit);
-    this.setSetting("limit", String(cap));
+    this.settings.set("limit", String(cap));
     this.expireReservations(now);
     const reservedByOthers = Number(
       sql.exec("SELECT COUNT(*) AS n FROM waiters WHERE woken_at IS NOT NULL AND scheduler != ?", scheduler).one().n,
@@ -289,26 +292,11 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
 
   /** The cap last given by a scheduler (the var is read by the schedulers). */
   private limit(): number {
-    return validLimit(Number(this.getSetting("limit") ?? DEFAULT_NAMESPACE_MAX_CONTAINERS));
+    return validLimit(Number(this.settings.get("limit") ?? DEFAULT_NAMESPACE_MAX_CONTAINERS));
   }
 
   private schedulerStub(name: string) {
     return this.env.SCHEDULER.get(this.env.SCHEDULER.idFromName(name));
-  }
-
-  private getSetting(key: string): string | undefined {
-    const row = this.ctx.storage.sql
-      .exec<{ value: string }>("SELECT value FROM settings WHERE key = ?", key)
-      .toArray()[0];
-    return row?.value;
-  }
-
-  private setSetting(key: string, value: string): void {
-    this.ctx.storage.sql.exec(
-      "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      key,
-      value,
-    );
   }
 }
 
