@@ -572,6 +572,15 @@ const REST_ROUTES: readonly {
     components: () => ({ path: fc.constant<Judged<string>>({ value: "/v1/admin/credentials", bad: [] }) }),
   },
   {
+    method: "POST",
+    path: "/v1/admin/credentials/reencrypt",
+    weight: 1,
+    adminOnly: true,
+    components: () => ({
+      path: fc.constant<Judged<string>>({ value: "/v1/admin/credentials/reencrypt", bad: [] }),
+    }),
+  },
+  {
     method: "DELETE",
     path: "/v1/admin/credentials/:secretId",
     weight: 2,
