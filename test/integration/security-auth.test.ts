@@ -10,6 +10,8 @@ import {
   CredentialStore,
   credentialCacheSize,
 } from "../../worker/auth/credential-store";
+import { MAX_SIGNED_BODY_BYTES } from "../../worker/auth/credentials";
+import { SIGNATURE_FOLLOW_UP_WINDOW_MS } from "../../worker/auth/signature-ledger";
 import { tc3Signature, utcDate } from "../../worker/auth/tc3";
 import { zipBase64 } from "../helpers/zip";
 
@@ -409,6 +411,32 @@ describe("request bodies", () => {
     expect(response.status).toBe(413);
   });
 
+  it("reads at most 1 MiB for a signature check outside code uploads (a known SecretId cannot make it hash 32 MiB)", async () => {
+    const key = await createKey([unique("bodies")]);
+    const path = "/v1/namespaces/x/functions/f/invocations";
+    const rest = countedBody(16 * 1024 * 1024);
+    const response = await SELF.fetch(`${BASE}${path}`, {
+      method: "POST",
+      headers: await signedHeaders({ key, path, body: "{}" }),
+      body: rest.stream,
+    });
+    expect(response.status).toBe(413);
+    expect(rest.pulled()).toBeLessThan(MAX_SIGNED_BODY_BYTES + READ_PAST_LIMIT_BYTES);
+    const tencent = countedBody(16 * 1024 * 1024);
+    const answer = (await (
+      await SELF.fetch(`${BASE}/`, {
+        method: "POST",
+        headers: { ...(await signedHeaders({ key, body: "{}" })), "x-tc-action": "Invoke" },
+        body: tencent.stream,
+      })
+    ).json()) as TcAnswer;
+    expect(answer.Response.Error).toEqual({
+      Code: "InvalidParameter",
+      Message: `request body over ${MAX_SIGNED_BODY_BYTES} bytes`,
+    });
+    expect(tencent.pulled()).toBeLessThan(MAX_SIGNED_BODY_BYTES + READ_PAST_LIMIT_BYTES);
+  });
+
   it("refuses a Tencent body over the limit with InvalidParameter, with and without content-length", async () => {
     const functions = await count("functions");
     const key = await createKey([unique("bodies")]);
@@ -496,6 +524,27 @@ describe("TC3 signatures", () => {
     expect((await tcSend(goneHeaders, "DeleteFunction", goneBody)).Response.Error).toBeUndefined();
     const confirm = await tcSend(goneHeaders, "GetFunction", goneBody);
     expect(confirm.Response.Error?.Code).toBe("ResourceNotFound.Function");
+  });
+
+  it("refuses a captured change replayed later as a read action, and a second read action after the follow-up", async () => {
+    const namespace = unique("leak");
+    await createFunction(namespace, "leak-fn");
+    const key = await createKey([namespace]);
+    const body = JSON.stringify({ FunctionName: "leak-fn", Namespace: namespace, InvocationType: "Event" });
+    const headers = await signedHeaders({ key, body });
+    expect((await tcSend(headers, "Invoke", body)).Response.Error).toBeUndefined();
+    // The one follow-up read the SDK's pattern needs, then no other read action with the same signature.
+    expect((await tcSend(headers, "GetFunction", body)).Response.Error).toBeUndefined();
+    const second = await tcSend(headers, "ListFunctions", body);
+    expect(second.Response.Error?.Code).toBe("AuthFailure.SignatureFailure");
+    expect(second.Response.Functions).toBeUndefined();
+
+    // Outside the follow-up window, a captured change serves no read at all (the ledger's own clock).
+    const ledger = env.SIGNATURE_LEDGER.get(env.SIGNATURE_LEDGER.idFromName("late-replay"));
+    const at = Date.now();
+    expect(await ledger.record("f".repeat(64), "Invoke", true, at)).toEqual({ ok: true });
+    const late = await ledger.record("f".repeat(64), "ListFunctions", false, at + SIGNATURE_FOLLOW_UP_WINDOW_MS + 1);
+    expect(late.ok).toBe(false);
   });
 
   it("refuses a replayed signed REST change, and allows a repeated signed REST read", async () => {

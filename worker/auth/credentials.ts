@@ -104,13 +104,29 @@ function principalOf(credential: Principal): Principal {
   return { secretId: credential.secretId, namespaces: credential.namespaces, admin: credential.admin };
 }
 
+/**
+ * Most bytes a TC3 signature check reads from a request that is not a code upload: a caller who
+ * knows only a SecretId (it travels in every Authorization header) must not make the Worker buffer
+ * and hash a full code package. Every other route's own body limit is at most this.
+ */
+export const MAX_SIGNED_BODY_BYTES = 1024 * 1024;
+
+/** REST routes that carry a code package (function creation and code upload) and so may be large. */
+const CODE_UPLOAD_ROUTE = /^\/v1\/namespaces\/[^/]+\/functions(\/[^/]+\/code)?$/;
+
+/** The bytes a signature check may read for a REST request. */
+export function signedBodyLimit(method: string, path: string): number {
+  const upload = (method === "POST" || method === "PUT") && CODE_UPLOAD_ROUTE.test(path);
+  return upload ? MAX_JSON_BODY_BYTES : MAX_SIGNED_BODY_BYTES;
+}
+
 /** Requires credentials (TC3 signature or bearer) on every route it guards. */
 export function requireCredentials(): MiddlewareHandler<{ Bindings: Env; Variables: AuthVariables }> {
   return async function credentials(c, next) {
     const result = await authenticate(
       c.env,
       c.req.raw,
-      () => readRequestBody(c.req, MAX_JSON_BODY_BYTES),
+      () => readRequestBody(c.req, signedBodyLimit(c.req.method, c.req.path)),
       restOperation(c.req.raw),
     );
     if (!result.ok) throw new PlatformError("UNAUTHORIZED", `${result.failure}: ${result.message}`);

@@ -6,7 +6,16 @@ import { MAX_CLOCK_SKEW_SECONDS } from "./tc3";
  * within MAX_CLOCK_SKEW_SECONDS of the server's clock on either side: at most twice that after it
  * is first seen, which this covers.
  */
-export const SIGNATURE_LEDGER_TTL_MS = 2 * MAX_CLOCK_SKEW_SECONDS * 1000;
+export const SIGNATURE_LEDGER_TTL_MS = (2 * MAX_CLOCK_SKEW_SECONDS + 5) * 1000;
+
+/**
+ * How long after a signed change the same signature may still serve one read. The official SDKs
+ * sign neither the action nor a nonce, so a client that reads right after a change with the same
+ * parameters in the same second (DeleteFunction, then GetFunction to confirm) sends the very same
+ * signature; a replay of a captured change comes later than this, and only one read action is
+ * ever admitted.
+ */
+export const SIGNATURE_FOLLOW_UP_WINDOW_MS = 2_000;
 
 /** How many leading hex characters of a signature pick its ledger shard (16^2 = 256 shards). */
 export const SIGNATURE_LEDGER_SHARD_HEX_CHARS = 2;
@@ -53,31 +62,36 @@ export class SignatureLedgerObject extends DurableObject<Env> {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS signatures (
-        signature TEXT PRIMARY KEY, operation TEXT NOT NULL, mutating INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
+        signature TEXT PRIMARY KEY, operation TEXT NOT NULL, mutating INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        first_seen_at INTEGER NOT NULL, follow_up TEXT)`);
       ctx.storage.sql.exec("CREATE INDEX IF NOT EXISTS signatures_expiry ON signatures (expires_at)");
     });
   }
 
   /**
    * Records a use of `signature` for `operation`. The first use is admitted. A later use is
-   * admitted only when it is read-only and either repeats the first use's operation or follows a
-   * change: the official SDKs sign neither the action nor a nonce, so a client that reads right
-   * after a change with the same parameters in the same second (DeleteFunction, then GetFunction
-   * to confirm) sends the very same signature. A change is never admitted twice, nor after any
-   * other use: a captured signature cannot replay a change or turn a read into one.
+   * admitted only when it is read-only and either repeats the first use's read, or is the one read
+   * that follows a change within SIGNATURE_FOLLOW_UP_WINDOW_MS (that same read may repeat within
+   * the window). A change is never admitted twice, nor after any other use: a captured signature
+   * cannot replay a change, turn a read into one, or be turned into another read later.
    */
   async record(signature: string, operation: string, mutating: boolean, nowMs = Date.now()): Promise<LedgerVerdict> {
     const sql = this.ctx.storage.sql;
     const seen = sql
-      .exec<{ operation: string; mutating: number }>(
-        "SELECT operation, mutating FROM signatures WHERE signature = ? AND expires_at > ?",
+      .exec<{ operation: string; mutating: number; first_seen_at: number; follow_up: string | null }>(
+        "SELECT operation, mutating, first_seen_at, follow_up FROM signatures WHERE signature = ? AND expires_at > ?",
         signature,
         nowMs,
       )
       .toArray()[0];
     if (seen) {
       const sameOperation = seen.operation === operation;
-      if (!mutating && (sameOperation || seen.mutating !== 0)) return { ok: true };
+      if (!mutating && seen.mutating === 0 && sameOperation) return { ok: true };
+      const inWindow = nowMs - seen.first_seen_at <= SIGNATURE_FOLLOW_UP_WINDOW_MS;
+      if (!mutating && seen.mutating !== 0 && inWindow && (seen.follow_up ?? operation) === operation) {
+        sql.exec("UPDATE signatures SET follow_up = ? WHERE signature = ?", operation, signature);
+        return { ok: true };
+      }
       if (sameOperation) {
         return { ok: false, message: "this signature was already used: a signed change cannot be replayed" };
       }
@@ -85,11 +99,13 @@ export class SignatureLedgerObject extends DurableObject<Env> {
     }
     const expiresAt = nowMs + SIGNATURE_LEDGER_TTL_MS;
     sql.exec(
-      "INSERT OR REPLACE INTO signatures (signature, operation, mutating, expires_at) VALUES (?, ?, ?, ?)",
+      `INSERT OR REPLACE INTO signatures (signature, operation, mutating, expires_at, first_seen_at, follow_up)
+       VALUES (?, ?, ?, ?, ?, NULL)`,
       signature,
       operation,
       mutating ? 1 : 0,
       expiresAt,
+      nowMs,
     );
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(expiresAt);
     return { ok: true };

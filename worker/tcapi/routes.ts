@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { MAX_JSON_BODY_BYTES, readRequestBody } from "../api/validation";
-import { authenticate } from "../auth/credentials";
+import { authenticate, MAX_SIGNED_BODY_BYTES } from "../auth/credentials";
 import { isReadOnlyAction } from "../auth/signature-ledger";
 import { toPlatformError } from "../shared/errors";
 import { findAction, TcApiError } from "./actions";
@@ -20,16 +20,21 @@ function leaksSecret(env: Env, serialised: string): boolean {
   });
 }
 
+/** Actions that carry a code package: their bodies may reach MAX_JSON_BODY_BYTES. */
+const CODE_ACTIONS: ReadonlySet<string> = new Set(["CreateFunction", "UpdateFunctionCode"]);
+
 /**
  * The request body, read once and bounded while reading (before the signature check hashes it):
- * over MAX_JSON_BODY_BYTES is Tencent's InvalidParameter.
+ * a code action's up to MAX_JSON_BODY_BYTES, any other's up to MAX_SIGNED_BODY_BYTES; over it is
+ * Tencent's InvalidParameter.
  */
-async function boundedBody(request: Parameters<typeof readRequestBody>[0]): Promise<Uint8Array> {
+async function boundedBody(request: Parameters<typeof readRequestBody>[0], action: string): Promise<Uint8Array> {
+  const limit = CODE_ACTIONS.has(action) ? MAX_JSON_BODY_BYTES : MAX_SIGNED_BODY_BYTES;
   try {
-    return await readRequestBody(request, MAX_JSON_BODY_BYTES);
+    return await readRequestBody(request, limit);
   } catch (error) {
     if (toPlatformError(error)?.code === "PAYLOAD_TOO_LARGE") {
-      throw new TcApiError("InvalidParameter", `request body over ${MAX_JSON_BODY_BYTES} bytes`);
+      throw new TcApiError("InvalidParameter", `request body over ${limit} bytes`);
     }
     throw error;
   }
@@ -62,7 +67,7 @@ export const tencentCloudRoutes = new Hono<{ Bindings: Env }>().all("/", async (
       return tcError(requestId, "UnsupportedOperation", "the API endpoint takes POST requests with a JSON body");
     }
     const actionName = c.req.header("x-tc-action") ?? "";
-    const auth = await authenticate(c.env, c.req.raw, () => boundedBody(c.req), {
+    const auth = await authenticate(c.env, c.req.raw, () => boundedBody(c.req, actionName), {
       name: actionName,
       mutating: !isReadOnlyAction(actionName),
     });
@@ -76,7 +81,7 @@ export const tencentCloudRoutes = new Hono<{ Bindings: Env }>().all("/", async (
     const action = findAction(actionName);
     if (!action) return tcError(requestId, "InvalidAction", "the action is not implemented by this endpoint");
 
-    const params = parseParams(await boundedBody(c.req));
+    const params = parseParams(await boundedBody(c.req, actionName));
     const result = await action({ env: c.env, principal: auth.principal, params });
     if (leaksSecret(c.env, JSON.stringify(result))) {
       console.error("Tencent Cloud API answer withheld: it contained a secret value", requestId, actionName);
