@@ -1,6 +1,11 @@
 import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { AsyncEventObject } from "../../worker/events/async-event-object";
+import {
+  type AsyncEventObject,
+  type EventWithLog,
+  FUNCTION_LOG_RESULT_BYTES,
+  MAX_LOG_PAGE_CHARS,
+} from "../../worker/events/async-event-object";
 import type { EventPhase, EventState, PublicEvent } from "../../worker/events/event-machine";
 import { MAX_ERROR_MESSAGE_BYTES, MAX_ERROR_STACK_BYTES, MAX_RESULT_BYTES } from "../../worker/events/event-machine";
 import { MAX_ENV_NAME_CHARS, MAX_ENV_TOTAL_BYTES, MAX_ENV_VALUE_BYTES } from "../../worker/functions/model";
@@ -336,6 +341,33 @@ describe("bounded outcomes", () => {
 });
 
 describe("log bounds", () => {
+  it("bounds one page of an event's log by characters, and the next page goes on from there", async () => {
+    const instanceId = "default/report#0";
+    const { stub } = await seedEvent({ phase: "running", instanceId });
+    const line = "p".repeat(60 * 1024);
+    const records = Array.from({ length: 40 }, (_, i) => ({ seq: i + 1, ts: i, stream: "stdout" as const, line }));
+    await stub.appendLogs(records, instanceId);
+    const first = await stub.logs(0, 1000);
+    if (first.ok === false) throw new Error(first.message);
+    const chars = first.value.reduce((sum, record) => sum + record.line.length + 1, 0);
+    expect(chars).toBeLessThanOrEqual(MAX_LOG_PAGE_CHARS);
+    expect(first.value.length).toBeGreaterThan(0);
+    expect(first.value.length).toBeLessThan(40);
+    const next = await stub.logs(first.value.at(-1)?.seq ?? 0, 1000);
+    if (next.ok === false) throw new Error(next.message);
+    expect(next.value[0]?.seq).toBe((first.value.at(-1)?.seq ?? 0) + 1);
+  });
+
+  it("carries a function-log entry's result as a bounded preview, without the stack", async () => {
+    const instanceId = "default/report#0";
+    const { stub } = await seedEvent({ phase: "running", instanceId });
+    await stub.complete(instanceId, { kind: "returned", result: { big: "b".repeat(500 * 1024) } });
+    const detail = unwrap<EventWithLog>(await stub.viewWithLog(64 * 1024));
+    expect(detail.result).toBeNull();
+    expect(encoder.encode(detail.resultPreview ?? "").byteLength).toBeLessThanOrEqual(FUNCTION_LOG_RESULT_BYTES);
+    expect(detail.resultPreview).toMatch(/^\{"big":"b+…\[truncated/);
+  });
+
   it("caps stored lines and counts empty lines, with one marker line", async () => {
     const instanceId = "default/report#0";
     const { stub } = await seedEvent({ phase: "running", instanceId });

@@ -16,7 +16,7 @@ import {
   type TransitionError,
   transition,
 } from "./event-machine";
-import { utf8Length } from "./text-bounds";
+import { truncateUtf8, utf8Length } from "./text-bounds";
 
 /** Status stays readable this long after the event ends. */
 export const EVENT_RETENTION_MS = 72 * 60 * 60 * 1000;
@@ -45,7 +45,16 @@ export type AcceptRequest = Pick<
 };
 
 /** An event's public view with the start of its log as text. */
-export type EventWithLog = ReturnType<typeof publicEvent> & { log: string };
+export type EventWithLog = ReturnType<typeof publicEvent> & {
+  log: string;
+  /** The result's JSON cut to FUNCTION_LOG_RESULT_BYTES (null without a result); `result` is null here. */
+  resultPreview: string | null;
+};
+
+/** Characters of log one page of `logs()` returns at most (besides its first line). */
+export const MAX_LOG_PAGE_CHARS = 1024 * 1024;
+/** Bytes of a result's JSON a function-log entry carries (the whole result: read the event). */
+export const FUNCTION_LOG_RESULT_BYTES = 4 * 1024;
 
 /** What an instance receives when it claims an event. */
 export type ClaimResult =
@@ -209,7 +218,7 @@ export class AsyncEventObject extends DurableObject<Env> {
   /** Log lines with seq > after, oldest first. */
   async logs(after: number, limit: number): Promise<RpcResult<StoredLogRecord[]>> {
     if (!this.state) return rpcFail("EVENT_NOT_FOUND", "event not found");
-    return rpcOk(this.logStore.read(after, Math.min(limit, MAX_LOG_READ)));
+    return rpcOk(this.logStore.read(after, Math.min(limit, MAX_LOG_READ), MAX_LOG_PAGE_CHARS));
   }
 
   /**
@@ -256,7 +265,7 @@ export class AsyncEventObject extends DurableObject<Env> {
   async viewWithLog(maxChars: number): Promise<RpcResult<EventWithLog>> {
     if (!this.state) return rpcFail("EVENT_NOT_FOUND", "event not found");
     let log = "";
-    for (const record of this.logStore.read(0, MAX_LOG_READ)) {
+    for (const record of this.logStore.read(0, MAX_LOG_READ, maxChars + 1)) {
       const line = `${new Date(record.ts).toISOString()} ${record.line}\n`;
       if (log.length + line.length > maxChars) {
         log += "…[truncated: read the whole log by RequestId]\n";
@@ -264,7 +273,11 @@ export class AsyncEventObject extends DurableObject<Env> {
       }
       log += line;
     }
-    return rpcOk({ ...publicEvent(this.state), log });
+    // Function-log answers carry many events: the result is cut and the stack left out.
+    const view = publicEvent(this.state);
+    const resultPreview =
+      this.state.result !== undefined ? truncateUtf8(this.state.result, FUNCTION_LOG_RESULT_BYTES) : null;
+    return rpcOk({ ...view, result: null, errorStack: null, log, resultPreview });
   }
 
   /** The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). */

@@ -94,16 +94,25 @@ export class EventLogStore {
     return { seq: row.seq, ts, stream: "platform", line };
   }
 
-  /** Lines with seq > after, oldest first. */
-  read(after: number, limit: number): StoredLogRecord[] {
-    return this.sql
-      .exec<{ seq: number; ts: number; stream: string; line: string }>(
-        "SELECT seq, ts, stream, line FROM logs WHERE seq > ? ORDER BY seq LIMIT ?",
-        after,
-        limit,
-      )
-      .toArray()
-      .map((row) => ({ seq: row.seq, ts: row.ts, stream: row.stream as StoredLogRecord["stream"], line: row.line }));
+  /**
+   * Lines with seq > after, oldest first: at most `limit` lines and, past the first line, at most
+   * `maxChars` characters (each line counting its length + 1). Rows are read from the cursor one by
+   * one, so a page of long lines is never loaded whole.
+   */
+  read(after: number, limit: number, maxChars = Number.POSITIVE_INFINITY): StoredLogRecord[] {
+    const cursor = this.sql.exec<{ seq: number; ts: number; stream: string; line: string }>(
+      "SELECT seq, ts, stream, line FROM logs WHERE seq > ? ORDER BY seq LIMIT ?",
+      after,
+      limit,
+    );
+    const records: StoredLogRecord[] = [];
+    let chars = 0;
+    for (const row of cursor) {
+      chars += row.line.length + 1;
+      if (records.length > 0 && chars > maxChars) break;
+      records.push({ seq: row.seq, ts: row.ts, stream: row.stream as StoredLogRecord["stream"], line: row.line });
+    }
+    return records;
   }
 
   /** Lines dropped over the limit so far. */

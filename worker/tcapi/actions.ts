@@ -422,7 +422,7 @@ const getFunctionLogs: Action = async ({ env, principal, params }) => {
     RequestId: event.requestId,
     StartTime: tcTime(Date.parse(event.invokedAt)),
     RetCode: event.status === "FINISHED" ? 0 : event.status === "RUNNING" ? -1 : 1,
-    RetMsg: event.status === "FINISHED" ? JSON.stringify(event.result) : (event.errorMessage ?? ""),
+    RetMsg: event.status === "FINISHED" ? (event.resultPreview ?? "null") : (event.errorMessage ?? ""),
     InvokeFinished: event.status === "RUNNING" ? 0 : 1,
     Duration: event.durationMs ?? 0,
     BillDuration: event.durationMs ?? 0,
