@@ -7,6 +7,7 @@ import { MAX_JSON_BODY_BYTES } from "../../worker/api/validation";
 import {
   BoundedTtlCache,
   CREDENTIAL_CACHE_MAX_ENTRIES,
+  CREDENTIAL_CACHE_TTL_MS,
   CredentialStore,
   credentialCacheSize,
 } from "../../worker/auth/credential-store";
@@ -669,7 +670,7 @@ describe("stored SecretKeys", () => {
     expect((await SELF.fetch(path, { headers: bearer(donor) })).status).toBe(200);
   });
 
-  it("still reads a legacy cipher (no associated data) once and rewrites it in the bound format", async () => {
+  it("refuses a legacy cipher (not bound to its SecretId) until re-encryption rewrites it in the bound format", async () => {
     const namespace = unique("legacy");
     const secretId = `AKIDlegacy${Date.now().toString(36)}`;
     const secretKey = "legacy-secret-key-0123456789abcdefghij";
@@ -686,6 +687,11 @@ describe("stored SecretKeys", () => {
       .bind(secretId, legacy, JSON.stringify([namespace]), Date.now())
       .run();
     const path = `${BASE}/v1/namespaces/${namespace}/functions`;
+    // A legacy cipher copied into any row would decrypt there: it authenticates nobody as it is.
+    expect((await SELF.fetch(path, { headers: bearer({ secretId, secretKey }) })).status).toBe(401);
+    const reencrypt = await SELF.fetch(`${BASE}/v1/admin/credentials/reencrypt`, { method: "POST", headers: ADMIN });
+    expect(reencrypt.status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, CREDENTIAL_CACHE_TTL_MS + 100));
     expect((await SELF.fetch(path, { headers: bearer({ secretId, secretKey }) })).status).toBe(200);
     const rewritten = await storedCipher(secretId);
     expect(rewritten.startsWith("v2:")).toBe(true);

@@ -129,13 +129,23 @@ async function encrypt(env: Env, secretId: string, plain: string): Promise<strin
   return `${CIPHER_V2_PREFIX}${toBase64(out)}`;
 }
 
+/** A stored cipher in the legacy format (no version prefix, not bound to its SecretId). */
+class LegacyCipherError extends Error {}
+
 /**
- * Decrypts a stored SecretKey of `secretId`. A legacy cipher (no version prefix, no associated
- * data) is decrypted the old way, and a cipher under MASTER_KEY_PREVIOUS with that key; both are
- * reported `stale` so that the caller rewrites them under MASTER_KEY in the current format.
+ * Decrypts a stored SecretKey of `secretId`. A cipher under MASTER_KEY_PREVIOUS is decrypted with
+ * that key and reported `stale`, so that the caller rewrites it under MASTER_KEY. A legacy cipher
+ * (no version prefix, no associated data) is refused unless `allowLegacy`: only the administrator's
+ * re-encryption reads it, since a legacy cipher copied into another row would still decrypt there.
  */
-async function decrypt(env: Env, secretId: string, stored: string): Promise<{ plain: string; stale: boolean }> {
+async function decrypt(
+  env: Env,
+  secretId: string,
+  stored: string,
+  allowLegacy = false,
+): Promise<{ plain: string; stale: boolean }> {
   const legacy = !stored.startsWith(CIPHER_V2_PREFIX);
+  if (legacy && !allowLegacy) throw new LegacyCipherError(`the stored key of ${secretId} is in the legacy format`);
   const bytes = fromBase64(legacy ? stored : stored.slice(CIPHER_V2_PREFIX.length));
   const algorithm = {
     name: "AES-GCM",
@@ -205,7 +215,11 @@ export class CredentialStore {
       if (decrypted.stale) await this.rewriteCipher(row, secretKey);
     } catch (error) {
       if (error instanceof PlatformError) throw error; // MASTER_KEY missing or malformed
-      console.error(`the stored key of ${row.secretId} does not decrypt: the credential is refused`);
+      console.error(
+        error instanceof LegacyCipherError
+          ? `${error.message}: the credential is refused until an administrator runs npm run keys -- reencrypt`
+          : `the stored key of ${row.secretId} does not decrypt: the credential is refused`,
+      );
       return undefined;
     }
     const namespaces = JSON.parse(row.namespaces) as string[];
@@ -256,7 +270,7 @@ export class CredentialStore {
     for (const row of rows) {
       let decrypted: { plain: string; stale: boolean };
       try {
-        decrypted = await decrypt(this.env, row.secretId, row.secretKeyEncrypted);
+        decrypted = await decrypt(this.env, row.secretId, row.secretKeyEncrypted, true);
       } catch (error) {
         if (error instanceof PlatformError) throw error;
         outcome.undecryptable.push(row.secretId);
