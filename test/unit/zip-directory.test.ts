@@ -219,6 +219,24 @@ describe("zip central directory inspection", () => {
     expect(refusal(encoder.encode("hello, not a zip at all"))).toContain("end-of-central-directory");
   });
 
+  it("refuses an archive whose comment holds another end record (readers would disagree on the directory)", () => {
+    const whole = zipFiles({ "index.js": "x" });
+    const realEnd = whole.length - 22;
+    // A fake end record, its own comment length not reaching the end: this checker would skip it,
+    // while a reader that takes the last signature it finds (Python's zipfile) would use it.
+    const fake = whole.slice(realEnd);
+    new DataView(fake.buffer).setUint16(20, 5, true);
+    const crafted = new Uint8Array(whole.length + fake.length);
+    crafted.set(whole);
+    crafted.set(fake, whole.length);
+    new DataView(crafted.buffer).setUint16(realEnd + 20, fake.length, true);
+    expect(refusal(crafted)).toContain("ambiguous");
+    // The same archive with an ordinary comment is fine.
+    const commented = crafted.slice();
+    commented.fill(0x20, whole.length);
+    expect(inspectZipDirectory(commented)).toMatchObject({ entries: 1 });
+  });
+
   it("reads ZIP64 end records and entry extra fields, and applies the same limits", async () => {
     const ok = craftZip([{ name: "a.js", data: encoder.encode("abc"), zip64: true }], { zip64End: true });
     expect(inspectZipDirectory(ok)).toEqual({ entries: 1, uncompressedBytes: 3, compressedBytes: 3 });

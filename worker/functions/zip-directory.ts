@@ -106,12 +106,24 @@ interface DirectoryEnd {
   directoryLimit: number;
 }
 
-/** Finds the last end-of-central-directory record whose comment reaches exactly the archive end. */
+/**
+ * Finds the end-of-central-directory record: the last one whose comment reaches exactly the
+ * archive end. An archive with another end-record signature after it (inside its comment) is
+ * refused as ambiguous: readers that take the last signature they find (Python's zipfile, which
+ * extracts in the container) would read another directory than the one checked here.
+ */
 function findEnd(reader: Reader): number {
   const lowest = Math.max(0, reader.length - EOCD_SIZE - MAX_COMMENT_BYTES);
-  for (let offset = reader.length - EOCD_SIZE; offset >= lowest; offset -= 1) {
+  let lastSignature: number | undefined;
+  for (let offset = reader.length - 4; offset >= lowest; offset -= 1) {
     if (reader.u32(offset) !== EOCD_SIGNATURE) continue;
-    if (offset + EOCD_SIZE + reader.u16(offset + 20) === reader.length) return offset;
+    lastSignature ??= offset;
+    if (offset + EOCD_SIZE > reader.length) continue;
+    if (offset + EOCD_SIZE + reader.u16(offset + 20) !== reader.length) continue;
+    if (lastSignature !== offset) {
+      throw refuse("the archive comment holds another end-of-central-directory record: ambiguous archive");
+    }
+    return offset;
   }
   throw refuse("no end-of-central-directory record: not a zip archive, or truncated");
 }
