@@ -225,9 +225,16 @@ ensure_jump() {
 # turns it off in their namespace when the network has none), so IPv4 rules suffice.
 ensure_firewall() {
   if [ "$(id -u)" -ne 0 ] || ! command -v iptables >/dev/null 2>&1; then
-    log "WARNING: container network isolation is NOT applied (needs root and iptables): run 'sudo npm run engine'"
-    return 0
+    # Fail closed: without these rules, containers reach each other, 169.254.0.0/16 and the host.
+    if [ "${AFP_ALLOW_UNISOLATED:-}" = "1" ]; then
+      log "WARNING: container network isolation is NOT applied (AFP_ALLOW_UNISOLATED=1)"
+      return 0
+    fi
+    log "container network isolation needs root and iptables: run 'sudo npm run engine' once,"
+    log "or set AFP_ALLOW_UNISOLATED=1 to run without it (containers could then reach each other)"
+    exit 1
   fi
+  ensure_bridge_netfilter
   local bridge subnet nameserver dns_rules=()
   bridge="$("$DOCKER" network inspect "$CONTAINER_NETWORK" --format '{{ index .Options "com.docker.network.bridge.name" }}')"
   subnet="$("$DOCKER" network inspect "$CONTAINER_NETWORK" --format '{{ range .IPAM.Config }}{{ .Subnet }}{{ end }}')"
@@ -250,6 +257,19 @@ ensure_firewall() {
   ensure_jump DOCKER-USER "" "$FORWARD_CHAIN"
   ensure_jump INPUT "-i $bridge" "$INPUT_CHAIN"
   log "container network isolation applied on $bridge ($subnet)"
+}
+
+# Bridged traffic passes iptables only with bridge netfilter on: without it, --icc=false and the
+# container-to-container rule do nothing. Loads br_netfilter when needed and turns it on.
+ensure_bridge_netfilter() {
+  local setting=/proc/sys/net/bridge/bridge-nf-call-iptables
+  [ -e "$setting" ] || modprobe br_netfilter 2>/dev/null || true
+  if [ ! -e "$setting" ]; then
+    log "bridge netfilter is unavailable (no br_netfilter): container-to-container traffic cannot be filtered"
+    [ "${AFP_ALLOW_UNISOLATED:-}" = "1" ] && return 0
+    exit 1
+  fi
+  [ "$(cat "$setting")" = "1" ] || echo 1 >"$setting"
 }
 
 # The state folder holds the development credentials, the master key and every stored package:

@@ -142,6 +142,9 @@ const dev = spawn(
     "--show-interactive-dev-session=false",
     "--env-file",
     credentialsFile,
+    // The guard below caps every container: the agent waits for those caps before running a handler.
+    "--var",
+    "CONTAINER_LIMITS_REQUIRED:true",
     ...process.argv.slice(2),
   ],
   { cwd: root, env, stdio: ["ignore", "inherit", "inherit"] },
@@ -150,7 +153,15 @@ const dev = spawn(
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => dev.kill(signal));
 }
+// Without the guard no container would be capped: the platform stops rather than run uncapped.
+let stopping = false;
+containerGuard.on("exit", (code, signal) => {
+  if (stopping) return;
+  log(`the container guard exited (${code ?? signal}): stopping, since containers would run without caps`);
+  dev.kill("SIGTERM");
+});
 dev.on("exit", (code, signal) => {
+  stopping = true;
   containerGuard.kill();
   process.exit(code ?? (signal ? 1 : 0));
 });

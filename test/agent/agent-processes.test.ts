@@ -84,8 +84,8 @@ describe("handler processes", () => {
     const response = await agent.request("/executions?stream=1", { method: "POST", body: JSON.stringify(spec) });
     const end = (await readRecords(response)).at(-1);
     const result = end?.outcome?.result as Record<string, unknown>;
-    expect(result.uid).toBeGreaterThanOrEqual(20_000);
-    expect(result.uid).toBeLessThan(60_000);
+    expect(result.uid).toBeGreaterThanOrEqual(100_000);
+    expect(result.uid).toBeLessThan(2_000_000_000);
     expect(result.gid).toBe(result.uid);
     expect(result.groups).toEqual([result.gid]);
     expect(result.pgid).toBe(result.pid);

@@ -26,13 +26,26 @@ export function newContainerBoot(memoryMb: number): ContainerBoot {
   return { token: hex(crypto.getRandomValues(new Uint8Array(AGENT_TOKEN_BYTES))), memoryMb };
 }
 
-/** The start options handing a boot to the container: the token, the memory and process caps. */
-export function containerStartOptions(boot: ContainerBoot): ContainerStartupOptions {
+/**
+ * The start options handing a boot to the container: the token, the memory and process caps, and
+ * whether the agent must see those caps in its cgroup before running a handler (env var
+ * CONTAINER_LIMITS_REQUIRED: "true" locally, where scripts/container-guard.mjs applies them).
+ */
+export function containerStartOptions(
+  boot: ContainerBoot,
+  env: Pick<Env, "CONTAINER_LIMITS_REQUIRED">,
+): ContainerStartupOptions {
   const memory = String(boot.memoryMb);
   const pids = String(CONTAINER_PIDS_LIMIT);
+  const requireLimits = env.CONTAINER_LIMITS_REQUIRED === "true" ? "1" : "0";
   return {
     enableInternet: true,
-    env: { AFP_AGENT_TOKEN: boot.token, AFP_MEMORY_MB: memory, AFP_PIDS_LIMIT: pids },
+    env: {
+      AFP_AGENT_TOKEN: boot.token,
+      AFP_MEMORY_MB: memory,
+      AFP_PIDS_LIMIT: pids,
+      AFP_REQUIRE_CGROUP_LIMITS: requireLimits,
+    },
     labels: { [MEMORY_LABEL]: memory, [PIDS_LABEL]: pids },
   };
 }

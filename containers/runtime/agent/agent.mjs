@@ -17,6 +17,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { agentTokenCheck } from "./auth.mjs";
+import { waitForCgroupLimits } from "./cgroup-limits.mjs";
 import { CodeStore } from "./code-package.mjs";
 import { Execution, streamRecords } from "./execution.mjs";
 import { HANDLER_ID, HandlerProcess, killHandlerUser } from "./handler-process.mjs";
@@ -165,6 +166,12 @@ async function route(request, response) {
     const running = currentExecution();
     if (running) return json(response, 409, { error: "busy", requestId: running.requestId });
     if (!codeStore.has(spec.codeSha256)) return json(response, 412, { error: "code not cached" });
+    if (!(await waitForCgroupLimits())) {
+      return json(response, 503, { error: "the container's memory and process caps were not applied: not running it" });
+    }
+    // Checked again: another request may have started an execution during the wait.
+    const raced = executions.get(spec.requestId) ?? currentExecution();
+    if (raced) return json(response, raced.requestId === spec.requestId ? 200 : 409, { requestId: raced.requestId });
     const execution = startExecution(spec);
     // ?stream=1: answer with the record stream itself (saves the caller a round trip).
     if (url.searchParams.get("stream") === "1") return streamRecords(request, response, execution, 0, 201);

@@ -94,8 +94,9 @@ except Exception as error:  # noqa: BLE001 - any import failure is the user's er
     load_error = describe(error)
 
 if memory_limit_mb > 0:
-    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    resource.setrlimit(resource.RLIMIT_DATA, (memory_limit_mb * 1024 * 1024, hard))
+    # Soft and hard alike: the handler (unprivileged) cannot raise it again.
+    data_limit = memory_limit_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_DATA, (data_limit, data_limit))
 
 for line in sys.stdin:
     if not line.strip():

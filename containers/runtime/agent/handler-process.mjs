@@ -15,10 +15,15 @@ const BOOTSTRAP_DIR = new URL(".", import.meta.url).pathname;
 const END_MARK = "\u0000AFP_END:";
 /** Characters of stderr kept to recognise an out-of-memory death. */
 const STDERR_TAIL_CHARS = 4096;
-/** Lowest handler uid/gid (above every system and regular account of the image). */
-const HANDLER_ID_MIN = 20_000;
-/** One past the highest handler uid/gid. */
-const HANDLER_ID_END = 60_000;
+/**
+ * Lowest handler uid/gid: above every system and regular account of the image and of a host's usual
+ * accounts. Locally, containers share the host kernel without user namespaces, so per-uid limits
+ * (RLIMIT_NPROC) count across containers of the same uid: the range is wide enough (about 2e9) that
+ * two containers practically never draw the same one.
+ */
+const HANDLER_ID_MIN = 100_000;
+/** One past the highest handler uid/gid (below 2^31, what every tool takes as a uid). */
+const HANDLER_ID_END = 2_000_000_000;
 /** How long after its exit a handler's last output may still arrive before its end is recorded. */
 const EXIT_SETTLE_MS = 20;
 

@@ -1,0 +1,52 @@
+// Checks that the container's cgroup caps memory and processes before a handler runs, where the
+// platform says an outside party applies them (locally, scripts/container-guard.mjs applies them a
+// moment after the container starts; on Cloudflare the instance type bounds the container and this
+// check is off).
+import { readFileSync } from "node:fs";
+
+/** Set to "1" in the container's environment when the caps must be in place before any handler runs. */
+export const REQUIRE_LIMITS_VARIABLE = "AFP_REQUIRE_CGROUP_LIMITS";
+/** How long an execution waits for the caps before it is refused. */
+export const LIMITS_WAIT_MS = 10_000;
+const LIMITS_POLL_MS = 50;
+/** A cgroup v1 memory limit at or above this is "unlimited" (the kernel's page-rounded maximum). */
+const UNLIMITED_MEMORY_BYTES = 2 ** 60;
+
+/** The first of the files that can be read, trimmed; undefined when none can. */
+function readFirst(paths) {
+  for (const path of paths) {
+    try {
+      return readFileSync(path, "utf8").trim();
+    } catch {
+      // not this cgroup layout
+    }
+  }
+  return undefined;
+}
+
+/** True when this container's cgroup caps both memory and the number of processes. */
+export function cgroupLimitsApplied(root = "/sys/fs/cgroup") {
+  const memory = readFirst([`${root}/memory/memory.limit_in_bytes`, `${root}/memory.max`]);
+  const pids = readFirst([`${root}/pids/pids.max`, `${root}/pids.max`]);
+  if (memory === undefined || pids === undefined || memory === "max" || pids === "max") return false;
+  const memoryBytes = Number(memory);
+  return Number.isFinite(memoryBytes) && memoryBytes < UNLIMITED_MEMORY_BYTES && Number(pids) > 0;
+}
+
+/** Whether this container must see its caps before running handlers (read once at start). */
+export const limitsRequired = process.env[REQUIRE_LIMITS_VARIABLE] === "1";
+
+/** Resolves true once the caps are in place (at once when not required), false after the wait. */
+export async function waitForCgroupLimits(
+  required = limitsRequired,
+  waitMs = LIMITS_WAIT_MS,
+  check = cgroupLimitsApplied,
+) {
+  if (!required) return true;
+  const deadline = Date.now() + waitMs;
+  while (!check()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, LIMITS_POLL_MS));
+  }
+  return true;
+}
