@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { ApiClient, type EventView } from "../helpers/api-client";
+import { ADMIN_HEADERS, ApiClient, type EventView } from "../helpers/api-client";
 import { NODE_HANDLER } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
@@ -27,6 +27,15 @@ function terminate(requestId: string) {
 }
 
 const handlerRunning = (event: EventView) => event.phase === "running";
+
+/** Whether an instance's container runs, and its event (the diagnostics route, admin only). */
+async function instanceStatus(instanceId: string): Promise<{ containerRunning: boolean; requestId: string | null }> {
+  const response = await fetch(`${inject("baseUrl")}/_diagnostics/instances/${encodeURIComponent(instanceId)}`, {
+    headers: ADMIN_HEADERS,
+  });
+  if (response.status !== 200) throw new Error(`instance status answered ${response.status}`);
+  return (await response.json()) as { containerRunning: boolean; requestId: string | null };
+}
 
 describe("fair share of containers between namespaces", () => {
   const invoked: string[] = [];
@@ -74,5 +83,32 @@ describe("fair share of containers between namespaces", () => {
     expect(started.status).toBe("RUNNING");
     expect(started.instanceId).toMatch(new RegExp(`^${namespaceA}/${sleeperA1}#`));
     expect((await api.event(first)).phase).toBe("running");
+  });
+
+  it("counts a namespace's idle warm containers against its cap, and evicts one for another function rather than exceed it", async () => {
+    const namespace = uniqueNamespace("fairIdle");
+    const [f1, f2, f3] = await Promise.all([
+      createSleeper(namespace),
+      createSleeper(namespace),
+      createSleeper(namespace),
+    ]);
+    // Two short events of two functions: both end, and both containers stay warm (idle).
+    const ended = await Promise.all(
+      [f1, f2].map(async (name) => api.waitForEvent(await api.invoke(namespace, name, { sleepMs: 100 }))),
+    );
+    expect(ended.map((event) => event.status)).toEqual(["FINISHED", "FINISHED"]);
+    const warm = ended.map((event) => event.instanceId ?? "");
+    for (const instanceId of warm) expect((await instanceStatus(instanceId)).containerRunning).toBe(true);
+
+    // A third function's event: the namespace is at its cap with idle containers, so one is evicted.
+    const third = await api.invoke(namespace, f3, { sleepMs: SLEEP_MS });
+    invoked.push(third);
+    const running = await api.waitForEvent(third, handlerRunning, 60_000);
+    expect(running.instanceId).toMatch(new RegExp(`^${namespace}/${f3}#`));
+    const states = await Promise.all(warm.map((instanceId) => instanceStatus(instanceId)));
+    const alive = states.filter((state) => state.containerRunning).length;
+    // Never more than the cap: one warm container was destroyed to make room.
+    expect(alive).toBe(NAMESPACE_CAP - 1);
+    expect(states.every((state) => state.requestId === null)).toBe(true);
   });
 });

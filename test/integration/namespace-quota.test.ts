@@ -1,8 +1,10 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
+import type { InstanceContainer } from "../../worker/instances/instance-container";
 import {
   DEFAULT_NAMESPACE_MAX_CONTAINERS,
+  EVICTION_TIMEOUT_MS,
   LEASE_AUDIT_MIN_AGE_MS,
   MAX_LEASES_PER_ACQUIRE,
   parseNamespaceMaxContainers,
@@ -20,6 +22,72 @@ function quota(namespace: string) {
 
 function scheduler(name: string) {
   return env.SCHEDULER.get(env.SCHEDULER.idFromName(name));
+}
+
+function instance(name: string) {
+  return env.INSTANCE.get(env.INSTANCE.idFromName(name));
+}
+
+/** The private state of an instance a test sets up (an event running, or an eviction under way). */
+interface InstanceInternals {
+  current: { requestId: string; schedulerName: string; slot: number; lastSeq: number } | undefined;
+  evicting: boolean;
+  owner: { schedulerName: string; slot: number } | undefined;
+}
+
+/** Makes the instance `scheduler#slot` read as running requestId (no container: none start here). */
+async function setRunning(schedulerName: string, slot: number, requestId: string | undefined): Promise<void> {
+  await runInDurableObject(instance(`${schedulerName}#${slot}`), async (object: InstanceContainer) => {
+    const internals = object as unknown as InstanceInternals;
+    internals.current = requestId === undefined ? undefined : { requestId, schedulerName, slot, lastSeq: 0 };
+    internals.owner = { schedulerName, slot };
+  });
+}
+
+/** The leases of a quota, as `instance=requestId` (`idle` for an idle one), sorted. */
+async function leaseStates(stub: ReturnType<typeof quota>): Promise<string[]> {
+  return (await stub.snapshot()).leases.map((lease) => `${lease.instance}=${lease.requestId ?? "idle"}`).sort();
+}
+
+/**
+ * Replaces an object's INSTANCE binding with one whose instance `flakyName` answers the given
+ * method by throwing the first `failures` times, then as the real instance would.
+ */
+async function flakyInstances(
+  stub: DurableObjectStub,
+  method: "currentRequestId" | "leaseCheck",
+  flakyName: string,
+  failures: number,
+): Promise<void> {
+  let left = failures;
+  const names = new Map<string, string>();
+  await runInDurableObject(stub, async (object) => {
+    const holder = object as unknown as { env: Env };
+    const real = holder.env.INSTANCE;
+    const flaky = {
+      idFromName: (name: string) => {
+        const id = real.idFromName(name);
+        names.set(id.toString(), name);
+        return id;
+      },
+      get: (id: DurableObjectId) => {
+        const target = real.get(id);
+        const isFlaky = names.get(id.toString()) === flakyName;
+        return new Proxy(target, {
+          get(proxied, property) {
+            if (property === method && isFlaky && left > 0) {
+              left -= 1;
+              return () => Promise.reject(new Error("transient RPC failure"));
+            }
+            // Every other property of a stub is a remote method: call it on the real stub.
+            return (...args: unknown[]) =>
+              Reflect.apply(Reflect.get(proxied, property) as (...args: unknown[]) => unknown, proxied, args);
+          },
+        });
+      },
+    };
+    holder.env = { ...holder.env, INSTANCE: flaky as unknown as Env["INSTANCE"] };
+  });
 }
 
 /** Lease requests for RequestIds `${prefix}-0` .. `${prefix}-(count-1)`, one slot each. */
@@ -65,33 +133,105 @@ describe("NAMESPACE_MAX_CONTAINERS", () => {
 });
 
 describe("NamespaceQuotaObject", () => {
-  it("grants leases up to the namespace's cap and refuses the rest, recording the scheduler as waiting", async () => {
+  it("grants one lease per instance slot up to the namespace's cap and refuses the rest, recording the scheduler as waiting", async () => {
     const stub = quota(uniqueNamespace("grant"));
     const answer = await stub.acquire("ns/fn", leases("r", 3), 2);
     expect(answer).toEqual({ granted: ["r-0", "r-1"], refused: ["r-2"] });
     const snapshot = await stub.snapshot();
     expect(snapshot.limit).toBe(2);
-    expect(snapshot.leases.map((lease) => lease.requestId).sort()).toEqual(["r-0", "r-1"]);
+    expect(await leaseStates(stub)).toEqual(["ns/fn#0=r-0", "ns/fn#1=r-1"]);
     expect(snapshot.waiters).toEqual([{ scheduler: "ns/fn", wokenAt: null }]);
   });
 
-  it("grants a RequestId it already leased again without taking a second lease", async () => {
+  it("grants a slot it already leased again without a second lease: a redelivery, and a warm reuse at the cap", async () => {
     const stub = quota(uniqueNamespace("idem"));
     expect((await stub.acquire("ns/fn", leases("r", 2), 2)).granted).toEqual(["r-0", "r-1"]);
-    // At the cap, a repeated acquire of held leases (a redelivery) is still granted.
     expect(await stub.acquire("ns/fn", leases("r", 2), 2)).toEqual({ granted: ["r-0", "r-1"], refused: [] });
-    const snapshot = await stub.snapshot();
-    expect(snapshot.leases).toHaveLength(2);
-    expect(snapshot.waiters).toEqual([]);
+    // The event of slot 0 ends; its warm container takes the next event with no new grant.
+    expect(await stub.markIdle("ns/fn", 0, "r-0")).toEqual({ idle: true });
+    expect(await stub.acquire("ns/fn", [{ requestId: "next", slot: 0 }], 2)).toEqual({
+      granted: ["next"],
+      refused: [],
+    });
+    expect(await leaseStates(stub)).toEqual(["ns/fn#0=next", "ns/fn#1=r-1"]);
+    expect((await stub.snapshot()).waiters).toEqual([]);
   });
 
-  it("frees room on release, and a repeated or unknown release changes nothing", async () => {
+  it("keeps counting a slot whose event ended (its container stays warm) until its instance destroys it", async () => {
+    const stub = quota(uniqueNamespace("idle"));
+    await stub.acquire("ns/f1", leases("a", 2), 2);
+    await stub.markIdle("ns/f1", 0, "a-0");
+    await stub.markIdle("ns/f1", 1, "a-1");
+    expect(await leaseStates(stub)).toEqual(["ns/f1#0=idle", "ns/f1#1=idle"]);
+    // A late idle for an event the slot no longer runs changes nothing.
+    await stub.acquire("ns/f1", [{ requestId: "b", slot: 0 }], 2);
+    expect(await stub.markIdle("ns/f1", 0, "a-0")).toEqual({ idle: false });
+    expect(await leaseStates(stub)).toEqual(["ns/f1#0=b", "ns/f1#1=idle"]);
+  });
+
+  it("evicts the namespace's idle container for a new slot at the cap, rather than exceeding the cap", async () => {
+    const namespace = uniqueNamespace("evict");
+    const stub = quota(namespace);
+    const f1 = `${namespace}/f1`;
+    await stub.acquire(f1, leases("a", 2), 2);
+    await stub.markIdle(f1, 1, "a-1");
+    const answer = await stub.acquire(`${namespace}/f2`, leases("b", 1), 2);
+    expect(answer).toEqual({ granted: ["b-0"], refused: [] });
+    expect(await leaseStates(stub)).toEqual([`${f1}#0=a-0`, `${namespace}/f2#0=b-0`].sort());
+    expect((await stub.snapshot()).waiters).toEqual([]);
+  });
+
+  it("never evicts a busy lease: with every container busy the acquire waits", async () => {
+    const namespace = uniqueNamespace("busy");
+    const stub = quota(namespace);
+    await stub.acquire(`${namespace}/f1`, leases("a", 2), 2);
+    expect(await stub.acquire(`${namespace}/f2`, leases("b", 1), 2)).toEqual({ granted: [], refused: ["b-0"] });
+    expect(await leaseStates(stub)).toEqual([`${namespace}/f1#0=a-0`, `${namespace}/f1#1=a-1`]);
+    expect((await stub.snapshot()).waiters.map((waiter) => waiter.scheduler)).toEqual([`${namespace}/f2`]);
+  });
+
+  it("does not evict an idle lease whose instance took an event meanwhile: the acquire waits, the lease stays", async () => {
+    const namespace = uniqueNamespace("raced");
+    const stub = quota(namespace);
+    const f1 = `${namespace}/f1`;
+    await stub.acquire(f1, leases("a", 1), 1);
+    await stub.markIdle(f1, 0, "a-0");
+    await setRunning(f1, 0, "arrived");
+    expect(await stub.acquire(`${namespace}/f2`, leases("b", 1), 1)).toEqual({ granted: [], refused: ["b-0"] });
+    const snapshot = await stub.snapshot();
+    expect(snapshot.leases).toMatchObject([{ instance: `${f1}#0`, requestId: null, evicting: false }]);
+    await setRunning(f1, 0, undefined);
+  });
+
+  it("refuses to reuse a slot while its idle container is being evicted", async () => {
+    const namespace = uniqueNamespace("evicting");
+    const stub = quota(namespace);
+    const f1 = `${namespace}/f1`;
+    await stub.acquire(f1, leases("a", 1), 1);
+    await stub.markIdle(f1, 0, "a-0");
+    await runInDurableObject(stub, async (_object, state) => {
+      state.storage.sql.exec("UPDATE slot_leases SET evicting_at = ?", Date.now());
+    });
+    expect(await stub.acquire(f1, [{ requestId: "again", slot: 0 }], 1)).toEqual({ granted: [], refused: ["again"] });
+    // A mark left by an eviction that never answered lapses.
+    await runInDurableObject(stub, async (_object, state) => {
+      state.storage.sql.exec("UPDATE slot_leases SET evicting_at = ?", Date.now() - EVICTION_TIMEOUT_MS - 1);
+    });
+    expect(await stub.acquire(f1, [{ requestId: "again", slot: 0 }], 1)).toEqual({ granted: ["again"], refused: [] });
+  });
+
+  it("gives a lease back when the instance destroys its container, but keeps one busy with a newer event", async () => {
     const stub = quota(uniqueNamespace("release"));
     await stub.acquire("ns/fn", leases("r", 2), 2);
-    expect(await stub.release(["r-0"])).toEqual({ released: 1 });
-    expect(await stub.release(["r-0", "never-leased"])).toEqual({ released: 0 });
-    expect((await stub.snapshot()).leases.map((lease) => lease.requestId)).toEqual(["r-1"]);
-    expect(await stub.acquire("ns/other", [{ requestId: "x", slot: 0 }], 2)).toEqual({ granted: ["x"], refused: [] });
+    // Abnormal end of r-0: the container is gone with it.
+    expect(await stub.releaseInstance("ns/fn#0", "r-0")).toEqual({ released: true });
+    // Idle timeout of slot 1, which took a new event meanwhile: the new event keeps the lease.
+    await stub.acquire("ns/fn", [{ requestId: "newer", slot: 1 }], 2);
+    expect(await stub.releaseInstance("ns/fn#1")).toEqual({ released: false });
+    await stub.markIdle("ns/fn", 1, "newer");
+    expect(await stub.releaseInstance("ns/fn#1")).toEqual({ released: true });
+    expect(await stub.releaseInstance("ns/fn#1")).toEqual({ released: false });
+    expect((await stub.snapshot()).leases).toEqual([]);
   });
 
   it("keeps the room a release frees for the scheduler it woke, ahead of the function that released", async () => {
@@ -99,9 +239,9 @@ describe("NamespaceQuotaObject", () => {
     await stub.acquire("ns/hog", leases("h", 1), 1);
     expect((await stub.acquire("ns/first", leases("f", 1), 1)).refused).toEqual(["f-0"]);
     expect((await stub.acquire("ns/second", leases("s", 1), 1)).refused).toEqual(["s-0"]);
-    // The state right after the hog's release woke the oldest waiter (wakes are asynchronous).
+    // The state right after the hog's container went and the oldest waiter was woken.
     await runInDurableObject(stub, async (_instance, state) => {
-      state.storage.sql.exec("DELETE FROM leases WHERE request_id = 'h-0'");
+      state.storage.sql.exec("DELETE FROM slot_leases WHERE instance = 'ns/hog#0'");
       state.storage.sql.exec("UPDATE waiters SET woken_at = ? WHERE scheduler = 'ns/first'", Date.now());
     });
 
@@ -113,12 +253,34 @@ describe("NamespaceQuotaObject", () => {
     expect(after.waiters.map((waiter) => waiter.scheduler)).toEqual(["ns/second", "ns/hog"]);
   });
 
+  it("does not let a function reuse its warm container while a woken function of the namespace needs the room", async () => {
+    const namespace = uniqueNamespace("roundrobin");
+    const stub = quota(namespace);
+    const hog = `${namespace}/hog`;
+    const other = `${namespace}/other`;
+    await stub.acquire(hog, leases("h", 1), 1);
+    expect((await stub.acquire(other, leases("o", 1), 1)).refused).toEqual(["o-0"]);
+    // The state right after the hog's event ended: its lease idle, the waiting function woken.
+    await runInDurableObject(stub, async (_object, state) => {
+      state.storage.sql.exec("UPDATE slot_leases SET request_id = NULL");
+      state.storage.sql.exec("UPDATE waiters SET woken_at = ?", Date.now());
+    });
+    expect(await stub.acquire(hog, [{ requestId: "h-next", slot: 0 }], 1)).toEqual({
+      granted: [],
+      refused: ["h-next"],
+    });
+    // The woken function evicts the hog's idle container and takes its place.
+    expect(await stub.acquire(other, leases("o", 1), 1)).toEqual({ granted: ["o-0"], refused: [] });
+    expect(await leaseStates(stub)).toEqual([`${other}#0=o-0`]);
+    expect((await stub.snapshot()).waiters.map((waiter) => waiter.scheduler)).toEqual([hog]);
+  });
+
   it("lets a wake reservation that was not used lapse, so the room is not stranded", async () => {
     const stub = quota(uniqueNamespace("lapse"));
     await stub.acquire("ns/hog", leases("h", 1), 1);
     await stub.acquire("ns/sleepy", leases("s", 1), 1);
     await runInDurableObject(stub, async (_instance, state) => {
-      state.storage.sql.exec("DELETE FROM leases WHERE request_id = 'h-0'");
+      state.storage.sql.exec("DELETE FROM slot_leases WHERE instance = 'ns/hog#0'");
       state.storage.sql.exec("UPDATE waiters SET woken_at = ?", Date.now() - WAKE_RESERVATION_MS - 1);
     });
     expect(await stub.acquire("ns/hog", leases("h3", 1), 1)).toEqual({ granted: ["h3-0"], refused: [] });
@@ -128,7 +290,8 @@ describe("NamespaceQuotaObject", () => {
     const namespace = uniqueNamespace("wake");
     const cap = parseNamespaceMaxContainers(env.NAMESPACE_MAX_CONTAINERS);
     const stub = quota(namespace);
-    await stub.acquire(`${namespace}/hog`, leases("hog", cap), cap);
+    const hog = `${namespace}/hog`;
+    await stub.acquire(hog, leases("hog", cap), cap);
     // The oldest waiter has no event left to start when it is woken (a scheduler with no events).
     expect((await stub.acquire(`${namespace}/idle`, leases("i", 1), cap)).refused).toEqual(["i-0"]);
     const name = `${namespace}/fn`;
@@ -137,9 +300,31 @@ describe("NamespaceQuotaObject", () => {
       .poll(async () => (await stub.snapshot()).waiters.map((waiter) => waiter.scheduler))
       .toEqual([`${namespace}/idle`, name]);
 
-    await stub.release(["hog-0"]);
+    await stub.releaseInstance(`${hog}#0`, "hog-0");
     await expect.poll(async () => (await scheduler(name).stats()).pending, { timeout: 3_000 }).toBe(0);
     await expect.poll(async () => (await stub.snapshot()).waiters, { timeout: 3_000 }).toEqual([]);
+  });
+
+  it("wakes a waiting scheduler when a lease turns idle, and it starts by evicting that idle container", async () => {
+    const namespace = uniqueNamespace("idlewake");
+    const cap = parseNamespaceMaxContainers(env.NAMESPACE_MAX_CONTAINERS);
+    const stub = quota(namespace);
+    const hog = `${namespace}/hog`;
+    await stub.acquire(hog, leases("hog", cap), cap);
+    const name = `${namespace}/fn`;
+    await scheduler(name).submit([dispatchMessage(namespace, "fn", crypto.randomUUID())]);
+    await expect.poll(async () => (await stub.snapshot()).waiters.map((waiter) => waiter.scheduler)).toEqual([name]);
+
+    await stub.markIdle(hog, 0, "hog-0");
+    await expect.poll(async () => (await scheduler(name).stats()).pending, { timeout: 3_000 }).toBe(0);
+    await expect
+      .poll(async () => (await stub.snapshot()).leases.some((lease) => lease.instance === `${hog}#0`), {
+        timeout: 3_000,
+      })
+      .toBe(false);
+    const after = await stub.snapshot();
+    expect(after.leases).toHaveLength(cap);
+    expect(after.leases.filter((lease) => lease.scheduler === name)).toHaveLength(1);
   });
 
   it("caps each namespace on its own: a full namespace does not refuse another's leases", async () => {
@@ -163,39 +348,76 @@ describe("NamespaceQuotaObject", () => {
     expect(tooMany).toEqual({ granted: [], refused: [], error: expect.stringMatching(/at most 100/) });
     expect((await stub.acquire("", leases("r", 1), 2)).error).toMatch(/scheduler/);
     expect((await stub.acquire("ns/fn", [{ requestId: "", slot: 0 }], 2)).error).toMatch(/RequestId/);
-    expect((await stub.release(Array.from({ length: 101 }, (_, n) => `r-${n}`))).error).toMatch(/at most 100/);
     expect(await stub.snapshot()).toMatchObject({ leases: [], waiters: [] });
   });
 
-  it("audits old leases: drops those their scheduler no longer holds, keeps held and young ones", async () => {
+  it("audits leases unchanged for a while: drops those whose instance holds nothing, keeps busy, unanswered and young ones", async () => {
     const namespace = uniqueNamespace("audit");
-    const schedulerName = `${namespace}/fn`;
-    await runInDurableObject(scheduler(schedulerName), async (_instance, state) => {
-      state.storage.sql.exec(
-        "INSERT INTO slots (slot, request_id, assigned_at, last_used_at) VALUES (0, 'held', ?, ?)",
-        Date.now(),
-        Date.now(),
-      );
-    });
+    const name = `${namespace}/fn`;
     const stub = quota(namespace);
-    await stub.acquire(
-      schedulerName,
-      [
-        { requestId: "held", slot: 0 },
-        { requestId: "leaked", slot: 1 },
-        { requestId: "young", slot: 2 },
-      ],
-      5,
-    );
-    await runInDurableObject(stub, async (_instance, state) => {
+    await stub.acquire(name, leases("r", 4), 10);
+    await stub.markIdle(name, 1, "r-1");
+    await setRunning(name, 0, "r-0");
+    await runInDurableObject(stub, async (_object, state) => {
       state.storage.sql.exec(
-        "UPDATE leases SET acquired_at = ? WHERE request_id IN ('held', 'leaked')",
+        "UPDATE slot_leases SET touched_at = ? WHERE slot IN (0, 1, 2)",
         Date.now() - LEASE_AUDIT_MIN_AGE_MS - 1,
       );
     });
+    // Slot 2's instance fails to answer once: its lease stays this time.
+    await flakyInstances(stub, "leaseCheck", `${name}#2`, 1);
+    await runInDurableObject(stub, async (_object, state) => {
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    const snapshot = await stub.snapshot();
-    expect(snapshot.leases.map((lease) => lease.requestId).sort()).toEqual(["held", "young"]);
+    // Slot 0 runs its event; slot 1 (idle, no container) and slot 2 (busy, nothing running) lose
+    // theirs unless unanswered; young slot 3 is not asked.
+    expect(await leaseStates(stub)).toEqual([`${name}#0=r-0`, `${name}#2=r-2`, `${name}#3=r-3`]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await leaseStates(stub)).toEqual([`${name}#0=r-0`, `${name}#3=r-3`]);
+    await setRunning(name, 0, undefined);
+  });
+});
+
+describe("InstanceContainer and its namespace lease", () => {
+  it("evicts only when idle: refuses while an event runs, and refuses an event while evicting", async () => {
+    const name = `${uniqueNamespace("inst")}/fn`;
+    await setRunning(name, 0, "running");
+    expect(await instance(`${name}#0`).evictIfIdle()).toBe(false);
+    await setRunning(name, 0, undefined);
+    expect(await instance(`${name}#0`).evictIfIdle()).toBe(true);
+    const refusal = await runInDurableObject(instance(`${name}#0`), async (object: InstanceContainer) => {
+      const internals = object as unknown as InstanceInternals;
+      internals.evicting = true;
+      try {
+        await object.runEvent({ requestId: "r", schedulerName: name, slot: 0 });
+        return "started";
+      } catch (error) {
+        return String(error);
+      } finally {
+        internals.evicting = false;
+      }
+    });
+    expect(refusal).toMatch(/destroying its idle container/);
+  });
+
+  it("gives its lease back when it destroys its container: at the idle timeout, and at an abnormal end", async () => {
+    const namespace = uniqueNamespace("destroy");
+    const name = `${namespace}/fn`;
+    const stub = quota(namespace);
+    await stub.acquire(name, leases("r", 2), 5);
+    // Slot 0 idles out.
+    await stub.markIdle(name, 0, "r-0");
+    await setRunning(name, 0, undefined);
+    await runInDurableObject(instance(`${name}#0`), async (_object, state) => {
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
+    expect(await runDurableObjectAlarm(instance(`${name}#0`))).toBe(true);
+    expect(await leaseStates(stub)).toEqual([`${name}#1=r-1`]);
+    // Slot 1's event is repossessed (terminate): its container is destroyed and its lease goes.
+    await setRunning(name, 1, "r-1");
+    await instance(`${name}#1`).repossess("r-1");
+    expect(await leaseStates(stub)).toEqual([]);
   });
 });
 
@@ -204,8 +426,9 @@ describe("FunctionSchedulerObject under the namespace cap", () => {
     const namespace = uniqueNamespace("sched");
     const cap = parseNamespaceMaxContainers(env.NAMESPACE_MAX_CONTAINERS);
     const stub = quota(namespace);
-    // Another function of the namespace holds every container.
-    await stub.acquire(`${namespace}/hog`, leases("hog", cap), cap);
+    const hog = `${namespace}/hog`;
+    // Another function of the namespace holds every container, all busy.
+    await stub.acquire(hog, leases("hog", cap), cap);
 
     const name = `${namespace}/fn`;
     const ids = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
@@ -218,25 +441,38 @@ describe("FunctionSchedulerObject under the namespace cap", () => {
     await scheduler(name).submit([dispatchMessage(namespace, "fn", later)]);
     await expect.poll(async () => (await scheduler(name).stats()).waitingOnNamespace).toBe(true);
     expect(await pendingOrder(name)).toEqual([...ids, later]);
-    expect((await stub.snapshot()).leases.every((lease) => lease.scheduler === `${namespace}/hog`)).toBe(true);
+    expect((await stub.snapshot()).leases.every((lease) => lease.scheduler === hog)).toBe(true);
 
-    // One container of the namespace ends: the waiting function is woken and drains its queue
-    // (these events have no event object, so each instance gives its slot and lease straight back).
-    await stub.release(["hog-0"]);
+    // One container of the namespace is destroyed: the waiting function is woken and drains its
+    // queue through one slot (these events have no event object, so each instance gives its slot
+    // straight back and the slot's lease turns idle, then is reused).
+    await stub.releaseInstance(`${hog}#0`, "hog-0");
     await expect.poll(async () => (await scheduler(name).stats()).pending, { timeout: 5_000 }).toBe(0);
     await expect.poll(async () => (await scheduler(name).stats()).busy, { timeout: 5_000 }).toBe(0);
     const after = await stub.snapshot();
-    expect(after.leases).toHaveLength(cap - 1);
-    expect(after.leases.every((lease) => lease.scheduler === `${namespace}/hog`)).toBe(true);
+    expect(after.leases).toHaveLength(cap);
+    expect(after.leases.filter((lease) => lease.scheduler === name)).toMatchObject([{ requestId: null }]);
   });
 
-  it("reports which RequestIds its slots hold (the lease audit's question)", async () => {
-    const name = `${uniqueNamespace("held")}/fn`;
-    await runInDurableObject(scheduler(name), async (_instance, state) => {
+  it("keeps a busy slot when its instance fails to answer the audit once, frees it on a clear answer", async () => {
+    const namespace = uniqueNamespace("transient");
+    const name = `${namespace}/fn`;
+    const stub = scheduler(name);
+    const old = Date.now() - 60_000;
+    await runInDurableObject(stub, async (_object, state) => {
+      state.storage.sql.exec("INSERT INTO settings (key, value) VALUES ('name', ?)", name);
       state.storage.sql.exec(
-        "INSERT INTO slots (slot, request_id, assigned_at, last_used_at) VALUES (0, 'a', 1, 1), (1, NULL, NULL, 1)",
+        "INSERT INTO slots (slot, request_id, assigned_at, last_used_at) VALUES (0, 'running', ?, ?)",
+        old,
+        old,
       );
+      await state.storage.setAlarm(Date.now() + 60_000);
     });
-    expect(await scheduler(name).heldRequestIds(["a", "b"])).toEqual(["a"]);
+    await flakyInstances(stub, "currentRequestId", `${name}#0`, 1);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect((await stub.stats()).busy).toBe(1);
+    // Answered: the instance runs nothing, so the slot is freed (a lost release).
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect((await stub.stats()).busy).toBe(0);
   });
 });

@@ -3,6 +3,7 @@ import type { ClaimResult } from "../events/async-event-object";
 import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
 import { DEFAULT_MEMORY_MB } from "../functions/model";
 import type { LogRecord } from "../logs/event-log-store";
+import { instanceName, namespaceOfScheduler } from "../scheduling/namespace-quota-object";
 import { AgentClient, type AgentHealth } from "./agent-client";
 import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
 import { type ContainerBoot, containerStartOptions, isContainerBoot, newContainerBoot } from "./container-boot";
@@ -52,6 +53,14 @@ const RELAY_RETRIES = 8;
 const CURRENT_KEY = "current";
 /** Storage key of the running container's boot (its agent token and memory size). */
 const BOOT_KEY = "boot";
+/** Storage key of the slot this instance serves: whose namespace lease counts its container. */
+const SLOT_KEY = "slot";
+
+/** The scheduler slot an instance serves (its Durable Object name is `schedulerName#slot`). */
+interface SlotOwner {
+  schedulerName: string;
+  slot: number;
+}
 
 /**
  * A container-enabled Durable Object: owns one container running the runtime agent and runs one
@@ -71,6 +80,12 @@ export class InstanceContainer extends DurableObject<Env> {
   private readonly codeShipped = new Set<string>();
   /** The container this object last started: its agent's token and memory size. */
   private boot: ContainerBoot | undefined;
+  /** The slot this instance serves, known since its first event (releases the namespace's lease). */
+  private owner: SlotOwner | undefined;
+  /** runEvent calls between their entry and their claim's answer (an eviction must not race them). */
+  private starting = 0;
+  /** True while evictIfIdle destroys the idle container: no event may start on it meanwhile. */
+  private evicting = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -78,6 +93,7 @@ export class InstanceContainer extends DurableObject<Env> {
       this.current = await ctx.storage.get<CurrentExecution>(CURRENT_KEY);
       const boot = await ctx.storage.get(BOOT_KEY);
       this.boot = isContainerBoot(boot) ? boot : undefined;
+      this.owner = await ctx.storage.get<SlotOwner>(SLOT_KEY);
     });
   }
 
@@ -106,6 +122,50 @@ export class InstanceContainer extends DurableObject<Env> {
     return this.current?.requestId;
   }
 
+  /** Whether a container runs here and whether an event holds (or is claiming) it: the lease audit. */
+  async leaseCheck(): Promise<{ containerRunning: boolean; busy: boolean }> {
+    return {
+      containerRunning: this.ctx.container?.running ?? false,
+      busy: this.current !== undefined || this.starting > 0 || this.evicting,
+    };
+  }
+
+  /**
+   * Destroys the container if, and only if, no event runs or is being claimed here (the namespace's
+   * quota object gives its lease to another slot). Answers whether the instance now holds no
+   * container; a runEvent arriving meanwhile is refused rather than started on a dying container.
+   */
+  async evictIfIdle(): Promise<boolean> {
+    if (this.current || this.starting > 0 || this.finishing || this.evicting) return false;
+    this.evicting = true;
+    try {
+      const container = this.ctx.container;
+      if (container?.running) await container.destroy();
+      if (this.ctx.container?.running) return false;
+      // Nothing left for the idle alarm to destroy (the quota object drops the lease itself).
+      await this.ctx.storage.deleteAlarm();
+      return true;
+    } catch (error) {
+      console.warn("evicting the idle container failed", String(error));
+      return false;
+    } finally {
+      this.evicting = false;
+    }
+  }
+
+  /**
+   * Gives the slot's namespace lease back once its container is destroyed. endedRequestId names the
+   * event whose end destroyed it (the lease is busy with it); a failure is logged (the audit reclaims).
+   */
+  private async releaseLease(owner: SlotOwner | undefined, endedRequestId?: string): Promise<void> {
+    if (!owner) return;
+    const namespace = namespaceOfScheduler(owner.schedulerName);
+    const instance = instanceName(owner.schedulerName, owner.slot);
+    await this.env.NAMESPACE_QUOTA.get(this.env.NAMESPACE_QUOTA.idFromName(namespace))
+      .releaseInstance(instance, endedRequestId)
+      .catch((error: unknown) => console.warn("releasing the namespace lease failed", instance, String(error)));
+  }
+
   /** A client of the running container's agent, with its boot's token. */
   private agent(): AgentClient {
     if (!this.boot) throw new Error("no container boot is known: start the container first");
@@ -120,7 +180,7 @@ export class InstanceContainer extends DurableObject<Env> {
     const boot = newContainerBoot(memoryMb);
     await this.ctx.storage.put(BOOT_KEY, boot);
     this.boot = boot;
-    this.container.start(containerStartOptions(boot));
+    this.container.start(containerStartOptions(boot, this.env));
   }
 
   /**
@@ -153,6 +213,20 @@ export class InstanceContainer extends DurableObject<Env> {
       if (this.current.requestId === request.requestId) return { started: true };
       throw new Error(`instance busy with ${this.current.requestId}`);
     }
+    if (this.evicting) {
+      // Never granted by the quota while it evicts this slot; the event's watchdog dispatches it again.
+      throw new Error("instance is destroying its idle container");
+    }
+    this.starting += 1;
+    try {
+      return await this.claimAndRun(request);
+    } finally {
+      this.starting -= 1;
+    }
+  }
+
+  /** runEvent's body, run while `starting` counts it. */
+  private async claimAndRun(request: RunRequest): Promise<{ started: boolean; reason?: string }> {
     const instanceId = `${request.schedulerName}#${request.slot}`;
     const event = this.eventStub(request.requestId);
     const claim = await event.claim(instanceId);
@@ -168,7 +242,8 @@ export class InstanceContainer extends DurableObject<Env> {
       lastSeq: 0,
     };
     this.finishing = false;
-    await this.ctx.storage.put(CURRENT_KEY, this.current);
+    this.owner = { schedulerName: request.schedulerName, slot: request.slot };
+    await this.ctx.storage.put({ [CURRENT_KEY]: this.current, [SLOT_KEY]: this.owner });
     await this.ctx.storage.setAlarm(Date.now() + RELAY_CHECK_INTERVAL_MS);
     this.ctx.waitUntil(this.execute(claim));
     return { started: true };
@@ -197,8 +272,15 @@ export class InstanceContainer extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const current = this.current;
     if (!current) {
+      if (this.starting > 0) {
+        // An event is being claimed here: it will use the container (or idle it again).
+        await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
+        return;
+      }
       const container = this.ctx.container;
       if (container?.running) await container.destroy();
+      // Idle past IDLE_CONTAINER_MS: the container is gone, so is its place in the namespace's cap.
+      if (!this.current && this.starting === 0) await this.releaseLease(this.owner);
       return;
     }
     if (current.deadline !== undefined && Date.now() >= current.deadline) {
@@ -425,11 +507,13 @@ export class InstanceContainer extends DurableObject<Env> {
     if (current?.requestId !== requestId || this.finishing) return;
     this.finishing = true;
     const instanceId = this.instanceId;
+    let containerDestroyed = false;
     try {
       // Container first: once the event reads as ended, an abnormal end's container is gone.
       if (!outcome || isAbnormal(outcome) || current.terminated) {
         const container = this.ctx.container;
         if (container?.running) await container.destroy().catch(() => undefined);
+        containerDestroyed = !(this.ctx.container?.running ?? false);
       }
       this.current = undefined;
       await this.ctx.storage.delete(CURRENT_KEY);
@@ -443,6 +527,8 @@ export class InstanceContainer extends DurableObject<Env> {
     } finally {
       this.current = undefined;
       this.finishing = false;
+      // Before the slot is freed, so that its next event asks for a fresh container's room.
+      if (containerDestroyed) await this.releaseLease(current, requestId);
       await this.schedulerStub(current.schedulerName)
         .release(current.slot, requestId)
         .catch((error: unknown) => console.warn("releasing the slot failed", requestId, String(error)));

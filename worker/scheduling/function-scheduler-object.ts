@@ -1,7 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { DispatchMessage } from "../events/dispatch-message";
 import { SqlSettings } from "../shared/sql-settings";
-import { namespaceOfScheduler, parseNamespaceMaxContainers } from "./namespace-quota-object";
+import { instanceName, namespaceOfScheduler, parseNamespaceMaxContainers } from "./namespace-quota-object";
+
+export { instanceName };
 
 /** How often the scheduler audits busy slots while any exist. */
 const AUDIT_INTERVAL_MS = 60_000;
@@ -12,11 +14,6 @@ const AUDIT_MIN_AGE_MS = 30_000;
  * the backstop for a wake from the namespace's quota object that was lost.
  */
 const QUOTA_RETRY_INTERVAL_MS = 15_000;
-
-/** Name of one instance slot: the instance Durable Object's name. */
-export function instanceName(schedulerName: string, slot: number): string {
-  return `${schedulerName}#${slot}`;
-}
 
 /** Name of the scheduler of one function. */
 export function schedulerName(namespace: string, functionName: string): string {
@@ -37,11 +34,14 @@ interface Assignment {
  * only when all are busy. Instances report back with release(); an abnormal end has already
  * destroyed the slot's container, so its next event starts a fresh one.
  *
- * Fair share: before an event goes to an instance the scheduler takes a lease from its namespace's
- * NamespaceQuotaObject (one call per pump, for all the events it assigned), and every freed slot
- * gives its lease back (one call per end). An event refused by the namespace's cap returns to the
- * front of the pending queue in its original order and waits for the quota object's wake(), with
- * this object's alarm as the backstop.
+ * Fair share: a slot's container counts against its namespace's cap for as long as it may be alive.
+ * Before events go to instances the scheduler asks its namespace's NamespaceQuotaObject for their
+ * slots (one call per pump, for all the events it assigned: a warm slot already holds its lease and
+ * is only marked busy; a new slot takes a lease, evicting an idle container of the namespace when
+ * at the cap). Every event's end marks its slot's lease idle (one call per end); the instance gives
+ * the lease back when it destroys its container. An event refused by the namespace's cap returns to
+ * the front of the pending queue in its original order and waits for the quota object's wake(),
+ * with this object's alarm as the backstop.
  */
 export class FunctionSchedulerObject extends DurableObject<Env> {
   /** Wakes received from the quota object: tells a refusal that raced a wake to pump again. */
@@ -82,7 +82,10 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     this.pump();
   }
 
-  /** An instance finished (or gave up) the event in its slot: frees the slot and its lease. */
+  /**
+   * An instance finished (or gave up) the event in its slot: frees the slot and marks its lease
+   * idle (the container stays warm and counted until its instance destroys it).
+   */
   async release(slot: number, requestId: string): Promise<void> {
     this.ctx.storage.sql.exec(
       "UPDATE slots SET request_id = NULL, assigned_at = NULL, last_used_at = ? WHERE slot = ? AND request_id = ?",
@@ -90,9 +93,8 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       slot,
       requestId,
     );
-    // Given back before pumping so the next start finds the room; kept while a slot (a redelivery
-    // assigned again) still holds the event.
-    if (!this.holds(requestId)) await this.releaseLease(requestId);
+    // Idled before pumping, so that the next start finds the lease evictable (or reusable).
+    await this.idleLease(slot, requestId);
     this.pump();
   }
 
@@ -104,11 +106,6 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
   async wake(): Promise<{ acquiring: boolean }> {
     this.wakes += 1;
     return { acquiring: this.pump() > 0 };
-  }
-
-  /** Of these RequestIds, those a slot still holds (the quota object's lease audit). */
-  async heldRequestIds(requestIds: string[]): Promise<string[]> {
-    return requestIds.filter((requestId) => this.holds(requestId));
   }
 
   /** Counts for observability and tests. */
@@ -146,7 +143,8 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       for (const row of busy) {
         if (Date.now() - row.assigned_at < AUDIT_MIN_AGE_MS) continue;
         const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceName(name, row.slot)));
-        const current = await instance.currentRequestId().catch(() => undefined);
+        // An instance that does not answer still holds its event: only a clear answer frees the slot.
+        const current = await instance.currentRequestId().catch(() => row.request_id);
         if (current !== row.request_id) await this.release(row.slot, row.request_id);
       }
     }
@@ -224,13 +222,20 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     }
   }
 
-  /** Gives the event's lease back to the namespace; a failure is logged (the lease audit reclaims it). */
-  private async releaseLease(requestId: string): Promise<void> {
+  /**
+   * Marks the slot's lease idle unless the slot runs an event again; a failure is logged (the lease
+   * audit idles it once the instance reads idle).
+   */
+  private async idleLease(slot: number, requestId: string): Promise<void> {
     const name = this.settings.get("name");
     if (!name) return;
+    const reused = this.ctx.storage.sql
+      .exec("SELECT 1 FROM slots WHERE slot = ? AND request_id IS NOT NULL", slot)
+      .toArray();
+    if (reused.length > 0) return;
     await this.quotaStub(name)
-      .release([requestId])
-      .catch((error: unknown) => console.warn("releasing the namespace lease failed", requestId, String(error)));
+      .markIdle(name, slot, requestId)
+      .catch((error: unknown) => console.warn("idling the namespace lease failed", requestId, String(error)));
   }
 
   /** Synchronous (no await): no other call can interleave between choosing and recording. */
@@ -290,9 +295,9 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       .exec("SELECT 1 FROM slots WHERE slot = ? AND request_id = ?", assignment.slot, assignment.requestId)
       .toArray();
     if (stillAssigned.length === 0) {
-      // The slot was freed while the lease was asked for (audit): give the lease back, queue again.
+      // The slot was freed while the lease was asked for (audit): idle the lease, queue again.
       this.requeue([assignment]);
-      if (!this.holds(assignment.requestId)) await this.releaseLease(assignment.requestId);
+      await this.idleLease(assignment.slot, assignment.requestId);
       this.pump();
       return;
     }

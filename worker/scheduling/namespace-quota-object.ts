@@ -13,7 +13,10 @@ export const NAMESPACE_MAX_CONTAINERS_CEILING = 10_000;
 export const MAX_LEASES_PER_ACQUIRE = 100;
 /** How often the lease audit runs while leases or waiting schedulers exist. */
 export const LEASE_AUDIT_INTERVAL_MS = 60_000;
-/** A lease is audited only past this age: younger ones may belong to a start still in flight. */
+/**
+ * A lease is audited only once unchanged for this long: a younger one may belong to a start still
+ * in flight (granted, its instance not yet running the event).
+ */
 export const LEASE_AUDIT_MIN_AGE_MS = 60_000;
 /**
  * A woken scheduler holds a reservation on the room it was woken for this long: other schedulers
@@ -21,6 +24,13 @@ export const LEASE_AUDIT_MIN_AGE_MS = 60_000;
  * scheduler is woken again at the next release or audit.
  */
 export const WAKE_RESERVATION_MS = 5_000;
+
+/**
+ * An eviction whose instance has not answered within this long counts as refused (the idle lease
+ * stays, the acquire is refused and waits); a mark older than this (the object restarted while
+ * evicting) is cleared.
+ */
+export const EVICTION_TIMEOUT_MS = 30_000;
 
 /**
  * Reads the per-namespace container cap from the `NAMESPACE_MAX_CONTAINERS` var: a whole number
@@ -33,13 +43,21 @@ export function parseNamespaceMaxContainers(value: unknown): number {
   return parsed;
 }
 
+/** Name of one instance slot of a scheduler: the instance Durable Object's name, and its lease's key. */
+export function instanceName(schedulerName: string, slot: number): string {
+  return `${schedulerName}#${slot}`;
+}
+
 /** The namespace of a scheduler name (`namespace/function`; a namespace never contains `/`). */
 export function namespaceOfScheduler(schedulerName: string): string {
   const slash = schedulerName.indexOf("/");
   return slash < 0 ? schedulerName : schedulerName.slice(0, slash);
 }
 
-/** One container start a scheduler asks a lease for. */
+/** How many instances the lease audit asks at once. */
+export const LEASE_AUDIT_PARALLELISM = 25;
+
+/** One event a scheduler asks to run on one of its instance slots. */
 export interface LeaseRequest {
   requestId: string;
   slot: number;
@@ -55,10 +73,15 @@ export interface AcquireResult {
 
 /** One lease, as the snapshot shows it. */
 export interface LeaseView {
-  requestId: string;
+  /** The instance slot whose container the lease counts (`scheduler#slot`, the instance's name). */
+  instance: string;
   scheduler: string;
   slot: number;
+  /** The event the slot runs, or null while its container is idle (kept warm). */
+  requestId: string | null;
   acquiredAt: number;
+  /** True while the quota object destroys this idle container to give its room to another slot. */
+  evicting: boolean;
 }
 
 /** One waiting scheduler, oldest first; wokenAt is set while its wake reservation holds. */
@@ -74,13 +97,29 @@ export interface QuotaSnapshot {
   waiters: WaiterView[];
 }
 
+/** A row of the lease table. */
+type LeaseRow = {
+  instance: string;
+  scheduler: string;
+  slot: number;
+  request_id: string | null;
+  acquired_at: number;
+  touched_at: number;
+  evicting_at: number | null;
+};
+
 /**
- * One per namespace (idFromName(namespace)): caps the containers the namespace runs at once.
- * A scheduler takes a lease (keyed by RequestId) before it hands an event to an instance, and gives
- * it back whenever the slot is freed. When the namespace is at its cap the scheduler is recorded as
- * waiting (FIFO); each release wakes the oldest waiting schedulers, which get a short reservation
- * on the freed room so that a busier function of the namespace cannot take it first. An alarm
- * drops leases whose scheduler no longer holds their event (a lost release).
+ * One per namespace (idFromName(namespace)): caps the containers the namespace holds at once.
+ *
+ * A lease counts one instance slot's container for as long as it may be alive: it is taken when
+ * the slot first starts an event, marked idle by the scheduler when the event ends (the container
+ * stays warm), busy again when the slot is reused (no new grant), and given back by the instance
+ * when it destroys its container (idle timeout, abnormal end, terminate). An acquire over the cap
+ * evicts the oldest idle lease of the namespace (its instance destroys the container if, and only
+ * if, it is still idle) and takes its place; when every lease is busy the scheduler is recorded as
+ * waiting (FIFO). Each release, and each lease turning idle, wakes the oldest waiting schedulers,
+ * which get a short reservation so that a busier function of the namespace cannot take the room
+ * (or reuse its idle container) first. An alarm drops leases whose instance holds no container.
  */
 export class NamespaceQuotaObject extends DurableObject<Env> {
   private readonly settings: SqlSettings;
@@ -90,18 +129,24 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
     this.settings = new SqlSettings(ctx.storage.sql);
     ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql;
-      sql.exec(`CREATE TABLE IF NOT EXISTS leases (
-        request_id TEXT PRIMARY KEY, scheduler TEXT NOT NULL, slot INTEGER NOT NULL, acquired_at INTEGER NOT NULL)`);
+      // Leases were once kept per event; a slot's lease replaces them (the audit re-derives nothing
+      // from the old rows: their slots take a new lease at their next start).
+      sql.exec("DROP TABLE IF EXISTS leases");
+      sql.exec(`CREATE TABLE IF NOT EXISTS slot_leases (
+        instance TEXT PRIMARY KEY, scheduler TEXT NOT NULL, slot INTEGER NOT NULL, request_id TEXT,
+        acquired_at INTEGER NOT NULL, touched_at INTEGER NOT NULL, evicting_at INTEGER)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS waiters (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, scheduler TEXT NOT NULL UNIQUE, woken_at INTEGER)`);
     });
   }
 
   /**
-   * Grants leases in the order asked while the namespace is under `limit` (room reserved for
-   * another woken scheduler does not count as free). Idempotent by RequestId: a lease already held
-   * is granted again without counting twice. When anything is refused the scheduler is recorded as
-   * waiting: at its old place if it got nothing, at the back if it got some (round robin).
+   * Grants, in the order asked, each event the slot it was assigned to. A slot that holds a lease
+   * (a warm container, or the same event again) is granted without counting twice, unless its idle
+   * container is being evicted or a woken scheduler of the namespace needs its room. A new slot is
+   * granted while the namespace is under `limit` (room reserved for another woken scheduler does
+   * not count as free), else in place of an idle lease it evicts. When anything is refused the
+   * scheduler is recorded as waiting: at its old place if it got nothing, at the back if it got some.
    */
   async acquire(scheduler: string, requests: LeaseRequest[], limit: number): Promise<AcquireResult> {
     const malformed = checkAcquire(scheduler, requests);
@@ -111,52 +156,86 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
     const cap = validLimit(limit);
     this.settings.set("limit", String(cap));
     this.expireReservations(now);
-    const reservedByOthers = Number(
-      sql.exec("SELECT COUNT(*) AS n FROM waiters WHERE woken_at IS NOT NULL AND scheduler != ?", scheduler).one().n,
-    );
-    let room = cap - this.leaseCount() - reservedByOthers;
+    this.expireEvictionMarks(now);
+    const reservedByOthers = this.reservedExcept(scheduler);
     const granted: string[] = [];
     const refused: string[] = [];
+    const evictions: Promise<void>[] = [];
     for (const request of requests) {
-      const held = sql.exec("SELECT 1 FROM leases WHERE request_id = ?", request.requestId).toArray().length > 0;
-      if (held) {
+      const instance = instanceName(scheduler, request.slot);
+      const lease = this.lease(instance);
+      const free = cap - this.leaseCount() - reservedByOthers;
+      if (lease) {
+        const reuseBlocked =
+          lease.evicting_at !== null || (lease.request_id === null && reservedByOthers > 0 && free < 0);
+        if (reuseBlocked) {
+          refused.push(request.requestId);
+          continue;
+        }
         sql.exec(
-          "UPDATE leases SET scheduler = ?, slot = ? WHERE request_id = ?",
-          scheduler,
-          request.slot,
+          "UPDATE slot_leases SET request_id = ?, touched_at = ? WHERE instance = ?",
           request.requestId,
+          now,
+          instance,
         );
         granted.push(request.requestId);
-      } else if (room > 0) {
-        sql.exec(
-          "INSERT INTO leases (request_id, scheduler, slot, acquired_at) VALUES (?, ?, ?, ?)",
-          request.requestId,
-          scheduler,
-          request.slot,
-          now,
-        );
-        room -= 1;
+      } else if (free > 0) {
+        this.insertLease(instance, scheduler, request, now);
         granted.push(request.requestId);
       } else {
-        refused.push(request.requestId);
+        const victim = this.markEvictionCandidate(now);
+        if (!victim) {
+          refused.push(request.requestId);
+          continue;
+        }
+        evictions.push(
+          this.evictFor(victim, now, scheduler, request).then((swapped) => {
+            (swapped ? granted : refused).push(request.requestId);
+          }),
+        );
       }
     }
+    await Promise.all(evictions);
     this.recordWaiter(scheduler, granted.length > 0, refused.length > 0);
     this.ctx.waitUntil(this.ensureAuditAlarm());
     return { granted, refused };
   }
 
-  /** Gives leases back (unknown RequestIds are ignored) and wakes waiting schedulers into the room. */
-  async release(requestIds: string[]): Promise<{ released: number; error?: string }> {
-    if (!Array.isArray(requestIds) || requestIds.length > MAX_LEASES_PER_ACQUIRE) {
-      return { released: 0, error: `release takes a list of at most ${MAX_LEASES_PER_ACQUIRE} RequestIds` };
+  /**
+   * The event in the scheduler's slot ended and its container stays warm: the lease turns idle
+   * (still counted, now evictable) and waiting schedulers are woken. Ignored unless the lease is
+   * busy with that event (a late call must not idle the slot's next event).
+   */
+  async markIdle(scheduler: string, slot: number, requestId: string): Promise<{ idle: boolean }> {
+    if (typeof scheduler !== "string" || !Number.isInteger(slot) || typeof requestId !== "string") {
+      return { idle: false };
     }
-    let released = 0;
-    for (const requestId of requestIds) {
-      if (typeof requestId !== "string") continue;
-      released += this.ctx.storage.sql.exec("DELETE FROM leases WHERE request_id = ?", requestId).rowsWritten;
-    }
-    this.wakeWaiters(Date.now());
+    const now = Date.now();
+    const changed = this.ctx.storage.sql.exec(
+      "UPDATE slot_leases SET request_id = NULL, touched_at = ? WHERE instance = ? AND request_id = ?",
+      now,
+      instanceName(scheduler, slot),
+      requestId,
+    ).rowsWritten;
+    if (changed > 0) this.wakeWaiters(now);
+    return { idle: changed > 0 };
+  }
+
+  /**
+   * The instance destroyed its container: gives the slot's lease back and wakes waiting schedulers.
+   * The lease goes if it is idle or busy with endedRequestId (the event whose abnormal end destroyed
+   * the container); a lease busy with another event (the slot was reused meanwhile: a fresh
+   * container starts for it) is kept.
+   */
+  async releaseInstance(instance: string, endedRequestId?: string): Promise<{ released: boolean }> {
+    if (typeof instance !== "string") return { released: false };
+    const released =
+      this.ctx.storage.sql.exec(
+        "DELETE FROM slot_leases WHERE instance = ? AND (request_id IS NULL OR request_id = ?)",
+        instance,
+        typeof endedRequestId === "string" ? endedRequestId : null,
+      ).rowsWritten > 0;
+    if (released) this.wakeWaiters(Date.now());
     return { released };
   }
 
@@ -164,15 +243,15 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
   async snapshot(): Promise<QuotaSnapshot> {
     const sql = this.ctx.storage.sql;
     const leases = sql
-      .exec<{ request_id: string; scheduler: string; slot: number; acquired_at: number }>(
-        "SELECT request_id, scheduler, slot, acquired_at FROM leases ORDER BY acquired_at, request_id",
-      )
+      .exec<LeaseRow>("SELECT * FROM slot_leases ORDER BY acquired_at, instance")
       .toArray()
       .map((row) => ({
-        requestId: row.request_id,
+        instance: row.instance,
         scheduler: row.scheduler,
         slot: row.slot,
+        requestId: row.request_id,
         acquiredAt: row.acquired_at,
+        evicting: row.evicting_at !== null,
       }));
     const waiters = sql
       .exec<{ scheduler: string; woken_at: number | null }>("SELECT scheduler, woken_at FROM waiters ORDER BY seq")
@@ -182,42 +261,137 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
   }
 
   /**
-   * Lease audit: asks each scheduler holding a lease older than LEASE_AUDIT_MIN_AGE_MS whether it
-   * still holds the event in a slot, and drops the leases it does not (a release that was lost).
-   * A scheduler that cannot be asked keeps its leases. Then wakes waiters into any room.
+   * Lease audit: asks the instance of each lease unchanged for LEASE_AUDIT_MIN_AGE_MS whether it
+   * still holds a container or an event. One holding neither loses its lease (a release that was
+   * lost); a busy lease whose instance is idle with a warm container turns idle (a lost markIdle).
+   * An instance that cannot be asked keeps its lease. Then wakes waiters into any room.
    */
   override async alarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
     const now = Date.now();
+    this.expireEvictionMarks(now);
     const old = sql
-      .exec<{ request_id: string; scheduler: string }>(
-        "SELECT request_id, scheduler FROM leases WHERE acquired_at <= ?",
+      .exec<LeaseRow>(
+        "SELECT * FROM slot_leases WHERE touched_at <= ? AND evicting_at IS NULL",
         now - LEASE_AUDIT_MIN_AGE_MS,
       )
       .toArray();
-    const bySchedulers = new Map<string, string[]>();
-    for (const row of old)
-      bySchedulers.set(row.scheduler, [...(bySchedulers.get(row.scheduler) ?? []), row.request_id]);
-    for (const [scheduler, requestIds] of bySchedulers) {
-      for (let start = 0; start < requestIds.length; start += MAX_LEASES_PER_ACQUIRE) {
-        const batch = requestIds.slice(start, start + MAX_LEASES_PER_ACQUIRE);
-        const held = await this.schedulerStub(scheduler)
-          .heldRequestIds(batch)
-          .catch((error: unknown) => {
-            console.warn("lease audit could not ask the scheduler", scheduler, String(error));
-            return batch;
-          });
-        const stillHeld = new Set(held);
-        for (const requestId of batch) {
-          if (stillHeld.has(requestId)) continue;
-          console.warn("lease audit: dropping a lease its scheduler no longer holds", scheduler, requestId);
-          sql.exec("DELETE FROM leases WHERE request_id = ? AND scheduler = ?", requestId, scheduler);
-        }
-      }
+    for (let start = 0; start < old.length; start += LEASE_AUDIT_PARALLELISM) {
+      await Promise.all(old.slice(start, start + LEASE_AUDIT_PARALLELISM).map((row) => this.auditLease(row)));
     }
     this.wakeWaiters(Date.now());
     const pending = this.leaseCount() + Number(sql.exec("SELECT COUNT(*) AS n FROM waiters").one().n);
     if (pending > 0) await this.ctx.storage.setAlarm(Date.now() + LEASE_AUDIT_INTERVAL_MS);
+  }
+
+  /** Audits one lease against its instance (see alarm); changes it only if untouched meanwhile. */
+  private async auditLease(row: LeaseRow): Promise<void> {
+    const state = await this.instanceStub(row.instance)
+      .leaseCheck()
+      .catch((error: unknown) => {
+        console.warn("lease audit could not ask the instance", row.instance, String(error));
+        return undefined;
+      });
+    if (!state) return;
+    const sql = this.ctx.storage.sql;
+    const unchanged = "instance = ? AND touched_at = ? AND evicting_at IS NULL";
+    if (!state.containerRunning && !state.busy) {
+      console.warn("lease audit: dropping the lease of an instance that holds no container", row.instance);
+      sql.exec(`DELETE FROM slot_leases WHERE ${unchanged}`, row.instance, row.touched_at);
+    } else if (!state.busy && row.request_id !== null) {
+      sql.exec(`UPDATE slot_leases SET request_id = NULL WHERE ${unchanged}`, row.instance, row.touched_at);
+    }
+  }
+
+  /**
+   * Destroys the victim's idle container for the request's slot. Swapped: the victim's lease is
+   * dropped and the request's taken in one synchronous step, so the count never passes the cap.
+   * Not evicted (the instance is busy, or did not answer): the victim stays idle, the request waits.
+   */
+  private async evictFor(victim: string, markedAt: number, scheduler: string, request: LeaseRequest): Promise<boolean> {
+    const evicted = await this.askToEvict(victim);
+    const sql = this.ctx.storage.sql;
+    if (!evicted) {
+      // No wake here: a waiter retrying at once would meet the same instance (its alarm retries).
+      sql.exec("UPDATE slot_leases SET evicting_at = NULL WHERE instance = ? AND evicting_at = ?", victim, markedAt);
+      return false;
+    }
+    const now = Date.now();
+    const freed =
+      sql.exec("DELETE FROM slot_leases WHERE instance = ? AND evicting_at = ?", victim, markedAt).rowsWritten > 0;
+    const instance = instanceName(scheduler, request.slot);
+    if (this.lease(instance)) {
+      // The slot was leased meanwhile (the same event asked again): it needs no second unit.
+      sql.exec(
+        "UPDATE slot_leases SET request_id = ?, touched_at = ? WHERE instance = ?",
+        request.requestId,
+        now,
+        instance,
+      );
+      if (freed) this.wakeWaiters(now);
+      return true;
+    }
+    // The victim's lease went meanwhile (its instance gave it back): the room is free only if unreserved.
+    if (!freed && this.limit() - this.leaseCount() - this.reservedExcept(scheduler) <= 0) return false;
+    this.insertLease(instance, scheduler, request, now);
+    return true;
+  }
+
+  /** Asks an instance to destroy its container if idle; no answer within EVICTION_TIMEOUT_MS is a no. */
+  private async askToEvict(instance: string): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), EVICTION_TIMEOUT_MS);
+    });
+    const answer = this.instanceStub(instance)
+      .evictIfIdle()
+      .catch((error: unknown) => {
+        console.warn("evicting an idle container failed", instance, String(error));
+        return false;
+      });
+    try {
+      return await Promise.race([answer, timeout]);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+
+  /** Synchronous: marks the namespace's least recently used idle lease as being evicted. */
+  private markEvictionCandidate(now: number): string | undefined {
+    const sql = this.ctx.storage.sql;
+    const victim = sql
+      .exec<{ instance: string }>(
+        "SELECT instance FROM slot_leases WHERE request_id IS NULL AND evicting_at IS NULL ORDER BY touched_at, instance LIMIT 1",
+      )
+      .toArray()[0];
+    if (!victim) return undefined;
+    sql.exec("UPDATE slot_leases SET evicting_at = ? WHERE instance = ?", now, victim.instance);
+    return victim.instance;
+  }
+
+  /** Clears eviction marks left by an eviction this object no longer waits for (it restarted). */
+  private expireEvictionMarks(now: number): void {
+    this.ctx.storage.sql.exec(
+      "UPDATE slot_leases SET evicting_at = NULL WHERE evicting_at IS NOT NULL AND evicting_at <= ?",
+      now - EVICTION_TIMEOUT_MS,
+    );
+  }
+
+  private insertLease(instance: string, scheduler: string, request: LeaseRequest, now: number): void {
+    this.ctx.storage.sql.exec(
+      `INSERT INTO slot_leases (instance, scheduler, slot, request_id, acquired_at, touched_at, evicting_at)
+       VALUES (?, ?, ?, ?, ?, ?, NULL)`,
+      instance,
+      scheduler,
+      request.slot,
+      request.requestId,
+      now,
+      now,
+    );
+  }
+
+  private lease(instance: string): LeaseRow | undefined {
+    return this.ctx.storage.sql.exec<LeaseRow>("SELECT * FROM slot_leases WHERE instance = ?", instance).toArray()[0];
   }
 
   /** Records (or clears) the scheduler's place in the waiting line after an acquire. */
@@ -248,12 +422,27 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
     );
   }
 
-  /** Wakes the oldest waiting schedulers, one per unit of unreserved room. */
+  /** Live wake reservations of schedulers other than this one. */
+  private reservedExcept(scheduler: string): number {
+    return Number(
+      this.ctx.storage.sql
+        .exec("SELECT COUNT(*) AS n FROM waiters WHERE woken_at IS NOT NULL AND scheduler != ?", scheduler)
+        .one().n,
+    );
+  }
+
+  /**
+   * Wakes the oldest waiting schedulers, one per unit of unreserved room, counting each idle lease
+   * not yet being evicted as room (a woken scheduler evicts it).
+   */
   private wakeWaiters(now: number): void {
     const sql = this.ctx.storage.sql;
     this.expireReservations(now);
     const reserved = Number(sql.exec("SELECT COUNT(*) AS n FROM waiters WHERE woken_at IS NOT NULL").one().n);
-    const room = this.limit() - this.leaseCount() - reserved;
+    const evictable = Number(
+      sql.exec("SELECT COUNT(*) AS n FROM slot_leases WHERE request_id IS NULL AND evicting_at IS NULL").one().n,
+    );
+    const room = this.limit() - this.leaseCount() + evictable - reserved;
     if (room <= 0) return;
     const woken = sql
       .exec<{ scheduler: string }>("SELECT scheduler FROM waiters WHERE woken_at IS NULL ORDER BY seq LIMIT ?", room)
@@ -287,7 +476,7 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
   }
 
   private leaseCount(): number {
-    return Number(this.ctx.storage.sql.exec("SELECT COUNT(*) AS n FROM leases").one().n);
+    return Number(this.ctx.storage.sql.exec("SELECT COUNT(*) AS n FROM slot_leases").one().n);
   }
 
   /** The cap last given by a scheduler (the var is read by the schedulers). */
@@ -297,6 +486,10 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
 
   private schedulerStub(name: string) {
     return this.env.SCHEDULER.get(this.env.SCHEDULER.idFromName(name));
+  }
+
+  private instanceStub(name: string) {
+    return this.env.INSTANCE.get(this.env.INSTANCE.idFromName(name));
   }
 }
 
