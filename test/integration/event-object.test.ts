@@ -1,6 +1,7 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { EventState } from "../../worker/events/event-machine";
+import { functionSnapshot } from "../helpers/function-snapshot";
 
 const HOUR = 60 * 60 * 1000;
 
@@ -11,20 +12,10 @@ function endedState(requestId: string, endedAt: number): EventState {
     functionName: "report",
     qualifier: "$LATEST",
     invokeType: "OTHERS",
-    function: {
-      namespace: "default",
-      name: "report",
-      runtime: "Nodejs22",
-      handler: "index.main_handler",
+    function: functionSnapshot("default", "report", {
       codeSha256: "b".repeat(64),
       codeKey: "code/default/report/b.zip",
-      timeoutSeconds: 60,
-      memoryMb: 128,
-      environment: {},
-      maxConcurrency: 1,
-      qpsLimit: 1000,
-      asyncRunEnable: true,
-    },
+    }),
     phase: "finished",
     statusCode: 200,
     result: '"done"',

@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../worker/api/app";
 import type { EventState } from "../../worker/events/event-machine";
+import { functionSnapshot } from "../helpers/function-snapshot";
 import { zipBase64 } from "../helpers/zip";
 import { type FuzzKeys, judge, type KeyPair, secretsOf, sendCase, type Verdict } from "./fuzz-client";
 import {
@@ -80,20 +81,7 @@ function seededState(requestId: string, ended: boolean): EventState {
     functionName,
     qualifier: "$LATEST",
     invokeType: "OTHERS",
-    function: {
-      namespace,
-      name: functionName,
-      runtime: "Nodejs22",
-      handler: "index.main_handler",
-      codeSha256: "a".repeat(64),
-      codeKey: `code/${namespace}/${functionName}/${"a".repeat(64)}.zip`,
-      timeoutSeconds: 60,
-      memoryMb: 128,
-      environment: {},
-      maxConcurrency: 1,
-      qpsLimit: 1000,
-      asyncRunEnable: true,
-    },
+    function: functionSnapshot(namespace, functionName),
     phase: ended ? "finished" : "queued",
     version: ended ? 4 : 1,
     invokedAt,

@@ -14,6 +14,7 @@ import { MAX_FUNCTION_LOG_ANSWER_BYTES } from "../../worker/logs/function-logs";
 import { MAX_FOLLOWERS_PER_EVENT } from "../../worker/logs/log-followers";
 import { unwrap } from "../../worker/shared/errors";
 import { READ_RATE_PER_SECOND } from "../../worker/shared/read-limit";
+import { functionSnapshot } from "../helpers/function-snapshot";
 import { zipBase64 } from "../helpers/zip";
 
 const ROOT = { authorization: "Bearer AKIDintegration:integration-secret-key-0123456789abcdef" };
@@ -127,20 +128,11 @@ async function seedEvent(options: {
     functionName,
     qualifier: "$LATEST",
     invokeType: "OTHERS",
-    function: {
-      namespace,
-      name: functionName,
-      runtime: "Nodejs22",
-      handler: "index.main_handler",
+    function: functionSnapshot(namespace, functionName, {
       codeSha256: "b".repeat(64),
       codeKey: `code/${namespace}/${functionName}/b.zip`,
       timeoutSeconds: 600,
-      memoryMb: 128,
-      environment: {},
-      maxConcurrency: 1,
-      qpsLimit: 1000,
-      asyncRunEnable: true,
-    },
+    }),
     phase: options.phase,
     version: 3,
     invokedAt: now - 2_000,

@@ -8,6 +8,7 @@ import {
   transition,
 } from "../../worker/events/event-machine";
 import { truncateUtf8, utf8Length } from "../../worker/events/text-bounds";
+import { functionSnapshot } from "../helpers/function-snapshot";
 
 function running(): EventState {
   return {
@@ -16,20 +17,11 @@ function running(): EventState {
     functionName: "resize",
     qualifier: "$LATEST",
     invokeType: "OTHERS",
-    function: {
-      namespace: "default",
-      name: "resize",
-      runtime: "Nodejs22",
-      handler: "index.main_handler",
-      codeSha256: "a".repeat(64),
+    function: functionSnapshot("default", "resize", {
       codeKey: "code/default/resize/a.zip",
       timeoutSeconds: 5,
-      memoryMb: 128,
-      environment: {},
       maxConcurrency: 2,
-      qpsLimit: 1000,
-      asyncRunEnable: true,
-    },
+    }),
     phase: "running",
     version: 3,
     invokedAt: 1_000,

@@ -7,6 +7,7 @@ import {
   publicStatus,
   transition,
 } from "../../worker/events/event-machine";
+import { functionSnapshot } from "../helpers/function-snapshot";
 
 function queued(overrides: Partial<EventState> = {}): EventState {
   return {
@@ -15,20 +16,11 @@ function queued(overrides: Partial<EventState> = {}): EventState {
     functionName: "resize",
     qualifier: "$LATEST",
     invokeType: "OTHERS",
-    function: {
-      namespace: "default",
-      name: "resize",
-      runtime: "Nodejs22",
-      handler: "index.main_handler",
-      codeSha256: "a".repeat(64),
+    function: functionSnapshot("default", "resize", {
       codeKey: "code/default/resize/a.zip",
       timeoutSeconds: 5,
-      memoryMb: 128,
-      environment: {},
       maxConcurrency: 2,
-      qpsLimit: 1000,
-      asyncRunEnable: true,
-    },
+    }),
     phase: "queued",
     version: 1,
     invokedAt: 1_000,
