@@ -26,9 +26,14 @@ export const TENCENT_ERROR_CODE: Record<ErrorCode, string> = {
   UNAVAILABLE: "InternalError",
 };
 
-/** A successful Tencent Cloud API answer. */
-export function tcOk(requestId: string, body: Record<string, unknown>): Response {
-  return Response.json({ Response: { ...body, RequestId: requestId } });
+/** The text of a successful Tencent Cloud API answer (serialised once, then checked and sent). */
+export function tcOkText(requestId: string, body: Record<string, unknown>): string {
+  return JSON.stringify({ Response: { ...body, RequestId: requestId } });
+}
+
+/** A successful Tencent Cloud API answer from its text (see tcOkText). */
+export function tcOk(text: string): Response {
+  return new Response(text, { headers: { "content-type": "application/json" } });
 }
 
 /**

@@ -4,7 +4,7 @@ import { authenticate, MAX_SIGNED_BODY_BYTES } from "../auth/credentials";
 import { isReadOnlyAction } from "../auth/signature-ledger";
 import { toPlatformError } from "../shared/errors";
 import { findAction, TcApiError } from "./actions";
-import { TC_API_VERSION, TENCENT_ERROR_CODE, tcError, tcOk } from "./envelope";
+import { TC_API_VERSION, TENCENT_ERROR_CODE, tcError, tcOk, tcOkText } from "./envelope";
 
 /** Worker secrets whose values may never appear in an answer, whatever an action returned. */
 const SECRET_BINDINGS = ["MASTER_KEY", "DEV_SECRET_KEY"] as const;
@@ -83,11 +83,12 @@ export const tencentCloudRoutes = new Hono<{ Bindings: Env }>().all("/", async (
 
     const params = parseParams(await boundedBody(c.req, actionName));
     const result = await action({ env: c.env, principal: auth.principal, params });
-    if (leaksSecret(c.env, JSON.stringify(result))) {
+    const answer = tcOkText(requestId, result);
+    if (leaksSecret(c.env, answer)) {
       console.error("Tencent Cloud API answer withheld: it contained a secret value", requestId, actionName);
       return tcError(requestId, "InternalError", "internal error");
     }
-    return tcOk(requestId, result);
+    return tcOk(answer);
   } catch (error) {
     if (error instanceof TcApiError) return tcError(requestId, error.code, error.message);
     const known = toPlatformError(error);
