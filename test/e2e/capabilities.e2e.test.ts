@@ -1,11 +1,9 @@
 // Capabilities that had only integration tests, checked against the running platform: a code
 // update runs the new code, the 128 KB payload bound at its exact edge, and 433/434 in Python.
-import { scf } from "tencentcloud-sdk-nodejs-scf";
 import { describe, expect, inject, it } from "vitest";
-import { ApiClient } from "../helpers/api-client";
+import { ApiClient, TEST_CREDENTIALS } from "../helpers/api-client";
+import { scfClient, sdkError } from "../helpers/scf-client";
 import { zipBase64 } from "../helpers/zip";
-
-const ScfClient = scf.v20180416.Client;
 
 const baseUrl = inject("baseUrl");
 const api = new ApiClient(baseUrl);
@@ -28,21 +26,7 @@ function payloadOf(bytes: number): string {
 
 /** The official SDK client of the suite's administrator key, pointed at the platform. */
 function sdk() {
-  return new ScfClient({
-    credential: { secretId: "AKIDe2etests", secretKey: "e2e-secret-key-not-for-production" },
-    region: "ap-guangzhou",
-    profile: { httpProfile: { endpoint: new URL(baseUrl).host, protocol: "http://", reqTimeout: 60 } },
-  });
-}
-
-/** The error code the SDK threw, or undefined when the call succeeded. */
-async function sdkError(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code;
-  }
+  return scfClient(baseUrl, TEST_CREDENTIALS.secretId, TEST_CREDENTIALS.secretKey);
 }
 
 describe("a code update", () => {

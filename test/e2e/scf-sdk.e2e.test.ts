@@ -1,22 +1,15 @@
-import { scf } from "tencentcloud-sdk-nodejs-scf";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { ApiClient, uniqueName } from "../helpers/api-client";
+import { type ScfSdkClient as Client, scfClient, sdkError } from "../helpers/scf-client";
 import { zipBase64 } from "../helpers/zip";
 import { NODE_HANDLER, NODE_LONG_JOB, PYTHON_HANDLER } from "./fixtures";
-
-const ScfClient = scf.v20180416.Client;
-type Client = InstanceType<typeof ScfClient>;
 
 const baseUrl = inject("baseUrl");
 const admin = new ApiClient(baseUrl);
 
 /** The official SDK client, pointed at the platform over plain HTTP. */
 function sdk(secretId: string, secretKey: string): Client {
-  return new ScfClient({
-    credential: { secretId, secretKey },
-    region: "ap-guangzhou",
-    profile: { httpProfile: { endpoint: new URL(baseUrl).host, protocol: "http://", reqTimeout: 60 } },
-  });
+  return scfClient(baseUrl, secretId, secretKey);
 }
 
 async function createKey(namespaces: string[]): Promise<{ secretId: string; secretKey: string }> {
@@ -26,15 +19,6 @@ async function createKey(namespaces: string[]): Promise<{ secretId: string; secr
   });
   expect(status).toBe(201);
   return body;
-}
-
-async function sdkError(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code;
-  }
 }
 
 async function waitForStatus(client: Client, requestId: string, done: (status: string) => boolean) {
