@@ -21,6 +21,22 @@ async function createKey(namespaces: string[]): Promise<{ secretId: string; secr
   return body;
 }
 
+/** Polls read until done holds (a minute at most), and returns its last answer. */
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Resolves once the clock is in a later whole second than `at` (TC3 timestamps are seconds). */
+async function nextSecondAfter(at: number): Promise<void> {
+  const wait = (Math.floor(at / 1000) + 1) * 1000 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 10));
+}
+
 async function waitForStatus(client: Client, requestId: string, done: (status: string) => boolean) {
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -39,11 +55,13 @@ describe("the official tencentcloud-sdk-nodejs-scf client", () => {
   });
 
   it("creates Node.js and Python functions, invokes them with Event and reads them FINISHED", async () => {
+    const created: string[] = [];
     for (const [runtime, files] of [
       ["Nodejs22", { "index.js": NODE_HANDLER }],
       ["Python3.11", { "index.py": PYTHON_HANDLER }],
     ] as const) {
       const name = uniqueName(runtime === "Nodejs22" ? "sdk-node" : "sdk-py");
+      created.push(name);
       await client.CreateFunction({
         FunctionName: name,
         Namespace: namespace,
@@ -73,8 +91,10 @@ describe("the official tencentcloud-sdk-nodejs-scf client", () => {
       const event = await admin.event(requestId);
       expect(event.result).toMatchObject({ echo: { n: 7 }, greeting: "ni hao" });
     }
-    const listed = await client.ListFunctions({ Namespace: namespace, Limit: 10 });
-    expect(listed.TotalCount).toBe(2);
+    // Both functions are listed (whatever other tests of the namespace created before or after).
+    const listed = await client.ListFunctions({ Namespace: namespace, Limit: 100 });
+    const listedNames = listed.Functions?.map((fn) => fn.FunctionName) ?? [];
+    expect(listedNames).toEqual(expect.arrayContaining(created));
   });
 
   it("lists async events with filters and paging", async () => {
@@ -98,8 +118,11 @@ describe("the official tencentcloud-sdk-nodejs-scf client", () => {
       ids.push(invoked.Result?.FunctionRequestId ?? "");
       await waitForStatus(client, ids.at(-1) ?? "", (s) => s !== "RUNNING");
     }
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const failed = await client.ListAsyncEvents({ FunctionName: name, Namespace: namespace, Status: ["FAILED"] });
+    // The list index follows each event's end: wait until it shows the two failures.
+    const failed = await until(
+      () => client.ListAsyncEvents({ FunctionName: name, Namespace: namespace, Status: ["FAILED"] }),
+      (answer) => answer.TotalCount === 2,
+    );
     expect(failed.TotalCount).toBe(2);
     expect(failed.EventList?.map((event) => event.InvokeRequestId).sort()).toEqual([ids[2], ids[4]].sort());
     const firstPage = await client.ListAsyncEvents({
@@ -169,13 +192,18 @@ describe("the official tencentcloud-sdk-nodejs-scf client", () => {
       return id;
     };
     const forced = await start({ runMs: 60_000 });
+    const forcedAt = Date.now();
     await client.TerminateAsyncEvent({ FunctionName: name, Namespace: namespace, InvokeRequestId: forced });
     expect(await client.GetAsyncEventStatus({ InvokeRequestId: forced })).toMatchObject({
       Result: { Status: "ABORTED", StatusCode: 499 },
     });
 
     const graceful = await start({ runMs: 60_000, listen: true });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The handler installs its SIGTERM listener before its first "tick": wait for that line.
+    await until(
+      () => admin.logs(graceful),
+      (records) => records.some((record) => record.line === "tick"),
+    );
     await client.TerminateAsyncEvent({
       FunctionName: name,
       Namespace: namespace,
@@ -187,10 +215,17 @@ describe("the official tencentcloud-sdk-nodejs-scf client", () => {
     const lines = (await admin.logs(graceful)).map((record) => record.line);
     expect(lines).toContain("[PLATFORM] Signal received successfully");
 
+    // The same request signed in the same second is one signature, refused as a replay (README):
+    // the repeat is sent in a later second so that it is judged on its merits.
+    await nextSecondAfter(forcedAt);
     expect(
       await sdkError(client.TerminateAsyncEvent({ FunctionName: name, Namespace: namespace, InvokeRequestId: forced })),
     ).toBe("FailedOperation.AsyncEvent");
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // DeleteFunction is refused while the index shows a RUNNING event: wait until it shows none.
+    await until(
+      () => client.ListAsyncEvents({ FunctionName: name, Namespace: namespace, Status: ["RUNNING"] }),
+      (answer) => answer.TotalCount === 0,
+    );
     await client.DeleteFunction({ FunctionName: name, Namespace: namespace });
     expect(await sdkError(client.GetFunction({ FunctionName: name, Namespace: namespace }))).toBe(
       "ResourceNotFound.Function",
