@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { ADMIN_HEADERS, ApiClient, followLogs, type LogStreamEvent } from "../helpers/api-client";
+import { pollUntil } from "../helpers/wait";
 import { NODE_HANDLER, NODE_TICKER, PYTHON_AWKWARD_OUTPUT } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
@@ -60,7 +61,11 @@ describe("live log follow (Server-Sent Events)", () => {
   it("loses and duplicates nothing when the relay is cut mid-run and resumed from the last seq", async () => {
     const requestId = await api.invoke(NAMESPACE, ticker, { count: 60, intervalMs: 50 });
     const running = await api.waitForEvent(requestId, (event) => event.phase === "running");
-    await new Promise((resolve) => setTimeout(resolve, 800));
+    // Cut the relay mid-run: once some lines have been relayed and many are still to come.
+    await pollUntil(
+      () => api.logs(requestId),
+      (records) => records.filter((record) => record.stream === "stdout").length >= 10,
+    );
     const restart = await fetch(
       `${inject("baseUrl")}/_diagnostics/instances/${encodeURIComponent(running.instanceId ?? "")}/interrupt-relay`,
       { method: "POST", headers: ADMIN_HEADERS },
@@ -152,7 +157,12 @@ describe("function logs across events", () => {
     });
     const ok = await api.waitForEvent(await api.invoke(NAMESPACE, name, { n: 1 }));
     const bad = await api.waitForEvent(await api.invoke(NAMESPACE, name, { throw: "disk full" }));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The function's logs are listed from the index, which follows each event's end.
+    await pollUntil(
+      () =>
+        api.json<{ total: number }>(`/v1/namespaces/${NAMESPACE}/functions/${name}/events?statuses=FINISHED,FAILED`),
+      (answer) => answer.body.total === 2,
+    );
     const all = await api.json<{ total: number; logs: { requestId: string; status: string; log: string }[] }>(
       `/v1/namespaces/${NAMESPACE}/functions/${name}/logs`,
     );

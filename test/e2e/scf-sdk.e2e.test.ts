@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { ApiClient, uniqueName } from "../helpers/api-client";
 import { type ScfSdkClient as Client, scfClient, sdkError } from "../helpers/scf-client";
+import { pollUntil } from "../helpers/wait";
 import { zipBase64 } from "../helpers/zip";
 import { NODE_HANDLER, NODE_LONG_JOB, PYTHON_HANDLER } from "./fixtures";
 
@@ -19,16 +20,6 @@ async function createKey(namespaces: string[]): Promise<{ secretId: string; secr
   });
   expect(status).toBe(201);
   return body;
-}
-
-/** Polls read until done holds (a minute at most), and returns its last answer. */
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /** Resolves once the clock is in a later whole second than `at` (TC3 timestamps are seconds). */
@@ -119,7 +110,7 @@ describe("the official tencentcloud-sdk-nodejs-scf client", () => {
       await waitForStatus(client, ids.at(-1) ?? "", (s) => s !== "RUNNING");
     }
     // The list index follows each event's end: wait until it shows the two failures.
-    const failed = await until(
+    const failed = await pollUntil(
       () => client.ListAsyncEvents({ FunctionName: name, Namespace: namespace, Status: ["FAILED"] }),
       (answer) => answer.TotalCount === 2,
     );
@@ -200,7 +191,7 @@ describe("the official tencentcloud-sdk-nodejs-scf client", () => {
 
     const graceful = await start({ runMs: 60_000, listen: true });
     // The handler installs its SIGTERM listener before its first "tick": wait for that line.
-    await until(
+    await pollUntil(
       () => admin.logs(graceful),
       (records) => records.some((record) => record.line === "tick"),
     );
@@ -222,7 +213,7 @@ describe("the official tencentcloud-sdk-nodejs-scf client", () => {
       await sdkError(client.TerminateAsyncEvent({ FunctionName: name, Namespace: namespace, InvokeRequestId: forced })),
     ).toBe("FailedOperation.AsyncEvent");
     // DeleteFunction is refused while the index shows a RUNNING event: wait until it shows none.
-    await until(
+    await pollUntil(
       () => client.ListAsyncEvents({ FunctionName: name, Namespace: namespace, Status: ["RUNNING"] }),
       (answer) => answer.TotalCount === 0,
     );
