@@ -220,13 +220,23 @@ describe("event index retention", () => {
       `INSERT INTO events (request_id, namespace, function_name, qualifier, invoke_type, status, phase, start_time, version)
        VALUES (?, 'retention', 'fn-a', '$LATEST', 'OTHERS', 'FINISHED', 'finished', ?, 2)`,
     );
-    const runAt = NOW + 10 * DAY;
-    await env.DB.batch([insert.bind(stale, runAt - 3 * DAY - 1), insert.bind(fresh, runAt - 3 * DAY + 60_000)]);
+    const fixtureRows = async () =>
+      (
+        await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE namespace = ?")
+          .bind(NAMESPACE)
+          .first<{ n: number }>()
+      )?.n;
+    const before = await fixtureRows();
+    // Run as of the fixture's NOW: every fixture row started less than 3 days before it and stays.
+    const runAt = NOW;
+    await env.DB.batch([insert.bind(stale, runAt - 3 * DAY - 60_000), insert.bind(fresh, runAt - 3 * DAY + 60_000)]);
     await worker.scheduled(createScheduledController({ scheduledTime: runAt, cron: "* * * * *" }), env);
     const left = await env.DB.prepare("SELECT request_id FROM events WHERE namespace = 'retention'").all<{
       request_id: string;
     }>();
     expect(left.results.map((row) => row.request_id)).toEqual([fresh]);
+    expect(await fixtureRows()).toBe(before);
+    expect(before).toBe(FIXTURE_SIZE);
   });
 });
 
