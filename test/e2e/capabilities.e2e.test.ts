@@ -3,6 +3,7 @@
 import { describe, expect, inject, it } from "vitest";
 import { ApiClient, TEST_CREDENTIALS } from "../helpers/api-client";
 import { scfClient, sdkError } from "../helpers/scf-client";
+import { pollUntil } from "../helpers/wait";
 import { zipBase64 } from "../helpers/zip";
 
 const baseUrl = inject("baseUrl");
@@ -146,5 +147,27 @@ describe("Python handlers over their bounds", () => {
     expect(hog.status).toBe("FAILED");
     expect(hog.statusCode).toBe(434);
     expect(hog.errorMessage).toMatch(/Memory limit exceeded/);
+  });
+});
+
+/** The README's bound on a revocation reaching every isolate (the credential cache's TTL), with slack. */
+const REVOCATION_BOUND_MS = 2_000 + 8_000;
+
+describe("key revocation", () => {
+  it("refuses a revoked key on the running platform once its cache entry expires, and for good", async () => {
+    const created = await api.json<{ secretId: string; secretKey: string }>("/v1/admin/credentials", {
+      method: "POST",
+      body: JSON.stringify({ namespaces: [NAMESPACE], description: "revocation e2e" }),
+    });
+    expect(created.status).toBe(201);
+    const tenant = new ApiClient(baseUrl, created.body);
+    const list = () => tenant.request(`/v1/namespaces/${NAMESPACE}/functions`).then((response) => response.status);
+    expect(await list()).toBe(200);
+    const revoked = await api.request(`/v1/admin/credentials/${created.body.secretId}`, { method: "DELETE" });
+    expect(revoked.status).toBe(200);
+    const revokedAt = Date.now();
+    expect(await pollUntil(list, (status) => status === 401, REVOCATION_BOUND_MS)).toBe(401);
+    expect(Date.now() - revokedAt).toBeLessThanOrEqual(REVOCATION_BOUND_MS);
+    for (let i = 0; i < 5; i++) expect(await list()).toBe(401);
   });
 });
