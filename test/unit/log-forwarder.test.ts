@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { LogForwarder } from "../../worker/instances/log-forwarder";
 import type { LogRecord } from "../../worker/logs/event-log-store";
 
@@ -37,15 +37,26 @@ describe("LogForwarder", () => {
     expect(rest.map((r) => r.seq)).toEqual([2, 3, 4, 5]);
   });
 
-  it("sends the buffered lines after the batch window even when no further line arrives", async () => {
-    const sent: number[][] = [];
-    const forwarder = new LogForwarder(async (batch) => {
-      sent.push(batch.map((r) => r.seq));
-    });
-    forwarder.add(record(1));
-    forwarder.add(record(2));
-    await new Promise((resolve) => setTimeout(resolve, 120));
-    expect(sent.flat()).toEqual([1, 2]);
+  it("sends the buffered lines when the 50 ms batch window closes, even when no further line arrives", async () => {
+    vi.useFakeTimers();
+    try {
+      const sent: number[][] = [];
+      const forwarder = new LogForwarder(
+        async (batch) => {
+          sent.push(batch.map((r) => r.seq));
+        },
+        () => Date.now(),
+      );
+      forwarder.add(record(1));
+      forwarder.add(record(2));
+      forwarder.add(record(3));
+      await vi.advanceTimersByTimeAsync(49);
+      expect(sent).toEqual([[1]]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(sent).toEqual([[1], [2, 3]]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("never reorders sends, even when an earlier one is slow", async () => {
