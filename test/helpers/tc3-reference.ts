@@ -1,8 +1,7 @@
 // A reference TC3-HMAC-SHA256 signer written from Tencent Cloud's API 3.0 specification ("Signature
-// v3"), sharing no code with the platform's verifier (worker/auth/tc3.ts): node:crypto instead of
-// WebCrypto, its own canonical request, date and key derivation. Tests sign with it so that a bug
+// v3"), sharing no code with the platform's verifier (worker/auth/tc3.ts): its own hashing, hex,
+// canonical request, date and key derivation. Tests sign with it so that a bug
 // shared by a signer and a verifier written together cannot hide.
-import { createHash, createHmac } from "node:crypto";
 
 /** What one signed Tencent Cloud API 3.0 request is made of. */
 export interface ReferenceRequest {
@@ -20,12 +19,19 @@ export interface ReferenceRequest {
   region?: string;
 }
 
-function sha256Hex(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
+const utf8 = new TextEncoder();
+
+function toHex(bytes: ArrayBuffer): string {
+  return Array.from(new Uint8Array(bytes), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-function hmacSha256(key: string | Buffer, text: string): Buffer {
-  return createHmac("sha256", key).update(text, "utf8").digest();
+async function sha256Hex(text: string): Promise<string> {
+  return toHex(await crypto.subtle.digest("SHA-256", utf8.encode(text)));
+}
+
+async function hmacSha256(key: Uint8Array, text: string): Promise<Uint8Array> {
+  const imported = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", imported, utf8.encode(text)));
 }
 
 /** YYYY-MM-DD of a Unix time in UTC, as the credential scope names the day. */
@@ -40,7 +46,7 @@ function scopeDate(timestamp: number): string {
  * over content-type and host, the string to sign, and the key derived from "TC3" + SecretKey through
  * the date, the service and "tc3_request".
  */
-export function referenceSignedHeaders(request: ReferenceRequest): Record<string, string> {
+export async function referenceSignedHeaders(request: ReferenceRequest): Promise<Record<string, string>> {
   const service = request.service ?? "scf";
   const contentType = request.contentType ?? "application/json";
   const signedHeaders = "content-type;host";
@@ -50,7 +56,7 @@ export function referenceSignedHeaders(request: ReferenceRequest): Record<string
     "",
     `content-type:${contentType}\nhost:${request.host}\n`,
     signedHeaders,
-    sha256Hex(request.body),
+    await sha256Hex(request.body),
   ].join("\n");
   const date = scopeDate(request.timestamp);
   const credentialScope = `${date}/${service}/tc3_request`;
@@ -58,12 +64,12 @@ export function referenceSignedHeaders(request: ReferenceRequest): Record<string
     "TC3-HMAC-SHA256",
     String(request.timestamp),
     credentialScope,
-    sha256Hex(canonicalRequest),
+    await sha256Hex(canonicalRequest),
   ].join("\n");
-  const secretDate = hmacSha256(`TC3${request.secretKey}`, date);
-  const secretService = hmacSha256(secretDate, service);
-  const secretSigning = hmacSha256(secretService, "tc3_request");
-  const signature = createHmac("sha256", secretSigning).update(stringToSign, "utf8").digest("hex");
+  const secretDate = await hmacSha256(utf8.encode(`TC3${request.secretKey}`), date);
+  const secretService = await hmacSha256(secretDate, service);
+  const secretSigning = await hmacSha256(secretService, "tc3_request");
+  const signature = toHex((await hmacSha256(secretSigning, stringToSign)).buffer as ArrayBuffer);
   return {
     "content-type": contentType,
     authorization: `TC3-HMAC-SHA256 Credential=${request.secretId}/${credentialScope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,

@@ -28,7 +28,7 @@ async function tcCall(
 ): Promise<{ Response: Record<string, unknown> & { Error?: { Code: string; Message: string } } }> {
   const body = JSON.stringify(payload);
   const timestamp = tamper.timestamp ?? Math.floor(Date.now() / 1000);
-  const headers = referenceSignedHeaders({
+  const headers = await referenceSignedHeaders({
     secretId: key.secretId,
     secretKey: tamper.secretKey ?? key.secretKey,
     timestamp,
