@@ -13,6 +13,12 @@
 //                    without them, a pair is generated once and kept in
 //                    $AFP_STATE_DIR/dev-credentials.env (with the generated MASTER_KEY)
 //   MASTER_KEY       base64 of 32 bytes that encrypts stored SecretKeys (generated when unset)
+//   AFP_SCHEDULED_INTERVAL_MS
+//                    period of the local cron driver, in ms (default 60000: the cron's minute; 1000
+//                    to 3600000; 0 turns it off). wrangler dev fires no cron trigger by itself, so
+//                    this script runs the Worker's `scheduled` handler (the event index's 3-day
+//                    retention) on wrangler.toml's crons at every multiple of the period, through
+//                    wrangler dev's loopback-only /cdn-cgi/local/scheduled route.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -25,6 +31,16 @@ const persistDir = join(stateDir, "wrangler");
 const port = process.env.PORT ?? "8787";
 const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const startedAt = Date.now();
+/** Default period of the local cron driver: the minute of wrangler.toml's `* * * * *` cron. */
+const DEFAULT_SCHEDULED_INTERVAL_MS = 60_000;
+/** Shortest period AFP_SCHEDULED_INTERVAL_MS may set (0 turns the driver off). */
+const MIN_SCHEDULED_INTERVAL_MS = 1_000;
+/** Longest period AFP_SCHEDULED_INTERVAL_MS may set. */
+const MAX_SCHEDULED_INTERVAL_MS = 60 * 60_000;
+/** How long the driver waits for one scheduled run before counting it as failed. */
+const SCHEDULED_RUN_TIMEOUT_MS = 5 * 60_000;
+/** Characters of a failed run's answer quoted in the driver's log line. */
+const SCHEDULED_ERROR_PREVIEW_CHARS = 200;
 
 function log(message) {
   process.stderr.write(`[start] ${message}\n`);
@@ -102,6 +118,73 @@ const env = {
   PATH: `${join(root, "node_modules", ".bin")}:${process.env.PATH ?? ""}`,
 };
 
+/** The local cron driver's period (AFP_SCHEDULED_INTERVAL_MS), or exits with the rule it breaks. */
+function scheduledIntervalMs() {
+  const raw = process.env.AFP_SCHEDULED_INTERVAL_MS;
+  if (raw === undefined || raw === "") return DEFAULT_SCHEDULED_INTERVAL_MS;
+  const value = /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (value === 0 || (value >= MIN_SCHEDULED_INTERVAL_MS && value <= MAX_SCHEDULED_INTERVAL_MS)) return value;
+  log(
+    `refusing to start: AFP_SCHEDULED_INTERVAL_MS is "${raw}"; it must be 0 (off) or a whole number of ` +
+      `milliseconds from ${MIN_SCHEDULED_INTERVAL_MS} to ${MAX_SCHEDULED_INTERVAL_MS}`,
+  );
+  process.exit(1);
+}
+const scheduledInterval = scheduledIntervalMs();
+
+/** The cron expressions of wrangler.toml's [triggers] (what Cloudflare fires once deployed). */
+function configuredCrons() {
+  const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
+  const list = /^\s*crons\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1] ?? "";
+  return [...list.matchAll(/"([^"]*)"/g)].map((match) => match[1]);
+}
+
+/**
+ * Fires the Worker's `scheduled` handler for every configured cron at each multiple of the period
+ * (the minute by default, as Cloudflare does), with that instant as its scheduled time. wrangler
+ * dev serves /cdn-cgi/local/scheduled on its loopback port only to loopback Host and Origin
+ * headers. A failed run is logged in one line (the first of a series, then the recovery); nothing
+ * here stops the platform. Returns a function that stops the driver.
+ */
+function startScheduledDriver(crons) {
+  let timer;
+  let stopped = false;
+  let failing = 0;
+  const failed = (cron, reason) => {
+    failing += 1;
+    if (failing === 1) log(`scheduled run of "${cron}" failed: ${reason.slice(0, SCHEDULED_ERROR_PREVIEW_CHARS)}`);
+  };
+  const runOnce = async (cron, time) => {
+    const url = `http://127.0.0.1:${port}/cdn-cgi/local/scheduled?cron=${encodeURIComponent(cron)}&time=${time}&format=json`;
+    let answer;
+    try {
+      answer = await fetch(url, { signal: AbortSignal.timeout(SCHEDULED_RUN_TIMEOUT_MS) });
+    } catch (error) {
+      if (error?.name === "TimeoutError") failed(cron, `no answer within ${SCHEDULED_RUN_TIMEOUT_MS} ms`);
+      // Otherwise wrangler dev is not listening yet (or is restarting): the next period tries again.
+      return;
+    }
+    const text = await answer.text().catch(() => "");
+    if (!answer.ok) return failed(cron, `HTTP ${answer.status} ${text}`);
+    if (failing > 0) log(`scheduled runs succeed again after ${failing} failed`);
+    failing = 0;
+  };
+  const arm = () => {
+    if (stopped) return;
+    const now = Date.now();
+    const next = (Math.floor(now / scheduledInterval) + 1) * scheduledInterval;
+    timer = setTimeout(async () => {
+      for (const cron of crons) await runOnce(cron, next).catch(() => undefined);
+      arm();
+    }, next - now);
+  };
+  arm();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
 function run(command, args, label) {
   const result = spawnSync(command, args, { cwd: root, env, stdio: ["ignore", "inherit", "inherit"] });
   if (result.status !== 0) {
@@ -150,6 +233,12 @@ const dev = spawn(
   { cwd: root, env, stdio: ["ignore", "inherit", "inherit"] },
 );
 
+const crons = configuredCrons();
+const stopScheduledDriver = scheduledInterval > 0 && crons.length > 0 ? startScheduledDriver(crons) : () => undefined;
+if (scheduledInterval > 0 && crons.length > 0) {
+  log(`cron driver: ${crons.join(", ")} every ${scheduledInterval} ms (AFP_SCHEDULED_INTERVAL_MS)`);
+}
+
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => dev.kill(signal));
 }
@@ -162,6 +251,7 @@ containerGuard.on("exit", (code, signal) => {
 });
 dev.on("exit", (code, signal) => {
   stopping = true;
+  stopScheduledDriver();
   containerGuard.kill();
   process.exit(code ?? (signal ? 1 : 0));
 });

@@ -6,10 +6,15 @@ declare module "vitest" {
   export interface ProvidedContext {
     baseUrl: string;
     platformLog: string;
+    /** The platform's state folder ($AFP_STATE_DIR): local D1, R2 and Durable Objects live under it. */
+    stateDir: string;
   }
 }
 
 let platform: RunningPlatform | undefined;
+
+/** Period of the platform's cron driver in the end-to-end run (AFP_SCHEDULED_INTERVAL_MS). */
+const E2E_SCHEDULED_INTERVAL_MS = 5_000;
 
 /** Starts the platform once for the whole end-to-end suite. */
 export async function setup(project: TestProject): Promise<void> {
@@ -17,10 +22,17 @@ export async function setup(project: TestProject): Promise<void> {
     // A namespace cap of 2 containers: fair-share.e2e.test.ts fills it; no other test runs more
     // than 2 events of one namespace at once.
     vars: { DIAGNOSTICS_ENABLED: "true", NAMESPACE_MAX_CONTAINERS: "2" },
-    env: { DEV_SECRET_ID: TEST_CREDENTIALS.secretId, DEV_SECRET_KEY: TEST_CREDENTIALS.secretKey },
+    env: {
+      DEV_SECRET_ID: TEST_CREDENTIALS.secretId,
+      DEV_SECRET_KEY: TEST_CREDENTIALS.secretKey,
+      // The cron driver fires the scheduled handler every 5 s rather than every minute, so that
+      // retention.e2e.test.ts sees the index purge run without waiting minutes.
+      AFP_SCHEDULED_INTERVAL_MS: String(E2E_SCHEDULED_INTERVAL_MS),
+    },
   });
   project.provide("baseUrl", platform.baseUrl);
   project.provide("platformLog", platform.logFile);
+  project.provide("stateDir", platform.stateDir);
 }
 
 export async function teardown(): Promise<void> {

@@ -5,7 +5,16 @@ import { LogFollowers, type LogStreamEnd, MAX_FOLLOWERS_PER_EVENT } from "../log
 import { instanceName, schedulerName } from "../scheduling/function-scheduler-object";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
 import type { DispatchMessage } from "./dispatch-message";
-import { indexEntryOf, writeIndexEntries } from "./event-index";
+import { sendDispatch } from "./dispatch-send";
+import {
+  afterFailedIndexWrite,
+  indexEntryOf,
+  logsIndexFailure,
+  newPendingIndexWrite,
+  type PendingIndexWrite,
+  writeIndexEntries,
+} from "./event-index";
+import { EVENT_INDEX_RETENTION_MS } from "./event-list";
 import {
   type EventCommand,
   type EventState,
@@ -24,8 +33,21 @@ export const EVENT_RETENTION_MS = 72 * 60 * 60 * 1000;
 export const DISPATCH_WATCHDOG_MS = 30_000;
 /** Longest wait between two watchdog re-enqueues of a queued event. */
 const MAX_DISPATCH_WATCHDOG_MS = 5 * 60_000;
-/** How long an instance may take from claiming the event to starting the handler. */
+/**
+ * How long an instance may take from claiming the event to a ready container. The handler's hand-over
+ * may come later by as much as the function's timeout (its code loading at a cold start: the agent
+ * fails code still loading past the timeout with 433); see startLimitOf.
+ */
 export const START_TIMEOUT_MS = 120_000;
+
+/**
+ * When a `starting` event is ended by this object's backstop: a container start (START_TIMEOUT_MS)
+ * plus the code's loading (at most the function's timeout) after the claim. The instance and the
+ * agent end the event earlier with the precise cause; this fires only when they are gone.
+ */
+function startLimitOf(state: EventState, now: number): number {
+  return (state.claimedAt ?? now) + START_TIMEOUT_MS + state.function.timeoutSeconds * 1000;
+}
 /** The instance enforces the timeout; this object fails the event itself only after this grace. */
 export const TIMEOUT_BACKSTOP_GRACE_MS = 10_000;
 /** How long a graceful terminate waits for the handler after SIGTERM before forcing the stop. */
@@ -64,6 +86,10 @@ export type ClaimResult =
 const STATE_KEY = "state";
 const PAYLOAD_KEY = "payload";
 const WATCHDOG_DELAY_KEY = "watchdogDelayMs";
+/** When the dispatch watchdog of a queued event is due (the alarm may also wake for the index). */
+const WATCHDOG_AT_KEY = "watchdogAt";
+/** The index write this event still owes D1 (a PendingIndexWrite), absent when none is owed. */
+const INDEX_PENDING_KEY = "indexPending";
 /**
  * Results larger than this (UTF-8 bytes of JSON, 16 KiB) are kept in the object's SQL table
  * `event_result` (as UTF-8 text) rather than inside the state value. A storage value is limited
@@ -85,6 +111,8 @@ export function isInstanceOfFunction(instanceId: string, namespace: string, func
 /** One event's state machine: the source of truth for one RequestId. */
 export class AsyncEventObject extends DurableObject<Env> {
   private state: EventState | undefined;
+  /** The index write still owed to D1, as stored under INDEX_PENDING_KEY. */
+  private pendingIndex: PendingIndexWrite | undefined;
   private readonly logStore: EventLogStore;
   private readonly followers: LogFollowers;
 
@@ -95,6 +123,7 @@ export class AsyncEventObject extends DurableObject<Env> {
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS event_result (id INTEGER PRIMARY KEY, json TEXT NOT NULL)");
     ctx.blockConcurrencyWhile(async () => {
       this.state = this.loadedState(await ctx.storage.get<StoredEventState>(STATE_KEY));
+      this.pendingIndex = await ctx.storage.get<PendingIndexWrite>(INDEX_PENDING_KEY);
     });
   }
 
@@ -107,11 +136,16 @@ export class AsyncEventObject extends DurableObject<Env> {
     return row ? { ...state, result: row.json } : state;
   }
 
-  /** Persists the state; a result over MAX_INLINE_RESULT_BYTES goes to SQL, beside it. */
-  private async saveState(state: EventState): Promise<void> {
+  /**
+   * Persists the state, with the index write it makes owed (if any) in the same write: a crash
+   * after it cannot lose the index update. A result over MAX_INLINE_RESULT_BYTES goes to SQL, beside
+   * it (in the same implicit transaction: nothing is awaited in between).
+   */
+  private async saveState(state: EventState, pendingIndex?: PendingIndexWrite): Promise<void> {
     const { result, ...rest } = state;
+    const index: Record<string, PendingIndexWrite> = pendingIndex ? { [INDEX_PENDING_KEY]: pendingIndex } : {};
     if (result === undefined || utf8Length(result) <= MAX_INLINE_RESULT_BYTES) {
-      await this.ctx.storage.put(STATE_KEY, state);
+      await this.ctx.storage.put<EventState | PendingIndexWrite>({ [STATE_KEY]: state, ...index });
       return;
     }
     this.ctx.storage.sql.exec(
@@ -119,7 +153,7 @@ export class AsyncEventObject extends DurableObject<Env> {
       result,
     );
     const stored: StoredEventState = { ...rest, resultInSql: true };
-    await this.ctx.storage.put(STATE_KEY, stored);
+    await this.ctx.storage.put<StoredEventState | PendingIndexWrite>({ [STATE_KEY]: stored, ...index });
   }
 
   /**
@@ -140,13 +174,14 @@ export class AsyncEventObject extends DurableObject<Env> {
       invokedAt: request.invokedAt,
     };
     this.state = state;
+    const watchdogAt = Date.now() + DISPATCH_WATCHDOG_MS;
     // Not awaited on purpose: the writes coalesce into one, and the output gate holds this call's
     // answer (and the enqueue) until they are durable, so the RequestId never leaves before the
     // event is stored. Were the write to fail, the caller gets an error and nothing is dispatched.
-    void this.ctx.storage.put({ [STATE_KEY]: state, [PAYLOAD_KEY]: request.payload });
-    void this.ctx.storage.setAlarm(Date.now() + DISPATCH_WATCHDOG_MS);
+    void this.ctx.storage.put({ [STATE_KEY]: state, [PAYLOAD_KEY]: request.payload, [WATCHDOG_AT_KEY]: watchdogAt });
+    void this.ctx.storage.setAlarm(watchdogAt);
     try {
-      await this.env.DISPATCH_QUEUE.send(this.dispatchMessage(state));
+      await sendDispatch(this.env, this.dispatchMessage(state));
     } catch (error) {
       // The watchdog alarm enqueues again: the event is accepted either way.
       console.warn("dispatch enqueue failed; the watchdog will retry", request.requestId, String(error));
@@ -291,26 +326,48 @@ export class AsyncEventObject extends DurableObject<Env> {
     return this.state?.namespace;
   }
 
-  /** Watchdogs (dispatch, start, timeout backstop) and retention, multiplexed on one alarm. */
+  /**
+   * The index may lack this event's row (the dispatch consumer's write of it failed): the event
+   * takes the write over, and its alarm retries it until D1 has the row. True when the event
+   * exists (an unknown or expired event owes no row).
+   */
+  async owesIndexRow(): Promise<boolean> {
+    const state = this.state;
+    if (!state) return false;
+    if (this.pendingIndex) return true;
+    this.pendingIndex = newPendingIndexWrite(state.version, Date.now());
+    await this.ctx.storage.put(INDEX_PENDING_KEY, this.pendingIndex);
+    await this.armAlarm();
+    return true;
+  }
+
+  /**
+   * Watchdogs (dispatch, start, timeout backstop), retention and the retry of an owed index write,
+   * multiplexed on one alarm set to the earliest of them. Each is acted on only once due, since the
+   * alarm may wake for another.
+   */
   override async alarm(): Promise<void> {
+    // An owed index write is tried whenever the alarm runs (it is due, or the alarm woke anyway).
+    if (this.pendingIndex) await this.flushIndex();
     const state = this.state;
     if (!state) return;
     const now = Date.now();
     switch (state.phase) {
       case "queued": {
+        const dueAt = await this.ctx.storage.get<number>(WATCHDOG_AT_KEY);
+        if (dueAt !== undefined && now < dueAt) return this.armAlarm();
         // Dispatch was lost or is waiting for capacity: enqueue again (consumers are idempotent).
         const delay = Math.min(
           ((await this.ctx.storage.get<number>(WATCHDOG_DELAY_KEY)) ?? DISPATCH_WATCHDOG_MS) * 2,
           MAX_DISPATCH_WATCHDOG_MS,
         );
-        await this.ctx.storage.put(WATCHDOG_DELAY_KEY, delay);
-        await this.ctx.storage.setAlarm(now + delay);
-        await this.env.DISPATCH_QUEUE.send(this.dispatchMessage(state));
+        await this.ctx.storage.put({ [WATCHDOG_DELAY_KEY]: delay, [WATCHDOG_AT_KEY]: now + delay });
+        await this.armAlarm();
+        await sendDispatch(this.env, this.dispatchMessage(state));
         return;
       }
       case "starting": {
-        const limit = (state.claimedAt ?? now) + START_TIMEOUT_MS;
-        if (now < limit) return this.ctx.storage.setAlarm(limit);
+        if (now < startLimitOf(state, now)) return this.armAlarm();
         await this.endByPlatform({ kind: "crashed", message: "the container did not start the handler in time" });
         return;
       }
@@ -325,7 +382,7 @@ export class AsyncEventObject extends DurableObject<Env> {
           return;
         }
         const limit = (state.startedAt ?? now) + state.function.timeoutSeconds * 1000 + TIMEOUT_BACKSTOP_GRACE_MS;
-        if (now < limit) return this.ctx.storage.setAlarm(this.nextAlarmAt(state));
+        if (now < limit) return this.armAlarm();
         await this.endByPlatform({ kind: "timeout" });
         return;
       }
@@ -333,8 +390,10 @@ export class AsyncEventObject extends DurableObject<Env> {
       case "failed":
       case "aborted": {
         const expiry = (state.endedAt ?? now) + EVENT_RETENTION_MS;
-        if (now < expiry) return this.ctx.storage.setAlarm(expiry);
+        if (now < expiry) return this.armAlarm();
+        // The index row has expired by now too (it is kept 3 days from the start): nothing is owed.
         this.state = undefined;
+        this.pendingIndex = undefined;
         await this.ctx.storage.deleteAlarm();
         await this.ctx.storage.deleteAll();
         return;
@@ -366,7 +425,12 @@ export class AsyncEventObject extends DurableObject<Env> {
     });
   }
 
-  /** Applies a command: persist first, then the side effects (alarm, index). */
+  /**
+   * Applies a command: persist first (with the index write it makes owed), then the side effects
+   * (alarm, index). The index holds what list filters use, the public status and times: the
+   * dispatch consumer writes the first row, and only the end changes it again (internal phases are
+   * not indexed). A failed index write stays owed and the alarm retries it.
+   */
   private async apply(
     command: EventCommand,
   ): Promise<{ ok: true } | { ok: false; code: TransitionError["code"] | "UNKNOWN"; message: string }> {
@@ -377,20 +441,71 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (!result.changed) return { ok: true };
     const next = result.state;
     this.state = next;
-    await this.saveState(next);
-    await this.ctx.storage.setAlarm(this.nextAlarmAt(next));
+    const owesIndex = publicStatus(next.phase) !== publicStatus(state.phase);
+    if (owesIndex) this.pendingIndex = newPendingIndexWrite(next.version, Date.now());
+    await this.saveState(next, owesIndex ? this.pendingIndex : undefined);
+    await this.armAlarm();
     this.narrate(state, next);
-    try {
-      // The index holds what list filters use: the public status and times. The consumer writes
-      // the first row; only the end changes it again (internal phases are not indexed).
-      if (publicStatus(next.phase) !== publicStatus(state.phase)) {
-        await writeIndexEntries(this.env.DB, [indexEntryOf(next)]);
-      }
-    } catch (error) {
-      // The index follows the DO; the next transition (or the retention job) writes it again.
-      console.warn("event index write failed", next.requestId, String(error));
-    }
+    if (owesIndex) await this.flushIndex();
     return { ok: true };
+  }
+
+  /**
+   * Writes the owed index row (the current state's entry: the versioned upsert never lets it
+   * replace a newer row) and forgets the debt once D1 has it. A failure is logged (see
+   * logsIndexFailure) and retried by the alarm with backoff; it is never given up while the row
+   * could be listed. D1's errors never escape from here.
+   */
+  private async flushIndex(): Promise<void> {
+    const state = this.state;
+    const owed = this.pendingIndex;
+    if (!state || !owed) return;
+    if (state.invokedAt < Date.now() - EVENT_INDEX_RETENTION_MS) {
+      // The index keeps rows 3 days from the start: this one would be purged, so it is not written.
+      console.warn("event index write dropped: the row is past the index's retention", state.requestId);
+      return this.settleIndex(owed.version);
+    }
+    const entry = indexEntryOf(state);
+    try {
+      await writeIndexEntries(this.env.DB, [entry]);
+    } catch (error) {
+      // Another call may have replaced the debt while D1 answered: count the failure on the newest.
+      const failed = afterFailedIndexWrite(this.pendingIndex ?? owed, Date.now());
+      this.pendingIndex = failed;
+      await this.ctx.storage.put(INDEX_PENDING_KEY, failed);
+      await this.armAlarm();
+      if (logsIndexFailure(failed.attempts)) {
+        console.warn(
+          `event index write failed (attempt ${failed.attempts}); retrying in ${failed.retryAt - Date.now()} ms`,
+          state.requestId,
+          String(error),
+        );
+      }
+      return;
+    }
+    return this.settleIndex(entry.version);
+  }
+
+  /** D1 has the row at `version`: the debt is forgotten unless a newer one was owed meanwhile. */
+  private async settleIndex(version: number): Promise<void> {
+    if (!this.pendingIndex || this.pendingIndex.version > version) return;
+    this.pendingIndex = undefined;
+    await this.ctx.storage.delete(INDEX_PENDING_KEY);
+    await this.armAlarm();
+  }
+
+  /**
+   * Sets the one alarm to the earliest of the phase's watchdog or retention time and the retry of
+   * an owed index write.
+   */
+  private async armAlarm(): Promise<void> {
+    const state = this.state;
+    if (!state) return;
+    const phaseAt =
+      state.phase === "queued"
+        ? ((await this.ctx.storage.get<number>(WATCHDOG_AT_KEY)) ?? Date.now() + DISPATCH_WATCHDOG_MS)
+        : this.nextAlarmAt(state);
+    await this.ctx.storage.setAlarm(Math.min(phaseAt, this.pendingIndex?.retryAt ?? phaseAt));
   }
 
   /** Platform log lines for a transition: the start (instance, cold or warm) and the end. */
@@ -420,7 +535,7 @@ export class AsyncEventObject extends DurableObject<Env> {
 
   private nextAlarmAt(state: EventState): number {
     if (isTerminal(state.phase)) return (state.endedAt ?? Date.now()) + EVENT_RETENTION_MS;
-    if (state.phase === "starting") return (state.claimedAt ?? Date.now()) + START_TIMEOUT_MS;
+    if (state.phase === "starting") return startLimitOf(state, Date.now());
     if (state.phase === "running") {
       const timeoutAt =
         (state.startedAt ?? Date.now()) + state.function.timeoutSeconds * 1000 + TIMEOUT_BACKSTOP_GRACE_MS;

@@ -16,6 +16,58 @@ export interface EventIndexEntry {
   version: number;
 }
 
+/**
+ * An index write an event owes D1: kept in the event's Durable Object storage (written together
+ * with the state that made it owed) until D1 has the row, and retried by the event's alarm.
+ */
+export interface PendingIndexWrite {
+  /** The event version the index row must reach; the current state is written (never older). */
+  version: number;
+  /** Failed attempts so far. */
+  attempts: number;
+  /** When the next attempt is due (epoch ms). */
+  retryAt: number;
+}
+
+/** Delay before retrying an index write that failed once. */
+export const INDEX_RETRY_FIRST_DELAY_MS = 1_000;
+/** Longest delay between two retries of an owed index write (the doubling stops there). */
+export const INDEX_RETRY_MAX_DELAY_MS = 5 * 60_000;
+/**
+ * Share of a retry delay drawn at random (the rest is fixed): events whose writes failed together
+ * (D1 unavailable) do not all retry at the same instant.
+ */
+const INDEX_RETRY_JITTER = 0.5;
+
+/** A pending write owed from now on, first tried at once by the caller and then by the alarm. */
+export function newPendingIndexWrite(version: number, now: number): PendingIndexWrite {
+  return { version, attempts: 0, retryAt: now + INDEX_RETRY_FIRST_DELAY_MS };
+}
+
+/**
+ * The pending write after one more failed attempt: the delay doubles from
+ * INDEX_RETRY_FIRST_DELAY_MS up to INDEX_RETRY_MAX_DELAY_MS, with jitter. There is no last attempt:
+ * the write stays owed as long as the row could be listed.
+ */
+export function afterFailedIndexWrite(
+  pending: PendingIndexWrite,
+  now: number,
+  random = Math.random,
+): PendingIndexWrite {
+  const attempts = pending.attempts + 1;
+  const base = Math.min(INDEX_RETRY_FIRST_DELAY_MS * 2 ** Math.min(attempts - 1, 30), INDEX_RETRY_MAX_DELAY_MS);
+  const delay = Math.round(base * (1 - INDEX_RETRY_JITTER + INDEX_RETRY_JITTER * random()));
+  return { ...pending, attempts, retryAt: now + delay };
+}
+
+/**
+ * Whether a failed attempt is logged: the 1st, 2nd, 4th, 8th, ...: an outage of any length costs
+ * each event a number of log lines that grows with the logarithm of its attempts.
+ */
+export function logsIndexFailure(attempts: number): boolean {
+  return attempts > 0 && (attempts & (attempts - 1)) === 0;
+}
+
 /** The index entry of an event's current state. */
 export function indexEntryOf(state: EventState): EventIndexEntry {
   return {

@@ -5,7 +5,9 @@ import { schedulerName } from "./function-scheduler-object";
 /**
  * Consumes the dispatch queue: writes the events' first index rows in one D1 batch, then hands
  * them to their functions' schedulers. Delivery is at-least-once; both steps are idempotent
- * (versioned index upsert, scheduler de-duplication, and the event's single claim).
+ * (versioned index upsert, scheduler de-duplication, and the event's single claim). When the index
+ * write fails, each event's Durable Object takes its row over (see handIndexRowsToEvents); a
+ * message is acknowledged only once its row is written or owed by its event, and its scheduler has it.
  */
 export async function consumeDispatchBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const valid: { message: Message<unknown>; body: DispatchMessage }[] = [];
@@ -34,11 +36,16 @@ export async function consumeDispatchBatch(batch: MessageBatch<unknown>, env: En
     durationMs: null,
     version: 1,
   }));
+  let indexed: ReadonlySet<string>;
   try {
     await writeIndexEntries(env.DB, entries);
+    indexed = new Set(valid.map(({ body }) => body.requestId));
   } catch (error) {
-    // The index follows the event objects; later transitions write the row again.
-    console.warn("event index write failed for a dispatch batch", String(error));
+    console.warn("event index write failed for a dispatch batch; the events will write their rows", String(error));
+    indexed = await handIndexRowsToEvents(
+      valid.map(({ body }) => body.requestId),
+      env,
+    );
   }
 
   const bySchedulers = new Map<string, typeof valid>();
@@ -50,13 +57,38 @@ export async function consumeDispatchBatch(batch: MessageBatch<unknown>, env: En
     [...bySchedulers].map(async ([name, items]) => {
       try {
         await env.SCHEDULER.get(env.SCHEDULER.idFromName(name)).submit(items.map((item) => item.body));
-        for (const item of items) item.message.ack();
+        for (const item of items) {
+          // A row neither written nor owed by its event: the redelivery writes it (and the
+          // scheduler ignores the repeated submission).
+          if (indexed.has(item.body.requestId)) item.message.ack();
+          else item.message.retry({ delaySeconds: 1 });
+        }
       } catch (error) {
         console.warn("scheduler submit failed; retrying", name, String(error));
         for (const item of items) item.message.retry({ delaySeconds: 1 });
       }
     }),
   );
+}
+
+/**
+ * Asks each event's Durable Object to take over its index row (it keeps the write owed and its
+ * alarm retries it until D1 has it). Returns the RequestIds whose row is now owed by their event
+ * or needs none (the event no longer exists); the others could not be handed over.
+ */
+async function handIndexRowsToEvents(requestIds: readonly string[], env: Env): Promise<ReadonlySet<string>> {
+  const settled = new Set<string>();
+  await Promise.all(
+    requestIds.map(async (requestId) => {
+      try {
+        await env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(requestId)).owesIndexRow();
+        settled.add(requestId);
+      } catch (error) {
+        console.warn("could not hand an index row to its event; the message is redelivered", requestId, String(error));
+      }
+    }),
+  );
+  return settled;
 }
 
 /** Dead letters: the event objects' watchdogs dispatch again, so these are only logged. */
