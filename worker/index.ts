@@ -7,6 +7,8 @@ export { AsyncEventObject } from "./events/async-event-object";
 export { InstanceContainer } from "./instances/instance-container";
 export { FunctionSchedulerObject } from "./scheduling/function-scheduler-object";
 export { NamespaceQuotaObject } from "./scheduling/namespace-quota-object";
+export { PlatformCapacityObject } from "./scheduling/platform-capacity-object";
+export { QpsBucketObject } from "./scheduling/qps-bucket-object";
 
 const app = createApp();
 

@@ -1,5 +1,5 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
 import type { InstanceContainer } from "../../worker/instances/instance-container";
 import {
@@ -10,6 +10,19 @@ import {
   parseNamespaceMaxContainers,
   WAKE_RESERVATION_MS,
 } from "../../worker/scheduling/namespace-quota-object";
+import { PLATFORM_CAPACITY_NAME } from "../../worker/scheduling/platform-capacity-object";
+
+/**
+ * Every namespace's new containers also count against the platform-wide cap (50, shared by the
+ * whole file): each test starts with the platform empty, so that only its own namespace's cap acts.
+ */
+beforeEach(async () => {
+  const platform = env.PLATFORM_CAPACITY.get(env.PLATFORM_CAPACITY.idFromName(PLATFORM_CAPACITY_NAME));
+  await runInDurableObject(platform, async (_object, state) => {
+    state.storage.sql.exec("DELETE FROM units");
+    state.storage.sql.exec("DELETE FROM waiters");
+  });
+});
 
 /** A namespace no other test uses (each has its own quota object). */
 function uniqueNamespace(prefix: string): string {

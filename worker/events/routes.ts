@@ -3,7 +3,7 @@ import { z } from "zod";
 import { parseWith, readBodyText } from "../api/validation";
 import { type AuthVariables, canAccessNamespace } from "../auth/credentials";
 import { functionNameSchema } from "../functions/model";
-import { QpsLimiter } from "../functions/qps-limiter";
+import { DistributedQpsLimiter, qpsBucketStub } from "../functions/qps-limiter";
 import { FunctionRegistry, functionNotFound } from "../functions/registry";
 import { namespaceParam } from "../functions/routes";
 import { PlatformError, unwrap } from "../shared/errors";
@@ -20,7 +20,8 @@ export const API_INVOKE_TYPE = "OTHERS";
 /** The only qualifier until versions exist. */
 export const DEFAULT_QUALIFIER = "$LATEST";
 
-const limiter = new QpsLimiter();
+/** Invocation QPS per function, counted across isolates (one bucket Durable Object per function). */
+const limiter = new DistributedQpsLimiter();
 const terminateBodySchema = z.strictObject({ graceful: z.boolean().default(false) });
 const requestIdSchema = z.uuid("requestId must be a UUID");
 
@@ -48,10 +49,13 @@ export async function invokeAsync(
   if (qualifier !== DEFAULT_QUALIFIER) {
     throw new PlatformError("INVALID_PARAMETER", `qualifier: only ${DEFAULT_QUALIFIER} exists`);
   }
-  if (!limiter.tryAdmit(`${request.namespace}/${request.functionName}`, snapshot.qpsLimit, Date.now())) {
+  const bucketKey = `fn:${request.namespace}/${request.functionName}`;
+  const admission = await limiter.admit(bucketKey, snapshot.qpsLimit, () => qpsBucketStub(env, bucketKey));
+  if (!admission.admitted) {
     throw new PlatformError(
       "RATE_LIMITED",
-      `function ${request.functionName} is over its limit of ${snapshot.qpsLimit} invocations per second`,
+      `function ${request.functionName} is over its limit of ${snapshot.qpsLimit} invocations per second; retry after ${admission.retryAfterSeconds} s`,
+      { retryAfterSeconds: admission.retryAfterSeconds },
     );
   }
   const requestId = crypto.randomUUID();

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { SqlSettings } from "../shared/sql-settings";
+import { PLATFORM_CAPACITY_NAME, type PlatformCapacityObject, type UnitGrant } from "./platform-capacity-object";
 
 /**
  * Containers one namespace may run at once when `NAMESPACE_MAX_CONTAINERS` is unset or invalid:
@@ -123,6 +124,7 @@ type LeaseRow = {
  */
 export class NamespaceQuotaObject extends DurableObject<Env> {
   private readonly settings: SqlSettings;
+  private platformStub: DurableObjectStub<PlatformCapacityObject> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -161,6 +163,8 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
     const granted: string[] = [];
     const refused: string[] = [];
     const evictions: Promise<void>[] = [];
+    /** New slots leased here before the platform confirmed their containers (see confirmFresh). */
+    const fresh: LeaseRequest[] = [];
     for (const request of requests) {
       const instance = instanceName(scheduler, request.slot);
       const lease = this.lease(instance);
@@ -180,8 +184,9 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
         );
         granted.push(request.requestId);
       } else if (free > 0) {
+        // Counted here at once (no other acquire can take the same room), confirmed below.
         this.insertLease(instance, scheduler, request, now);
-        granted.push(request.requestId);
+        fresh.push(request);
       } else {
         const victim = this.markEvictionCandidate(now);
         if (!victim) {
@@ -195,7 +200,7 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
         );
       }
     }
-    await Promise.all(evictions);
+    await Promise.all([...evictions, this.confirmFresh(scheduler, fresh, granted, refused)]);
     this.recordWaiter(scheduler, granted.length > 0, refused.length > 0);
     this.ctx.waitUntil(this.ensureAuditAlarm());
     return { granted, refused };
@@ -235,8 +240,41 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
         instance,
         typeof endedRequestId === "string" ? endedRequestId : null,
       ).rowsWritten > 0;
-    if (released) this.wakeWaiters(Date.now());
+    if (released) {
+      await this.platformRelease([instance]);
+      this.wakeWaiters(Date.now());
+    }
     return { released };
+  }
+
+  /**
+   * The platform is full and another namespace needs room (PlatformCapacityObject.reclaim): destroys
+   * up to `wanted` of this namespace's idle containers, least recently used first, and gives their
+   * units back. Busy containers are never touched. Answers how many were given back.
+   */
+  async yieldIdle(wanted: number): Promise<{ yielded: number }> {
+    if (!Number.isInteger(wanted) || wanted < 1) return { yielded: 0 };
+    let yielded = 0;
+    while (yielded < Math.min(wanted, MAX_LEASES_PER_ACQUIRE)) {
+      const markedAt = Date.now();
+      const victim = this.markEvictionCandidate(markedAt);
+      if (!victim) break;
+      const evicted = await this.askToEvict(victim);
+      const sql = this.ctx.storage.sql;
+      if (!evicted) {
+        sql.exec("UPDATE slot_leases SET evicting_at = NULL WHERE instance = ? AND evicting_at = ?", victim, markedAt);
+        break;
+      }
+      sql.exec("DELETE FROM slot_leases WHERE instance = ? AND evicting_at = ?", victim, markedAt);
+      await this.platformRelease([victim]);
+      yielded += 1;
+    }
+    return { yielded };
+  }
+
+  /** The platform has room again (PlatformCapacityObject): wakes this namespace's waiting schedulers. */
+  async capacityFreed(): Promise<void> {
+    this.wakeWaiters(Date.now());
   }
 
   /** Leases and waiting schedulers (observability and tests). */
@@ -280,6 +318,7 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
       await Promise.all(old.slice(start, start + LEASE_AUDIT_PARALLELISM).map((row) => this.auditLease(row)));
     }
     this.wakeWaiters(Date.now());
+    await this.syncPlatform();
     const pending = this.leaseCount() + Number(sql.exec("SELECT COUNT(*) AS n FROM waiters").one().n);
     if (pending > 0) await this.ctx.storage.setAlarm(Date.now() + LEASE_AUDIT_INTERVAL_MS);
   }
@@ -297,7 +336,8 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
     const unchanged = "instance = ? AND touched_at = ? AND evicting_at IS NULL";
     if (!state.containerRunning && !state.busy) {
       console.warn("lease audit: dropping the lease of an instance that holds no container", row.instance);
-      sql.exec(`DELETE FROM slot_leases WHERE ${unchanged}`, row.instance, row.touched_at);
+      const dropped = sql.exec(`DELETE FROM slot_leases WHERE ${unchanged}`, row.instance, row.touched_at).rowsWritten;
+      if (dropped > 0) await this.platformRelease([row.instance]);
     } else if (!state.busy && row.request_id !== null) {
       sql.exec(`UPDATE slot_leases SET request_id = NULL WHERE ${unchanged}`, row.instance, row.touched_at);
     }
@@ -328,13 +368,121 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
         now,
         instance,
       );
-      if (freed) this.wakeWaiters(now);
+      if (freed) {
+        await this.platformRelease([victim]);
+        this.wakeWaiters(Date.now());
+      }
       return true;
     }
     // The victim's lease went meanwhile (its instance gave it back): the room is free only if unreserved.
     if (!freed && this.limit() - this.leaseCount() - this.reservedExcept(scheduler) <= 0) return false;
     this.insertLease(instance, scheduler, request, now);
-    return true;
+    // The victim's container is gone: its platform unit moves to the new slot (a new unit if it went).
+    const moved = freed ? await this.platformTransfer(victim, instance) : await this.platformAcquire([instance]);
+    if (moved.has(instance)) return true;
+    sql.exec("DELETE FROM slot_leases WHERE instance = ? AND request_id = ?", instance, request.requestId);
+    return false;
+  }
+
+  /**
+   * Asks the platform for the containers of new slots leased in this acquire. Granted ones count as
+   * granted; refused ones give their lease back and try to swap an idle container of this namespace
+   * (platform-neutral); with none idle they wait, and the platform is asked to reclaim idle
+   * containers of other namespaces.
+   */
+  private async confirmFresh(
+    scheduler: string,
+    fresh: LeaseRequest[],
+    granted: string[],
+    refused: string[],
+  ): Promise<void> {
+    if (fresh.length === 0) return;
+    const confirmed = await this.platformAcquire(fresh.map((request) => instanceName(scheduler, request.slot)));
+    const sql = this.ctx.storage.sql;
+    let waiting = 0;
+    for (const request of fresh) {
+      const instance = instanceName(scheduler, request.slot);
+      if (confirmed.has(instance)) {
+        granted.push(request.requestId);
+        continue;
+      }
+      sql.exec("DELETE FROM slot_leases WHERE instance = ? AND request_id = ?", instance, request.requestId);
+      const markedAt = Date.now();
+      const victim = this.markEvictionCandidate(markedAt);
+      const swapped = victim ? await this.evictFor(victim, markedAt, scheduler, request) : false;
+      if (swapped) {
+        granted.push(request.requestId);
+      } else {
+        refused.push(request.requestId);
+        waiting += 1;
+      }
+    }
+    if (waiting > 0) {
+      this.ctx.waitUntil(
+        this.platform()
+          .reclaim(namespaceOfScheduler(scheduler), waiting)
+          .catch((error: unknown) => console.warn("asking the platform to reclaim failed", String(error))),
+      );
+    }
+  }
+
+  /** Platform units for new containers; an unreachable platform grants nothing (the events wait). */
+  private async platformAcquire(instances: string[]): Promise<Set<string>> {
+    if (instances.length === 0) return new Set();
+    const namespace = this.namespace(instances[0] ?? "");
+    const answer: UnitGrant = await this.platform()
+      .acquire(namespace, instances)
+      .catch((error: unknown) => {
+        console.warn("platform capacity unreachable; events wait", namespace, String(error));
+        return { granted: [], refused: instances };
+      });
+    return new Set(answer.granted);
+  }
+
+  /** Moves a destroyed container's platform unit to a new slot of this namespace. */
+  private async platformTransfer(from: string, to: string): Promise<Set<string>> {
+    const answer = await this.platform()
+      .transfer(this.namespace(to), from, to)
+      .catch((error: unknown) => {
+        console.warn("platform capacity unreachable; events wait", to, String(error));
+        return { granted: false };
+      });
+    return new Set(answer.granted ? [to] : []);
+  }
+
+  /** Gives destroyed containers' platform units back; a failure is logged (the sync reclaims). */
+  private async platformRelease(instances: string[]): Promise<void> {
+    await this.platform()
+      .release(instances)
+      .catch((error: unknown) => console.warn("releasing platform units failed", instances.join(","), String(error)));
+  }
+
+  /** Tells the platform which containers this namespace holds (drops units of lost releases). */
+  private async syncPlatform(): Promise<void> {
+    const instances = this.ctx.storage.sql
+      .exec<{ instance: string; scheduler: string }>("SELECT instance, scheduler FROM slot_leases")
+      .toArray();
+    const namespace = this.settings.get("namespace");
+    if (!namespace) return;
+    await this.platform()
+      .sync(
+        namespace,
+        instances.map((row) => row.instance),
+      )
+      .catch((error: unknown) => console.warn("platform capacity sync failed", namespace, String(error)));
+  }
+
+  /** The namespace an instance name belongs to (remembered for the sync). */
+  private namespace(instance: string): string {
+    const namespace = namespaceOfScheduler(instance);
+    if (this.settings.get("namespace") !== namespace) this.settings.set("namespace", namespace);
+    return namespace;
+  }
+
+  /** The platform-wide capacity object; one stub, so that calls arrive in the order sent. */
+  private platform() {
+    this.platformStub ??= this.env.PLATFORM_CAPACITY.get(this.env.PLATFORM_CAPACITY.idFromName(PLATFORM_CAPACITY_NAME));
+    return this.platformStub;
   }
 
   /** Asks an instance to destroy its container if idle; no answer within EVICTION_TIMEOUT_MS is a no. */
