@@ -53,10 +53,13 @@ async function freePort(): Promise<number> {
 }
 
 /**
- * Starts an agent. `token: null` starts it without AFP_AGENT_TOKEN. PATH puts this Node and the
- * system's python3 first (the handler user must be able to run both).
+ * Starts an agent. `token: null` starts it without AFP_AGENT_TOKEN; `env` adds variables (such as
+ * AFP_PLATFORM_STOP_GRACE_MS). PATH puts this Node and the system's python3 first (the handler user
+ * must be able to run both).
  */
-export async function startAgent(options: { token?: string | null } = {}): Promise<RunningAgent> {
+export async function startAgent(
+  options: { token?: string | null; env?: Record<string, string> } = {},
+): Promise<RunningAgent> {
   const port = await freePort();
   const token = options.token === undefined ? randomBytes(32).toString("hex") : options.token;
   const sandbox = mkdtempSync(join(tmpdir(), "afp-agent-"));
@@ -68,6 +71,7 @@ export async function startAgent(options: { token?: string | null } = {}): Promi
     PATH: `${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
     AGENT_PORT: String(port),
     AGENT_CODE_ROOT: codeRoot,
+    ...options.env,
   };
   if (token !== null) env.AFP_AGENT_TOKEN = token;
   const child = spawn(process.execPath, [join(AGENT_DIR, "agent.mjs")], { env, stdio: ["ignore", "ignore", "pipe"] });

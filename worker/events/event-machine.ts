@@ -15,9 +15,17 @@ export const STATUS_CODE = {
   TIMEOUT: 433,
   MEMORY_LIMIT: 434,
   USER_PROCESS_EXIT: 439,
-  /** Terminated on request (forced, while queued, or after a handled SIGTERM). */
+  /**
+   * Terminated on request without the handler ending by itself: forced, while queued or starting,
+   * or still running when the grace period after a graceful terminate's SIGTERM ran out.
+   */
   TERMINATED: 499,
   PLATFORM_ERROR: 500,
+  /**
+   * The platform stopped the container while the handler ran (Cloudflare's SIGTERM on a rollout or
+   * a host drain; locally `docker kill -s TERM`). Not an SCF code: SCF documents none for this.
+   */
+  PLATFORM_STOPPED: 503,
 } as const;
 
 /** How one execution ended, as the instance observed it. */
@@ -28,6 +36,11 @@ export type ExecutionOutcome =
   | { kind: "oom"; message?: string }
   | { kind: "exited"; code: number | null; signal: string | null }
   | { kind: "sigterm" }
+  /**
+   * The container got SIGTERM from the platform (not from a terminate request) while the handler
+   * ran; `message` says how the handler ended after it (the agent forwards the signal).
+   */
+  | { kind: "platform_stop"; message: string }
   | { kind: "crashed"; message: string }
   | { kind: "error"; message: string };
 
@@ -139,6 +152,20 @@ function resultJson(value: unknown): string | undefined {
   }
 }
 
+/** SCF's message for StatusCode 439: the handler's process exited while an event ran. */
+export const USER_PROCESS_EXIT_MESSAGE = "User process exit when running";
+/** The message of StatusCode 503 (PLATFORM_STOPPED), followed by how the handler ended. */
+export const PLATFORM_STOPPED_MESSAGE = "Container stopped by the platform while the handler ran";
+
+/** The ending of an execution whose container the platform stopped: FAILED, never ABORTED. */
+function platformStoppedEnding(detail: string): Ending {
+  return {
+    phase: "failed",
+    statusCode: STATUS_CODE.PLATFORM_STOPPED,
+    errorMessage: `${PLATFORM_STOPPED_MESSAGE} (${detail})`,
+  };
+}
+
 /** Maps an execution outcome to the event's terminal phase and StatusCode. */
 export function endingOf(outcome: ExecutionOutcome, timeoutSeconds: number): Ending {
   switch (outcome.kind) {
@@ -185,46 +212,70 @@ export function endingOf(outcome: ExecutionOutcome, timeoutSeconds: number): End
         statusCode: STATUS_CODE.USER_PROCESS_EXIT,
         errorMessage:
           outcome.signal !== null
-            ? `User process exit when running (signal ${outcome.signal})`
-            : `User process exit when running (exit code ${outcome.code})`,
+            ? `${USER_PROCESS_EXIT_MESSAGE} (signal ${outcome.signal})`
+            : `${USER_PROCESS_EXIT_MESSAGE} (exit code ${outcome.code})`,
       };
     case "sigterm":
-      return {
-        phase: "aborted",
-        statusCode: STATUS_CODE.USER_PROCESS_EXIT,
-        errorMessage: "User process exit when running (SIGTERM not handled)",
-      };
+      // The agent forwarded a SIGTERM the user did not ask for (no terminate was requested):
+      // only the platform's stop of the container sends one.
+      return platformStoppedEnding("the handler was ended by SIGTERM");
+    case "platform_stop":
+      return platformStoppedEnding(outcome.message);
     case "crashed":
     case "error":
       return { phase: "failed", statusCode: STATUS_CODE.PLATFORM_ERROR, errorMessage: outcome.message };
     default: {
-      const unreachable: never = outcome;
-      return unreachable;
+      // An outcome of a kind this worker does not know (an agent of another version): a platform error.
+      const unknown: never = outcome;
+      return {
+        phase: "failed",
+        statusCode: STATUS_CODE.PLATFORM_ERROR,
+        errorMessage: `platform error: unknown execution outcome ${JSON.stringify((unknown as { kind?: unknown }).kind)}`,
+      };
     }
   }
 }
 
-/** How an execution that was asked to stop with SIGTERM ends. */
+/** True for the outcomes the platform caused, which stay FAILED even after a terminate request. */
+function isPlatformOutcome(outcome: ExecutionOutcome): boolean {
+  return outcome.kind === "crashed" || outcome.kind === "error" || outcome.kind === "platform_stop";
+}
+
+/**
+ * How an execution that was asked to stop with SIGTERM (graceful terminate) ends. One rule: the
+ * status is ABORTED (the user asked), and the StatusCode and message say how the handler ended,
+ * exactly as they would without the terminate: returned 200 (result kept), threw 430, exited
+ * with any code or died of a signal 439 (SIGTERM itself: "SIGTERM not handled"), timed out 433,
+ * over memory 434. Still running at the end of the grace period: 499 (see TERMINATED_AFTER_SIGTERM).
+ * The platform's own failures (500) and stop (503) stay FAILED: the terminate did not cause them.
+ */
 export function terminatedEndingOf(outcome: ExecutionOutcome, timeoutSeconds: number): Ending {
-  switch (outcome.kind) {
-    case "sigterm":
-      return endingOf(outcome, timeoutSeconds);
-    case "returned": {
-      // The handler caught SIGTERM, cleaned up and returned: its result is kept.
-      const finished = endingOf(outcome, timeoutSeconds);
-      return { ...finished, phase: "aborted" };
-    }
-    default: {
-      const ending = endingOf(outcome, timeoutSeconds);
-      return { ...ending, phase: "aborted", statusCode: STATUS_CODE.TERMINATED };
-    }
+  if (isPlatformOutcome(outcome)) return endingOf(outcome, timeoutSeconds);
+  if (outcome.kind === "sigterm") {
+    return {
+      phase: "aborted",
+      statusCode: STATUS_CODE.USER_PROCESS_EXIT,
+      errorMessage: `${USER_PROCESS_EXIT_MESSAGE} (SIGTERM not handled)`,
+    };
   }
+  return { ...endingOf(outcome, timeoutSeconds), phase: "aborted" };
 }
 
+/** A forced terminate, or one of an event that was queued or starting (no handler ran). */
 const TERMINATED_ENDING: Ending = {
   phase: "aborted",
   statusCode: STATUS_CODE.TERMINATED,
   errorMessage: "Terminated by request",
+};
+
+/**
+ * A forced stop after a graceful terminate's SIGTERM: the grace period ran out with the handler
+ * still running (or the user forced the terminate meanwhile).
+ */
+const TERMINATED_AFTER_SIGTERM: Ending = {
+  phase: "aborted",
+  statusCode: STATUS_CODE.TERMINATED,
+  errorMessage: "Terminated by request: the handler was still running after SIGTERM and was stopped by force",
 };
 
 function end(state: EventState, ending: Ending, at: number, memoryUsageKb?: number): EventState {
@@ -301,11 +352,12 @@ export function transition(state: EventState, command: EventCommand): Transition
     }
     case "timeout": {
       if (isTerminal(state.phase)) return unchanged;
-      return {
-        ok: true,
-        changed: true,
-        state: end(state, endingOf({ kind: "timeout" }, state.function.timeoutSeconds), command.at),
-      };
+      const timedOut: ExecutionOutcome = { kind: "timeout" };
+      const ending =
+        state.terminateRequestedAt !== undefined
+          ? terminatedEndingOf(timedOut, state.function.timeoutSeconds)
+          : endingOf(timedOut, state.function.timeoutSeconds);
+      return { ok: true, changed: true, state: end(state, ending, command.at) };
     }
     case "terminate": {
       if (isTerminal(state.phase)) {
@@ -325,7 +377,8 @@ export function transition(state: EventState, command: EventCommand): Transition
           state: { ...state, terminateRequestedAt: command.at, version: state.version + 1 },
         };
       }
-      return { ok: true, changed: true, state: end(state, TERMINATED_ENDING, command.at) };
+      const forced = state.terminateRequestedAt !== undefined ? TERMINATED_AFTER_SIGTERM : TERMINATED_ENDING;
+      return { ok: true, changed: true, state: end(state, forced, command.at) };
     }
     default: {
       const unreachable: never = command;

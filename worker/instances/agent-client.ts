@@ -20,6 +20,8 @@ export interface AgentHealth {
   signalsReceived: { signal: string; at: number }[];
   busy: boolean;
   requestId: string | null;
+  /** The platform sent the container SIGTERM: it is going away and takes no new execution. */
+  stopping?: boolean;
 }
 
 /** The agent refused the token: the container was started by another boot of this object, or without one. */

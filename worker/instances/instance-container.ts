@@ -5,7 +5,7 @@ import { DEFAULT_MEMORY_MB } from "../functions/model";
 import type { LogRecord } from "../logs/event-log-store";
 import { instanceName, namespaceOfScheduler } from "../scheduling/namespace-quota-object";
 import { AgentClient, type AgentHealth } from "./agent-client";
-import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
+import { type AgentEndRecord, readAgentRecords, readStartedRecord } from "./agent-stream";
 import { type ContainerBoot, containerStartOptions, isContainerBoot, newContainerBoot } from "./container-boot";
 import { LogForwarder } from "./log-forwarder";
 
@@ -50,6 +50,27 @@ const RELAY_CHECK_INTERVAL_MS = 5_000;
 /** Times a broken relay stream is reopened in place before the execution counts as crashed. */
 const RELAY_RETRIES = 8;
 
+/**
+ * How long a start refused for capacity (isCapacityError) is retried before the execution fails:
+ * below the event's START_TIMEOUT_MS (120 s), so that the failure names the cause.
+ */
+export const CAPACITY_WAIT_MS = 90_000;
+/** Pause between two starts refused for capacity. */
+export const CAPACITY_RETRY_MS = 3_000;
+/**
+ * How Cloudflare words a container it cannot provide: past max_instances ("there is no container
+ * instance that can be provided to this durable object", "Maximum number of running container
+ * instances exceeded") or starts asked too fast ("you are requesting too many containers per second").
+ */
+const CAPACITY_ERROR =
+  /there is no container instance that can be provided|maximum number of running container instances exceeded|requesting too many containers per second|no container capacity/i;
+
+/** True when a start failed because Cloudflare had no container for it (wait and retry, never FAILED at once). */
+export function isCapacityError(error: unknown): boolean {
+  const text = error instanceof Error ? error.message : String(error);
+  return CAPACITY_ERROR.test(text);
+}
+
 const CURRENT_KEY = "current";
 /** Storage key of the running container's boot (its agent token and memory size). */
 const BOOT_KEY = "boot";
@@ -86,6 +107,10 @@ export class InstanceContainer extends DurableObject<Env> {
   private starting = 0;
   /** True while evictIfIdle destroys the idle container: no event may start on it meanwhile. */
   private evicting = false;
+  /** execute() calls in progress in this object instance (none after a restart). */
+  private executing = 0;
+  /** Why the container last started failed, as its monitor reported it (capacity refusals). */
+  private startFailure: unknown;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -180,7 +205,38 @@ export class InstanceContainer extends DurableObject<Env> {
     const boot = newContainerBoot(memoryMb);
     await this.ctx.storage.put(BOOT_KEY, boot);
     this.boot = boot;
+    this.startFailure = undefined;
     this.container.start(containerStartOptions(boot, this.env));
+    // Cloudflare reports a refused start (past max_instances) by failing the container's monitor.
+    this.container.monitor().catch((error: unknown) => {
+      if (this.boot === boot) this.startFailure = error;
+    });
+  }
+
+  /**
+   * Starts a container, waiting while Cloudflare has no capacity for it (isCapacityError): the
+   * start is retried every CAPACITY_RETRY_MS, for at most CAPACITY_WAIT_MS, then fails naming the
+   * limit. Other start errors are thrown at once.
+   */
+  private async startWithCapacityWait(memoryMb: number): Promise<AgentHealth> {
+    const giveUpAt = Date.now() + CAPACITY_WAIT_MS;
+    for (;;) {
+      try {
+        if (!this.container.running) await this.startContainer(memoryMb);
+        return await this.agent().waitUntilReady();
+      } catch (error) {
+        const cause = this.startFailure ?? error;
+        if (!isCapacityError(cause) && !isCapacityError(error)) throw error;
+        if (this.container.running) await this.container.destroy().catch(() => undefined);
+        if (Date.now() + CAPACITY_RETRY_MS > giveUpAt) {
+          throw new Error(
+            `no container capacity: the platform's containers are at Cloudflare's max_instances (${String(cause)})`,
+          );
+        }
+        console.warn("no container capacity; waiting to start again", String(cause));
+        await new Promise((resolve) => setTimeout(resolve, CAPACITY_RETRY_MS));
+      }
+    }
   }
 
   /**
@@ -191,16 +247,18 @@ export class InstanceContainer extends DurableObject<Env> {
     if (this.container.running && this.boot?.memoryMb !== memoryMb) {
       await this.container.destroy().catch(() => undefined);
     }
-    if (!this.container.running) await this.startContainer(memoryMb);
     try {
-      return await this.agent().waitUntilReady();
+      const health = await this.startWithCapacityWait(memoryMb);
+      if (!health.stopping) return health;
+      // The platform is stopping this container (a rollout, a host drain): run on a fresh one.
+      throw new Error("the container is being stopped by the platform");
     } catch (error) {
+      if (isCapacityError(error)) throw error;
       // One more try with a fresh container: a boot can fail on a busy engine, and a container
       // whose agent refuses our token (started by a lost boot) is of no use.
       console.warn("container did not become ready; starting a fresh one", String(error));
       if (this.container.running) await this.container.destroy().catch(() => undefined);
-      await this.startContainer(memoryMb);
-      return this.agent().waitUntilReady();
+      return this.startWithCapacityWait(memoryMb);
     }
   }
 
@@ -291,6 +349,11 @@ export class InstanceContainer extends DurableObject<Env> {
       // This object restarted mid-run: pick the agent's stream up where the last relay stopped.
       this.ctx.waitUntil(this.relayAndFinish(current.requestId));
     }
+    if (current.deadline === undefined && this.executing === 0 && this.starting === 0) {
+      // This object restarted while it was starting the execution (the whole runtime died, say):
+      // nothing is starting it any more, so start it again under the same claim.
+      await this.resumeStart(current.requestId);
+    }
     const next = Date.now() + RELAY_CHECK_INTERVAL_MS;
     await this.ctx.storage.setAlarm(current.deadline !== undefined ? Math.min(current.deadline, next) : next);
   }
@@ -329,7 +392,38 @@ export class InstanceContainer extends DurableObject<Env> {
     };
   }
 
+  /**
+   * Starts again an execution whose start died with this object (a restart before the hand-over):
+   * the event's claim by this instance is repeated (idempotent) for its payload and snapshot.
+   */
+  private async resumeStart(requestId: string): Promise<void> {
+    this.executing += 1;
+    try {
+      const claim = await this.eventStub(requestId).claim(this.instanceId);
+      if (this.current?.requestId !== requestId) return;
+      if (!claim.ok) {
+        // Ended meanwhile (terminated, timed out by its backstop): free the slot.
+        await this.finish(requestId, undefined);
+        return;
+      }
+      console.warn("resuming the start of an execution after a restart", requestId);
+      this.ctx.waitUntil(this.execute(claim));
+    } finally {
+      this.executing -= 1;
+    }
+  }
+
+  /** Runs one claimed execution (see runClaimed), counted in `executing` meanwhile. */
   private async execute(claim: Extract<ClaimResult, { ok: true }>): Promise<void> {
+    this.executing += 1;
+    try {
+      await this.runClaimed(claim);
+    } finally {
+      this.executing -= 1;
+    }
+  }
+
+  private async runClaimed(claim: Extract<ClaimResult, { ok: true }>): Promise<void> {
     const requestId = claim.requestId;
     const snapshot = claim.function;
     try {
@@ -341,8 +435,7 @@ export class InstanceContainer extends DurableObject<Env> {
       await this.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
       if (this.current?.requestId !== requestId || !this.container.running) return;
       const timeoutMs = snapshot.timeoutSeconds * 1000;
-      // The clock starts as the handler is handed over, so the event's start precedes its first line.
-      const startedAt = Date.now();
+      const postedAt = Date.now();
       // The answer is the execution's record stream: no request timeout, the deadline rules.
       const response = await agent.fetch("/executions?stream=1", {
         signal: new AbortController().signal,
@@ -370,21 +463,39 @@ export class InstanceContainer extends DurableObject<Env> {
       if (response.status !== 201 && response.status !== 200) {
         throw new Error(`the agent refused the execution: ${await refusalOf(response)}`);
       }
+      // 201 carries the new execution's stream; 200 (it already runs here) means reading it anew.
+      let stream = response;
+      if (response.status !== 201) {
+        await response.body?.cancel();
+        stream = await agent.fetch(`/executions/${encodeURIComponent(requestId)}/stream?after=0`, {
+          signal: new AbortController().signal,
+        });
+        if (!stream.ok) throw new Error(`agent stream answered ${stream.status}`);
+      }
+      if (!stream.body) throw new Error("the agent's execution stream has no body");
+      // The stream opens with the started record, written as the handler is handed the event.
+      const { started: handedOver, rest } = await readStartedRecord(stream.body);
       const current = this.current;
-      if (current?.requestId !== requestId) return;
+      if (current?.requestId !== requestId) {
+        await rest.cancel();
+        return;
+      }
+      // The hand-over, by the agent's clock, kept between the request and its answer (clock skew);
+      // without a started record (the execution ended before any hand-over), its answer.
+      const answeredAt = Date.now();
+      const startedAt = handedOver ? Math.min(Math.max(handedOver.ts, postedAt), answeredAt) : answeredAt;
       current.deadline = startedAt + timeoutMs;
+      if (handedOver) current.lastSeq = Math.max(current.lastSeq, handedOver.seq);
       await this.ctx.storage.put(CURRENT_KEY, current);
       await this.ctx.storage.setAlarm(Math.min(current.deadline, Date.now() + RELAY_CHECK_INTERVAL_MS));
       const started = await this.eventStub(requestId).markStarted(this.instanceId, cold, health.bootId, startedAt);
       if (!started.ok) {
         // Terminated while the container was starting: the event has ended, stop the handler.
-        await response.body?.cancel();
+        await rest.cancel();
         await this.finish(requestId, undefined);
         return;
       }
-      // 201 carries the new execution's stream; 200 (it already ran here) means reading it anew.
-      if (response.status !== 201) await response.body?.cancel();
-      await this.relayAndFinish(requestId, response.status === 201 ? response : undefined);
+      await this.relayAndFinish(requestId, new Response(rest));
     } catch (error) {
       await this.finish(requestId, { kind: "crashed", message: `platform error: ${String(error)}` });
     }

@@ -2,15 +2,19 @@
 // code packages and events over HTTP from its instance Durable Object only (a per-boot bearer
 // token), runs each event's handler in an unprivileged child process group (Node.js or Python
 // bootstrap), captures stdout/stderr line by line with timestamps under per-execution bounds,
-// forwards SIGTERM to the handler's group, and serves each execution's records (log lines, then
+// forwards SIGTERM to the handler's group (a user's graceful terminate, or the platform stopping the
+// container, told apart in the end record), and serves each execution's records (log lines, then
 // one end record) as a resumable NDJSON stream.
 //
 // Routes (all need `authorization: Bearer <AFP_AGENT_TOKEN>`, else 401):
-//   GET  /health                        liveness, signals received, the execution in progress
+//   GET  /health                        liveness, signals received, the execution in progress,
+//                                       whether the platform is stopping the container
 //   GET  /code/:sha256                  200 when the package is cached, 404 otherwise
 //   PUT  /code/:sha256                  body: the zip; verified against the hash, then extracted
 //   POST /executions[?stream=1]         start one execution (idempotent by requestId); with
-//                                       stream=1 the answer is the record stream
+//                                       stream=1 the answer is the record stream (a started
+//                                       record when the handler takes the event, log lines, one
+//                                       end record); 503 once the platform is stopping the container
 //   GET  /executions/:id                summary of one execution
 //   GET  /executions/:id/stream?after=N records with seq > N, live until the end record
 //   POST /executions/:id/signal         forward SIGTERM to the handler's process group
@@ -21,7 +25,7 @@ import { waitForCgroupLimits } from "./cgroup-limits.mjs";
 import { CodeStore } from "./code-package.mjs";
 import { Execution, streamRecords } from "./execution.mjs";
 import { HANDLER_ID, HandlerProcess, killHandlerUser } from "./handler-process.mjs";
-import { MAX_CODE_PACKAGE_BYTES, MAX_EXECUTION_SPEC_BYTES } from "./limits.mjs";
+import { MAX_CODE_PACKAGE_BYTES, MAX_EXECUTION_SPEC_BYTES, platformStopGraceMs } from "./limits.mjs";
 import { checkExecutionSpec, environmentProblem, REQUEST_ID_PATTERN, SHA256_PATTERN } from "./validation.mjs";
 
 /** Whether a request carries this boot's token (read, then removed from the environment). */
@@ -30,6 +34,12 @@ const PORT = Number(process.env.AGENT_PORT ?? 8080);
 const codeStore = new CodeStore(process.env.AGENT_CODE_ROOT ?? "/var/afp/code");
 /** How long after SIGTERM the agent waits before judging whether the user process handled it. */
 const SIGNAL_VERDICT_DELAY_MS = 300;
+/**
+ * How long a handler may run on after the platform's SIGTERM to the container before the agent kills
+ * it and ends its execution (DEFAULT_PLATFORM_STOP_GRACE_MS, 14 minutes, unless
+ * AFP_PLATFORM_STOP_GRACE_MS says otherwise).
+ */
+const PLATFORM_STOP_GRACE_MS = platformStopGraceMs(process.env);
 /** Ended executions kept for late readers; older ones are forgotten. */
 const KEPT_EXECUTIONS = 8;
 /** Idle time after which a kept-alive connection is closed. */
@@ -42,6 +52,8 @@ const bootId = randomUUID();
 const signalsReceived = [];
 /** requestId → execution; only the newest few ended executions are kept. */
 const executions = new Map();
+/** When the platform's SIGTERM reached the container (it is going away: no new execution starts). */
+let platformStoppingAt;
 /** The handler process of the container (one function per container). */
 let handlerProcess;
 
@@ -124,6 +136,31 @@ function signalExecution(execution) {
   return true;
 }
 
+/**
+ * The platform is stopping the container (its SIGTERM reached the agent through init.py: Cloudflare
+ * on a rollout or host drain, SIGKILL 15 minutes later; locally `docker kill -s TERM`). The running
+ * execution is told apart from a user's terminate: a [PLATFORM] line says so, the handler gets
+ * SIGTERM forwarded (a chance to checkpoint), and however it then ends, its end record carries the
+ * platform's outcome (see Execution.end). A handler still running PLATFORM_STOP_GRACE_MS later is
+ * killed, so that the end record leaves the container before the container dies.
+ */
+function stopForPlatform(execution) {
+  if (execution.ended || execution.platformStop !== undefined) return;
+  const stop = { at: Date.now(), graceMs: PLATFORM_STOP_GRACE_MS, expired: false };
+  execution.platformStop = stop;
+  execution.platform(
+    `[PLATFORM] The container is being stopped by the platform (SIGTERM): not a terminate request. SIGTERM is forwarded to the handler, which has ${Math.round(stop.graceMs / 1000)} s to save its work; the event then ends FAILED (StatusCode 503)`,
+  );
+  const handler = execution.process;
+  // No process to signal: it has exited, and its exit ends the execution with the platform's outcome.
+  if (!handler?.terminate()) return;
+  setTimeout(() => {
+    if (execution.ended) return;
+    stop.expired = true;
+    handler.kill();
+  }, stop.graceMs);
+}
+
 function health() {
   const running = currentExecution();
   return {
@@ -135,6 +172,7 @@ function health() {
     uptimeMs: Date.now() - startedAt,
     signalsReceived,
     busy: running !== undefined,
+    stopping: platformStoppingAt !== undefined,
     requestId: running?.requestId ?? null,
     handlerUid: HANDLER_ID ?? null,
   };
@@ -165,6 +203,11 @@ async function route(request, response) {
     if (existing) return json(response, 200, { requestId: existing.requestId, started: false });
     const running = currentExecution();
     if (running) return json(response, 409, { error: "busy", requestId: running.requestId });
+    if (platformStoppingAt !== undefined) {
+      return json(response, 503, {
+        error: "the container is being stopped by the platform: start the event elsewhere",
+      });
+    }
     if (!codeStore.has(spec.codeSha256)) return json(response, 412, { error: "code not cached" });
     if (!(await waitForCgroupLimits())) {
       return json(response, 503, { error: "the container's memory and process caps were not applied: not running it" });
@@ -222,14 +265,16 @@ const server = createServer((request, response) => {
 server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
 server.listen(PORT, "0.0.0.0");
 
-// SIGTERM (forwarded by init.py from the platform's container.signal) is recorded and forwarded to
-// the handler's process group, never used to stop the agent (the platform destroys the container).
+// Signals to the container (forwarded by init.py) are recorded and never stop the agent (the
+// platform destroys the container). SIGTERM to the container is the platform stopping it, never a
+// user's terminate (that one comes as POST /executions/:id/signal): see stopForPlatform.
 for (const signal of ["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2"]) {
   process.on(signal, () => {
     signalsReceived.push({ signal, at: Date.now() });
     if (signal === "SIGTERM") {
+      platformStoppingAt ??= Date.now();
       const running = currentExecution();
-      if (running) signalExecution(running);
+      if (running) stopForPlatform(running);
     }
   });
 }

@@ -1,6 +1,7 @@
 // Runs a Node.js handler for many events: `node bootstrap-node.mjs CODE_DIR file.function`.
 // One command per line on stdin: {"requestId", "event", "context"}; one outcome per line on fd 3:
-// {"requestId", "kind": "returned" | "threw", ...}. Events arrive one at a time.
+// {"requestId", "kind": "returned" | "threw", ...}, after {"requestId", "kind": "received"} as the
+// handler is called (the agent records the execution's start on it). Events arrive one at a time.
 import { existsSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -44,8 +45,31 @@ function reportLine(requestId, outcome) {
   });
 }
 
-function report(requestId, outcome) {
+/**
+ * Stdout and stderr are pipes to the agent. Node writes to a pipe asynchronously once the pipe is
+ * full, queueing the rest: a burst of console.log right before the handler returns could then be
+ * overtaken by the end mark (written synchronously) or lost by process.exit(). Blocking pipes make
+ * every write complete in order before the next statement (a handler that writes faster than the
+ * agent reads is slowed, never cut).
+ */
+for (const stream of [process.stdout, process.stderr]) stream._handle?.setBlocking?.(true);
+
+/**
+ * Resolves once a stdio stream has handed everything queued so far to its pipe: at once when the
+ * pipe is blocking, else when an empty write queued behind the rest completes.
+ */
+function flushed(stream) {
+  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => stream.write("", () => resolve()));
+}
+
+/**
+ * Ends an event: its output first (anything still queued on stdout and stderr), then the end mark
+ * on both streams, then the outcome on the report channel.
+ */
+async function report(requestId, outcome) {
   const line = reportLine(requestId, outcome);
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   writeSync(1, `${END_MARK}${requestId}\n`);
   writeSync(2, `${END_MARK}${requestId}\n`);
   writeSync(3, `${line}\n`);
@@ -81,24 +105,33 @@ async function run(command) {
   const context = { ...command.context, callbackWaitsForEmptyEventLoop: false };
   const deadline = Date.now() + (context.time_limit_in_ms ?? 0);
   context.getRemainingTimeInMillis = () => Math.max(0, deadline - Date.now());
+  let outcome;
   try {
     const result = await handler(command.event, context);
-    report(command.requestId, { kind: "returned", result: result === undefined ? null : result });
+    outcome = { kind: "returned", result: result === undefined ? null : result };
   } catch (error) {
-    report(command.requestId, { kind: "threw", ...describe(error) });
+    outcome = { kind: "threw", ...describe(error) };
   }
+  await report(command.requestId, outcome);
 }
 
 // A rejection the handler did not await still fails the event it belongs to, as in SCF.
 let currentRequestId;
 process.on("unhandledRejection", (error) => {
-  if (currentRequestId) report(currentRequestId, { kind: "threw", ...describe(error) });
+  if (!currentRequestId) return;
+  // A report that cannot be written leaves the process unusable: it dies, as a sync throw would.
+  report(currentRequestId, { kind: "threw", ...describe(error) }).catch((failure) =>
+    process.nextTick(() => {
+      throw failure;
+    }),
+  );
 });
 
 for await (const line of createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY })) {
   if (!line.trim()) continue;
   const command = JSON.parse(line);
   currentRequestId = command.requestId;
+  writeSync(3, `${JSON.stringify({ requestId: command.requestId, kind: "received" })}\n`);
   await run(command);
   currentRequestId = undefined;
 }

@@ -1,7 +1,8 @@
 """Runs a Python handler for many events: `python3 -u bootstrap.py CODE_DIR file.function`.
 
 One command per line on stdin: {"requestId", "event", "context"}; one outcome per line on fd 3:
-{"requestId", "kind": "returned" | "threw" | "oom", ...}. Events arrive one at a time.
+{"requestId", "kind": "returned" | "threw" | "oom", ...}, after {"requestId", "kind": "received"} as the
+handler is called (the agent records the execution's start on it). Events arrive one at a time.
 """
 import importlib
 import json
@@ -103,6 +104,8 @@ for line in sys.stdin:
         continue
     command = json.loads(line)
     request_id = command["requestId"]
+    report_stream.write(json.dumps({"requestId": request_id, "kind": "received"}) + "\n")
+    report_stream.flush()
     if load_error is not None:
         report(request_id, {"kind": "threw", **load_error})
         continue

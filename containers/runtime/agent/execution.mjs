@@ -1,11 +1,12 @@
-// One execution's records (log lines, then one end record), bounded, and the resumable NDJSON
-// stream that serves them.
+// One execution's records (a started record, log lines, then one end record), bounded, and the
+// resumable NDJSON stream that serves them.
 import {
   boundedOutcome,
   MAX_BUFFERED_CHARS,
   MAX_LINE_CHARS,
   MAX_LOG_CHARS_PER_EXECUTION,
   MAX_LOG_LINES_PER_EXECUTION,
+  platformStopOutcome,
 } from "./limits.mjs";
 
 /** Interval of the heartbeat record that keeps an idle stream open through proxies. */
@@ -37,7 +38,9 @@ export class Execution {
     this.ended = false;
     this.endRecord = undefined;
     this.waiters = new Set();
+    /** When the handler was handed the event (until then, when the execution was made). */
     this.startedAt = Date.now();
+    this.handedOverAt = undefined;
     this.sigtermAt = undefined;
     this.verdictLogged = false;
     this.process = undefined;
@@ -64,6 +67,18 @@ export class Execution {
     }
     for (const wake of this.waiters) wake();
     return full;
+  }
+
+  /**
+   * The handler has been handed the event (see HandlerProcess.handOver): the started record, the
+   * first of the stream (seq 1) unless the execution ended first, written at once whatever the
+   * handler prints, so that the stream answers and the instance marks the event started. The
+   * execution's duration counts from it.
+   */
+  handedOver() {
+    if (this.ended || this.handedOverAt !== undefined) return;
+    this.handedOverAt = this.push({ type: "started" }).ts;
+    this.startedAt = this.handedOverAt;
   }
 
   /** The buffered record with this seq, or undefined (not buffered, or not yet written). */
@@ -101,16 +116,26 @@ export class Execution {
     this.log("platform", line);
   }
 
-  /** The platform's verdict on a SIGTERM, logged once, always before the end record. */
+  /**
+   * The platform's verdict on a graceful terminate's SIGTERM (sigtermAt), logged once, always before
+   * the end record. A platform stop's SIGTERM gets no verdict: its wording is the user's terminate's.
+   */
   signalVerdict(handled) {
     if (this.sigtermAt === undefined || this.verdictLogged) return;
     this.verdictLogged = true;
     this.platform(handled ? "[PLATFORM] Signal received successfully" : "[PLATFORM] Signal reception failed");
   }
 
+  /**
+   * Writes the end record. After the platform's SIGTERM to the container (`platformStop`, set by the
+   * agent: `{ at, graceMs, expired }`) every outcome becomes the platform's (`platform_stop`): the handler's
+   * own ending is only described in its message.
+   */
   end(outcome, maxRssKb, exitCode, signal) {
     if (this.ended) return;
     this.signalVerdict(outcome.kind !== "sigterm");
+    const stop = this.platformStop;
+    const final = stop === undefined ? outcome : platformStopOutcome(outcome, stop.expired ? stop.graceMs : undefined);
     if (this.droppedLines > 0) {
       this.platform(
         `[PLATFORM] ${this.droppedLines} lines (${this.droppedChars} characters) over the log limit were dropped`,
@@ -119,7 +144,7 @@ export class Execution {
     const rss = Number.isFinite(maxRssKb) ? maxRssKb : undefined;
     this.push({
       type: "end",
-      outcome: boundedOutcome(outcome),
+      outcome: boundedOutcome(final),
       durationMs: Date.now() - this.startedAt,
       maxRssKb: rss,
       exitCode,

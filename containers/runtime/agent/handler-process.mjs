@@ -24,14 +24,36 @@ const STDERR_TAIL_CHARS = 4096;
 const HANDLER_ID_MIN = 100_000;
 /** One past the highest handler uid/gid (below 2^31, what every tool takes as a uid). */
 const HANDLER_ID_END = 2_000_000_000;
-/** How long after its exit a handler's last output may still arrive before its end is recorded. */
-const EXIT_SETTLE_MS = 20;
+/**
+ * After a handler process exits, its event ends once the process's stdout and stderr have ended
+ * (every line written before the exit read). A process that escaped the handler's group may hold
+ * the pipes open: then the event ends after this long without output on them…
+ */
+const EXIT_OUTPUT_QUIET_MS = 2_000;
+/** …or at the latest this long after the exit, however much that process still prints. */
+const EXIT_OUTPUT_MAX_WAIT_MS = 10_000;
+
+/** Resolves when a readable stream has ended or closed (its last data has been emitted). */
+function endOf(readable) {
+  return new Promise((resolve) => {
+    readable.once("end", resolve);
+    readable.once("close", resolve);
+  });
+}
 
 /**
  * The uid and gid handler processes run as: a fresh one per container boot (so per-uid limits and
  * file ownership never span containers), or undefined when the agent is not root and cannot drop.
  */
 export const HANDLER_ID = process.getuid?.() === 0 ? randomInt(HANDLER_ID_MIN, HANDLER_ID_END) : undefined;
+
+/**
+ * True when the agent sent the execution's handler SIGTERM: a graceful terminate (sigtermAt) or the
+ * platform's stop of the container (platformStop). A SIGTERM the handler sent itself is an exit.
+ */
+function sentSigterm(execution) {
+  return execution.sigtermAt !== undefined || execution.platformStop !== undefined;
+}
 
 /** Sends a signal to a whole process group; true when it was delivered to at least one process. */
 function signalGroup(pgid, signal) {
@@ -109,6 +131,8 @@ export class HandlerProcess {
     this.exited = false;
     this.stderrTail = "";
     this.pendingLines = { stdout: "", stderr: "" };
+    /** Chunks read from stdout and stderr so far (tells a quiet pipe from a busy one). */
+    this.outputChunks = 0;
     const [program, args] = bootstrapCommand(spec, codeDir);
     this.child = spawn(program, args, {
       cwd: codeDir,
@@ -128,6 +152,7 @@ export class HandlerProcess {
     this.child.stdin.on("error", () => {});
     this.capture("stdout", this.child.stdout);
     this.capture("stderr", this.child.stderr);
+    this.outputEnded = Promise.all([endOf(this.child.stdout), endOf(this.child.stderr)]);
     this.captureReports(this.child.stdio[3]);
     this.child.on("error", (error) => this.onExit(null, null, error));
     this.child.on("exit", (code, signal) => this.onExit(code, signal));
@@ -137,22 +162,46 @@ export class HandlerProcess {
     return JSON.stringify([spec.runtime, spec.codeSha256, spec.handler, spec.memoryLimitMb, spec.environment]);
   }
 
-  /** Runs one event in this process. */
+  /**
+   * Runs one event in this process: writes it to the bootstrap, which takes it once the function's
+   * code is loaded (at once in a warm process). The timeout runs from now, so that code whose
+   * loading never ends is stopped too, and again from the hand-over (see handOver).
+   */
   run(execution) {
-    this.current = { execution, report: undefined, marks: new Set() };
+    this.current = { execution, report: undefined, marks: new Set(), handedOver: false };
     execution.process = this;
     const spec = execution.spec;
     this.child.stdin.write(
       `${JSON.stringify({ requestId: spec.requestId, event: spec.event ?? {}, context: spec.context ?? {} })}\n`,
     );
-    if (spec.timeoutMs) {
-      this.current.timer = setTimeout(() => {
-        if (this.current?.execution === execution) {
-          this.current.timedOut = true;
-          this.kill();
-        }
-      }, spec.timeoutMs);
-    }
+    this.armTimeout();
+  }
+
+  /** (Re)starts the timeout of the event in progress, when its spec has one. */
+  armTimeout() {
+    const current = this.current;
+    if (!current?.execution.spec.timeoutMs) return;
+    if (current.timer) clearTimeout(current.timer);
+    current.timer = setTimeout(() => {
+      if (this.current === current) {
+        current.timedOut = true;
+        this.kill();
+      }
+    }, current.execution.spec.timeoutMs);
+  }
+
+  /**
+   * The event has reached the handler: its bootstrap took it (the "received" report, written just
+   * before the handler is called) or the process printed for it, whichever comes first. The
+   * execution records its start (the first record of its stream) and its timeout runs from here.
+   * A SIGTERM sent after this finds the function's code loaded, with its own signal listeners.
+   */
+  handOver() {
+    const current = this.current;
+    if (!current || current.handedOver) return;
+    current.handedOver = true;
+    current.execution.handedOver();
+    this.armTimeout();
   }
 
   /** Sends SIGTERM to the whole group (graceful terminate); false when nothing was there to get it. */
@@ -171,6 +220,7 @@ export class HandlerProcess {
     readable.setEncoding("utf8");
     let overflow = false;
     readable.on("data", (chunk) => {
+      this.outputChunks += 1;
       if (stream === "stderr") this.stderrTail = (this.stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
       // Linear in the chunk: lines are sliced out by position, the remainder is kept once.
       const text = this.pendingLines[stream] + chunk;
@@ -248,6 +298,7 @@ export class HandlerProcess {
   }
 
   onLine(stream, line) {
+    this.handOver();
     const mark = line.indexOf(END_MARK);
     if (mark >= 0) {
       if (mark > 0) this.current?.execution.log(stream, line.slice(0, mark));
@@ -263,15 +314,21 @@ export class HandlerProcess {
 
   onReport(report) {
     if (!this.current || report.requestId !== this.current.execution.requestId) return;
+    // Not an outcome: the bootstrap took the event and calls the handler now.
+    if (report.kind === "received") return this.handOver();
+    this.handOver();
     if (this.current.report) return; // the first outcome of an event counts
     this.current.report = report;
     this.maybeEnd();
   }
 
-  /** Ends the event once its outcome and the end of its output on both streams have arrived. */
+  /**
+   * Ends the event once its outcome and the end of its output on both streams have arrived. Once
+   * the process has exited, its exit decides the outcome (see onExit).
+   */
   maybeEnd() {
     const current = this.current;
-    if (!current?.report || current.marks.size < 2) return;
+    if (this.exited || !current?.report || current.marks.size < 2) return;
     const { execution, report } = current;
     this.finishCurrent();
     execution.end(outcomeOfReport(report), report.maxRssKb);
@@ -291,10 +348,11 @@ export class HandlerProcess {
     this.pgid = undefined;
     const current = this.current;
     if (!current) return;
-    this.finishCurrent();
+    if (current.timer) clearTimeout(current.timer);
     const execution = current.execution;
-    // Let the last output of the process reach the event before its end record.
-    setTimeout(() => {
+    // The event keeps its lines until the pipes have given the last output of the process.
+    this.afterOutput(() => {
+      if (this.current === current) this.finishCurrent();
       for (const stream of ["stdout", "stderr"]) {
         if (this.pendingLines[stream]) execution.log(stream, this.pendingLines[stream]);
         this.pendingLines[stream] = "";
@@ -303,9 +361,43 @@ export class HandlerProcess {
       if (error) outcome = { kind: "error", message: `the handler process could not run: ${error.message}` };
       else if (current.timedOut) outcome = { kind: "timeout" };
       else if (/heap out of memory|Allocation failed/i.test(this.stderrTail)) outcome = { kind: "oom" };
-      else if (execution.sigtermAt !== undefined && signal === "SIGTERM") outcome = { kind: "sigterm" };
+      else if (signal === "SIGTERM" && sentSigterm(execution)) outcome = { kind: "sigterm" };
+      // Any other end (an exit with any code, code 0 included, or another signal): the process exited
+      // while its event ran. After a SIGTERM the worker makes it ABORTED (graceful terminate) or the
+      // platform's FAILED (platform stop, see Execution.end); the code and message stay 439's.
       else outcome = { kind: "exited", code, signal };
       execution.end(outcome, undefined, code, signal);
-    }, EXIT_SETTLE_MS);
+    });
+  }
+
+  /**
+   * Calls done once, after the exited process's stdout and stderr have ended, or once they have
+   * been quiet for EXIT_OUTPUT_QUIET_MS, or EXIT_OUTPUT_MAX_WAIT_MS after the call. A timer is only
+   * trusted after one more I/O poll (setImmediate), so that an agent that was itself stalled reads
+   * what is waiting in the pipes before it gives up on them.
+   */
+  afterOutput(done) {
+    let called = false;
+    let quietTimer;
+    const finish = () => {
+      if (called) return;
+      called = true;
+      clearTimeout(quietTimer);
+      clearTimeout(maxTimer);
+      done();
+    };
+    const maxTimer = setTimeout(() => setImmediate(finish), EXIT_OUTPUT_MAX_WAIT_MS);
+    const waitQuiet = () => {
+      const seen = this.outputChunks;
+      quietTimer = setTimeout(() => {
+        setImmediate(() => {
+          if (called) return;
+          if (this.outputChunks === seen) finish();
+          else waitQuiet();
+        });
+      }, EXIT_OUTPUT_QUIET_MS);
+    };
+    waitQuiet();
+    this.outputEnded.then(finish);
   }
 }

@@ -2,7 +2,9 @@
 
 Runs the runtime agent as its child and stays out of its way:
 - forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 to the agent (the platform's
-  container.signal reaches PID 1; the agent records it and signals the handler's process group);
+  container.signal, a rollout's or host drain's SIGTERM, `docker kill -s TERM` reach PID 1; the
+  agent records them, and on SIGTERM tells the running execution the platform is stopping the
+  container and forwards it to the handler's process group);
 - reaps every child (waitpid(-1)), so processes orphaned by a handler (a double fork) never stay
   zombies: orphans are re-parented to PID 1 (or to this process as a child subreaper when it is
   not PID 1), and Node.js does not reap what it did not spawn;

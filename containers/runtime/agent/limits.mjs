@@ -105,3 +105,53 @@ export function boundedOutcome(outcome) {
   if (typeof outcome.message !== "string") return outcome;
   return { ...outcome, message: boundedMessage(outcome.message) };
 }
+
+/**
+ * Default time a handler may keep running after the platform's SIGTERM to its container (a rollout
+ * or host drain) before the agent kills it and ends its execution: 14 minutes. Cloudflare sends
+ * SIGKILL 15 minutes after SIGTERM, so the end record leaves the container a minute before it dies.
+ */
+export const DEFAULT_PLATFORM_STOP_GRACE_MS = 14 * 60_000;
+
+/**
+ * The grace after a platform SIGTERM: AFP_PLATFORM_STOP_GRACE_MS when it is a positive integer of
+ * milliseconds (tests shorten it), else DEFAULT_PLATFORM_STOP_GRACE_MS.
+ */
+export function platformStopGraceMs(env) {
+  const value = Number(env.AFP_PLATFORM_STOP_GRACE_MS);
+  return Number.isSafeInteger(value) && value > 0 ? value : DEFAULT_PLATFORM_STOP_GRACE_MS;
+}
+
+/** How the handler ended after the platform's SIGTERM, in words (the platform outcome's message). */
+function handlerEndingAfterPlatformStop(outcome, graceExpiredMs) {
+  if (graceExpiredMs !== undefined) {
+    return `the handler was still running ${Math.round(graceExpiredMs / 1000)} s after SIGTERM and was killed`;
+  }
+  switch (outcome.kind) {
+    case "returned":
+      return "the handler returned after SIGTERM; its result is not kept";
+    case "threw":
+      return `the handler threw after SIGTERM: ${textOf(outcome.message) ?? ""}`;
+    case "sigterm":
+      return "the handler was ended by SIGTERM";
+    case "exited":
+      return outcome.signal
+        ? `the handler was ended by ${outcome.signal}`
+        : `the handler exited with code ${outcome.code}`;
+    case "timeout":
+      return "the handler reached its timeout";
+    case "oom":
+      return "the handler ran out of memory";
+    default:
+      return textOf(outcome.message) ?? `the handler ended (${String(outcome.kind)})`;
+  }
+}
+
+/**
+ * The outcome of an execution whose container the platform stopped while it ran, whatever the
+ * handler then did: the platform's (`platform_stop`, FAILED with StatusCode 503 in the worker), never
+ * a user termination. graceExpiredMs is set when the agent killed the handler at the end of the grace.
+ */
+export function platformStopOutcome(outcome, graceExpiredMs) {
+  return { kind: "platform_stop", message: boundedMessage(handlerEndingAfterPlatformStop(outcome, graceExpiredMs)) };
+}

@@ -1,0 +1,201 @@
+// Every way a handler can end after a graceful terminate's SIGTERM (POST /executions/:id/signal), in
+// both runtimes: the outcome the agent reports and its verdict line. The worker's mapping of these
+// outcomes to a status, StatusCode and message is tested in test/unit/event-machine.test.ts.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AgentRecord, executionSpec, putFiles, type RunningAgent, startAgent } from "./agent-harness";
+
+/** What the handler does on SIGTERM (event.onSigterm). */
+type SigtermMode = "return" | "throw" | "exit0" | "exit3" | "die" | "ignore";
+
+/** A Node.js handler that prints "ready" once its SIGTERM behaviour is set up, then ticks. */
+const NODE_HANDLER = `
+exports.main_handler = async (event) => {
+  const mode = event.onSigterm;
+  let stop;
+  let fail;
+  const stopped = new Promise((resolve, reject) => { stop = resolve; fail = reject; });
+  const listener = () => {
+    console.log("got SIGTERM");
+    if (mode === "return") stop({ stopped: true });
+    if (mode === "throw") fail(new Error("stopped on SIGTERM"));
+    if (mode === "exit0") process.exit(0);
+    if (mode === "exit3") process.exit(3);
+  };
+  if (mode !== "die") process.on("SIGTERM", listener);
+  try {
+    console.log("ready");
+    const until = Date.now() + (event.runMs ?? 60000);
+    while (Date.now() < until) {
+      const ended = await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 200))]);
+      if (ended) return ended;
+      console.log("tick");
+    }
+    return { stopped: false };
+  } finally {
+    process.removeListener("SIGTERM", listener);
+  }
+};
+`;
+
+/** The same handler in Python. */
+const PYTHON_HANDLER = `
+import signal
+import sys
+import time
+
+
+def main_handler(event, context):
+    mode = event.get("onSigterm")
+    state = {"stopped": False}
+
+    def on_sigterm(signum, frame):
+        print("got SIGTERM", flush=True)
+        if mode == "return":
+            state["stopped"] = True
+        if mode == "throw":
+            raise RuntimeError("stopped on SIGTERM")
+        if mode == "exit0":
+            sys.exit(0)
+        if mode == "exit3":
+            sys.exit(3)
+
+    if mode != "die":
+        signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        print("ready", flush=True)
+        until = time.time() + event.get("runMs", 60000) / 1000
+        while not state["stopped"] and time.time() < until:
+            time.sleep(0.2)
+            print("tick", flush=True)
+        return {"stopped": state["stopped"]}
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+`;
+
+/** Longest wait for one execution's records (generous: the machine is shared). */
+const EXECUTION_WAIT_MS = 30_000;
+/** How long an ignoring handler keeps running after SIGTERM before it returns by itself. */
+const IGNORING_HANDLER_RUN_MS = 3_000;
+
+/** Parses NDJSON records from a response as they arrive. */
+async function* recordsOf(response: Response): AsyncGenerator<AgentRecord> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true });
+    let newline = pending.indexOf("\n");
+    while (newline >= 0) {
+      const text = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf("\n");
+      if (text) yield JSON.parse(text) as AgentRecord;
+    }
+  }
+}
+
+/**
+ * Runs one execution, calls onReady once the handler printed "ready", and returns every record up
+ * to the end record.
+ */
+async function runUntilEnd(
+  agent: RunningAgent,
+  spec: Record<string, unknown>,
+  onReady: () => Promise<void>,
+): Promise<{ records: AgentRecord[]; end: AgentRecord; lines: string[] }> {
+  const response = await agent.request("/executions?stream=1", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(spec),
+    signal: AbortSignal.timeout(EXECUTION_WAIT_MS),
+  });
+  expect(response.status).toBe(201);
+  const records: AgentRecord[] = [];
+  let ready = false;
+  for await (const record of recordsOf(response)) {
+    records.push(record);
+    if (!ready && record.type === "log" && record.line === "ready") {
+      ready = true;
+      await onReady();
+    }
+    if (record.type === "end") break;
+  }
+  const end = records.at(-1);
+  if (end?.type !== "end") throw new Error(`no end record: ${JSON.stringify(records.slice(-3))}`);
+  const lines = records.filter((record) => record.type === "log").map((record) => record.line ?? "");
+  return { records, end, lines };
+}
+
+/** Sends the graceful terminate's SIGTERM to an execution, as the instance does. */
+async function signal(agent: RunningAgent, requestId: string): Promise<void> {
+  const response = await agent.request(`/executions/${requestId}/signal`, { method: "POST" });
+  expect(await response.json()).toEqual({ delivered: true });
+}
+
+const VERDICT_OK = "[PLATFORM] Signal received successfully";
+const VERDICT_FAILED = "[PLATFORM] Signal reception failed";
+
+describe.each<{ runtime: string; files: Record<string, string> }>([
+  { runtime: "Nodejs22", files: { "index.js": NODE_HANDLER } },
+  { runtime: "Python3.11", files: { "index.py": PYTHON_HANDLER } },
+])("after a graceful terminate's SIGTERM, a $runtime handler", ({ runtime, files }) => {
+  let agent: RunningAgent;
+  let sha: string;
+  beforeAll(async () => {
+    agent = await startAgent();
+    sha = await putFiles(agent, files);
+  });
+  afterAll(async () => {
+    await agent.stop();
+  });
+
+  /** Runs one event whose handler behaves as mode on SIGTERM, signalled once ready. */
+  function terminated(mode: SigtermMode, event: Record<string, unknown> = {}) {
+    const spec = executionSpec(sha, { runtime, event: { onSigterm: mode, ...event } });
+    return runUntilEnd(agent, spec, () => signal(agent, String(spec.requestId)));
+  }
+
+  it("that returns reports its result, with the successful-reception verdict", async () => {
+    const { end, lines } = await terminated("return");
+    expect(end.outcome).toEqual({ kind: "returned", result: { stopped: true } });
+    expect(lines).toContain("got SIGTERM");
+    expect(lines).toContain(VERDICT_OK);
+    expect(lines).not.toContain(VERDICT_FAILED);
+  });
+
+  it("that throws reports the error, with the successful-reception verdict", async () => {
+    const { end, lines } = await terminated("throw");
+    expect(end.outcome?.kind).toBe("threw");
+    expect(end.outcome?.message).toContain("stopped on SIGTERM");
+    expect(lines).toContain(VERDICT_OK);
+  });
+
+  it.each([
+    { mode: "exit0", code: 0 },
+    { mode: "exit3", code: 3 },
+  ] as const)(
+    "that exits with code $code reports an exit with that code, not a signal death",
+    async ({ mode, code }) => {
+      const { end, lines } = await terminated(mode);
+      expect(end.outcome).toEqual({ kind: "exited", code, signal: null });
+      expect(lines).toContain("got SIGTERM");
+      expect(lines).toContain(VERDICT_OK);
+      expect(lines).not.toContain(VERDICT_FAILED);
+    },
+  );
+
+  it("without a SIGTERM handler dies of it: reported as an unhandled SIGTERM, with the failed-reception verdict", async () => {
+    const { end, lines } = await terminated("die");
+    expect(end.outcome).toEqual({ kind: "sigterm" });
+    expect(lines).toContain(VERDICT_FAILED);
+    expect(lines).not.toContain(VERDICT_OK);
+  });
+
+  it("that ignores SIGTERM keeps running: the agent does not end it (the event's grace period does)", async () => {
+    const { end, lines } = await terminated("ignore", { runMs: IGNORING_HANDLER_RUN_MS });
+    // It ran on to its own end: the ticks after the signal and its own return value.
+    expect(end.outcome).toEqual({ kind: "returned", result: { stopped: false } });
+    const afterSignal = lines.slice(lines.indexOf("got SIGTERM"));
+    expect(afterSignal.filter((line) => line === "tick").length).toBeGreaterThan(1);
+    expect(lines).toContain(VERDICT_OK);
+  });
+});
