@@ -183,3 +183,19 @@ export async function runExecution(
   const lines = records.filter((record) => record.type === "log").map((record) => record.line ?? "");
   return { records, end, lines };
 }
+
+/** Parses NDJSON records from a response as they arrive. */
+export async function* recordsOf(response: Response): AsyncGenerator<AgentRecord> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true });
+    let newline = pending.indexOf("\n");
+    while (newline >= 0) {
+      const text = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf("\n");
+      if (text) yield JSON.parse(text) as AgentRecord;
+    }
+  }
+}

@@ -2,7 +2,7 @@
 // a host drain or `docker kill -s TERM`) is told apart from a user's graceful terminate: a platform
 // line is logged, the handler gets SIGTERM, and the end record carries the platform's outcome.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type AgentRecord, executionSpec, putFiles, type RunningAgent, startAgent } from "./agent-harness";
+import { type AgentRecord, executionSpec, putFiles, type RunningAgent, recordsOf, startAgent } from "./agent-harness";
 
 /** A Node.js handler that prints "ready" once its SIGTERM behaviour (event.onSigterm) is set up. */
 const NODE_HANDLER = `
@@ -59,22 +59,6 @@ const EXECUTION_WAIT_MS = 30_000;
 const SHORT_GRACE_MS = 2_000;
 /** The [PLATFORM] line the agent logs when the platform stops the container. */
 const PLATFORM_STOP_LINE = /^\[PLATFORM\] The container is being stopped by the platform \(SIGTERM\)/;
-
-/** Parses NDJSON records from a response as they arrive. */
-async function* recordsOf(response: Response): AsyncGenerator<AgentRecord> {
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    pending += decoder.decode(chunk, { stream: true });
-    let newline = pending.indexOf("\n");
-    while (newline >= 0) {
-      const text = pending.slice(0, newline).trim();
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf("\n");
-      if (text) yield JSON.parse(text) as AgentRecord;
-    }
-  }
-}
 
 /**
  * Runs one execution, sends SIGTERM to the agent process once the handler printed "ready", and

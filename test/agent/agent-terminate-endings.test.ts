@@ -2,96 +2,19 @@
 // both runtimes: the outcome the agent reports and its verdict line. The worker's mapping of these
 // outcomes to a status, StatusCode and message is tested in test/unit/event-machine.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AgentRecord, executionSpec, putFiles, type RunningAgent, startAgent } from "./agent-harness";
+import {
+  SIGTERM_NODE_HANDLER as NODE_HANDLER,
+  SIGTERM_PYTHON_HANDLER as PYTHON_HANDLER,
+} from "../helpers/sigterm-handlers";
+import { type AgentRecord, executionSpec, putFiles, type RunningAgent, recordsOf, startAgent } from "./agent-harness";
 
 /** What the handler does on SIGTERM (event.onSigterm). */
 type SigtermMode = "return" | "throw" | "exit0" | "exit3" | "die" | "ignore";
-
-/** A Node.js handler that prints "ready" once its SIGTERM behaviour is set up, then ticks. */
-const NODE_HANDLER = `
-exports.main_handler = async (event) => {
-  const mode = event.onSigterm;
-  let stop;
-  let fail;
-  const stopped = new Promise((resolve, reject) => { stop = resolve; fail = reject; });
-  const listener = () => {
-    console.log("got SIGTERM");
-    if (mode === "return") stop({ stopped: true });
-    if (mode === "throw") fail(new Error("stopped on SIGTERM"));
-    if (mode === "exit0") process.exit(0);
-    if (mode === "exit3") process.exit(3);
-  };
-  if (mode !== "die") process.on("SIGTERM", listener);
-  try {
-    console.log("ready");
-    const until = Date.now() + (event.runMs ?? 60000);
-    while (Date.now() < until) {
-      const ended = await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 200))]);
-      if (ended) return ended;
-      console.log("tick");
-    }
-    return { stopped: false };
-  } finally {
-    process.removeListener("SIGTERM", listener);
-  }
-};
-`;
-
-/** The same handler in Python. */
-const PYTHON_HANDLER = `
-import signal
-import sys
-import time
-
-
-def main_handler(event, context):
-    mode = event.get("onSigterm")
-    state = {"stopped": False}
-
-    def on_sigterm(signum, frame):
-        print("got SIGTERM", flush=True)
-        if mode == "return":
-            state["stopped"] = True
-        if mode == "throw":
-            raise RuntimeError("stopped on SIGTERM")
-        if mode == "exit0":
-            sys.exit(0)
-        if mode == "exit3":
-            sys.exit(3)
-
-    if mode != "die":
-        signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        print("ready", flush=True)
-        until = time.time() + event.get("runMs", 60000) / 1000
-        while not state["stopped"] and time.time() < until:
-            time.sleep(0.2)
-            print("tick", flush=True)
-        return {"stopped": state["stopped"]}
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-`;
 
 /** Longest wait for one execution's records (generous: the machine is shared). */
 const EXECUTION_WAIT_MS = 30_000;
 /** How long an ignoring handler keeps running after SIGTERM before it returns by itself. */
 const IGNORING_HANDLER_RUN_MS = 3_000;
-
-/** Parses NDJSON records from a response as they arrive. */
-async function* recordsOf(response: Response): AsyncGenerator<AgentRecord> {
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    pending += decoder.decode(chunk, { stream: true });
-    let newline = pending.indexOf("\n");
-    while (newline >= 0) {
-      const text = pending.slice(0, newline).trim();
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf("\n");
-      if (text) yield JSON.parse(text) as AgentRecord;
-    }
-  }
-}
 
 /**
  * Runs one execution, calls onReady once the handler printed "ready", and returns every record up
