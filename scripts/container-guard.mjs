@@ -17,8 +17,22 @@
 // (the parent went away) or on SIGINT/SIGTERM. Every application is logged with its delay after
 // the container's creation, as Docker timed it.
 //
+// Leftovers of a crashed run: workerd names every container it starts `workerd-<run>-...`, where
+// <run> (16 hex digits) is new for each workerd process. The guard tells this platform's runs from
+// those of other platforms on the same engine by proof, not by name: a network sidecar passes
+// workerd its egress port (`--http-egress-port N`), which only the workerd that started it
+// listens on, so a run whose sidecar's egress port is held by a workerd descended from this
+// guard's parent (scripts/start.mjs) is this platform's. Runs proven so are recorded, as they
+// appear, in $AFP_STATE_DIR/containers.json. When a runtime dies (kill -9 of the whole process
+// tree) its containers outlive it; the next start on the same state folder removes every container
+// of the recorded runs (`docker rm -f`), unless the guard that recorded them is still alive (a
+// second platform on one state folder), and never touches a run it has not recorded.
+//
 // Environment: AFP_REAL_DOCKER  the Docker client to run (default: `docker` on PATH).
+//              AFP_STATE_DIR    the platform's state folder (no leftover clean-up without it).
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 
 /** Memory given on top of the function's memory size, in MB: the agent (Node) and the unzip. */
@@ -123,7 +137,10 @@ const startedAt = new Map();
 /** How many recent start times are kept for the log. */
 const STARTS_REMEMBERED = 1_000;
 
-/** Applies the caps one container states, if it lacks them; never throws (a container can vanish at any moment). */
+/**
+ * Applies the caps one container states, if it lacks them, and records its run when it is this
+ * platform's; never throws (a container can vanish at any moment).
+ */
 function guard(id) {
   const previous = inFlight.get(id) ?? Promise.resolve();
   const next = previous.then(() => applyCaps(id)).catch((error) => log(`${id}: ${error.message}`));
@@ -137,6 +154,7 @@ function guard(id) {
 async function applyCaps(id) {
   const [container] = JSON.parse(await dockerCall(["inspect", "--type", "container", id]));
   if (!container) return;
+  recordRunOf(container);
   const caps = wantedCaps(id, container.Config ?? {});
   if (!caps) return;
   const args = updateArguments(container.HostConfig ?? {}, caps);
@@ -169,6 +187,193 @@ async function updateOrKill(id, args) {
       await new Promise((resolve) => setTimeout(resolve, UPDATE_RETRY_DELAY_MS));
     }
   }
+}
+
+/** The run part of a workerd container name (`workerd-<run>-<worker>-<class>-<object id>[-proxy]`). */
+const WORKERD_RUN_PATTERN = /^\/?workerd-([0-9a-f]{16})-/;
+/** The egress port workerd hands a network sidecar, in the sidecar's arguments. */
+const EGRESS_PORT_ARGUMENT = "--http-egress-port";
+/** State of a listening socket in /proc/net/tcp. */
+const TCP_LISTEN_STATE = "0A";
+/** File in the state folder recording this platform's workerd runs (see the header). */
+const RUNS_FILE = "containers.json";
+
+const stateDir = process.env.AFP_STATE_DIR;
+/** Runs proven to be this platform's (this start's workerd); recorded in RUNS_FILE. */
+const ownRuns = new Set();
+/** Runs proven to be another platform's: never checked again. */
+const foreignRuns = new Set();
+/** Recorded runs of an earlier start whose containers could not be removed: kept for the next start. */
+let inheritedRuns = [];
+/** False when another live guard records this state folder's runs (this one then writes nothing). */
+let recording = Boolean(stateDir);
+
+/** Parent pid of a process from /proc, or undefined when it is gone. */
+function parentPid(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The command name of a process from /proc, or undefined when it is gone. */
+function commandName(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pids of the workerd processes descended from this guard's parent (the platform's start script). */
+function ownWorkerdPids() {
+  const children = new Map();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const parent = parentPid(entry);
+    if (parent !== undefined) children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const tree = [process.ppid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]) ?? []));
+  return tree.filter((pid) => commandName(pid) === "workerd");
+}
+
+/** Socket inodes (as strings) open in the given processes. */
+function socketInodes(pids) {
+  const inodes = new Set();
+  for (const pid of pids) {
+    let fds = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (match) inodes.add(match[1]);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return inodes;
+}
+
+/** Listening TCP (IPv4 and IPv6) ports of the host, each with the inode of its socket. */
+function listeningPorts() {
+  const ports = [];
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[3] !== TCP_LISTEN_STATE) continue;
+      ports.push({ port: Number.parseInt(fields[1]?.split(":")[1] ?? "", 16), inode: fields[9] });
+    }
+  }
+  return ports;
+}
+
+/**
+ * Whose a sidecar's egress port is: "own" when one of this platform's workerd processes listens on
+ * it, "foreign" when another process does, undefined when nobody does (yet).
+ */
+function egressPortOwner(port) {
+  const listeners = listeningPorts().filter((entry) => entry.port === port);
+  if (listeners.length === 0) return undefined;
+  const own = socketInodes(ownWorkerdPids());
+  return listeners.some((entry) => own.has(entry.inode)) ? "own" : "foreign";
+}
+
+/** The egress port a network sidecar was started with, or undefined for any other container. */
+function egressPortOf(container) {
+  const args = container.Args ?? [];
+  const index = args.indexOf(EGRESS_PORT_ARGUMENT);
+  const port = index >= 0 ? Number(args[index + 1]) : Number.NaN;
+  return Number.isInteger(port) && port > 0 ? port : undefined;
+}
+
+/** Reads RUNS_FILE: the runs recorded by the last start on this state folder, and its guard. */
+function readRuns() {
+  try {
+    const recorded = JSON.parse(readFileSync(join(stateDir, RUNS_FILE), "utf8"));
+    const runs = Array.isArray(recorded.runs) ? recorded.runs.filter((run) => /^[0-9a-f]{16}$/.test(run)) : [];
+    return { runs, guardPid: Number.isInteger(recorded.guardPid) ? recorded.guardPid : undefined };
+  } catch {
+    return { runs: [], guardPid: undefined };
+  }
+}
+
+/** Writes RUNS_FILE atomically (a crash mid-write leaves the previous version). */
+function writeRuns(runs) {
+  const file = join(stateDir, RUNS_FILE);
+  const recorded = { guardPid: process.pid, runs: [...new Set([...inheritedRuns, ...runs])] };
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(recorded, null, 2)}\n`, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** Records the container's workerd run when it is proven to be this platform's (see the header). */
+function recordRunOf(container) {
+  if (!recording) return;
+  const run = WORKERD_RUN_PATTERN.exec(container.Name ?? "")?.[1];
+  if (!run || ownRuns.has(run) || foreignRuns.has(run)) return;
+  const port = egressPortOf(container);
+  if (port === undefined) return;
+  const owner = egressPortOwner(port);
+  if (owner === "foreign") foreignRuns.add(run);
+  if (owner !== "own") return;
+  ownRuns.add(run);
+  writeRuns([...ownRuns]);
+  log(`workerd run ${run} is this platform's; recorded in ${join(stateDir, RUNS_FILE)}`);
+}
+
+/** True when pid is a live container guard (the one that recorded a state folder's runs). */
+function isLiveGuard(pid) {
+  if (pid === undefined || pid === process.pid) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("container-guard.mjs");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes every container, running or stopped, of the runs recorded by the previous start on this
+ * state folder (its runtime died or stopped; workerd does not remove them), then forgets those runs.
+ */
+async function removeLeftovers() {
+  if (!stateDir) return;
+  const { runs, guardPid } = readRuns();
+  if (isLiveGuard(guardPid)) {
+    recording = false;
+    log(`the guard (pid ${guardPid}) of another platform on ${stateDir} is alive: its containers are left alone`);
+    return;
+  }
+  // Until they are gone, the runs stay recorded (a failure below leaves them for the next start).
+  inheritedRuns = runs;
+  writeRuns([]);
+  if (runs.length === 0) return;
+  const listed = await dockerCall(["ps", "--all", "--no-trunc", "--format", "{{.ID}} {{.Names}}"]);
+  const leftovers = listed
+    .split("\n")
+    .map((line) => line.split(" "))
+    .filter(([id, name]) => id && runs.includes(WORKERD_RUN_PATTERN.exec(name ?? "")?.[1] ?? ""))
+    .map(([id]) => id.slice(0, 12));
+  if (leftovers.length > 0) {
+    await dockerCall(["rm", "--force", ...leftovers]);
+    log(
+      `removed ${leftovers.length} leftover container(s) of the previous run(s) ${runs.join(", ")}: ${leftovers.join(" ")}`,
+    );
+  }
+  inheritedRuns = [];
+  writeRuns([...ownRuns]);
 }
 
 /** Records a container's start time, forgetting the oldest beyond STARTS_REMEMBERED. */
@@ -240,6 +445,11 @@ for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, stop);
 process.stdin.on("end", stop);
 process.stdin.on("error", stop);
 process.stdin.resume();
+try {
+  await removeLeftovers();
+} catch (error) {
+  log(`removing the previous run's leftover containers failed: ${error.message}`);
+}
 followEvents();
 await sweep();
 log(`following container starts (memory overhead ${MEMORY_OVERHEAD_MB} MB)`);

@@ -60,7 +60,9 @@ ensure_packages() {
 
 start_engine() {
   log "starting dockerd ${DOCKERD_ARGS[*]} (log: $STATE_DIR/dockerd.log)"
-  nohup dockerd "${DOCKERD_ARGS[@]}" >"$STATE_DIR/dockerd.log" 2>&1 &
+  # Its own session: the engine (and its docker-proxy children) must not share the process group of
+  # the command that started it, or a signal to that group (a test stopping its platform) stops it.
+  setsid nohup dockerd "${DOCKERD_ARGS[@]}" >"$STATE_DIR/dockerd.log" 2>&1 &
   for _ in $(seq 1 120); do
     if have_engine; then return 0; fi
     sleep 0.5

@@ -1,7 +1,7 @@
 // Starts and stops the whole platform (scripts/start.mjs → wrangler dev with real containers) for
 // end-to-end tests and benchmarks.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdtempSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -12,8 +12,61 @@ export interface RunningPlatform {
   stateDir: string;
   logFile: string;
   stop(): Promise<void>;
-  /** Kills the whole platform at once (SIGKILL to every process), as a crash would. */
+  /**
+   * Kills the whole local runtime at once (SIGKILL to the start script and every process it
+   * started: container guard, wrangler, workerd), as a crash would. The Docker engine and the
+   * containers workerd started are not part of it and survive, as they would a crash.
+   */
   kill(): Promise<void>;
+}
+
+/** How long stop() waits for the platform to exit after SIGINT before killing it, in ms. */
+const STOP_GRACE_MS = 15_000;
+
+/**
+ * The pid and every descendant of it, from /proc (parents before children). The platform is
+ * signalled by process tree, not by process group: `scripts/local-engine.sh` may start dockerd
+ * from within the platform's group, and the engine (with its docker-proxy children, which serve
+ * every platform's containers) must never receive the platform's signals.
+ */
+export function processTree(rootPid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the command (which is in parentheses and may hold spaces): state, ppid, ...
+    const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const tree = [rootPid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i] as number) ?? []));
+  return tree;
+}
+
+/** True while a process exists and is not a zombie (a zombie holds no port or file any more). */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Sends a signal to every process of a tree; a process that exited meanwhile is skipped. */
+function signalTree(rootPid: number, signal: NodeJS.Signals): void {
+  for (const pid of processTree(rootPid)) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
 }
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -35,7 +88,8 @@ async function freePort(): Promise<number> {
 async function waitForHealth(baseUrl: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`platform exited with code ${child.exitCode}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`platform exited (${child.exitCode ?? child.signalCode})`);
     try {
       const response = await fetch(`${baseUrl}/healthz`);
       if (response.status === 200) return;
@@ -66,18 +120,22 @@ export async function startPlatform(
   child.stderr?.pipe(log);
   const baseUrl = `http://127.0.0.1:${port}`;
   const stop = async () => {
-    if (child.exitCode !== null || child.pid === undefined) return;
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    const pid = child.pid;
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
-    process.kill(-child.pid, "SIGINT");
-    const timer = setTimeout(() => child.pid && process.kill(-child.pid, "SIGKILL"), 15_000);
+    signalTree(pid, "SIGINT");
+    const timer = setTimeout(() => signalTree(pid, "SIGKILL"), STOP_GRACE_MS);
     await exited;
     clearTimeout(timer);
   };
   const kill = async () => {
-    if (child.exitCode !== null || child.pid === undefined) return;
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
     const exited = new Promise<void>((r) => child.once("exit", () => r()));
-    process.kill(-child.pid, "SIGKILL");
+    const killed = processTree(child.pid);
+    signalTree(child.pid, "SIGKILL");
     await exited;
+    // Every process is gone (and its ports free) before a restart may take them.
+    while (killed.some(isAlive)) await new Promise((r) => setTimeout(r, 50));
   };
   try {
     await waitForHealth(baseUrl, child, 600_000);
