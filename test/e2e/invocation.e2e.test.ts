@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { ADMIN_HEADERS, ApiClient, type EventView } from "../helpers/api-client";
+import { containerActions, instanceStatus, waitUntilInstanceContainersGone } from "../helpers/docker";
+import { pollUntil } from "../helpers/wait";
 import { NODE_HANDLER, NODE_MEMORY_HOG, PYTHON_HANDLER } from "./fixtures";
 
 const api = new ApiClient(inject("baseUrl"));
@@ -22,11 +24,12 @@ function createHandler(runtime: keyof typeof HANDLERS, options: Record<string, u
   });
 }
 
-async function instanceStatus(instanceId: string): Promise<{ containerRunning: boolean; requestId: string | null }> {
-  const response = await fetch(`${inject("baseUrl")}/_diagnostics/instances/${encodeURIComponent(instanceId)}`, {
-    headers: ADMIN_HEADERS,
-  });
-  return (await response.json()) as { containerRunning: boolean; requestId: string | null };
+/** The counters of a function's scheduler, as its diagnostics route answers them. */
+interface SchedulerStats {
+  pending: number;
+  busy: number;
+  duplicatesIgnored: number;
+  claimsRefused: number;
 }
 
 function time(value: string | null): number {
@@ -139,6 +142,7 @@ describe("async invocation of a Python function", () => {
 describe("timeouts", () => {
   it("fails a handler sleeping past its timeout with 433 within 2 s of the deadline, its container gone", async () => {
     const name = await createHandler("Nodejs22", { timeout: 2 });
+    const invokedAt = Date.now();
     const requestId = await api.invoke(NAMESPACE, name, { sleepMs: 20_000 });
     const done = await api.waitForEvent(requestId, undefined, 30_000);
     expect(done.status).toBe("FAILED");
@@ -146,9 +150,14 @@ describe("timeouts", () => {
     const overrun = time(done.endedAt) - (time(done.startedAt) + 2_000);
     expect(overrun).toBeGreaterThanOrEqual(0);
     expect(overrun).toBeLessThanOrEqual(2_000);
-    const instance = await instanceStatus(done.instanceId ?? "");
+    const instance = await instanceStatus(inject("baseUrl"), done.instanceId ?? "");
     expect(instance.containerRunning).toBe(false);
     expect(instance.requestId).toBeNull();
+    // Docker itself: the instance's container was started for the event, then died, and none is alive.
+    expect(await waitUntilInstanceContainersGone(instance.durableObjectId)).toEqual([]);
+    const actions = containerActions(instance.durableObjectId, invokedAt).map((entry) => entry.action);
+    expect(actions).toContain("start");
+    expect(actions.slice(actions.indexOf("start"))).toContain("die");
   });
 });
 
@@ -184,32 +193,102 @@ describe("concurrency limit", () => {
 });
 
 describe("at-least-once dispatch", () => {
-  it("does not run the function twice when a dispatch message is delivered again", async () => {
-    const name = await createHandler("Nodejs22");
-    const requestId = await api.invoke(NAMESPACE, name, { sleepMs: 1000 });
+  /** The handler sleeps this long: the first duplicate must reach the scheduler while it runs. */
+  const RUNNING_MS = 15_000;
+  /** The function's concurrency limit, which its dispatch message carries. */
+  const MAX_CONCURRENCY = 3;
+  /** Longest wait for a redelivered message to be consumed and counted (the machine is shared). */
+  const COUNTED_WAIT_MS = 30_000;
+
+  /** Asks the event to send its own dispatch message again (POST /_diagnostics/redeliver). */
+  function redeliver(requestId: string): Promise<Response> {
+    return fetch(`${inject("baseUrl")}/_diagnostics/redeliver`, {
+      method: "POST",
+      headers: ADMIN_HEADERS,
+      body: JSON.stringify({ requestId }),
+    });
+  }
+
+  /** The function's scheduler counters (GET /_diagnostics/schedulers/:namespace/:function). */
+  async function schedulerStats(functionName: string): Promise<SchedulerStats> {
+    const response = await fetch(`${inject("baseUrl")}/_diagnostics/schedulers/${NAMESPACE}/${functionName}`, {
+      headers: ADMIN_HEADERS,
+    });
+    expect(response.status).toBe(200);
+    return (await response.json()) as SchedulerStats;
+  }
+
+  it("ignores a redelivered dispatch while the event runs and refuses its claim once it ended: one execution", async () => {
+    const name = await createHandler("Nodejs22", { maxConcurrency: MAX_CONCURRENCY });
+    const requestId = await api.invoke(NAMESPACE, name, { sleepMs: RUNNING_MS });
     const running = await api.waitForEvent(requestId, (event) => event.phase === "running");
-    const message = {
+    const expectedMessage = {
       requestId,
       namespace: NAMESPACE,
       functionName: name,
       qualifier: running.qualifier,
       invokeType: running.invokeType,
       invokedAt: time(running.invokedAt),
-      maxConcurrency: 10,
+      maxConcurrency: MAX_CONCURRENCY,
     };
-    const redeliver = () =>
-      fetch(`${inject("baseUrl")}/_diagnostics/redeliver`, {
-        method: "POST",
-        headers: ADMIN_HEADERS,
-        body: JSON.stringify(message),
-      });
-    await redeliver();
+
+    // While it runs: the scheduler holds the event in a slot and ignores the copy.
+    const first = await redeliver(requestId);
+    expect(first.status).toBe(200);
+    expect(await first.json()).toEqual({ sent: true, message: expectedMessage });
+    const ignored = await pollUntil(
+      () => schedulerStats(name),
+      (stats) => stats.duplicatesIgnored >= 1,
+      COUNTED_WAIT_MS,
+    );
+    expect(ignored).toMatchObject({ duplicatesIgnored: 1, claimsRefused: 0 });
+    expect((await api.event(requestId)).phase).toBe("running");
+
+    // Once it ended: the copy reaches an instance, whose claim the ended event refuses.
     const done = await api.waitForEvent(requestId);
-    await redeliver();
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    const after = await api.event(requestId);
-    expect(after).toEqual(done);
+    expect(done.status).toBe("FINISHED");
+    const second = await redeliver(requestId);
+    expect(second.status).toBe(200);
+    expect(await second.json()).toEqual({ sent: true, message: expectedMessage });
+    const refused = await pollUntil(
+      () => schedulerStats(name),
+      (stats) => stats.claimsRefused >= 1,
+      COUNTED_WAIT_MS,
+    );
+    expect(refused).toMatchObject({ duplicatesIgnored: 1, claimsRefused: 1, pending: 0, busy: 0 });
+
+    expect(await api.event(requestId)).toEqual(done);
     const starts = (await api.logs(requestId)).filter((record) => record.line === `start ${requestId}`);
     expect(starts).toHaveLength(1);
+  });
+
+  it("refuses a redeliver of an unknown event with 404 and a malformed one with 400", async () => {
+    expect((await redeliver(crypto.randomUUID())).status).toBe(404);
+    const malformed = await fetch(`${inject("baseUrl")}/_diagnostics/redeliver`, {
+      method: "POST",
+      headers: ADMIN_HEADERS,
+      body: JSON.stringify({ requestId: "not-a-uuid" }),
+    });
+    expect(malformed.status).toBe(400);
+  });
+});
+
+describe("a malformed dispatch message", () => {
+  it("is dead-lettered and counted, not silently acknowledged", async () => {
+    const stats = async () => {
+      const response = await fetch(`${inject("baseUrl")}/_diagnostics/dispatch-consumer`, { headers: ADMIN_HEADERS });
+      expect(response.status).toBe(200);
+      return (await response.json()) as { malformedMessages: number; malformedDeadLetters: number };
+    };
+    const before = await stats();
+    const sent = await fetch(`${inject("baseUrl")}/_diagnostics/dispatch-queue/malformed`, {
+      method: "POST",
+      headers: ADMIN_HEADERS,
+    });
+    expect(sent.status).toBe(200);
+    // The dispatch consumer counts it and sends it on; the dead-letter consumer counts its arrival.
+    const after = await pollUntil(stats, (now) => now.malformedDeadLetters > before.malformedDeadLetters, 30_000);
+    expect(after.malformedMessages).toBe(before.malformedMessages + 1);
+    expect(after.malformedDeadLetters).toBe(before.malformedDeadLetters + 1);
   });
 });

@@ -607,6 +607,27 @@ const DIAGNOSTICS_ROUTES: readonly { method: string; path: string; build: (segme
   },
   { method: "POST", path: "/_diagnostics/seed-index", build: () => "/_diagnostics/seed-index" },
   { method: "POST", path: "/_diagnostics/redeliver", build: () => "/_diagnostics/redeliver" },
+  {
+    method: "POST",
+    path: "/_diagnostics/instances/:name/holds",
+    build: (s) => `/_diagnostics/instances/${s}/holds`,
+  },
+  {
+    method: "GET",
+    path: "/_diagnostics/instances/:name/holds/:requestId",
+    build: (s) => `/_diagnostics/instances/${s}/holds/${s}`,
+  },
+  {
+    method: "DELETE",
+    path: "/_diagnostics/instances/:name/holds/:requestId",
+    build: (s) => `/_diagnostics/instances/${s}/holds/${s}`,
+  },
+  { method: "GET", path: "/_diagnostics/dispatch-consumer", build: () => "/_diagnostics/dispatch-consumer" },
+  {
+    method: "POST",
+    path: "/_diagnostics/dispatch-queue/malformed",
+    build: () => "/_diagnostics/dispatch-queue/malformed",
+  },
 ];
 
 /**

@@ -822,6 +822,11 @@ describe("diagnostics", () => {
     ["GET", "/_diagnostics/schedulers/default/fn"],
     ["POST", "/_diagnostics/seed-index"],
     ["POST", "/_diagnostics/redeliver"],
+    ["POST", "/_diagnostics/instances/any/holds"],
+    ["GET", "/_diagnostics/instances/any/holds/00000000-0000-4000-8000-000000000000"],
+    ["DELETE", "/_diagnostics/instances/any/holds/00000000-0000-4000-8000-000000000000"],
+    ["GET", "/_diagnostics/dispatch-consumer"],
+    ["POST", "/_diagnostics/dispatch-queue/malformed"],
   ];
 
   it("refuses every route without administrator credentials even when enabled", async () => {

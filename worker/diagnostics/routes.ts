@@ -1,12 +1,28 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { MAX_JSON_BODY_BYTES, readJson } from "../api/validation";
-import { dispatchMessageSchema } from "../events/dispatch-message";
+import { MAX_JSON_BODY_BYTES, parseWith, readJson } from "../api/validation";
 import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
+import type { HoldPhase } from "../instances/instance-container";
+import { dispatchConsumerStats } from "../scheduling/dispatch-consumer";
 import { schedulerName } from "../scheduling/function-scheduler-object";
+import { unwrap } from "../shared/errors";
 
-/** Largest body of a redelivered dispatch message. */
-const MAX_REDELIVER_BODY_BYTES = 4096;
+/** Largest body of a redeliver request (a RequestId). */
+const MAX_REDELIVER_BODY_BYTES = 1024;
+/** A redeliver request: the event whose own dispatch message is sent again. */
+const redeliverSchema = z.strictObject({ requestId: z.uuid("requestId must be a UUID") });
+/** What the malformed-message route enqueues: a dispatch message whose RequestId is no UUID. */
+const MALFORMED_DISPATCH_MESSAGE = { requestId: "not-a-uuid", injectedBy: "/_diagnostics/dispatch-queue/malformed" };
+
+/** Largest body of a hold request (a RequestId and a phase). */
+const MAX_HOLD_BODY_BYTES = 1024;
+/** The RequestId a hold names (the platform's RequestIds are UUIDs). */
+const holdRequestIdSchema = z.uuid("requestId must be a UUID");
+/** A diagnostics hold to set: which execution, and where it pauses (see HoldPhase). */
+const holdSchema = z.strictObject({
+  requestId: holdRequestIdSchema,
+  phase: z.enum(["starting", "ending"] satisfies HoldPhase[]),
+});
 
 /** Synthetic index rows to seed (benchmarks); the rows are written as given. */
 const seedIndexSchema = z.object({ rows: z.array(z.custom<EventIndexEntry>((row) => typeof row === "object")) });
@@ -19,8 +35,9 @@ const seedIndexSchema = z.object({ rows: z.array(z.custom<EventIndexEntry>((row)
 export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
   .post("/_diagnostics/container-self-check", async (c) => {
     const name = `self-check-${crypto.randomUUID()}`;
-    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(name));
-    return c.json(await instance.selfCheck());
+    const id = c.env.INSTANCE.idFromName(name);
+    // The Durable Object id names the check's container in Docker: a test confirms it there.
+    return c.json({ ...(await c.env.INSTANCE.get(id).selfCheck()), durableObjectId: id.toString() });
   })
   .get("/_diagnostics/instances/:name", async (c) => {
     const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
@@ -29,6 +46,22 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
   .post("/_diagnostics/instances/:name/interrupt-relay", async (c) => {
     const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
     return c.json(await instance.interruptRelay());
+  })
+  .post("/_diagnostics/instances/:name/holds", async (c) => {
+    // Pauses the named event's execution on this instance at a phase until released (terminate races).
+    const hold = await readJson(c, holdSchema, MAX_HOLD_BODY_BYTES);
+    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    return c.json(await instance.setHold(hold.requestId, hold.phase));
+  })
+  .get("/_diagnostics/instances/:name/holds/:requestId", async (c) => {
+    const requestId = parseWith(holdRequestIdSchema, c.req.param("requestId"));
+    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    return c.json(await instance.holdStatus(requestId));
+  })
+  .delete("/_diagnostics/instances/:name/holds/:requestId", async (c) => {
+    const requestId = parseWith(holdRequestIdSchema, c.req.param("requestId"));
+    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    return c.json(await instance.releaseHold(requestId));
   })
   .get("/_diagnostics/schedulers/:namespace/:function", async (c) => {
     const name = schedulerName(c.req.param("namespace"), c.req.param("function"));
@@ -41,8 +74,17 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
     return c.json({ written: body.rows.length });
   })
   .post("/_diagnostics/redeliver", async (c) => {
-    // Sends a dispatch message again, as at-least-once delivery may.
-    const message = await readJson(c, dispatchMessageSchema, MAX_REDELIVER_BODY_BYTES);
-    await c.env.DISPATCH_QUEUE.send(message);
-    return c.json({ sent: true });
+    // The event sends its own dispatch message again, as at-least-once delivery may.
+    const { requestId } = await readJson(c, redeliverSchema, MAX_REDELIVER_BODY_BYTES);
+    const message = unwrap(await c.env.ASYNC_EVENT.get(c.env.ASYNC_EVENT.idFromName(requestId)).redispatch());
+    return c.json({ sent: true, message });
+  })
+  .get("/_diagnostics/dispatch-consumer", (c) => {
+    // This isolate's counts of malformed dispatch messages and of dead letters.
+    return c.json(dispatchConsumerStats());
+  })
+  .post("/_diagnostics/dispatch-queue/malformed", async (c) => {
+    // Puts a message that fails the dispatch schema on the dispatch queue (its consumer dead-letters it).
+    await c.env.DISPATCH_QUEUE.send(MALFORMED_DISPATCH_MESSAGE);
+    return c.json({ sent: true, message: MALFORMED_DISPATCH_MESSAGE });
   });

@@ -321,6 +321,19 @@ export class AsyncEventObject extends DurableObject<Env> {
     return rpcOk(publicEvent(this.state));
   }
 
+  /**
+   * Diagnostics only (the redeliver route): enqueues this event's own dispatch message again, as
+   * at-least-once delivery may, whatever its phase. Changes nothing here: the consumers must absorb
+   * the copy. Answers the message sent.
+   */
+  async redispatch(): Promise<RpcResult<DispatchMessage>> {
+    const state = this.state;
+    if (!state) return rpcFail("EVENT_NOT_FOUND", "event not found");
+    const message = this.dispatchMessage(state);
+    await sendDispatch(this.env, message);
+    return rpcOk(message);
+  }
+
   /** The namespace of the event, or undefined when there is no such event. */
   async namespaceOf(): Promise<string | undefined> {
     return this.state?.namespace;

@@ -77,6 +77,44 @@ const BOOT_KEY = "boot";
 /** Storage key of the slot this instance serves: whose namespace lease counts its container. */
 const SLOT_KEY = "slot";
 
+// --- Diagnostics holds (tests force a terminate race window; inert unless DIAGNOSTICS_ENABLED) ---
+
+/**
+ * Where a diagnostics hold pauses an execution: `starting` before the hand-over (the agent has not
+ * been asked to run the handler), `ending` after the handler's end record arrived but before the
+ * outcome is reported to the event.
+ */
+export type HoldPhase = "starting" | "ending";
+/** Storage key prefix of a diagnostics hold; the RequestId it holds follows. */
+const HOLD_KEY_PREFIX = "diagnosticHold:";
+/** How often a held execution checks whether its hold was released. */
+const HOLD_POLL_MS = 100;
+/**
+ * Longest a hold pauses one execution (60 s): a forgotten hold cannot wedge an instance, and the
+ * pause stays below the event's own start backstop (START_TIMEOUT_MS, 120 s).
+ */
+export const HOLD_MAX_MS = 60_000;
+
+/**
+ * A diagnostics hold as stored: where it pauses, when an execution reached it, and when it was
+ * released (the paused execution deletes it as it goes on).
+ */
+interface HoldRecord {
+  phase: HoldPhase;
+  reachedAt?: number;
+  releasedAt?: number;
+}
+
+/**
+ * A diagnostics hold as the route reports it: `phase` is null once no hold is left (never set, or
+ * its execution went on after the release); `held` is true while an execution is paused at it.
+ */
+export interface HoldStatus {
+  requestId: string;
+  phase: HoldPhase | null;
+  held: boolean;
+}
+
 /** The scheduler slot an instance serves (its Durable Object name is `schedulerName#slot`). */
 interface SlotOwner {
   schedulerName: string;
@@ -137,9 +175,17 @@ export class InstanceContainer extends DurableObject<Env> {
     return this.ctx.container !== undefined;
   }
 
-  /** Whether this instance's container is running, and what it is doing (diagnostics, tests). */
-  async status(): Promise<{ containerRunning: boolean; requestId: string | null }> {
-    return { containerRunning: this.ctx.container?.running ?? false, requestId: this.current?.requestId ?? null };
+  /**
+   * Whether this instance's container is running, and what it is doing (diagnostics, tests), with
+   * this object's Durable Object id: locally, workerd names the instance's Docker container after it
+   * (`workerd-<session>-<script>-InstanceContainer-<id>`), so a test can ask Docker itself.
+   */
+  async status(): Promise<{ containerRunning: boolean; requestId: string | null; durableObjectId: string }> {
+    return {
+      containerRunning: this.ctx.container?.running ?? false,
+      requestId: this.current?.requestId ?? null,
+      durableObjectId: this.ctx.id.toString(),
+    };
   }
 
   /** The RequestId this instance is running, if any (the scheduler's audit). */
@@ -434,6 +480,9 @@ export class InstanceContainer extends DurableObject<Env> {
       const agent = this.agent();
       await this.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
       if (this.current?.requestId !== requestId || !this.container.running) return;
+      // Diagnostics hold point "starting" (before the hand-over); a terminate meanwhile repossessed it.
+      await this.pauseAtHold(requestId, "starting");
+      if (this.current?.requestId !== requestId || !this.container.running) return;
       const timeoutMs = snapshot.timeoutSeconds * 1000;
       const postedAt = Date.now();
       // The answer is the execution's record stream: no request timeout, the deadline rules.
@@ -567,6 +616,70 @@ export class InstanceContainer extends DurableObject<Env> {
     return { interrupted: true };
   }
 
+  /** True when diagnostics holds may act (never in a deployment: see the diagnostics routes). */
+  private get holdsEnabled(): boolean {
+    return this.env.DIAGNOSTICS_ENABLED === "true";
+  }
+
+  /**
+   * Diagnostics: the next execution of requestId on this instance pauses at `phase` until
+   * releaseHold (or HOLD_MAX_MS). Refused unless DIAGNOSTICS_ENABLED is "true".
+   */
+  async setHold(requestId: string, phase: HoldPhase): Promise<HoldStatus> {
+    if (!this.holdsEnabled) throw new Error("diagnostics holds are disabled");
+    const record: HoldRecord = { phase };
+    await this.ctx.storage.put(HOLD_KEY_PREFIX + requestId, record);
+    return { requestId, phase, held: false };
+  }
+
+  /** Diagnostics: the hold set for requestId, and whether an execution is paused at it. */
+  async holdStatus(requestId: string): Promise<HoldStatus> {
+    const record = this.holdsEnabled ? await this.ctx.storage.get<HoldRecord>(HOLD_KEY_PREFIX + requestId) : undefined;
+    return {
+      requestId,
+      phase: record?.phase ?? null,
+      held: record?.reachedAt !== undefined && record.releasedAt === undefined,
+    };
+  }
+
+  /**
+   * Diagnostics: releases the hold of requestId. A hold no execution reached is removed; a paused
+   * execution goes on within HOLD_POLL_MS and then removes it (holdStatus answers phase null).
+   */
+  async releaseHold(requestId: string): Promise<{ released: boolean }> {
+    if (!this.holdsEnabled) return { released: false };
+    const key = HOLD_KEY_PREFIX + requestId;
+    const record = await this.ctx.storage.get<HoldRecord>(key);
+    if (!record) return { released: false };
+    if (record.reachedAt === undefined) await this.ctx.storage.delete(key);
+    else await this.ctx.storage.put(key, { ...record, releasedAt: Date.now() } satisfies HoldRecord);
+    return { released: true };
+  }
+
+  /**
+   * A hold point: pauses the execution of requestId while a diagnostics hold for `phase` is set and
+   * not released (at most HOLD_MAX_MS), then removes the hold. Does nothing, and reads nothing,
+   * unless DIAGNOSTICS_ENABLED is "true".
+   */
+  private async pauseAtHold(requestId: string, phase: HoldPhase): Promise<void> {
+    if (!this.holdsEnabled) return;
+    const key = HOLD_KEY_PREFIX + requestId;
+    const record = await this.ctx.storage.get<HoldRecord>(key);
+    if (record?.phase !== phase) return;
+    await this.ctx.storage.put(key, { ...record, reachedAt: Date.now() } satisfies HoldRecord);
+    const giveUpAt = Date.now() + HOLD_MAX_MS;
+    for (;;) {
+      const now = await this.ctx.storage.get<HoldRecord>(key);
+      if (!now || now.releasedAt !== undefined) break;
+      if (Date.now() >= giveUpAt) {
+        console.warn("diagnostics hold not released in time; going on", requestId, phase);
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, HOLD_POLL_MS));
+    }
+    await this.ctx.storage.delete(key);
+  }
+
   /**
    * Reads the agent's record stream (the one already open, or a new one from the last relayed seq)
    * and forwards log lines; returns the end record with the lines not yet forwarded.
@@ -629,6 +742,8 @@ export class InstanceContainer extends DurableObject<Env> {
       this.current = undefined;
       await this.ctx.storage.delete(CURRENT_KEY);
       await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
+      // Diagnostics hold point "ending": the handler's outcome is known here, not yet reported.
+      if (outcome) await this.pauseAtHold(requestId, "ending");
       // If this report is lost, the event's own backstop alarm still ends it.
       if (outcome) {
         await this.eventStub(requestId)

@@ -1,6 +1,81 @@
+import type { z } from "zod";
 import { type DispatchMessage, dispatchMessageSchema } from "../events/dispatch-message";
 import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
 import { schedulerName } from "./function-scheduler-object";
+
+/**
+ * Deliveries of a malformed dispatch message whose send to the dead-letter queue failed, after
+ * which it is dropped (logged) instead of retried again: 3 tries, never a message retried forever.
+ */
+export const MAX_MALFORMED_DELIVERIES = 3;
+/** Seconds before a malformed message whose dead-letter send failed is delivered again. */
+const MALFORMED_RETRY_DELAY_SECONDS = 1;
+
+/**
+ * What this isolate's queue consumers have seen, since the isolate started (diagnostics: counts
+ * of one isolate, not of the deployment).
+ */
+export interface DispatchConsumerStats {
+  /** Dispatch messages that failed their schema (each sent to the dead-letter queue or dropped). */
+  malformedMessages: number;
+  /** Malformed messages dropped after MAX_MALFORMED_DELIVERIES failed dead-letter sends. */
+  malformedDropped: number;
+  /** Dead letters consumed that are valid dispatch messages (their events' watchdogs re-dispatch). */
+  deadLetters: number;
+  /** Dead letters consumed that are not dispatch messages (nothing will ever run them). */
+  malformedDeadLetters: number;
+}
+
+const stats: DispatchConsumerStats = {
+  malformedMessages: 0,
+  malformedDropped: 0,
+  deadLetters: 0,
+  malformedDeadLetters: 0,
+};
+
+/** A copy of this isolate's consumer counts (see DispatchConsumerStats). */
+export function dispatchConsumerStats(): DispatchConsumerStats {
+  return { ...stats };
+}
+
+/** The first schema issue of a refused message, as "path: message" (the path "(root)" for the body). */
+function firstIssueOf(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return "invalid message";
+  const path = issue.path.length > 0 ? issue.path.map(String).join(".") : "(root)";
+  return `${path}: ${issue.message}`;
+}
+
+/**
+ * A message that fails the dispatch schema can never run: it is logged with its id and first
+ * schema issue, counted, and moved to the dead-letter queue (acknowledged here only once the dead
+ * letter is sent). When that send fails the message is retried, up to MAX_MALFORMED_DELIVERIES
+ * deliveries, then dropped with an error log: it is never acknowledged silently nor retried forever.
+ */
+async function deadLetterMalformed(
+  message: Message<unknown>,
+  issue: string,
+  env: Pick<Env, "DISPATCH_DEAD_LETTER_QUEUE">,
+): Promise<void> {
+  stats.malformedMessages += 1;
+  console.error(`malformed dispatch message ${message.id} sent to the dead-letter queue: ${issue}`);
+  try {
+    await env.DISPATCH_DEAD_LETTER_QUEUE.send(message.body);
+    message.ack();
+  } catch (error) {
+    if (message.attempts >= MAX_MALFORMED_DELIVERIES) {
+      stats.malformedDropped += 1;
+      console.error(
+        `malformed dispatch message ${message.id} dropped: the dead-letter queue refused it ${message.attempts} times`,
+        String(error),
+      );
+      message.ack();
+      return;
+    }
+    console.warn(`dead-lettering malformed dispatch message ${message.id} failed; retrying`, String(error));
+    message.retry({ delaySeconds: MALFORMED_RETRY_DELAY_SECONDS });
+  }
+}
 
 /**
  * Consumes the dispatch queue: writes the events' first index rows in one D1 batch, then hands
@@ -9,17 +84,21 @@ import { schedulerName } from "./function-scheduler-object";
  * write fails, each event's Durable Object takes its row over (see handIndexRowsToEvents); a
  * message is acknowledged only once its row is written or owed by its event, and its scheduler has it.
  */
-export async function consumeDispatchBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function consumeDispatchBatch(
+  batch: MessageBatch<unknown>,
+  env: Pick<Env, "DB" | "SCHEDULER" | "ASYNC_EVENT" | "DISPATCH_DEAD_LETTER_QUEUE">,
+): Promise<void> {
   const valid: { message: Message<unknown>; body: DispatchMessage }[] = [];
+  const malformed: Promise<void>[] = [];
   for (const message of batch.messages) {
     const parsed = dispatchMessageSchema.safeParse(message.body);
     if (!parsed.success) {
-      console.error("dropping a malformed dispatch message", message.id);
-      message.ack();
+      malformed.push(deadLetterMalformed(message, firstIssueOf(parsed.error), env));
       continue;
     }
     valid.push({ message, body: parsed.data });
   }
+  await Promise.all(malformed);
   if (valid.length === 0) return;
 
   const entries: EventIndexEntry[] = valid.map(({ body }) => ({
@@ -76,7 +155,10 @@ export async function consumeDispatchBatch(batch: MessageBatch<unknown>, env: En
  * alarm retries it until D1 has it). Returns the RequestIds whose row is now owed by their event
  * or needs none (the event no longer exists); the others could not be handed over.
  */
-async function handIndexRowsToEvents(requestIds: readonly string[], env: Env): Promise<ReadonlySet<string>> {
+async function handIndexRowsToEvents(
+  requestIds: readonly string[],
+  env: Pick<Env, "ASYNC_EVENT">,
+): Promise<ReadonlySet<string>> {
   const settled = new Set<string>();
   await Promise.all(
     requestIds.map(async (requestId) => {
@@ -91,10 +173,19 @@ async function handIndexRowsToEvents(requestIds: readonly string[], env: Env): P
   return settled;
 }
 
-/** Dead letters: the event objects' watchdogs dispatch again, so these are only logged. */
+/**
+ * Dead letters: a valid dispatch message's event is dispatched again by its watchdog, and a
+ * malformed one can never run; both are logged and counted, then acknowledged.
+ */
 export async function consumeDeadLetters(batch: MessageBatch<unknown>): Promise<void> {
   for (const message of batch.messages) {
-    console.error("dispatch message dead-lettered; the event's watchdog will re-dispatch", message.id);
+    if (dispatchMessageSchema.safeParse(message.body).success) {
+      stats.deadLetters += 1;
+      console.error("dispatch message dead-lettered; the event's watchdog will re-dispatch", message.id);
+    } else {
+      stats.malformedDeadLetters += 1;
+      console.error("malformed dispatch message dead-lettered; nothing will run it", message.id);
+    }
     message.ack();
   }
 }

@@ -15,6 +15,13 @@ const AUDIT_MIN_AGE_MS = 30_000;
  */
 const QUOTA_RETRY_INTERVAL_MS = 15_000;
 
+/** Settings key of the count of duplicate submissions ignored (see stats). */
+const DUPLICATES_IGNORED_KEY = "duplicatesIgnored";
+/** Settings key of the count of events whose claim was refused on an instance (see stats). */
+const CLAIMS_REFUSED_KEY = "claimsRefused";
+/** The scheduler's durable counters. */
+type CounterKey = typeof DUPLICATES_IGNORED_KEY | typeof CLAIMS_REFUSED_KEY;
+
 /** Name of the scheduler of one function. */
 export function schedulerName(namespace: string, functionName: string): string {
   return `${namespace}/${functionName}`;
@@ -75,9 +82,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     this.settings.set("maxConcurrency", String(last.maxConcurrency));
     const now = Date.now();
     for (const message of messages) {
-      const running = sql.exec("SELECT 1 FROM slots WHERE request_id = ?", message.requestId).toArray();
-      if (running.length > 0) continue;
-      sql.exec("INSERT OR IGNORE INTO pending (request_id, enqueued_at) VALUES (?, ?)", message.requestId, now);
+      const waiting = sql.exec("SELECT 1 FROM pending WHERE request_id = ?", message.requestId).toArray();
+      if (waiting.length > 0 || this.holds(message.requestId)) {
+        this.count(DUPLICATES_IGNORED_KEY);
+        continue;
+      }
+      sql.exec("INSERT INTO pending (request_id, enqueued_at) VALUES (?, ?)", message.requestId, now);
     }
     this.pump();
   }
@@ -115,6 +125,10 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     slots: number;
     maxConcurrency: number;
     waitingOnNamespace: boolean;
+    /** Submissions of an event already waiting or in a slot, ignored (a redelivered dispatch). */
+    duplicatesIgnored: number;
+    /** Events handed to an instance whose claim the event refused (ended, or claimed elsewhere). */
+    claimsRefused: number;
   }> {
     const sql = this.ctx.storage.sql;
     const slots = Number(sql.exec("SELECT COUNT(*) AS n FROM slots").one().n);
@@ -124,7 +138,19 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       slots,
       maxConcurrency: this.maxConcurrency(),
       waitingOnNamespace: this.waitingOnQuota,
+      duplicatesIgnored: this.counted(DUPLICATES_IGNORED_KEY),
+      claimsRefused: this.counted(CLAIMS_REFUSED_KEY),
     };
+  }
+
+  /** Adds one to a durable counter of this scheduler (see stats). */
+  private count(key: CounterKey): void {
+    this.settings.set(key, String(this.counted(key) + 1));
+  }
+
+  /** A durable counter's value (0 before its first count). */
+  private counted(key: CounterKey): number {
+    return Number(this.settings.get(key) ?? "0");
   }
 
   /**
@@ -303,11 +329,13 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     }
     const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceName(name, assignment.slot)));
     try {
-      await instance.runEvent({
+      const answer = await instance.runEvent({
         requestId: assignment.requestId,
         schedulerName: name,
         slot: assignment.slot,
       });
+      // The event refused the claim (a duplicate of an ended or claimed event); the instance released the slot.
+      if (!answer.started) this.count(CLAIMS_REFUSED_KEY);
     } catch (error) {
       // The event is still queued in its own object; its watchdog dispatches it again.
       console.warn("instance did not take the event", assignment.requestId, String(error));

@@ -1,0 +1,137 @@
+// The dispatch queue's consumers: a message that fails the dispatch schema is dead-lettered (never
+// acknowledged silently, never retried forever), and the scheduler counts the duplicates it absorbs.
+import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { DispatchMessage } from "../../worker/events/dispatch-message";
+import {
+  consumeDeadLetters,
+  consumeDispatchBatch,
+  dispatchConsumerStats,
+  MAX_MALFORMED_DELIVERIES,
+} from "../../worker/scheduling/dispatch-consumer";
+
+/** A dispatch message of a function no other test uses, for an event that does not exist. */
+function dispatchMessage(functionName: string, requestId: string = crypto.randomUUID()): DispatchMessage {
+  return {
+    requestId,
+    namespace: "default",
+    functionName,
+    qualifier: "$LATEST",
+    invokeType: "OTHERS",
+    invokedAt: Date.now(),
+    maxConcurrency: 1,
+  };
+}
+
+/** A dead-letter queue that records what is sent to it, or refuses every send when `refusing`. */
+function fakeDeadLetterQueue(refusing = false) {
+  const sent: unknown[] = [];
+  const queue = {
+    send: async (body: unknown) => {
+      if (refusing) throw new Error("injected fault: the dead-letter queue refuses sends");
+      sent.push(body);
+    },
+  };
+  return { sent, queue: queue as unknown as Env["DISPATCH_DEAD_LETTER_QUEUE"] };
+}
+
+/** A scheduler namespace whose schedulers record the messages submitted to them. */
+function recordingSchedulers() {
+  const submitted: DispatchMessage[][] = [];
+  const scheduler = {
+    idFromName: (name: string) => env.SCHEDULER.idFromName(name),
+    get: () => ({ submit: async (messages: DispatchMessage[]) => void submitted.push(messages) }),
+  };
+  return { submitted, scheduler: scheduler as unknown as Env["SCHEDULER"] };
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("a malformed dispatch message", () => {
+  it("goes to the dead-letter queue with an error naming it and its first schema issue, and is counted", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const deadLetters = fakeDeadLetterQueue();
+    const schedulers = recordingSchedulers();
+    const valid = dispatchMessage(`fn-${crypto.randomUUID()}`);
+    const malformed = { ...dispatchMessage("fn"), requestId: "not-a-uuid" };
+    const before = dispatchConsumerStats().malformedMessages;
+    const batch = createMessageBatch<unknown>("afp-dispatch", [
+      { id: "malformed-1", timestamp: Date.now(), attempts: 1, body: malformed },
+      { id: "valid-1", timestamp: Date.now(), attempts: 1, body: valid },
+    ]);
+
+    await consumeDispatchBatch(batch, {
+      ...env,
+      DISPATCH_DEAD_LETTER_QUEUE: deadLetters.queue,
+      SCHEDULER: schedulers.scheduler,
+    });
+    const result = await getQueueResult(batch, createExecutionContext());
+
+    expect(deadLetters.sent).toEqual([malformed]);
+    expect(result.explicitAcks.sort()).toEqual(["malformed-1", "valid-1"]);
+    expect(result.retryMessages).toEqual([]);
+    // The valid message of the same batch is dispatched as usual.
+    expect(schedulers.submitted).toEqual([[valid]]);
+    expect(dispatchConsumerStats().malformedMessages).toBe(before + 1);
+    const logged = errors.mock.calls.map((call) => call.map(String).join(" "));
+    expect(logged.some((line) => line.includes("malformed-1") && line.includes("requestId:"))).toBe(true);
+  });
+
+  it("is retried when the dead-letter queue refuses it, and dropped with an error at its last delivery", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    const refusing = fakeDeadLetterQueue(true);
+    const consumerEnv = { ...env, DISPATCH_DEAD_LETTER_QUEUE: refusing.queue };
+    const body = { requestId: "not-a-uuid" };
+
+    const first = createMessageBatch<unknown>("afp-dispatch", [
+      { id: "refused-1", timestamp: Date.now(), attempts: 1, body },
+    ]);
+    await consumeDispatchBatch(first, consumerEnv);
+    const retried = await getQueueResult(first, createExecutionContext());
+    expect(retried.explicitAcks).toEqual([]);
+    expect(retried.retryMessages.map((retry) => retry.msgId)).toEqual(["refused-1"]);
+
+    const droppedBefore = dispatchConsumerStats().malformedDropped;
+    const last = createMessageBatch<unknown>("afp-dispatch", [
+      { id: "refused-1", timestamp: Date.now(), attempts: MAX_MALFORMED_DELIVERIES, body },
+    ]);
+    await consumeDispatchBatch(last, consumerEnv);
+    const dropped = await getQueueResult(last, createExecutionContext());
+    expect(dropped.explicitAcks).toEqual(["refused-1"]);
+    expect(dropped.retryMessages).toEqual([]);
+    expect(dispatchConsumerStats().malformedDropped).toBe(droppedBefore + 1);
+    const logged = errors.mock.calls.map((call) => call.map(String).join(" "));
+    expect(logged.some((line) => line.includes("refused-1") && line.includes("dropped"))).toBe(true);
+  });
+
+  it("is told apart from a valid dispatch message by the dead-letter consumer, both acknowledged", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const before = dispatchConsumerStats();
+    const batch = createMessageBatch<unknown>("afp-dispatch-dead", [
+      { id: "dead-valid", timestamp: Date.now(), attempts: 1, body: dispatchMessage("fn") },
+      { id: "dead-malformed", timestamp: Date.now(), attempts: 1, body: { requestId: 7 } },
+    ]);
+    await consumeDeadLetters(batch);
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks.sort()).toEqual(["dead-malformed", "dead-valid"]);
+    const after = dispatchConsumerStats();
+    expect(after.deadLetters).toBe(before.deadLetters + 1);
+    expect(after.malformedDeadLetters).toBe(before.malformedDeadLetters + 1);
+  });
+});
+
+describe("the scheduler's duplicate counters", () => {
+  it("count a repeated submission as ignored, and an event whose claim is refused on its instance", async () => {
+    vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    const functionName = `dup-${crypto.randomUUID()}`;
+    const scheduler = env.SCHEDULER.get(env.SCHEDULER.idFromName(`default/${functionName}`));
+    // No such event exists: its instance's claim is refused ("unknown event"), as for an ended one.
+    const message = dispatchMessage(functionName);
+    await scheduler.submit([message, message]);
+    await expect.poll(async () => (await scheduler.stats()).claimsRefused, { timeout: 5_000 }).toBe(1);
+    expect(await scheduler.stats()).toMatchObject({ duplicatesIgnored: 1, claimsRefused: 1, pending: 0, busy: 0 });
+  });
+});
