@@ -33,8 +33,9 @@ const EVENTS_PER_PHASE = 2;
 const FUNCTION_TIMEOUT_S = 30;
 /**
  * The documented margin: an event ends at most this long after its invocation plus its timeout.
- * START_TIMEOUT_MS (120 s, the event's own start watchdog) + TIMEOUT_BACKSTOP_GRACE_MS (10 s) +
- * 30 s for dispatch and the watchdog alarm's own delay.
+ * START_TIMEOUT_MS (120 s for a ready container; the code's loading may then take up to the
+ * function's timeout, which this margin is added to) + TIMEOUT_BACKSTOP_GRACE_MS (10 s) + 30 s for
+ * dispatch and the watchdog alarm's own delay.
  */
 export const STUCK_MARGIN_MS = 160_000;
 /** How long the scenario waits for an event to end, in ms (beyond the margin, to measure). */

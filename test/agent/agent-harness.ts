@@ -199,3 +199,38 @@ export async function* recordsOf(response: Response): AsyncGenerator<AgentRecord
     }
   }
 }
+
+/** Longest wait for one execution's records in runUntilEnd (generous: the machine is shared). */
+const RUN_UNTIL_END_WAIT_MS = 30_000;
+
+/**
+ * Runs one execution, calls onReady once the handler printed "ready", and returns every record up
+ * to the end record.
+ */
+export async function runUntilEnd(
+  agent: RunningAgent,
+  spec: Record<string, unknown>,
+  onReady: () => Promise<void>,
+): Promise<{ records: AgentRecord[]; end: AgentRecord; lines: string[] }> {
+  const response = await agent.request("/executions?stream=1", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(spec),
+    signal: AbortSignal.timeout(RUN_UNTIL_END_WAIT_MS),
+  });
+  if (response.status !== 201) throw new Error(`the agent answered ${response.status}: ${await response.text()}`);
+  const records: AgentRecord[] = [];
+  let ready = false;
+  for await (const record of recordsOf(response)) {
+    records.push(record);
+    if (!ready && record.type === "log" && record.line === "ready") {
+      ready = true;
+      await onReady();
+    }
+    if (record.type === "end") break;
+  }
+  const end = records.at(-1);
+  if (end?.type !== "end") throw new Error(`no end record: ${JSON.stringify(records.slice(-3))}`);
+  const lines = records.filter((record) => record.type === "log").map((record) => record.line ?? "");
+  return { records, end, lines };
+}

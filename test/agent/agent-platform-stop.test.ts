@@ -2,7 +2,7 @@
 // a host drain or `docker kill -s TERM`) is told apart from a user's graceful terminate: a platform
 // line is logged, the handler gets SIGTERM, and the end record carries the platform's outcome.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type AgentRecord, executionSpec, putFiles, type RunningAgent, recordsOf, startAgent } from "./agent-harness";
+import { type AgentRecord, executionSpec, putFiles, type RunningAgent, runUntilEnd, startAgent } from "./agent-harness";
 
 /** A Node.js handler that prints "ready" once its SIGTERM behaviour (event.onSigterm) is set up. */
 const NODE_HANDLER = `
@@ -62,28 +62,15 @@ const PLATFORM_STOP_LINE = /^\[PLATFORM\] The container is being stopped by the 
 
 /**
  * Runs one execution, sends SIGTERM to the agent process once the handler printed "ready", and
- * returns every record up to the end record with the log lines.
+ * returns the end record with the log lines.
  */
 async function stoppedByPlatform(
   agent: RunningAgent,
   spec: Record<string, unknown>,
 ): Promise<{ end: AgentRecord; lines: string[] }> {
-  const response = await agent.request("/executions?stream=1", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(spec),
-    signal: AbortSignal.timeout(EXECUTION_WAIT_MS),
+  return runUntilEnd(agent, spec, async () => {
+    agent.process.kill("SIGTERM");
   });
-  expect(response.status).toBe(201);
-  const records: AgentRecord[] = [];
-  for await (const record of recordsOf(response)) {
-    records.push(record);
-    if (record.type === "log" && record.line === "ready") agent.process.kill("SIGTERM");
-    if (record.type === "end") break;
-  }
-  const end = records.at(-1);
-  if (end?.type !== "end") throw new Error(`no end record: ${JSON.stringify(records.slice(-3))}`);
-  return { end, lines: records.filter((record) => record.type === "log").map((record) => record.line ?? "") };
 }
 
 /** Expects the platform's outcome and line, and none of a user's terminate's wording. */

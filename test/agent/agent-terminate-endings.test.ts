@@ -6,47 +6,13 @@ import {
   SIGTERM_NODE_HANDLER as NODE_HANDLER,
   SIGTERM_PYTHON_HANDLER as PYTHON_HANDLER,
 } from "../helpers/sigterm-handlers";
-import { type AgentRecord, executionSpec, putFiles, type RunningAgent, recordsOf, startAgent } from "./agent-harness";
+import { executionSpec, putFiles, type RunningAgent, runUntilEnd, startAgent } from "./agent-harness";
 
 /** What the handler does on SIGTERM (event.onSigterm). */
 type SigtermMode = "return" | "throw" | "exit0" | "exit3" | "die" | "ignore";
 
-/** Longest wait for one execution's records (generous: the machine is shared). */
-const EXECUTION_WAIT_MS = 30_000;
 /** How long an ignoring handler keeps running after SIGTERM before it returns by itself. */
 const IGNORING_HANDLER_RUN_MS = 3_000;
-
-/**
- * Runs one execution, calls onReady once the handler printed "ready", and returns every record up
- * to the end record.
- */
-async function runUntilEnd(
-  agent: RunningAgent,
-  spec: Record<string, unknown>,
-  onReady: () => Promise<void>,
-): Promise<{ records: AgentRecord[]; end: AgentRecord; lines: string[] }> {
-  const response = await agent.request("/executions?stream=1", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(spec),
-    signal: AbortSignal.timeout(EXECUTION_WAIT_MS),
-  });
-  expect(response.status).toBe(201);
-  const records: AgentRecord[] = [];
-  let ready = false;
-  for await (const record of recordsOf(response)) {
-    records.push(record);
-    if (!ready && record.type === "log" && record.line === "ready") {
-      ready = true;
-      await onReady();
-    }
-    if (record.type === "end") break;
-  }
-  const end = records.at(-1);
-  if (end?.type !== "end") throw new Error(`no end record: ${JSON.stringify(records.slice(-3))}`);
-  const lines = records.filter((record) => record.type === "log").map((record) => record.line ?? "");
-  return { records, end, lines };
-}
 
 /** Sends the graceful terminate's SIGTERM to an execution, as the instance does. */
 async function signal(agent: RunningAgent, requestId: string): Promise<void> {

@@ -2,6 +2,7 @@
 // Worker's scheduled handler itself (every 5 s in this suite, AFP_SCHEDULED_INTERVAL_MS; every
 // minute by default). Its 3-day purge of the event index must run on the running platform.
 import { describe, expect, inject, it } from "vitest";
+import type { EventIndexEntry } from "../../worker/events/event-index-entry";
 import { ADMIN_HEADERS, ApiClient, uniqueName } from "../helpers/api-client";
 
 const api = new ApiClient(inject("baseUrl"));
@@ -14,22 +15,6 @@ const INDEX_RETENTION_MS = 3 * DAY;
 const PURGE_DEADLINE_MS = 90_000;
 /** Pause between two list reads (well under the list's 20 per second). */
 const POLL_INTERVAL_MS = 1_000;
-
-/** One row of the event index as `/_diagnostics/seed-index` takes it (worker/events/event-index.ts). */
-interface EventIndexEntry {
-  requestId: string;
-  namespace: string;
-  functionName: string;
-  qualifier: string;
-  invokeType: string;
-  status: string;
-  statusCode: number | null;
-  phase: string;
-  startTime: number;
-  endTime: number | null;
-  durationMs: number | null;
-  version: number;
-}
 
 /** An ended event's index row that started at `startTime`. */
 function row(functionName: string, startTime: number): EventIndexEntry {

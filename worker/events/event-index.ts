@@ -1,20 +1,7 @@
+import type { EventIndexEntry } from "./event-index-entry";
 import { type EventState, publicStatus } from "./event-machine";
 
-/** One row of the D1 event index, as the writer needs it. */
-export interface EventIndexEntry {
-  requestId: string;
-  namespace: string;
-  functionName: string;
-  qualifier: string;
-  invokeType: string;
-  status: string;
-  statusCode: number | null;
-  phase: string;
-  startTime: number;
-  endTime: number | null;
-  durationMs: number | null;
-  version: number;
-}
+export type { EventIndexEntry } from "./event-index-entry";
 
 /**
  * An index write an event owes D1: kept in the event's Durable Object storage (written together
