@@ -1,6 +1,7 @@
 // Retention under `npm start`: wrangler dev fires no cron trigger, so scripts/start.mjs drives the
 // Worker's scheduled handler itself (every 5 s in this suite, AFP_SCHEDULED_INTERVAL_MS; every
 // minute by default). Its 3-day purge of the event index must run on the running platform.
+import { get as httpGet } from "node:http";
 import { describe, expect, inject, it } from "vitest";
 import type { EventIndexEntry } from "../../worker/events/event-index-entry";
 import { ADMIN_HEADERS, ApiClient, uniqueName } from "../helpers/api-client";
@@ -69,5 +70,28 @@ describe("event index retention under npm start", () => {
       ids = await listedIds(functionName);
     }
     expect(ids, "the expired row is purged by the platform's own scheduled run").toEqual(keep);
+  });
+});
+
+/** Status of a GET of `path` on the platform with the given Host header (node:http: fetch would set its own). */
+function statusWithHost(path: string, host: string): Promise<number> {
+  const url = new URL(path, inject("baseUrl"));
+  return new Promise((resolve, reject) => {
+    const request = httpGet(
+      { hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers: { host } },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      },
+    );
+    request.on("error", reject);
+  });
+}
+
+describe("the local scheduled route the start script drives", () => {
+  it("refuses a request naming another host (a page in a browser cannot fire it)", async () => {
+    const path = "/cdn-cgi/local/scheduled?cron=*+*+*+*+*&format=json";
+    expect(await statusWithHost(path, "evil.example")).toBe(403);
+    expect(await statusWithHost(path, new URL(inject("baseUrl")).host)).toBe(200);
   });
 });
