@@ -5,10 +5,10 @@ import { consumeDeadLetters, consumeDispatchBatch } from "./scheduling/dispatch-
 export { SignatureLedgerObject } from "./auth/signature-ledger";
 export { AsyncEventObject } from "./events/async-event-object";
 export { InstanceContainer } from "./instances/instance-container";
+export { QpsBucketObject } from "./ratelimit/qps-bucket-object";
 export { FunctionSchedulerObject } from "./scheduling/function-scheduler-object";
 export { NamespaceQuotaObject } from "./scheduling/namespace-quota-object";
 export { PlatformCapacityObject } from "./scheduling/platform-capacity-object";
-export { QpsBucketObject } from "./scheduling/qps-bucket-object";
 
 const app = createApp();
 

@@ -1,8 +1,8 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { EVENT_RETENTION_MS, MAX_INLINE_RESULT_BYTES } from "../../worker/events/async-event-object";
+import { EventLogStore } from "../../worker/events/event-log-store";
 import type { EventState, PublicEvent } from "../../worker/events/event-machine";
-import { EventLogStore } from "../../worker/logs/event-log-store";
 import { unwrap } from "../../worker/shared/errors";
 import { functionSnapshot } from "../helpers/function-snapshot";
 

@@ -1,9 +1,9 @@
 // Generators of malformed requests for every REST route of the platform (worker/api/app.ts and the
 // route files it mounts). Each case knows what is wrong with it; only malformed cases are kept.
 import fc from "fast-check";
-import { MAX_JSON_BODY_BYTES } from "../../worker/api/validation";
-import { MAX_ASYNC_PAYLOAD_BYTES } from "../../worker/events/routes";
-import { FUNCTION_NAME_PATTERN, NAMESPACE_PATTERN } from "../../worker/functions/model";
+import { MAX_ASYNC_PAYLOAD_BYTES } from "../../worker/events/invoke";
+import { FUNCTION_NAME_PATTERN, NAMESPACE_PATTERN } from "../../worker/shared/names";
+import { MAX_JSON_BODY_BYTES } from "../../worker/shared/validation";
 import { zipBase64 } from "../helpers/zip";
 import {
   BAD_SEGMENTS,
@@ -45,9 +45,9 @@ import {
 
 /** Body limit of POST /v1/admin/credentials (admin-routes.ts). */
 export const CREDENTIALS_BODY_LIMIT_BYTES = 64 * 1024;
-/** Body limit of PATCH /v1/namespaces/:namespace/functions/:name (functions/routes.ts). */
+/** Body limit of PATCH /v1/namespaces/:namespace/functions/:name (api/routes/functions.ts). */
 export const PATCH_BODY_LIMIT_BYTES = 1024 * 1024;
-/** Body limit of POST /v1/events/:requestId/terminate (events/routes.ts). */
+/** Body limit of POST /v1/events/:requestId/terminate (api/routes/events.ts). */
 export const TERMINATE_BODY_LIMIT_BYTES = 4096;
 /** Body limit of function creation and code upload: oversized ones are sent by fixed cases only. */
 export const CODE_BODY_LIMIT_BYTES = MAX_JSON_BODY_BYTES;

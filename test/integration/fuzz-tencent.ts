@@ -2,9 +2,9 @@
 // its 11 actions with parameters of wrong types and values, unknown and prototype-named actions,
 // wrong versions, broken credentials and TC3 signatures, and bodies that are not JSON objects.
 import fc from "fast-check";
-import { MAX_JSON_BODY_BYTES } from "../../worker/api/validation";
-import { MAX_ASYNC_PAYLOAD_BYTES } from "../../worker/events/routes";
-import { FUNCTION_NAME_PATTERN, NAMESPACE_PATTERN } from "../../worker/functions/model";
+import { MAX_ASYNC_PAYLOAD_BYTES } from "../../worker/events/invoke";
+import { FUNCTION_NAME_PATTERN, NAMESPACE_PATTERN } from "../../worker/shared/names";
+import { MAX_JSON_BODY_BYTES } from "../../worker/shared/validation";
 import { TC_API_VERSION } from "../../worker/tcapi/envelope";
 import {
   excerpt,

@@ -10,7 +10,7 @@ import {
   parseNamespaceMaxContainers,
   WAKE_RESERVATION_MS,
 } from "../../worker/scheduling/namespace-quota-object";
-import { PLATFORM_CAPACITY_NAME } from "../../worker/scheduling/platform-capacity-object";
+import { PLATFORM_CAPACITY_NAME } from "../../worker/shared/objects";
 
 /**
  * Every namespace's new containers also count against the platform-wide cap (50, shared by the

@@ -4,10 +4,10 @@ import { START_TIMEOUT_MS } from "../../worker/events/async-event-object";
 import { CAPACITY_RETRY_MS, CAPACITY_WAIT_MS, isCapacityError } from "../../worker/instances/instance-container";
 import {
   DEFAULT_PLATFORM_MAX_CONTAINERS,
-  PLATFORM_CAPACITY_NAME,
   parsePlatformMaxContainers,
   UNIT_SYNC_MIN_AGE_MS,
 } from "../../worker/scheduling/platform-capacity-object";
+import { PLATFORM_CAPACITY_NAME } from "../../worker/shared/objects";
 
 /** PLATFORM_MAX_CONTAINERS of this test run (wrangler.toml). */
 const CAP = DEFAULT_PLATFORM_MAX_CONTAINERS;

@@ -1,14 +1,14 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { checkTake, GrantWindow, QPS_WINDOW_MS } from "../../worker/ratelimit/qps-bucket-object";
 import {
   DistributedQpsLimiter,
   LOCAL_TOKEN_TTL_MS,
   type QpsBucket,
-  qpsBucketStub,
   TOKEN_BATCH_DIVISOR,
   tokenBatch,
-} from "../../worker/functions/qps-limiter";
-import { checkTake, GrantWindow, QPS_WINDOW_MS } from "../../worker/scheduling/qps-bucket-object";
+} from "../../worker/ratelimit/qps-limiter";
+import { qpsBucketStub } from "../../worker/shared/objects";
 
 /** A bucket key no other test uses. */
 function uniqueKey(): string {

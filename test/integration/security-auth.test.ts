@@ -3,7 +3,6 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../worker/api/app";
-import { MAX_JSON_BODY_BYTES } from "../../worker/api/validation";
 import {
   BoundedTtlCache,
   CREDENTIAL_CACHE_MAX_ENTRIES,
@@ -14,6 +13,7 @@ import {
 import { MAX_SIGNED_BODY_BYTES } from "../../worker/auth/credentials";
 import { SIGNATURE_FOLLOW_UP_WINDOW_MS } from "../../worker/auth/signature-ledger";
 import { tc3Signature, utcDate } from "../../worker/auth/tc3";
+import { MAX_JSON_BODY_BYTES } from "../../worker/shared/validation";
 import { zipBase64 } from "../helpers/zip";
 
 const BASE = "https://platform.test";

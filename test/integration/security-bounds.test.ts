@@ -6,14 +6,14 @@ import {
   FUNCTION_LOG_RESULT_BYTES,
   MAX_LOG_PAGE_CHARS,
 } from "../../worker/events/async-event-object";
+import { MAX_STORED_LOG_LINES } from "../../worker/events/event-log-store";
 import type { EventPhase, EventState, PublicEvent } from "../../worker/events/event-machine";
 import { MAX_ERROR_MESSAGE_BYTES, MAX_ERROR_STACK_BYTES, MAX_RESULT_BYTES } from "../../worker/events/event-machine";
+import { MAX_FOLLOWERS_PER_EVENT } from "../../worker/events/log-followers";
 import { MAX_ENV_NAME_CHARS, MAX_ENV_TOTAL_BYTES, MAX_ENV_VALUE_BYTES } from "../../worker/functions/model";
-import { MAX_STORED_LOG_LINES } from "../../worker/logs/event-log-store";
 import { MAX_FUNCTION_LOG_ANSWER_BYTES } from "../../worker/logs/function-logs";
-import { MAX_FOLLOWERS_PER_EVENT } from "../../worker/logs/log-followers";
+import { READ_RATE_PER_SECOND } from "../../worker/ratelimit/read-limit";
 import { unwrap } from "../../worker/shared/errors";
-import { READ_RATE_PER_SECOND } from "../../worker/shared/read-limit";
 import { functionSnapshot } from "../helpers/function-snapshot";
 import { zipBase64 } from "../helpers/zip";
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import type { StoredLogRecord } from "../../worker/logs/event-log-store";
+import type { StoredLogRecord } from "../../worker/events/event-log-store";
 import {
   LogFollowers,
   type LogStreamEnd,
   MAX_FOLLOWER_QUEUE_BYTES,
   MAX_FOLLOWERS_PER_EVENT,
-} from "../../worker/logs/log-followers";
+} from "../../worker/events/log-followers";
 
 const PAGE = 100;
 const decoder = new TextDecoder();

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
+import type { LogRecord } from "../../worker/events/event-log-store";
 import { LogForwarder } from "../../worker/instances/log-forwarder";
-import type { LogRecord } from "../../worker/logs/event-log-store";
 
 function record(seq: number): LogRecord {
   return { seq, ts: seq, stream: "stdout", line: `line ${seq}` };

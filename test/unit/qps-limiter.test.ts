@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { QpsLimiter } from "../../worker/functions/qps-limiter";
+import { QpsLimiter } from "../../worker/ratelimit/qps-limiter";
 
 describe("QpsLimiter", () => {
   it("admits up to the limit within one second and refuses the excess", () => {

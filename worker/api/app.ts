@@ -1,13 +1,13 @@
 import { Hono } from "hono";
-import { adminRoutes } from "../auth/admin-routes";
 import { type AuthVariables, requireAdmin, requireCredentials } from "../auth/credentials";
-import { diagnosticsRoutes } from "../diagnostics/routes";
-import { eventRoutes } from "../events/routes";
-import { functionRoutes } from "../functions/routes";
-import { logRoutes } from "../logs/routes";
 import { ERROR_STATUS, PlatformError, toPlatformError } from "../shared/errors";
 import { tencentCloudRoutes } from "../tcapi/routes";
 import { healthRoutes } from "./health";
+import { adminRoutes } from "./routes/admin";
+import { diagnosticsRoutes } from "./routes/diagnostics";
+import { eventRoutes } from "./routes/events";
+import { functionRoutes } from "./routes/functions";
+import { logRoutes } from "./routes/logs";
 
 /** The platform's HTTP API. */
 export function createApp(): Hono<{ Bindings: Env; Variables: AuthVariables }> {

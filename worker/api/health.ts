@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import { devCredentialProblem } from "../auth/credential-store";
 import { authenticate, restOperation } from "../auth/credentials";
-import { readRequestBody } from "./validation";
+import { instanceStub } from "../shared/objects";
+import { readRequestBody } from "../shared/validation";
 
 /** Readiness of one dependency, with details (administrators only). */
 interface CheckResult {
@@ -62,7 +63,7 @@ export const healthRoutes = new Hono<{ Bindings: Env }>().get("/healthz", async 
       return undefined;
     }),
     timed(async () => {
-      const probe = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(HEALTH_PROBE_INSTANCE));
+      const probe = instanceStub(c.env, HEALTH_PROBE_INSTANCE);
       if (!(await probe.hasContainerSupport())) throw new Error("InstanceContainer has no container attached");
       return undefined;
     }),

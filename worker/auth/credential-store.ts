@@ -1,9 +1,9 @@
 import { and, desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { type CredentialRow, credentials } from "../db/schema";
-import { NAMESPACE_PATTERN } from "../functions/model";
 import { fromBase64, toBase64 } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
+import { NAMESPACE_PATTERN } from "../shared/names";
 import { constantTimeEqual, type Principal } from "./principal";
 
 /** How long an isolate trusts a looked-up credential (a revocation takes effect within this). */

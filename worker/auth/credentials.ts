@@ -1,8 +1,9 @@
 import type { MiddlewareHandler } from "hono";
-import { MAX_JSON_BODY_BYTES, readRequestBody } from "../api/validation";
 import { PlatformError } from "../shared/errors";
+import { namespaceSchema } from "../shared/names";
+import { MAX_JSON_BODY_BYTES, parseWith, readRequestBody } from "../shared/validation";
 import { CredentialStore } from "./credential-store";
-import { constantTimeEqual, type Principal } from "./principal";
+import { canAccessNamespace, constantTimeEqual, type Principal } from "./principal";
 import { recordSignatureUse, type SignedOperation } from "./signature-ledger";
 import { acceptedServices, parseTc3Authorization, TC3_SERVICE, type Tc3Failure, verifyTc3 } from "./tc3";
 
@@ -11,6 +12,18 @@ export { canAccessNamespace, type Principal } from "./principal";
 /** Hono variables set by requireCredentials. */
 export interface AuthVariables {
   principal: Principal;
+}
+
+/** The Hono environment of every authenticated route: the Worker's bindings and the caller. */
+export type AppEnv = { Bindings: Env; Variables: AuthVariables };
+
+/** Validates a namespace from a path and that the caller may see it (not-found otherwise). */
+export function visibleNamespace(principal: Principal, raw: string | undefined): string {
+  const namespace = parseWith(namespaceSchema, raw);
+  if (!canAccessNamespace(principal, namespace)) {
+    throw new PlatformError("NOT_FOUND", `namespace ${namespace} not found`);
+  }
+  return namespace;
 }
 
 /** Parses `Authorization: Bearer <SecretId>:<SecretKey>`. */

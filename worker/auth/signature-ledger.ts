@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { signatureLedgerStub } from "../shared/objects";
 import { MAX_CLOCK_SKEW_SECONDS } from "./tc3";
 
 /**
@@ -47,7 +48,7 @@ export async function recordSignatureUse(
   signature: string,
   operation: SignedOperation,
 ): Promise<LedgerVerdict> {
-  const ledger = env.SIGNATURE_LEDGER.get(env.SIGNATURE_LEDGER.idFromName(ledgerShardName(signature)));
+  const ledger = signatureLedgerStub(env, ledgerShardName(signature));
   return ledger.record(signature, operation.name, operation.mutating);
 }
 

@@ -1,9 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { FunctionSnapshot } from "../functions/model";
-import { EventLogStore, type LogRecord, type StoredLogRecord } from "../logs/event-log-store";
-import { LogFollowers, type LogStreamEnd, MAX_FOLLOWERS_PER_EVENT } from "../logs/log-followers";
-import { instanceName, schedulerName } from "../scheduling/function-scheduler-object";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
+import { instanceName, instanceStub, schedulerName } from "../shared/objects";
 import type { DispatchMessage } from "./dispatch-message";
 import { sendDispatch } from "./dispatch-send";
 import {
@@ -15,6 +13,7 @@ import {
   writeIndexEntries,
 } from "./event-index";
 import { EVENT_INDEX_RETENTION_MS } from "./event-list";
+import { EventLogStore, type LogRecord, type StoredLogRecord } from "./event-log-store";
 import {
   type EventCommand,
   type EventState,
@@ -25,6 +24,7 @@ import {
   type TransitionError,
   transition,
 } from "./event-machine";
+import { LogFollowers, type LogStreamEnd, MAX_FOLLOWERS_PER_EVENT } from "./log-followers";
 import { truncateUtf8, utf8Length } from "./text-bounds";
 
 /** Status stays readable this long after the event ends. */
@@ -289,7 +289,7 @@ export class AsyncEventObject extends DurableObject<Env> {
     const after = this.state ?? before;
     const instanceId = before.instanceId;
     if (instanceId) {
-      const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceId));
+      const instance = instanceStub(this.env, instanceId);
       if (isTerminal(after.phase)) await instance.repossess(before.requestId);
       else await instance.signalTerminate(before.requestId);
     }
@@ -432,7 +432,7 @@ export class AsyncEventObject extends DurableObject<Env> {
   private async repossessInstance(state: EventState): Promise<void> {
     const instanceId = state.instanceId;
     if (!instanceId) return;
-    const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceId));
+    const instance = instanceStub(this.env, instanceId);
     await instance.repossess(state.requestId).catch((error: unknown) => {
       console.warn("repossess failed", instanceId, String(error));
     });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { FunctionRow } from "../db/schema";
+import { functionNameSchema } from "../shared/names";
 
 /** Runtimes the runtime agent can run. */
 export const RUNTIMES = ["Nodejs22", "Python3.11"] as const;
@@ -24,10 +25,6 @@ export const MAX_CONCURRENCY_LIMIT = 50;
 /** The default namespace. */
 export const DEFAULT_NAMESPACE = "default";
 
-/** Function name rule: letters, digits, - and _, starts with a letter, does not end with - or _, 2–60 chars. */
-export const FUNCTION_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,58}[A-Za-z0-9]$/;
-/** Namespace rule (same alphabet, 1–30 chars). */
-export const NAMESPACE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$/;
 /**
  * Handler rule: `path/file.function`. The path part is relative to the code root: it may not start
  * with `/` (the first character is a letter, digit or _) and has no `..` segment (HANDLER_ESCAPES).
@@ -50,14 +47,6 @@ export const MAX_ENV_VALUE_BYTES = 4 * 1024;
  * with E2BIG and the event's stored state stays small.
  */
 export const MAX_ENV_TOTAL_BYTES = 32 * 1024;
-
-export const functionNameSchema = z
-  .string()
-  .regex(
-    FUNCTION_NAME_PATTERN,
-    "function name: 2-60 letters, digits, - or _, starting with a letter and not ending with - or _",
-  );
-export const namespaceSchema = z.string().regex(NAMESPACE_PATTERN, "namespace: 1-30 letters, digits, - or _");
 
 const utf8 = new TextEncoder();
 

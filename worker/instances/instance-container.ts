@@ -1,9 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ClaimResult } from "../events/async-event-object";
+import type { LogRecord } from "../events/event-log-store";
 import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
 import { DEFAULT_MEMORY_MB } from "../functions/model";
-import type { LogRecord } from "../logs/event-log-store";
-import { instanceName, namespaceOfScheduler } from "../scheduling/namespace-quota-object";
+import { eventStub, instanceName, namespaceOfScheduler, namespaceQuotaStub, schedulerStub } from "../shared/objects";
 import { AgentClient, type AgentHealth } from "./agent-client";
 import { type AgentEndRecord, readAgentRecords, readStartedRecord } from "./agent-stream";
 import { type ContainerBoot, containerStartOptions, isContainerBoot, newContainerBoot } from "./container-boot";
@@ -232,7 +232,7 @@ export class InstanceContainer extends DurableObject<Env> {
     if (!owner) return;
     const namespace = namespaceOfScheduler(owner.schedulerName);
     const instance = instanceName(owner.schedulerName, owner.slot);
-    await this.env.NAMESPACE_QUOTA.get(this.env.NAMESPACE_QUOTA.idFromName(namespace))
+    await namespaceQuotaStub(this.env, namespace)
       .releaseInstance(instance, endedRequestId)
       .catch((error: unknown) => console.warn("releasing the namespace lease failed", instance, String(error)));
   }
@@ -762,11 +762,11 @@ export class InstanceContainer extends DurableObject<Env> {
   }
 
   private eventStub(requestId: string) {
-    return this.env.ASYNC_EVENT.get(this.env.ASYNC_EVENT.idFromName(requestId));
+    return eventStub(this.env, requestId);
   }
 
   private schedulerStub(name: string) {
-    return this.env.SCHEDULER.get(this.env.SCHEDULER.idFromName(name));
+    return schedulerStub(this.env, name);
   }
 }
 

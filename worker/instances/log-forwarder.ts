@@ -1,4 +1,4 @@
-import type { LogRecord } from "../logs/event-log-store";
+import type { LogRecord } from "../events/event-log-store";
 
 /** Forwards at most this many records in one call. */
 const MAX_BATCH_RECORDS = 200;

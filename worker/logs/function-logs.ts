@@ -2,6 +2,7 @@ import type { EventWithLog } from "../events/async-event-object";
 import { listEvents } from "../events/event-list";
 import { truncateUtf8, utf8Length } from "../events/text-bounds";
 import { unwrap } from "../shared/errors";
+import { eventStub } from "../shared/objects";
 
 /** Log text returned per event by a function-log query. */
 export const FUNCTION_LOG_CHARS_PER_EVENT = 64 * 1024;
@@ -75,7 +76,7 @@ export async function functionLogs(
   });
   const events = await Promise.all(
     page.events.map(async (row) => {
-      const stub = env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(row.requestId));
+      const stub = eventStub(env, row.requestId);
       const detail = await stub.viewWithLog(FUNCTION_LOG_CHARS_PER_EVENT);
       // An event deleted after its index row was read is skipped.
       if (detail.ok === false) return undefined;

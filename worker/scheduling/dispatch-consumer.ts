@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import { type DispatchMessage, dispatchMessageSchema } from "../events/dispatch-message";
 import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
-import { schedulerName } from "./function-scheduler-object";
+import { eventStub, schedulerName, schedulerStub } from "../shared/objects";
 
 /**
  * Deliveries of a malformed dispatch message whose send to the dead-letter queue failed, after
@@ -135,7 +135,7 @@ export async function consumeDispatchBatch(
   await Promise.all(
     [...bySchedulers].map(async ([name, items]) => {
       try {
-        await env.SCHEDULER.get(env.SCHEDULER.idFromName(name)).submit(items.map((item) => item.body));
+        await schedulerStub(env, name).submit(items.map((item) => item.body));
         for (const item of items) {
           // A row neither written nor owed by its event: the redelivery writes it (and the
           // scheduler ignores the repeated submission).
@@ -163,7 +163,7 @@ async function handIndexRowsToEvents(
   await Promise.all(
     requestIds.map(async (requestId) => {
       try {
-        await env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(requestId)).owesIndexRow();
+        await eventStub(env, requestId).owesIndexRow();
         settled.add(requestId);
       } catch (error) {
         console.warn("could not hand an index row to its event; the message is redelivered", requestId, String(error));

@@ -1,7 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { DispatchMessage } from "../events/dispatch-message";
+import { instanceName, instanceStub, namespaceOfScheduler, namespaceQuotaStub } from "../shared/objects";
 import { SqlSettings } from "../shared/sql-settings";
-import { instanceName, namespaceOfScheduler, parseNamespaceMaxContainers } from "./namespace-quota-object";
+import { parseNamespaceMaxContainers } from "./namespace-quota-object";
 
 export { instanceName };
 
@@ -21,11 +22,6 @@ const DUPLICATES_IGNORED_KEY = "duplicatesIgnored";
 const CLAIMS_REFUSED_KEY = "claimsRefused";
 /** The scheduler's durable counters. */
 type CounterKey = typeof DUPLICATES_IGNORED_KEY | typeof CLAIMS_REFUSED_KEY;
-
-/** Name of the scheduler of one function. */
-export function schedulerName(namespace: string, functionName: string): string {
-  return `${namespace}/${functionName}`;
-}
 
 interface Assignment {
   slot: number;
@@ -168,7 +164,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     if (name) {
       for (const row of busy) {
         if (Date.now() - row.assigned_at < AUDIT_MIN_AGE_MS) continue;
-        const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceName(name, row.slot)));
+        const instance = instanceStub(this.env, instanceName(name, row.slot));
         // An instance that does not answer still holds its event: only a clear answer frees the slot.
         const current = await instance.currentRequestId().catch(() => row.request_id);
         if (current !== row.request_id) await this.release(row.slot, row.request_id);
@@ -327,7 +323,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       this.pump();
       return;
     }
-    const instance = this.env.INSTANCE.get(this.env.INSTANCE.idFromName(instanceName(name, assignment.slot)));
+    const instance = instanceStub(this.env, instanceName(name, assignment.slot));
     try {
       const answer = await instance.runEvent({
         requestId: assignment.requestId,
@@ -352,7 +348,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
 
   private quotaStub(schedulerName: string) {
     const namespace = namespaceOfScheduler(schedulerName);
-    return this.env.NAMESPACE_QUOTA.get(this.env.NAMESPACE_QUOTA.idFromName(namespace));
+    return namespaceQuotaStub(this.env, namespace);
   }
 
   private maxConcurrency(): number {

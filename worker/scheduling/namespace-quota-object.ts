@@ -1,6 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
+import {
+  instanceName,
+  instanceStub,
+  namespaceOfScheduler,
+  platformCapacityStub,
+  schedulerStub,
+} from "../shared/objects";
 import { SqlSettings } from "../shared/sql-settings";
-import { PLATFORM_CAPACITY_NAME, type PlatformCapacityObject, type UnitGrant } from "./platform-capacity-object";
+import type { PlatformCapacityObject, UnitGrant } from "./platform-capacity-object";
 
 /**
  * Containers one namespace may run at once when `NAMESPACE_MAX_CONTAINERS` is unset or invalid:
@@ -42,17 +49,6 @@ export function parseNamespaceMaxContainers(value: unknown): number {
   const parsed = Number(value.trim());
   if (parsed < 1 || parsed > NAMESPACE_MAX_CONTAINERS_CEILING) return DEFAULT_NAMESPACE_MAX_CONTAINERS;
   return parsed;
-}
-
-/** Name of one instance slot of a scheduler: the instance Durable Object's name, and its lease's key. */
-export function instanceName(schedulerName: string, slot: number): string {
-  return `${schedulerName}#${slot}`;
-}
-
-/** The namespace of a scheduler name (`namespace/function`; a namespace never contains `/`). */
-export function namespaceOfScheduler(schedulerName: string): string {
-  const slash = schedulerName.indexOf("/");
-  return slash < 0 ? schedulerName : schedulerName.slice(0, slash);
 }
 
 /** How many instances the lease audit asks at once. */
@@ -481,7 +477,7 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
 
   /** The platform-wide capacity object; one stub, so that calls arrive in the order sent. */
   private platform() {
-    this.platformStub ??= this.env.PLATFORM_CAPACITY.get(this.env.PLATFORM_CAPACITY.idFromName(PLATFORM_CAPACITY_NAME));
+    this.platformStub ??= platformCapacityStub(this.env);
     return this.platformStub;
   }
 
@@ -633,11 +629,11 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
   }
 
   private schedulerStub(name: string) {
-    return this.env.SCHEDULER.get(this.env.SCHEDULER.idFromName(name));
+    return schedulerStub(this.env, name);
   }
 
   private instanceStub(name: string) {
-    return this.env.INSTANCE.get(this.env.INSTANCE.idFromName(name));
+    return instanceStub(this.env, name);
   }
 }
 

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { namespaceQuotaStub } from "../shared/objects";
 
 /**
  * Containers the whole platform may hold at once when `PLATFORM_MAX_CONTAINERS` is unset or
@@ -9,8 +10,6 @@ import { DurableObject } from "cloudflare:workers";
 export const DEFAULT_PLATFORM_MAX_CONTAINERS = 50;
 /** Largest accepted `PLATFORM_MAX_CONTAINERS`; a larger value counts as invalid (default applies). */
 export const PLATFORM_MAX_CONTAINERS_CEILING = 10_000;
-/** Name of the one platform-wide capacity object (idFromName). */
-export const PLATFORM_CAPACITY_NAME = "platform";
 /** Most instances one acquire, release or sync call may name. */
 export const MAX_UNITS_PER_CALL = 10_000;
 /**
@@ -201,7 +200,7 @@ export class PlatformCapacityObject extends DurableObject<Env> {
     let remaining = wanted;
     for (const holder of holders) {
       if (remaining <= 0) return;
-      const quota = this.env.NAMESPACE_QUOTA.get(this.env.NAMESPACE_QUOTA.idFromName(holder));
+      const quota = namespaceQuotaStub(this.env, holder);
       const given = await quota.yieldIdle(remaining).catch((error: unknown) => {
         console.warn("platform capacity: reclaiming idle containers failed", holder, String(error));
         return { yielded: 0 };
@@ -220,7 +219,7 @@ export class PlatformCapacityObject extends DurableObject<Env> {
       .toArray();
     for (const { seq, namespace } of woken) {
       sql.exec("DELETE FROM waiters WHERE seq = ?", seq);
-      const quota = this.env.NAMESPACE_QUOTA.get(this.env.NAMESPACE_QUOTA.idFromName(namespace));
+      const quota = namespaceQuotaStub(this.env, namespace);
       this.ctx.waitUntil(
         quota
           .capacityFreed()

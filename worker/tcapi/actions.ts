@@ -1,20 +1,16 @@
 import { z } from "zod";
-import { describeIssues } from "../api/validation";
 import { canAccessNamespace, type Principal } from "../auth/principal";
 import type { FunctionRow } from "../db/schema";
+import { visibleEventView } from "../events/event-access";
 import { listEvents } from "../events/event-list";
-import { invokeAsync, visibleEventView } from "../events/routes";
-import {
-  createFunctionSchema,
-  DEFAULT_NAMESPACE,
-  FUNCTION_NAME_PATTERN,
-  NAMESPACE_PATTERN,
-  updateConfigurationSchema,
-} from "../functions/model";
+import { invokeAsync } from "../events/invoke";
+import { createFunctionSchema, DEFAULT_NAMESPACE, updateConfigurationSchema } from "../functions/model";
 import { FunctionRegistry } from "../functions/registry";
 import { functionLogs } from "../logs/function-logs";
+import { admitRead } from "../ratelimit/read-limit";
 import { unwrap } from "../shared/errors";
-import { admitRead } from "../shared/read-limit";
+import { functionNameSchemaFor, NAMESPACE_PATTERN, NAMESPACE_RULE } from "../shared/names";
+import { describeIssues } from "../shared/validation";
 import { parseTcTime, tcTime } from "./envelope";
 
 /** An error with a Tencent Cloud API code of its own (more precise than the platform's). */
@@ -31,9 +27,7 @@ export class TcApiError extends Error {
  * A `FunctionName` parameter: checked against the function name rule on every action, so a
  * malformed name is InvalidParameterValue.FunctionName wherever it is given.
  */
-const functionNameParam = z
-  .string()
-  .regex(FUNCTION_NAME_PATTERN, "FunctionName: 2-60 letters, digits, - or _, starting with a letter");
+const functionNameParam = functionNameSchemaFor("FunctionName");
 
 /**
  * A `Namespace` parameter: checked against the namespace rule on every action
@@ -41,7 +35,7 @@ const functionNameParam = z
  */
 const namespaceParam = z
   .string()
-  .refine((value) => value === "" || NAMESPACE_PATTERN.test(value), "Namespace: 1-30 letters, digits, - or _");
+  .refine((value) => value === "" || NAMESPACE_PATTERN.test(value), `Namespace: ${NAMESPACE_RULE}`);
 
 /** What every action receives. */
 export interface ActionContext {

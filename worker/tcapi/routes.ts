@@ -1,8 +1,8 @@
 import { Hono } from "hono";
-import { MAX_JSON_BODY_BYTES, readRequestBody } from "../api/validation";
 import { authenticate, MAX_SIGNED_BODY_BYTES } from "../auth/credentials";
 import { isReadOnlyAction } from "../auth/signature-ledger";
 import { toPlatformError } from "../shared/errors";
+import { MAX_JSON_BODY_BYTES, readRequestBody } from "../shared/validation";
 import { findAction, TcApiError } from "./actions";
 import { TC_API_VERSION, TENCENT_ERROR_CODE, tcError, tcOk, tcOkText } from "./envelope";
 

@@ -80,7 +80,7 @@ export function checkTake(limit: unknown, wanted: unknown): string | undefined {
 /**
  * One per rate-limited key (idFromName: `fn:namespace/function` for invocations, `read:SecretId`
  * for list and log reads): the one place that counts the key's calls across every isolate and
- * machine. Isolates take small batches of tokens (see worker/functions/qps-limiter.ts), so this
+ * machine. Isolates take small batches of tokens (see worker/ratelimit/qps-limiter.ts), so this
  * object sees about limit / batch calls per second, not one per call.
  *
  * The window lives in memory only: when the object restarts (rare: a deploy, an eviction after

@@ -1,11 +1,11 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { MAX_JSON_BODY_BYTES, parseWith, readJson } from "../api/validation";
-import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
-import type { HoldPhase } from "../instances/instance-container";
-import { dispatchConsumerStats } from "../scheduling/dispatch-consumer";
-import { schedulerName } from "../scheduling/function-scheduler-object";
-import { unwrap } from "../shared/errors";
+import { type EventIndexEntry, writeIndexEntries } from "../../events/event-index";
+import type { HoldPhase } from "../../instances/instance-container";
+import { dispatchConsumerStats } from "../../scheduling/dispatch-consumer";
+import { unwrap } from "../../shared/errors";
+import { eventStub, instanceStub, schedulerName, schedulerStub } from "../../shared/objects";
+import { MAX_JSON_BODY_BYTES, parseWith, readJson } from "../../shared/validation";
 
 /** Largest body of a redeliver request (a RequestId). */
 const MAX_REDELIVER_BODY_BYTES = 1024;
@@ -40,32 +40,32 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
     return c.json({ ...(await c.env.INSTANCE.get(id).selfCheck()), durableObjectId: id.toString() });
   })
   .get("/_diagnostics/instances/:name", async (c) => {
-    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    const instance = instanceStub(c.env, c.req.param("name"));
     return c.json(await instance.status());
   })
   .post("/_diagnostics/instances/:name/interrupt-relay", async (c) => {
-    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    const instance = instanceStub(c.env, c.req.param("name"));
     return c.json(await instance.interruptRelay());
   })
   .post("/_diagnostics/instances/:name/holds", async (c) => {
     // Pauses the named event's execution on this instance at a phase until released (terminate races).
     const hold = await readJson(c, holdSchema, MAX_HOLD_BODY_BYTES);
-    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    const instance = instanceStub(c.env, c.req.param("name"));
     return c.json(await instance.setHold(hold.requestId, hold.phase));
   })
   .get("/_diagnostics/instances/:name/holds/:requestId", async (c) => {
     const requestId = parseWith(holdRequestIdSchema, c.req.param("requestId"));
-    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    const instance = instanceStub(c.env, c.req.param("name"));
     return c.json(await instance.holdStatus(requestId));
   })
   .delete("/_diagnostics/instances/:name/holds/:requestId", async (c) => {
     const requestId = parseWith(holdRequestIdSchema, c.req.param("requestId"));
-    const instance = c.env.INSTANCE.get(c.env.INSTANCE.idFromName(c.req.param("name")));
+    const instance = instanceStub(c.env, c.req.param("name"));
     return c.json(await instance.releaseHold(requestId));
   })
   .get("/_diagnostics/schedulers/:namespace/:function", async (c) => {
     const name = schedulerName(c.req.param("namespace"), c.req.param("function"));
-    return c.json(await c.env.SCHEDULER.get(c.env.SCHEDULER.idFromName(name)).stats());
+    return c.json(await schedulerStub(c.env, name).stats());
   })
   .post("/_diagnostics/seed-index", async (c) => {
     // Writes synthetic index rows (benchmarks of list queries over a large index).
@@ -76,7 +76,7 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
   .post("/_diagnostics/redeliver", async (c) => {
     // The event sends its own dispatch message again, as at-least-once delivery may.
     const { requestId } = await readJson(c, redeliverSchema, MAX_REDELIVER_BODY_BYTES);
-    const message = unwrap(await c.env.ASYNC_EVENT.get(c.env.ASYNC_EVENT.idFromName(requestId)).redispatch());
+    const message = unwrap(await eventStub(c.env, requestId).redispatch());
     return c.json({ sent: true, message });
   })
   .get("/_diagnostics/dispatch-consumer", (c) => {

@@ -1,16 +1,13 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { parseWith } from "../api/validation";
-import type { AuthVariables } from "../auth/credentials";
-import { orderSchema, timeSchema } from "../events/event-list";
-import { visibleEvent } from "../events/routes";
-import { functionNameSchema } from "../functions/model";
-import { namespaceParam } from "../functions/routes";
-import { unwrap } from "../shared/errors";
-import { admitRead } from "../shared/read-limit";
-import { functionLogs } from "./function-logs";
-
-type AppEnv = { Bindings: Env; Variables: AuthVariables };
+import { type AppEnv, visibleNamespace } from "../../auth/credentials";
+import { visibleEvent } from "../../events/event-access";
+import { orderSchema, timeSchema } from "../../events/event-list";
+import { functionLogs } from "../../logs/function-logs";
+import { admitRead } from "../../ratelimit/read-limit";
+import { unwrap } from "../../shared/errors";
+import { functionNameSchema } from "../../shared/names";
+import { parseWith } from "../../shared/validation";
 
 const eventLogQuerySchema = z.strictObject({
   after: z.coerce.number().int().min(0).default(0),
@@ -58,7 +55,7 @@ export const logRoutes = new Hono<AppEnv>()
     });
   })
   .get("/v1/namespaces/:namespace/functions/:name/logs", async (c) => {
-    const namespace = namespaceParam(c.var.principal, c.req.param("namespace"));
+    const namespace = visibleNamespace(c.var.principal, c.req.param("namespace"));
     const functionName = parseWith(functionNameSchema, c.req.param("name"));
     const query = parseWith(functionLogQuerySchema, c.req.query());
     admitRead(c.var.principal.secretId);

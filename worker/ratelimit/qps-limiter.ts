@@ -1,5 +1,5 @@
-import type { TakeResult } from "../scheduling/qps-bucket-object";
-import { MAX_TOKENS_PER_TAKE, QPS_WINDOW_MS } from "../scheduling/qps-bucket-object";
+import type { TakeResult } from "./qps-bucket-object";
+import { MAX_TOKENS_PER_TAKE, QPS_WINDOW_MS } from "./qps-bucket-object";
 
 /**
  * Per-key invocation rate limiter counted in this isolate alone: at most `limit` admissions in any
@@ -145,9 +145,4 @@ export class DistributedQpsLimiter {
 
 function refused(waitMs: number): Admission {
   return { admitted: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
-}
-
-/** The bucket Durable Object of a key. */
-export function qpsBucketStub(env: Pick<Env, "QPS_BUCKET">, key: string): QpsBucket {
-  return env.QPS_BUCKET.get(env.QPS_BUCKET.idFromName(key));
 }

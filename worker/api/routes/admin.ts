@@ -1,10 +1,8 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { readJson } from "../api/validation";
-import { CredentialStore } from "./credential-store";
-import { type AuthVariables, requireAdmin } from "./credentials";
-
-type AppEnv = { Bindings: Env; Variables: AuthVariables };
+import { CredentialStore } from "../../auth/credential-store";
+import { type AppEnv, requireAdmin } from "../../auth/credentials";
+import { readJson } from "../../shared/validation";
 
 const createCredentialSchema = z.strictObject({
   namespaces: z.array(z.string().min(1).max(30)).min(1).max(100),

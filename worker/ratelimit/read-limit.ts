@@ -1,5 +1,5 @@
-import { QpsLimiter } from "../functions/qps-limiter";
-import { PlatformError } from "./errors";
+import { PlatformError } from "../shared/errors";
+import { QpsLimiter } from "./qps-limiter";
 
 /**
  * Reads per second per caller (SecretId), shared by every list and log read: REST event lists,

@@ -1,6 +1,6 @@
 import type { Context, HonoRequest } from "hono";
 import type { z } from "zod";
-import { PlatformError } from "../shared/errors";
+import { PlatformError } from "./errors";
 
 /** Largest JSON request body accepted by the REST API (a code package in base64 fits). */
 export const MAX_JSON_BODY_BYTES = 32 * 1024 * 1024;

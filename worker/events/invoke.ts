@@ -1,0 +1,71 @@
+import { FunctionRegistry, functionNotFound } from "../functions/registry";
+import { DistributedQpsLimiter } from "../ratelimit/qps-limiter";
+import { PlatformError } from "../shared/errors";
+import { eventStub, qpsBucketStub } from "../shared/objects";
+
+/** Largest async event payload (JSON), as SCF allows. */
+export const MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024;
+/** Invoke type recorded for invocations through the API (REST or Invoke). */
+export const API_INVOKE_TYPE = "OTHERS";
+/** The only qualifier until versions exist. */
+export const DEFAULT_QUALIFIER = "$LATEST";
+
+/** Invocation QPS per function, counted across isolates (one bucket Durable Object per function). */
+const limiter = new DistributedQpsLimiter();
+
+/** One invocation, whoever makes it (the REST route, the Tencent `Invoke` action). */
+export interface InvocationRequest {
+  namespace: string;
+  functionName: string;
+  /** The payload as the caller sent it: JSON text, at most MAX_ASYNC_PAYLOAD_BYTES. */
+  payloadText: string;
+  qualifier?: string;
+  invokeType?: string;
+}
+
+/**
+ * The one entry point for invocations: checks the payload, the function and its QPS limit, then
+ * hands the event to its own Durable Object, which records it and queues its dispatch. Returns
+ * the RequestId once the event is durable.
+ */
+export async function invokeAsync(env: Env, request: InvocationRequest): Promise<{ requestId: string }> {
+  if (new TextEncoder().encode(request.payloadText).byteLength > MAX_ASYNC_PAYLOAD_BYTES) {
+    throw new PlatformError("PAYLOAD_TOO_LARGE", `async event payload over ${MAX_ASYNC_PAYLOAD_BYTES} bytes`);
+  }
+  try {
+    JSON.parse(request.payloadText);
+  } catch {
+    throw new PlatformError("INVALID_JSON", "the event payload is not valid JSON");
+  }
+  const snapshot = await new FunctionRegistry(env).snapshot(request.namespace, request.functionName);
+  if (!snapshot) {
+    throw functionNotFound(request.namespace, request.functionName);
+  }
+  if (!snapshot.asyncRunEnable) {
+    throw new PlatformError("FUNCTION_NOT_ASYNC", `function ${request.functionName} is not an async function`);
+  }
+  const qualifier = request.qualifier ?? DEFAULT_QUALIFIER;
+  if (qualifier !== DEFAULT_QUALIFIER) {
+    throw new PlatformError("INVALID_PARAMETER", `qualifier: only ${DEFAULT_QUALIFIER} exists`);
+  }
+  const bucketKey = `fn:${request.namespace}/${request.functionName}`;
+  const admission = await limiter.admit(bucketKey, snapshot.qpsLimit, () => qpsBucketStub(env, bucketKey));
+  if (!admission.admitted) {
+    throw new PlatformError(
+      "RATE_LIMITED",
+      `function ${request.functionName} is over its limit of ${snapshot.qpsLimit} invocations per second; retry after ${admission.retryAfterSeconds} s`,
+      { retryAfterSeconds: admission.retryAfterSeconds },
+    );
+  }
+  const requestId = crypto.randomUUID();
+  return eventStub(env, requestId).accept({
+    requestId,
+    namespace: request.namespace,
+    functionName: request.functionName,
+    qualifier,
+    invokeType: request.invokeType ?? API_INVOKE_TYPE,
+    function: snapshot,
+    payload: request.payloadText,
+    invokedAt: Date.now(),
+  });
+}
