@@ -1,0 +1,189 @@
+// Function management actions (CreateFunction, GetFunction, ListFunctions,
+// UpdateFunctionConfiguration, UpdateFunctionCode, DeleteFunction): Tencent parameters translated
+// to the function registry's inputs, and function rows translated to Tencent's function model.
+import { z } from "zod";
+import type { FunctionRow } from "../db/schema";
+import { createFunctionSchema, updateConfigurationSchema } from "../functions/model";
+import { FunctionRegistry } from "../functions/registry";
+import { describeIssues } from "../shared/validation";
+import { tcTime } from "./envelope";
+import { type Action, functionNameParam, namespaceOf, namespaceParam, parseParams, TcApiError } from "./params";
+
+/** Tencent field name of each domain field, for InvalidParameterValue.<Field> codes. */
+const TENCENT_FIELD: Record<string, string> = {
+  name: "FunctionName",
+  runtime: "Runtime",
+  handler: "Handler",
+  code: "Code",
+  timeout: "Timeout",
+  memorySize: "MemorySize",
+  environment: "Environment",
+  description: "Description",
+};
+
+/** Validates a domain input built from Tencent fields, naming the Tencent field on error. */
+function parseDomain<Schema extends z.ZodType>(schema: Schema, value: unknown): z.infer<Schema> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const field = parsed.error.issues[0]?.path[0];
+  const tencent = typeof field === "string" ? TENCENT_FIELD[field] : undefined;
+  throw new TcApiError(`InvalidParameterValue${tencent ? `.${tencent}` : ""}`, describeIssues(parsed.error));
+}
+
+/** Tencent's `Environment` parameter: a list of Key/Value variables. */
+const environmentParam = z.object({
+  Variables: z.array(z.object({ Key: z.string(), Value: z.string() })).optional(),
+});
+
+/** The variables of an `Environment` parameter as a record, or undefined when none were given. */
+function environmentOf(value: z.infer<typeof environmentParam> | undefined): Record<string, string> | undefined {
+  if (!value?.Variables) return undefined;
+  return Object.fromEntries(value.Variables.map((variable) => [variable.Key, variable.Value]));
+}
+
+/** Tencent's "TRUE"/"FALSE" strings as a boolean. */
+const booleanString = z.enum(["TRUE", "FALSE"]).transform((value) => value === "TRUE");
+
+/** A stored function in Tencent's function model (GetFunction, ListFunctions). */
+function functionFields(row: FunctionRow) {
+  const environment = JSON.parse(row.environment) as Record<string, string>;
+  return {
+    FunctionName: row.name,
+    Namespace: row.namespace,
+    Runtime: row.runtime,
+    Handler: row.handler,
+    CodeSize: row.codeSize,
+    Description: row.description,
+    MemorySize: row.memoryMb,
+    Timeout: row.timeoutSeconds,
+    Environment: { Variables: Object.entries(environment).map(([Key, Value]) => ({ Key, Value })) },
+    AsyncRunEnable: row.asyncRunEnable ? "TRUE" : "FALSE",
+    Status: "Active",
+    FunctionVersion: "$LATEST",
+    Qualifier: "$LATEST",
+    Type: "Event",
+    AddTime: tcTime(row.createdAt),
+    ModTime: tcTime(row.updatedAt),
+  };
+}
+
+/** CreateFunction: stores a new function from a base64 zip (Code.ZipFile only). */
+export const createFunction: Action = async ({ env, principal, params }) => {
+  const p = parseParams(
+    z.object({
+      FunctionName: functionNameParam,
+      Code: z.object({ ZipFile: z.string().optional() }),
+      Handler: z.string().optional(),
+      Description: z.string().optional(),
+      MemorySize: z.number().optional(),
+      Timeout: z.number().optional(),
+      Environment: environmentParam.optional(),
+      Runtime: z.string(),
+      Namespace: namespaceParam.optional(),
+      AsyncRunEnable: booleanString.optional(),
+    }),
+    params,
+  );
+  const namespace = namespaceOf(principal, p.Namespace);
+  if (!p.Code.ZipFile)
+    throw new TcApiError("InvalidParameterValue.Code", "only Code.ZipFile (base64 zip) is supported");
+  const environment = environmentOf(p.Environment);
+  const input = parseDomain(createFunctionSchema, {
+    name: p.FunctionName,
+    runtime: p.Runtime,
+    code: { zipFile: p.Code.ZipFile },
+    ...(p.Handler !== undefined ? { handler: p.Handler } : {}),
+    ...(p.Description !== undefined ? { description: p.Description } : {}),
+    ...(p.MemorySize !== undefined ? { memorySize: p.MemorySize } : {}),
+    ...(p.Timeout !== undefined ? { timeout: p.Timeout } : {}),
+    ...(environment !== undefined ? { environment } : {}),
+    ...(p.AsyncRunEnable !== undefined ? { asyncRunEnable: p.AsyncRunEnable } : {}),
+  });
+  await new FunctionRegistry(env).create(namespace, input);
+  return {};
+};
+
+/** GetFunction: one function's configuration. */
+export const getFunction: Action = async ({ env, principal, params }) => {
+  const p = parseParams(z.object({ FunctionName: functionNameParam, Namespace: namespaceParam.optional() }), params);
+  const row = await new FunctionRegistry(env).get(namespaceOf(principal, p.Namespace), p.FunctionName);
+  return functionFields(row);
+};
+
+/** ListFunctions: a page of a namespace's functions and their total count. */
+export const listFunctions: Action = async ({ env, principal, params }) => {
+  const p = parseParams(
+    z.object({
+      Namespace: namespaceParam.optional(),
+      Offset: z.number().int().min(0).default(0),
+      Limit: z.number().int().min(1).max(100).default(20),
+    }),
+    params,
+  );
+  const page = await new FunctionRegistry(env).list(namespaceOf(principal, p.Namespace), p.Offset, p.Limit);
+  return { Functions: page.functions.map(functionFields), TotalCount: page.total };
+};
+
+/** UpdateFunctionConfiguration: changes a function's settings (never AsyncRunEnable). */
+export const updateFunctionConfiguration: Action = async ({ env, principal, params }) => {
+  if ("AsyncRunEnable" in params) {
+    throw new TcApiError(
+      "InvalidParameterValue.AsyncRunEnable",
+      "AsyncRunEnable is chosen when the function is created and cannot be changed",
+    );
+  }
+  const p = parseParams(
+    z.object({
+      FunctionName: functionNameParam,
+      Namespace: namespaceParam.optional(),
+      Description: z.string().optional(),
+      MemorySize: z.number().optional(),
+      Timeout: z.number().optional(),
+      Runtime: z.string().optional(),
+      Environment: environmentParam.optional(),
+    }),
+    params,
+  );
+  const environment = environmentOf(p.Environment);
+  const input = parseDomain(updateConfigurationSchema, {
+    ...(p.Description !== undefined ? { description: p.Description } : {}),
+    ...(p.MemorySize !== undefined ? { memorySize: p.MemorySize } : {}),
+    ...(p.Timeout !== undefined ? { timeout: p.Timeout } : {}),
+    ...(p.Runtime !== undefined ? { runtime: p.Runtime } : {}),
+    ...(environment !== undefined ? { environment } : {}),
+  });
+  await new FunctionRegistry(env).updateConfiguration(namespaceOf(principal, p.Namespace), p.FunctionName, input);
+  return {};
+};
+
+/** UpdateFunctionCode: replaces a function's code (ZipFile or Code.ZipFile), optionally its Handler. */
+export const updateFunctionCode: Action = async ({ env, principal, params }) => {
+  const p = parseParams(
+    z.object({
+      FunctionName: functionNameParam,
+      Namespace: namespaceParam.optional(),
+      Handler: z.string().optional(),
+      ZipFile: z.string().optional(),
+      Code: z.object({ ZipFile: z.string().optional() }).optional(),
+    }),
+    params,
+  );
+  const zipFile = p.ZipFile ?? p.Code?.ZipFile;
+  if (!zipFile) throw new TcApiError("MissingParameter", "ZipFile (or Code.ZipFile) is required");
+  const namespace = namespaceOf(principal, p.Namespace);
+  // Every input is validated before anything is stored: a bad Handler must not leave new code behind.
+  const code = parseDomain(z.base64(), zipFile);
+  const configuration =
+    p.Handler !== undefined ? parseDomain(updateConfigurationSchema, { handler: p.Handler }) : undefined;
+  const registry = new FunctionRegistry(env);
+  await registry.updateCode(namespace, p.FunctionName, code);
+  if (configuration) await registry.updateConfiguration(namespace, p.FunctionName, configuration);
+  return {};
+};
+
+/** DeleteFunction: removes a function that has no running event (ResourceInUse.Function otherwise). */
+export const deleteFunction: Action = async ({ env, principal, params }) => {
+  const p = parseParams(z.object({ FunctionName: functionNameParam, Namespace: namespaceParam.optional() }), params);
+  await new FunctionRegistry(env).delete(namespaceOf(principal, p.Namespace), p.FunctionName);
+  return {};
+};
