@@ -140,10 +140,14 @@ export function newRequestId(): string {
   return `test-${process.pid}-${executionCounter}-${randomBytes(4).toString("hex")}`;
 }
 
-/** A valid execution spec, with fields overridden. */
+/**
+ * A valid execution spec (the contract's ExecutionSpec, as an instance sends it), with fields
+ * overridden.
+ */
 export function executionSpec(codeSha256: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const requestId = newRequestId();
   return {
-    requestId: newRequestId(),
+    requestId,
     runtime: "Nodejs22",
     handler: "index.main_handler",
     codeSha256,
@@ -151,7 +155,14 @@ export function executionSpec(codeSha256: string, overrides: Record<string, unkn
     environment: {},
     memoryLimitMb: 256,
     timeoutMs: 30_000,
-    context: { request_id: "r", time_limit_in_ms: 30_000 },
+    context: {
+      request_id: requestId,
+      function_name: "agent-test",
+      namespace: "default",
+      function_version: "$LATEST",
+      memory_limit_in_mb: 256,
+      time_limit_in_ms: 30_000,
+    },
     ...overrides,
   };
 }

@@ -1,77 +1,71 @@
-import type { ExecutionOutcome } from "../events/event-machine";
+// Reads the agent's NDJSON record stream (containers/runtime/agent/PROTOCOL.md): every line is
+// checked against the container contract's agentRecordSchema, and a line that does not fit it (torn,
+// corrupt, or of another shape) is skipped, never cast.
+import { type AgentRecord, type AgentStartedRecord, agentRecordSchema } from "../contract/agent-contract";
+
+export type {
+  AgentEndRecord,
+  AgentGapRecord,
+  AgentHeartbeatRecord,
+  AgentLogRecord,
+  AgentRecord,
+  AgentStartedRecord,
+} from "../contract/agent-contract";
+
+/** One NDJSON line as an agent record, or undefined when it is not JSON or not a valid record. */
+function recordOf(line: string): AgentRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const parsed = agentRecordSchema.safeParse(value);
+  return parsed.success ? parsed.data : undefined;
+}
 
 /**
- * The agent's first record of an execution, written the moment the handler process was handed the
- * event (after the container's caps are applied and the process is spawned), whatever the handler
- * prints: the execution's start. Its seq is 1 (the log lines follow it).
+ * Splits an NDJSON byte stream into agent records; a line that is not JSON or not a valid record
+ * (a torn or corrupt line) is skipped rather than stopping the relay. An abort of `signal` cancels
+ * the stream and throws its reason; so does a consumer that stops early cancel the stream.
  */
-export interface AgentStartedRecord {
-  type: "started";
-  seq: number;
-  ts: number;
-}
-
-/** A log line captured by the agent. */
-export interface AgentLogRecord {
-  type: "log";
-  seq: number;
-  ts: number;
-  stream: "stdout" | "stderr" | "platform";
-  line: string;
-}
-
-/** The agent's last record of an execution. */
-export interface AgentEndRecord {
-  type: "end";
-  seq: number;
-  ts: number;
-  outcome: ExecutionOutcome;
-  durationMs?: number;
-  maxRssKb?: number;
-}
-
-/** Any record on the agent's execution stream. */
-export type AgentRecord =
-  | AgentStartedRecord
-  | AgentLogRecord
-  | AgentEndRecord
-  | { type: "heartbeat"; ts: number }
-  | { type: "gap"; from: number; to: number };
-
-/** Splits an NDJSON byte stream into parsed agent records; malformed lines are skipped. */
 export async function* readAgentRecords(
   body: ReadableStream<Uint8Array>,
   signal?: AbortSignal,
 ): AsyncGenerator<AgentRecord> {
+  const reader = body.getReader();
   const decoder = new TextDecoder();
   let pending = "";
   const onAbort = () => {
-    body.cancel(signal?.reason).catch(() => undefined);
+    reader.cancel(signal?.reason).catch(() => undefined);
   };
   signal?.addEventListener("abort", onAbort, { once: true });
-  for await (const chunk of body) {
-    if (signal?.aborted) throw signal.reason;
-    pending += decoder.decode(chunk, { stream: true });
-    let newline = pending.indexOf("\n");
-    while (newline >= 0) {
-      const line = pending.slice(0, newline).trim();
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf("\n");
-      if (line.length === 0) continue;
-      try {
-        yield JSON.parse(line) as AgentRecord;
-      } catch {
-        // A torn or corrupt line: skip it rather than stop relaying.
+  try {
+    for (;;) {
+      if (signal?.aborted) throw signal.reason;
+      const { done, value } = await reader.read();
+      if (signal?.aborted) throw signal.reason;
+      if (done) break;
+      pending += decoder.decode(value, { stream: true });
+      let newline = pending.indexOf("\n");
+      while (newline >= 0) {
+        const line = pending.slice(0, newline).trim();
+        pending = pending.slice(newline + 1);
+        newline = pending.indexOf("\n");
+        if (line.length === 0) continue;
+        const record = recordOf(line);
+        if (record) yield record;
       }
     }
-  }
-  const rest = (pending + decoder.decode()).trim();
-  if (rest.length > 0) {
-    try {
-      yield JSON.parse(rest) as AgentRecord;
-    } catch {
-      // ignored, as above
+    const rest = (pending + decoder.decode()).trim();
+    if (rest.length > 0) {
+      const record = recordOf(rest);
+      if (record) yield record;
     }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    // Ended, aborted, or left early by its consumer: the stream is not read any further.
+    reader.cancel().catch(() => undefined);
   }
 }
 
@@ -102,8 +96,10 @@ export async function readStartedRecord(
         head = head.subarray(newline + 1);
         continue;
       }
-      started = startedRecordOf(first);
-      if (started !== undefined) head = head.subarray(newline + 1);
+      if (first?.type === "started") {
+        started = first;
+        head = head.subarray(newline + 1);
+      }
       break;
     }
     if (head.length > MAX_FIRST_RECORD_BYTES) break;
@@ -129,23 +125,4 @@ export async function readStartedRecord(
     },
   });
   return { started, rest };
-}
-
-/** One NDJSON line as an object, or undefined when it is not JSON or not an object. */
-function recordOf(line: string): { type?: unknown; seq?: unknown; ts?: unknown } | undefined {
-  try {
-    const record = JSON.parse(line) as unknown;
-    return typeof record === "object" && record !== null ? record : undefined;
-  } catch {
-    return undefined; // not a record: left for the relay, which skips it
-  }
-}
-
-/** The record as a started record, or undefined when it is anything else. */
-function startedRecordOf(
-  record: { type?: unknown; seq?: unknown; ts?: unknown } | undefined,
-): AgentStartedRecord | undefined {
-  if (record?.type !== "started" || typeof record.seq !== "number" || typeof record.ts !== "number") return undefined;
-  if (!Number.isSafeInteger(record.seq) || !Number.isFinite(record.ts)) return undefined;
-  return { type: "started", seq: record.seq, ts: record.ts };
 }

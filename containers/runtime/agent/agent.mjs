@@ -6,31 +6,25 @@
 // container, told apart in the end record), and serves each execution's records (log lines, then
 // one end record) as a resumable NDJSON stream.
 //
-// Routes (all need `authorization: Bearer <AFP_AGENT_TOKEN>`, else 401):
-//   GET  /health                        liveness, signals received, the execution in progress,
-//                                       whether the platform is stopping the container
-//   GET  /code/:sha256                  200 when the package is cached, 404 otherwise
-//   PUT  /code/:sha256                  body: the zip; verified against the hash, then extracted
-//   POST /executions[?stream=1]         start one execution (idempotent by requestId); with
-//                                       stream=1 the answer is the record stream (a started
-//                                       record when the handler takes the event, log lines, one
-//                                       end record); 503 once the platform is stopping the container
-//   GET  /executions/:id                summary of one execution
-//   GET  /executions/:id/stream?after=N records with seq > N, live until the end record
-//   POST /executions/:id/signal         forward SIGTERM to the handler's process group
+// Its HTTP API (every request needs `authorization: Bearer <AFP_AGENT_TOKEN>`, else 401), the
+// records of the stream and the protocol between the agent and the bootstraps are written down in
+// PROTOCOL.md; requests and answers are the container contract's schemas (contract.gen.mjs).
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { agentTokenCheck } from "./auth.mjs";
 import { waitForCgroupLimits } from "./cgroup-limits.mjs";
 import { CodeStore } from "./code-package.mjs";
+import { AGENT_PORT, agentHealthSchema, MAX_EXECUTION_SPEC_BYTES } from "./contract.gen.mjs";
 import { Execution, streamRecords } from "./execution.mjs";
-import { HANDLER_ID, HandlerProcess, killHandlerUser } from "./handler-process.mjs";
-import { MAX_CODE_PACKAGE_BYTES, MAX_EXECUTION_SPEC_BYTES, platformStopGraceMs } from "./limits.mjs";
-import { checkExecutionSpec, environmentProblem, REQUEST_ID_PATTERN, SHA256_PATTERN } from "./validation.mjs";
+import { HandlerProcess } from "./handler-process.mjs";
+import { HANDLER_ID, killHandlerUser } from "./handler-user.mjs";
+import { json, readBody, readJson } from "./http.mjs";
+import { MAX_CODE_PACKAGE_BYTES, platformStopGraceMs } from "./limits.mjs";
+import { checkExecutionSpec, checkSignalRequest, REQUEST_ID_PATTERN, SHA256_PATTERN } from "./validation.mjs";
 
 /** Whether a request carries this boot's token (read, then removed from the environment). */
 const isAuthorized = agentTokenCheck(process.env);
-const PORT = Number(process.env.AGENT_PORT ?? 8080);
+const PORT = Number(process.env.AGENT_PORT ?? AGENT_PORT);
 const codeStore = new CodeStore(process.env.AGENT_CODE_ROOT ?? "/var/afp/code");
 /** How long after SIGTERM the agent waits before judging whether the user process handled it. */
 const SIGNAL_VERDICT_DELAY_MS = 300;
@@ -44,6 +38,8 @@ const PLATFORM_STOP_GRACE_MS = platformStopGraceMs(process.env);
 const KEPT_EXECUTIONS = 8;
 /** Idle time after which a kept-alive connection is closed. */
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** Largest body of POST /executions/:id/signal (`{ "signal": "SIGTERM" }` or nothing). */
+const MAX_SIGNAL_BODY_BYTES = 1024;
 
 const startedAt = Date.now();
 /** Identifies this container boot: a repossessed instance comes back with a new one. */
@@ -57,54 +53,24 @@ let platformStoppingAt;
 /** The handler process of the container (one function per container). */
 let handlerProcess;
 
-function json(response, status, body) {
-  response.writeHead(status, { "content-type": "application/json" });
-  response.end(JSON.stringify(body));
-}
-
-/** A request error answered with its status. */
-function httpError(status, message) {
-  return Object.assign(new Error(message), { status });
-}
-
-async function readBody(request, limitBytes) {
-  const declared = Number(request.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limitBytes) throw httpError(413, `body over ${limitBytes} bytes`);
-  const chunks = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += chunk.length;
-    if (size > limitBytes) throw httpError(413, `body over ${limitBytes} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-async function readJson(request, limitBytes) {
-  const body = await readBody(request, limitBytes);
-  try {
-    return JSON.parse(body.toString("utf8"));
-  } catch {
-    throw httpError(400, "body is not valid JSON");
-  }
-}
-
 function currentExecution() {
   for (const execution of executions.values()) if (!execution.ended) return execution;
   return undefined;
 }
 
-/** Starts a validated spec: ends at once with a clear error when its environment cannot be used. */
-function startExecution(spec) {
+/**
+ * Starts a checked spec; environmentError (see checkExecutionSpec) ends it at once with a clear
+ * error, as does a handler process that cannot start.
+ */
+function startExecution(spec, environmentError) {
   const execution = new Execution(spec);
   executions.set(spec.requestId, execution);
   for (const [id, old] of executions) {
     if (executions.size <= KEPT_EXECUTIONS) break;
     if (old.ended) executions.delete(id);
   }
-  const environment = environmentProblem(spec.environment);
-  if (environment) {
-    execution.end({ kind: "error", message: `the function's environment cannot be used: ${environment}` });
+  if (environmentError) {
+    execution.end({ kind: "error", message: `the function's environment cannot be used: ${environmentError}` });
     return execution;
   }
   if (!handlerProcess || handlerProcess.exited || handlerProcess.key !== HandlerProcess.keyOf(spec)) {
@@ -161,9 +127,10 @@ function stopForPlatform(execution) {
   }, stop.graceMs);
 }
 
+/** The answer of GET /health, checked against the contract's agentHealthSchema. */
 function health() {
   const running = currentExecution();
-  return {
+  return agentHealthSchema.parse({
     ok: true,
     bootId,
     pid: process.pid,
@@ -175,7 +142,7 @@ function health() {
     stopping: platformStoppingAt !== undefined,
     requestId: running?.requestId ?? null,
     handlerUid: HANDLER_ID ?? null,
-  };
+  });
 }
 
 async function route(request, response) {
@@ -198,7 +165,7 @@ async function route(request, response) {
   if (parts[0] === "executions" && parts.length === 1 && request.method === "POST") {
     const checked = checkExecutionSpec(await readJson(request, MAX_EXECUTION_SPEC_BYTES));
     if (checked.error) return json(response, 400, { error: checked.error });
-    const spec = checked.spec;
+    const { spec, environmentError } = checked;
     const existing = executions.get(spec.requestId);
     if (existing) return json(response, 200, { requestId: existing.requestId, started: false });
     const running = currentExecution();
@@ -214,8 +181,9 @@ async function route(request, response) {
     }
     // Checked again: another request may have started an execution during the wait.
     const raced = executions.get(spec.requestId) ?? currentExecution();
-    if (raced) return json(response, raced.requestId === spec.requestId ? 200 : 409, { requestId: raced.requestId });
-    const execution = startExecution(spec);
+    if (raced?.requestId === spec.requestId) return json(response, 200, { requestId: raced.requestId, started: false });
+    if (raced) return json(response, 409, { error: "busy", requestId: raced.requestId });
+    const execution = startExecution(spec, environmentError);
     // ?stream=1: answer with the record stream itself (saves the caller a round trip).
     if (url.searchParams.get("stream") === "1") return streamRecords(request, response, execution, 0, 201);
     return json(response, 201, { requestId: spec.requestId, started: true });
@@ -244,6 +212,8 @@ async function route(request, response) {
       return streamRecords(request, response, execution, Number.isSafeInteger(after) && after >= 0 ? after : 0);
     }
     if (parts.length === 3 && parts[2] === "signal" && request.method === "POST") {
+      const checked = checkSignalRequest(await readJson(request, MAX_SIGNAL_BODY_BYTES, {}));
+      if (checked.error) return json(response, 400, { error: checked.error });
       return json(response, 200, { delivered: signalExecution(execution) });
     }
   }

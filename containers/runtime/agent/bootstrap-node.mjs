@@ -1,7 +1,6 @@
-// Runs a Node.js handler for many events: `node bootstrap-node.mjs CODE_DIR file.function`.
-// One command per line on stdin: {"requestId", "event", "context"}; one outcome per line on fd 3:
-// {"requestId", "kind": "returned" | "threw", ...}, after {"requestId", "kind": "received"} as the
-// handler is called (the agent records the execution's start on it). Events arrive one at a time.
+// Runs a Node.js handler for many events: `node bootstrap-node.mjs CODE_DIR file.function`, one
+// event at a time, speaking the bootstrap protocol of PROTOCOL.md (events on stdin, reports on fd 3,
+// the end mark on stdout and stderr).
 import { existsSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";

@@ -1,8 +1,7 @@
 """Runs a Python handler for many events: `python3 -u bootstrap.py CODE_DIR file.function`.
 
-One command per line on stdin: {"requestId", "event", "context"}; one outcome per line on fd 3:
-{"requestId", "kind": "returned" | "threw" | "oom", ...}, after {"requestId", "kind": "received"} as the
-handler is called (the agent records the execution's start on it). Events arrive one at a time.
+One event at a time, speaking the bootstrap protocol of PROTOCOL.md (events on stdin, reports on
+fd 3, the end mark on stdout and stderr).
 """
 import importlib
 import json

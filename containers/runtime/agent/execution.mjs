@@ -1,5 +1,7 @@
 // One execution's records (a started record, log lines, then one end record), bounded, and the
-// resumable NDJSON stream that serves them.
+// resumable NDJSON stream that serves them. The records are the contract's agentRecordSchema
+// (PROTOCOL.md); the end record's outcome is checked against it before it is written.
+import { executionOutcomeSchema, problemOf } from "./contract.gen.mjs";
 import {
   boundedOutcome,
   MAX_BUFFERED_CHARS,
@@ -141,16 +143,27 @@ export class Execution {
         `[PLATFORM] ${this.droppedLines} lines (${this.droppedChars} characters) over the log limit were dropped`,
       );
     }
-    const rss = Number.isFinite(maxRssKb) ? maxRssKb : undefined;
+    const rss = Number.isFinite(maxRssKb) && maxRssKb >= 0 ? maxRssKb : undefined;
     this.push({
       type: "end",
-      outcome: boundedOutcome(final),
+      outcome: contractOutcome(boundedOutcome(final)),
       durationMs: Date.now() - this.startedAt,
       maxRssKb: rss,
       exitCode,
       signal,
     });
   }
+}
+
+/**
+ * The outcome as the contract's executionOutcomeSchema has it (unknown fields dropped); one that
+ * does not fit it (an agent defect) becomes an `error` outcome that says so, so that the end record
+ * always parses on the instance's side.
+ */
+function contractOutcome(outcome) {
+  const parsed = executionOutcomeSchema.safeParse(outcome);
+  if (parsed.success) return parsed.data;
+  return { kind: "error", message: `the agent built an outcome outside the contract: ${problemOf(parsed.error)}` };
 }
 
 /** Writes one NDJSON record; resolves once the socket takes more (back-pressure). */

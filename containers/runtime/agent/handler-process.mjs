@@ -1,29 +1,20 @@
-// The handler process: a long-lived bootstrap (Node.js or Python) that loads a function's code once
-// and runs its events one at a time, like a warm SCF instance. It runs as the unprivileged handler
-// user of this container boot, as the leader of its own process group: every signal the platform
-// sends it (graceful SIGTERM, SIGKILL for timeout, terminate or replacement) goes to the whole
-// group, and what remains of the group is killed when the leader exits.
+// The handler process: a long-lived bootstrap (chosen by runtime in runtimes.mjs) that loads a
+// function's code once and runs its events one at a time, like a warm SCF instance. It runs as the
+// unprivileged handler user of this container boot (handler-user.mjs), as the leader of its own
+// process group: every signal the platform sends it (graceful SIGTERM, SIGKILL for timeout,
+// terminate or replacement) goes to the whole group, and what remains of the group is killed when
+// the leader exits. What it reads and writes (stdin, stdout/stderr with the end mark, the reports
+// on fd 3) is the bootstrap protocol of PROTOCOL.md.
 import { spawn } from "node:child_process";
-import { randomInt } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { MAX_LINE_CHARS, MAX_REPORT_LINE_CHARS, outcomeOfReport } from "./limits.mjs";
-import { runtimeKind } from "./validation.mjs";
+import { HANDLER_ID, signalGroup } from "./handler-user.mjs";
+import { MAX_REPORT_LINE_CHARS, outcomeOfReport } from "./limits.mjs";
+import { captureLines, captureReports } from "./output-capture.mjs";
+import { bootstrapCommand } from "./runtimes.mjs";
 
-const BOOTSTRAP_DIR = new URL(".", import.meta.url).pathname;
 /** Marks the end of one event's output on a stream (written by the bootstraps). */
 const END_MARK = "\u0000AFP_END:";
 /** Characters of stderr kept to recognise an out-of-memory death. */
 const STDERR_TAIL_CHARS = 4096;
-/**
- * Lowest handler uid/gid: above every system and regular account of the image and of a host's usual
- * accounts. Locally, containers share the host kernel without user namespaces, so per-uid limits
- * (RLIMIT_NPROC) count across containers of the same uid: the range is wide enough (about 2e9) that
- * two containers practically never draw the same one.
- */
-const HANDLER_ID_MIN = 100_000;
-/** One past the highest handler uid/gid (below 2^31, what every tool takes as a uid). */
-const HANDLER_ID_END = 2_000_000_000;
 /**
  * After a handler process exits, its event ends once the process's stdout and stderr have ended
  * (every line written before the exit read). A process that escaped the handler's group may hold
@@ -42,85 +33,11 @@ function endOf(readable) {
 }
 
 /**
- * The uid and gid handler processes run as: a fresh one per container boot (so per-uid limits and
- * file ownership never span containers), or undefined when the agent is not root and cannot drop.
- */
-export const HANDLER_ID = process.getuid?.() === 0 ? randomInt(HANDLER_ID_MIN, HANDLER_ID_END) : undefined;
-
-/**
  * True when the agent sent the execution's handler SIGTERM: a graceful terminate (sigtermAt) or the
  * platform's stop of the container (platformStop). A SIGTERM the handler sent itself is an exit.
  */
 function sentSigterm(execution) {
   return execution.sigtermAt !== undefined || execution.platformStop !== undefined;
-}
-
-/** Sends a signal to a whole process group; true when it was delivered to at least one process. */
-function signalGroup(pgid, signal) {
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch {
-    return false; // the group is gone (ESRCH)
-  }
-}
-
-/** Rounds of the sweep in killHandlerUser (a process that forks between two rounds is caught next). */
-const SWEEP_ROUNDS = 20;
-
-/** Pids of live (not zombie) processes whose real uid is the handler user, read from /proc. */
-function handlerUserPids() {
-  const pids = [];
-  let entries = [];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return pids;
-  }
-  for (const entry of entries) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    let status;
-    try {
-      status = readFileSync(`/proc/${entry}/status`, "utf8");
-    } catch {
-      continue; // gone meanwhile
-    }
-    const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
-    const state = /^State:\s+(\S)/m.exec(status)?.[1];
-    if (Number(uid) === HANDLER_ID && state !== "Z") pids.push(Number(entry));
-  }
-  return pids;
-}
-
-/**
- * Kills every process of the handler user, including any that left the handler's process group
- * (setsid), by scanning /proc as root: no process of the user needs to be started for it, so it
- * works even when the user is at its process limit. Synchronous, so that nothing of a previous
- * handler process survives into the next one.
- */
-export function killHandlerUser() {
-  if (HANDLER_ID === undefined) return;
-  for (let round = 0; round < SWEEP_ROUNDS; round++) {
-    const pids = handlerUserPids();
-    if (pids.length === 0) return;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
-
-/** The program and arguments of a spec's bootstrap (the runtime is validated beforehand). */
-function bootstrapCommand(spec, codeDir) {
-  if (runtimeKind(spec.runtime) === "node") {
-    const args = [];
-    if (spec.memoryLimitMb) args.push(`--max-old-space-size=${spec.memoryLimitMb}`);
-    return [process.execPath, [...args, join(BOOTSTRAP_DIR, "bootstrap-node.mjs"), codeDir, spec.handler]];
-  }
-  return ["python3", ["-u", join(BOOTSTRAP_DIR, "bootstrap.py"), codeDir, spec.handler]];
 }
 
 /** One handler process for one function configuration (runtime, code, handler, memory, environment). */
@@ -130,7 +47,6 @@ export class HandlerProcess {
     this.current = undefined;
     this.exited = false;
     this.stderrTail = "";
-    this.pendingLines = { stdout: "", stderr: "" };
     /** Chunks read from stdout and stderr so far (tells a quiet pipe from a busy one). */
     this.outputChunks = 0;
     const [program, args] = bootstrapCommand(spec, codeDir);
@@ -150,10 +66,25 @@ export class HandlerProcess {
     });
     this.pgid = this.child.pid;
     this.child.stdin.on("error", () => {});
-    this.capture("stdout", this.child.stdout);
-    this.capture("stderr", this.child.stderr);
+    /** Per stream, takes the unterminated rest of its output (see captureLines). */
+    this.takeRest = {
+      stdout: captureLines(
+        this.child.stdout,
+        (line) => this.onLine("stdout", line),
+        () => this.onChunk(),
+      ),
+      stderr: captureLines(
+        this.child.stderr,
+        (line) => this.onLine("stderr", line),
+        (chunk) => this.onChunk(chunk),
+      ),
+    };
     this.outputEnded = Promise.all([endOf(this.child.stdout), endOf(this.child.stderr)]);
-    this.captureReports(this.child.stdio[3]);
+    captureReports(
+      this.child.stdio[3],
+      (report) => this.onReport(report),
+      () => this.onOversizedReport(),
+    );
     this.child.on("error", (error) => this.onExit(null, null, error));
     this.child.on("exit", (code, signal) => this.onExit(code, signal));
   }
@@ -215,77 +146,10 @@ export class HandlerProcess {
     if (this.pgid !== undefined) signalGroup(this.pgid, "SIGKILL");
   }
 
-  capture(stream, readable) {
-    // Invalid UTF-8 becomes U+FFFD here.
-    readable.setEncoding("utf8");
-    let overflow = false;
-    readable.on("data", (chunk) => {
-      this.outputChunks += 1;
-      if (stream === "stderr") this.stderrTail = (this.stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
-      // Linear in the chunk: lines are sliced out by position, the remainder is kept once.
-      const text = this.pendingLines[stream] + chunk;
-      let start = 0;
-      let newline = text.indexOf("\n", start);
-      while (newline >= 0) {
-        if (overflow)
-          overflow = false; // the end of an over-long line: dropped (its kept part is marked)
-        else this.onLine(stream, text.slice(start, newline));
-        start = newline + 1;
-        newline = text.indexOf("\n", start);
-      }
-      let rest = text.slice(start);
-      if (overflow) {
-        rest = "";
-      } else if (rest.length > MAX_LINE_CHARS) {
-        this.onLine(stream, rest);
-        overflow = true;
-        rest = "";
-      }
-      this.pendingLines[stream] = rest;
-    });
-  }
-
-  /**
-   * Reads the report channel (fd 3): one JSON outcome a line. A line longer than
-   * MAX_REPORT_LINE_CHARS is not buffered: it is discarded as it arrives and the event in progress
-   * fails with a message naming the limit.
-   */
-  captureReports(readable) {
-    readable.setEncoding("utf8");
-    let pending = "";
-    let discarding = false;
-    readable.on("data", (chunk) => {
-      let start = 0;
-      let newline = chunk.indexOf("\n");
-      while (newline >= 0) {
-        if (discarding) {
-          discarding = false;
-          this.onOversizedReport();
-        } else {
-          this.onReportLine(pending + chunk.slice(start, newline));
-        }
-        pending = "";
-        start = newline + 1;
-        newline = chunk.indexOf("\n", start);
-      }
-      if (discarding) return;
-      pending += chunk.slice(start);
-      if (pending.length > MAX_REPORT_LINE_CHARS) {
-        pending = "";
-        discarding = true;
-      }
-    });
-  }
-
-  onReportLine(line) {
-    let report;
-    try {
-      report = JSON.parse(line);
-    } catch {
-      return; // not a report line
-    }
-    if (typeof report !== "object" || report === null) return;
-    this.onReport(report);
+  /** Counts a chunk of stdout or stderr; stderr's tail is kept to recognise an out-of-memory death. */
+  onChunk(stderrChunk) {
+    this.outputChunks += 1;
+    if (stderrChunk !== undefined) this.stderrTail = (this.stderrTail + stderrChunk).slice(-STDERR_TAIL_CHARS);
   }
 
   onOversizedReport() {
@@ -354,8 +218,8 @@ export class HandlerProcess {
     this.afterOutput(() => {
       if (this.current === current) this.finishCurrent();
       for (const stream of ["stdout", "stderr"]) {
-        if (this.pendingLines[stream]) execution.log(stream, this.pendingLines[stream]);
-        this.pendingLines[stream] = "";
+        const rest = this.takeRest[stream]();
+        if (rest) execution.log(stream, rest);
       }
       let outcome;
       if (error) outcome = { kind: "error", message: `the handler process could not run: ${error.message}` };

@@ -1,6 +1,9 @@
-// Every bound the runtime agent enforces, and the helpers that apply them. The bootstraps apply the
-// report bounds (error text, result) first; the agent applies them again, since a handler can write
-// to its report channel directly.
+// The bounds the runtime agent enforces on what a handler produces (log lines, outcomes, results)
+// and on code packages, and the helpers that apply them. The bootstraps apply the report bounds
+// (error text, result) first; the agent applies them again, since a handler can write to its report
+// channel directly. The bounds of an execution spec (environment, memory, body size) are the
+// container contract's (worker/contract/execution-spec.ts, bundled in contract.gen.mjs). This module
+// imports nothing: the bootstraps load it in every handler process.
 
 /** Longest log line kept; the rest of a longer line is dropped and the line marked. */
 export const MAX_LINE_CHARS = 64 * 1024;
@@ -28,26 +31,8 @@ export const MAX_RESULT_BYTES = 1024 * 1024;
  */
 export const MAX_REPORT_LINE_CHARS = MAX_RESULT_BYTES + MAX_ERROR_STACK_BYTES + MAX_ERROR_MESSAGE_BYTES + 64 * 1024;
 
-/** Largest JSON body of POST /executions (the event payload is bounded by the worker far below). */
-export const MAX_EXECUTION_SPEC_BYTES = 8 * 1024 * 1024;
 /** Largest code package body of PUT /code/:sha256. */
 export const MAX_CODE_PACKAGE_BYTES = 256 * 1024 * 1024;
-
-/** Most environment variables a handler gets from its function's configuration. */
-export const MAX_ENV_VARIABLES = 256;
-/** Longest environment variable name. */
-export const MAX_ENV_NAME_CHARS = 256;
-/** Longest environment variable value (the worker's own limit per value). */
-export const MAX_ENV_VALUE_CHARS = 4 * 1024;
-/**
- * Total characters of names and values. Above the worker's 32 KiB so that every configuration the
- * API accepts fits; even at 3 UTF-8 bytes a character far below the kernel's argv + environment
- * limit (a quarter of the 8 MiB stack, 128 KiB a string), so a spawn never fails with E2BIG.
- */
-export const MAX_ENV_TOTAL_CHARS = 64 * 1024;
-
-/** Largest handler memory size accepted (MB), as a sanity bound on the spec. */
-export const MAX_MEMORY_LIMIT_MB = 64 * 1024;
 
 /** Cuts text to at most maxBytes of UTF-8, ending with a visible marker when it was cut. */
 export function truncateUtf8(text, maxBytes) {

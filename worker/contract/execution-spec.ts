@@ -1,0 +1,155 @@
+// The body of the agent's POST /executions: what an instance asks its container's agent to run.
+// The worker builds it (worker/instances), the agent checks it with this schema from its bundle
+// (containers/runtime/agent/contract.gen.mjs): one set of patterns and bounds for both sides.
+import * as z from "zod";
+
+/** The runtimes the agent can run, by the platform's runtime name; anything else is refused. */
+export const RUNTIME_NAMES = ["Nodejs22", "Python3.11"] as const;
+/** A runtime name the agent can run. */
+export type RuntimeName = (typeof RUNTIME_NAMES)[number];
+
+/** A code package's SHA-256, lower-case hex: the name of its folder in the agent's code cache. */
+export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+/** A RequestId (the platform's are UUIDs): letters, digits, - and _, no dots or slashes. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+/** A handler: `path/to/file.function`; its path is checked segment by segment as well. */
+export const HANDLER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z_][A-Za-z0-9_]*$/;
+/** Longest handler string. */
+export const MAX_HANDLER_CHARS = 256;
+/** An environment variable name. */
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Largest JSON body of POST /executions, in bytes (the event payload is bounded far below). */
+export const MAX_EXECUTION_SPEC_BYTES = 8 * 1024 * 1024;
+/** Most environment variables a handler gets from its function's configuration. */
+export const MAX_ENV_VARIABLES = 256;
+/** Longest environment variable name. */
+export const MAX_ENV_NAME_CHARS = 256;
+/** Longest environment variable value (the worker's own limit per value). */
+export const MAX_ENV_VALUE_CHARS = 4 * 1024;
+/**
+ * Total characters of names and values. Above the worker's 32 KiB so that every configuration the
+ * API accepts fits; even at 3 UTF-8 bytes a character far below the kernel's argv + environment
+ * limit (a quarter of the 8 MiB stack, 128 KiB a string), so a spawn never fails with E2BIG.
+ */
+export const MAX_ENV_TOTAL_CHARS = 64 * 1024;
+/** Largest handler memory size accepted (MB), as a sanity bound on the spec. */
+export const MAX_MEMORY_LIMIT_MB = 64 * 1024;
+/** Longest text of the context the handler sees (function name, namespace, version). */
+export const MAX_CONTEXT_TEXT_CHARS = 256;
+
+/** Why a handler's file path leaves or blurs the code folder (an empty, . or .. segment), if it does. */
+function handlerPathProblem(handler: string): string | undefined {
+  const file = handler.slice(0, handler.lastIndexOf("."));
+  for (const segment of file.split("/")) {
+    if (segment === "" || segment === "." || segment === "..") return "has an empty, . or .. segment in its path";
+  }
+  return undefined;
+}
+
+/**
+ * Why an environment cannot be given to a handler (names, sizes, NUL), or undefined when it can.
+ * The messages name the variable and the bound it breaks.
+ */
+export function environmentProblem(environment: unknown): string | undefined {
+  if (typeof environment !== "object" || environment === null || Array.isArray(environment)) {
+    return "environment must be an object";
+  }
+  const entries = Object.entries(environment);
+  if (entries.length > MAX_ENV_VARIABLES) return `more than ${MAX_ENV_VARIABLES} environment variables`;
+  let total = 0;
+  for (const [name, value] of entries) {
+    if (name.length > MAX_ENV_NAME_CHARS || !ENV_NAME_PATTERN.test(name)) {
+      return `environment variable name ${JSON.stringify(name.slice(0, 64))} is not valid`;
+    }
+    if (typeof value !== "string") return `environment variable ${name} is not a string`;
+    if (value.includes("\u0000")) return `environment variable ${name} contains NUL`;
+    if (value.length > MAX_ENV_VALUE_CHARS) {
+      return `environment variable ${name} is ${value.length} characters, over the limit of ${MAX_ENV_VALUE_CHARS}`;
+    }
+    total += name.length + value.length;
+  }
+  if (total > MAX_ENV_TOTAL_CHARS) {
+    return `the environment is ${total} characters in total, over the limit of ${MAX_ENV_TOTAL_CHARS}`;
+  }
+  return undefined;
+}
+
+/** A RequestId (see REQUEST_ID_PATTERN). */
+export const requestIdSchema = z
+  .string({ error: "must be 1-128 letters, digits, - or _" })
+  .regex(REQUEST_ID_PATTERN, "must be 1-128 letters, digits, - or _");
+
+/** A code package's SHA-256 (see SHA256_PATTERN). */
+export const sha256Schema = z
+  .string({ error: "must be 64 lower-case hex digits" })
+  .regex(SHA256_PATTERN, "must be 64 lower-case hex digits");
+
+/** A runtime name of RUNTIME_NAMES; the refusal quotes what was sent. */
+export const runtimeNameSchema = z.enum(RUNTIME_NAMES, {
+  error: (issue) => `unknown runtime ${JSON.stringify(String(issue.input)).slice(0, 64)}`,
+});
+
+/** A handler `file.function` whose file is a safe path relative to the code folder. */
+export const handlerSchema = z
+  .string({ error: "is required" })
+  .min(1, "is required")
+  .max(MAX_HANDLER_CHARS, `is longer than ${MAX_HANDLER_CHARS} characters`)
+  .refine((handler) => !handler.includes("\u0000"), "contains NUL")
+  .refine((handler) => !handler.startsWith("/"), "must be a relative path")
+  .regex(HANDLER_PATTERN, "must be file.function, e.g. index.main_handler")
+  .refine((handler) => handlerPathProblem(handler) === undefined, "has an empty, . or .. segment in its path");
+
+/** The handler's environment variables, within every bound of environmentProblem. */
+export const environmentSchema = z.record(z.string(), z.string()).superRefine((environment, context) => {
+  const problem = environmentProblem(environment);
+  if (problem) context.addIssue({ code: "custom", message: problem });
+});
+
+/** Text of the context the handler sees. */
+const contextTextSchema = z.string().max(MAX_CONTEXT_TEXT_CHARS);
+
+/**
+ * SCF's context fields as the handler receives them (its second argument): their snake_case names
+ * are SCF's, not this platform's.
+ */
+export const executionContextSchema = z.object(
+  {
+    request_id: requestIdSchema,
+    function_name: contextTextSchema,
+    namespace: contextTextSchema,
+    function_version: contextTextSchema,
+    memory_limit_in_mb: z.int().min(0).max(MAX_MEMORY_LIMIT_MB),
+    time_limit_in_ms: z.int().min(0),
+  },
+  { error: "context must be an object" },
+);
+/** The context a handler receives. */
+export type ExecutionContext = z.infer<typeof executionContextSchema>;
+
+const MEMORY_LIMIT_MESSAGE = `must be an integer from 0 to ${MAX_MEMORY_LIMIT_MB}`;
+const TIMEOUT_MESSAGE = "must be a non-negative number";
+
+/**
+ * The body of POST /executions. `timeoutMs` (0: none) runs from the hand-over to the handler;
+ * `memoryLimitMb` (0: none) caps a Node.js heap or a Python process's data; `event` is any JSON.
+ */
+export const executionSpecSchema = z.object(
+  {
+    requestId: requestIdSchema,
+    runtime: runtimeNameSchema,
+    handler: handlerSchema,
+    codeSha256: sha256Schema,
+    event: z.unknown(),
+    environment: environmentSchema,
+    memoryLimitMb: z
+      .int({ error: MEMORY_LIMIT_MESSAGE })
+      .min(0, MEMORY_LIMIT_MESSAGE)
+      .max(MAX_MEMORY_LIMIT_MB, MEMORY_LIMIT_MESSAGE),
+    timeoutMs: z.number({ error: TIMEOUT_MESSAGE }).min(0, TIMEOUT_MESSAGE),
+    context: executionContextSchema,
+  },
+  { error: "the execution spec must be a JSON object" },
+);
+/** What an instance asks its agent to run. */
+export type ExecutionSpec = z.infer<typeof executionSpecSchema>;

@@ -1,0 +1,2 @@
+// The container contract (see agent-contract.ts).
+export * from "./agent-contract";
