@@ -56,11 +56,11 @@ describe("bounded outcomes in the state machine", () => {
       outcome: { kind: "threw", message: "é".repeat(10_000), stack: "s".repeat(100_000) },
       at: 2_000,
     });
-    if (!result.ok) throw new Error(result.error.message);
-    expect(utf8Length(result.state.errorMessage ?? "")).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
-    expect(utf8Length(result.state.errorStack ?? "")).toBeLessThanOrEqual(MAX_ERROR_STACK_BYTES);
-    expect(result.state.errorMessage).toMatch(/…\[truncated \d+ characters\]$/);
-    expect(result.state.errorStack).toMatch(/…\[truncated \d+ characters\]$/);
+    if (!result.ok) throw new Error(result.message);
+    expect(utf8Length(result.value.state.errorMessage ?? "")).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
+    expect(utf8Length(result.value.state.errorStack ?? "")).toBeLessThanOrEqual(MAX_ERROR_STACK_BYTES);
+    expect(result.value.state.errorMessage).toMatch(/…\[truncated \d+ characters\]$/);
+    expect(result.value.state.errorStack).toMatch(/…\[truncated \d+ characters\]$/);
   });
 
   it("fails an event whose return value cannot be written as JSON, instead of throwing", () => {
@@ -78,7 +78,7 @@ describe("bounded outcomes in the state machine", () => {
       { ...running(), phase: "queued", instanceId: undefined },
       { type: "complete", instanceId: "default/resize#0", outcome: { kind: "returned", result: 1 }, at: 2 },
     );
-    expect(result).toMatchObject({ ok: false, error: { code: "WRONG_INSTANCE" } });
+    expect(result).toMatchObject({ ok: false, code: "WRONG_INSTANCE" });
   });
 });
 

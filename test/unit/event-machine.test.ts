@@ -36,8 +36,8 @@ function apply(state: EventState, ...commands: Parameters<typeof transition>[1][
   let current = state;
   for (const command of commands) {
     const result = transition(current, command);
-    if (!result.ok) throw new Error(result.error.message);
-    current = result.state;
+    if (!result.ok) throw new Error(result.message);
+    current = result.value.state;
   }
   return current;
 }
@@ -69,7 +69,7 @@ describe("event state machine", () => {
   it("lets only one instance claim an event, and a repeated claim by the same instance changes nothing", () => {
     const claimed = apply(queued(), { type: "claim", instanceId: "a#0", at: 2 });
     const again = transition(claimed, { type: "claim", instanceId: "a#0", at: 3 });
-    expect(again).toEqual({ ok: true, state: claimed, changed: false });
+    expect(again).toEqual({ ok: true, value: { state: claimed, changed: false } });
     const other = transition(claimed, { type: "claim", instanceId: "a#1", at: 3 });
     expect(other.ok).toBe(false);
   });
@@ -77,7 +77,7 @@ describe("event state machine", () => {
   it("refuses to claim an event that has ended", () => {
     const ended = apply(queued(), { type: "timeout", at: 5 });
     const result = transition(ended, { type: "claim", instanceId: "a#0", at: 6 });
-    expect(result).toMatchObject({ ok: false, error: { code: "ENDED" } });
+    expect(result).toMatchObject({ ok: false, code: "ENDED" });
   });
 
   it("ignores a second completion (at-least-once reports) and keeps the first outcome", () => {
@@ -92,7 +92,7 @@ describe("event state machine", () => {
       outcome: { kind: "returned", result: 1 },
       at: 3,
     });
-    expect(second).toEqual({ ok: true, state: first, changed: false });
+    expect(second).toEqual({ ok: true, value: { state: first, changed: false } });
   });
 
   it("refuses a completion from an instance that does not own the event", () => {
@@ -103,7 +103,7 @@ describe("event state machine", () => {
       outcome: { kind: "returned", result: 1 },
       at: 2,
     });
-    expect(result).toMatchObject({ ok: false, error: { code: "WRONG_INSTANCE" } });
+    expect(result).toMatchObject({ ok: false, code: "WRONG_INSTANCE" });
   });
 
   it("maps outcomes to SCF status codes", () => {

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { eventIdentityOf } from "./event-identity";
+import type { EventState } from "./event-machine";
 
 /** The message on the dispatch queue: one accepted event waiting for an instance. */
 export const dispatchMessageSchema = z.object({
@@ -12,3 +14,12 @@ export const dispatchMessageSchema = z.object({
 });
 /** A parsed dispatch message. */
 export type DispatchMessage = z.infer<typeof dispatchMessageSchema>;
+
+/** The dispatch message of an event: its identity, when it was invoked and its function's concurrency cap. */
+export function dispatchMessageOf(state: EventState): DispatchMessage {
+  return {
+    ...eventIdentityOf(state),
+    invokedAt: state.invokedAt,
+    maxConcurrency: state.function.maxConcurrency,
+  };
+}

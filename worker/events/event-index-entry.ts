@@ -1,13 +1,9 @@
 // The shape of one event index row, apart from the D1 code that writes it (event-index.ts), so that
 // tests running in Node (e2e seeding through /_diagnostics/seed-index) can use the same type.
+import type { EventIdentity } from "./event-identity";
 
-/** One row of the D1 event index, as the writer needs it. */
-export interface EventIndexEntry {
-  requestId: string;
-  namespace: string;
-  functionName: string;
-  qualifier: string;
-  invokeType: string;
+/** One row of the D1 event index, as the writer needs it: the event's identity and its status. */
+export interface EventIndexEntry extends EventIdentity {
   status: string;
   statusCode: number | null;
   phase: string;

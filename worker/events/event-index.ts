@@ -1,3 +1,4 @@
+import { eventIdentityOf } from "./event-identity";
 import type { EventIndexEntry } from "./event-index-entry";
 import { type EventState, publicStatus } from "./event-machine";
 
@@ -58,11 +59,7 @@ export function logsIndexFailure(attempts: number): boolean {
 /** The index entry of an event's current state. */
 export function indexEntryOf(state: EventState): EventIndexEntry {
   return {
-    requestId: state.requestId,
-    namespace: state.namespace,
-    functionName: state.functionName,
-    qualifier: state.qualifier,
-    invokeType: state.invokeType,
+    ...eventIdentityOf(state),
     status: publicStatus(state.phase),
     statusCode: state.statusCode ?? null,
     phase: state.phase,

@@ -2,6 +2,7 @@ import { and, asc, count, desc, eq, gte, inArray, lt, type SQL } from "drizzle-o
 import { drizzle } from "drizzle-orm/d1";
 import { z } from "zod";
 import { type EventIndexRow, events } from "../db/schema";
+import { eventIdentityOf } from "./event-identity";
 
 /** How long the event index keeps a row (by its start time). */
 export const EVENT_INDEX_RETENTION_MS = 3 * 24 * 60 * 60 * 1000;
@@ -52,11 +53,7 @@ export type ListEventsQuery = z.infer<typeof listEventsQuerySchema>;
 /** The public shape of one listed event (from the index). */
 export function listedEvent(row: EventIndexRow) {
   return {
-    requestId: row.requestId,
-    namespace: row.namespace,
-    functionName: row.functionName,
-    qualifier: row.qualifier,
-    invokeType: row.invokeType,
+    ...eventIdentityOf(row),
     status: row.status,
     statusCode: row.statusCode,
     startTime: new Date(row.startTime).toISOString(),

@@ -1,18 +1,20 @@
-/** One log line as captured in the container (seq is the agent's, per execution). */
-export interface LogRecord {
+/**
+ * One log line of an event. Its `seq` orders it: as captured in the container, the agent's seq
+ * (per execution, used to drop resent lines); once stored, the event's own seq, the one clients
+ * page and resume with.
+ */
+export interface EventLogRecord {
   seq: number;
+  /** When the line was written (epoch ms). */
   ts: number;
   stream: "stdout" | "stderr" | "platform";
   line: string;
 }
 
-/** One stored log line; seq is the event's own, the one clients page and resume with. */
-export interface StoredLogRecord {
-  seq: number;
-  ts: number;
-  stream: "stdout" | "stderr" | "platform";
-  line: string;
-}
+/** A log line as captured in the container and relayed by the instance (seq is the agent's). */
+export type LogRecord = EventLogRecord;
+/** A stored log line (seq is the event's own). */
+export type StoredLogRecord = EventLogRecord;
 
 /**
  * Log text stored per event, in characters; every line counts its length + 1 (its line break), so

@@ -1,6 +1,9 @@
-// The pure state machine of one async event: (state, command) → next state | error.
+// The pure state machine of one async event: (state, command) → next state | refusal.
 // The AsyncEvent Durable Object persists what this returns before any side effect.
+import type { ExecutionOutcome } from "../contract/agent-contract";
 import type { FunctionSnapshot } from "../functions/model";
+import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
+import { type EventIdentity, eventIdentityOf } from "./event-identity";
 import { truncateUtf8, utf8Length } from "./text-bounds";
 
 /** Internal phase of an event. */
@@ -28,29 +31,11 @@ export const STATUS_CODE = {
   PLATFORM_STOPPED: 503,
 } as const;
 
-/** How one execution ended, as the instance observed it. */
-export type ExecutionOutcome =
-  | { kind: "returned"; result: unknown }
-  | { kind: "threw"; message: string; stack?: string }
-  | { kind: "timeout" }
-  | { kind: "oom"; message?: string }
-  | { kind: "exited"; code: number | null; signal: string | null }
-  | { kind: "sigterm" }
-  /**
-   * The container got SIGTERM from the platform (not from a terminate request) while the handler
-   * ran; `message` says how the handler ended after it (the agent forwards the signal).
-   */
-  | { kind: "platform_stop"; message: string }
-  | { kind: "crashed"; message: string }
-  | { kind: "error"; message: string };
+/** How one execution ended, as the instance observed it (declared by the container contract). */
+export type { ExecutionOutcome };
 
 /** Everything an event's Durable Object keeps about it (the payload is stored beside it). */
-export interface EventState {
-  requestId: string;
-  namespace: string;
-  functionName: string;
-  qualifier: string;
-  invokeType: string;
+export interface EventState extends EventIdentity {
   function: FunctionSnapshot;
   phase: EventPhase;
   /** Grows with every transition; the D1 index never applies an older version over a newer one. */
@@ -83,16 +68,17 @@ export type EventCommand =
   | { type: "terminate"; graceful: boolean; at: number };
 
 /** Why a command was refused. */
-export type TransitionError =
-  | { code: "ENDED"; message: string }
-  | { code: "TERMINATING"; message: string }
-  | { code: "CLAIMED_BY_OTHER"; message: string }
-  | { code: "WRONG_INSTANCE"; message: string };
+export type TransitionErrorCode = "ENDED" | "TERMINATING" | "CLAIMED_BY_OTHER" | "WRONG_INSTANCE";
+/** A refused command's code and message. */
+export type TransitionError = { code: TransitionErrorCode; message: string };
 
-/** Result of applying a command: the next state (or the same one when nothing changed) or an error. */
-export type TransitionResult =
-  | { ok: true; state: EventState; changed: boolean }
-  | { ok: false; error: TransitionError };
+/** An applied command: the next state, or the same one (changed: false) when nothing changed. */
+export interface Transition {
+  state: EventState;
+  changed: boolean;
+}
+/** Result of applying a command: the transition, or why the command was refused. */
+export type TransitionResult = RpcResult<Transition, TransitionErrorCode>;
 
 /**
  * Largest handler result kept (JSON text, UTF-8 bytes: 1 MiB). A larger return value FAILS the
@@ -297,58 +283,60 @@ function end(state: EventState, ending: Ending, at: number, memoryUsageKb?: numb
   };
 }
 
+/** A transition to `state` (changed: false when it is the state the command was applied to). */
+function changedTo(state: EventState, changed = true): TransitionResult {
+  return rpcOk({ state, changed });
+}
+
+/** A refused command. */
+function refused(code: TransitionErrorCode, message: string): TransitionResult {
+  return rpcFail(code, message);
+}
+
 /** Applies one command. Repeated commands (at-least-once delivery) leave the state unchanged. */
 export function transition(state: EventState, command: EventCommand): TransitionResult {
-  const unchanged: TransitionResult = { ok: true, state, changed: false };
+  const unchanged = changedTo(state, false);
   switch (command.type) {
     case "claim": {
-      if (isTerminal(state.phase)) return { ok: false, error: { code: "ENDED", message: "event has ended" } };
+      if (isTerminal(state.phase)) return refused("ENDED", "event has ended");
       if (state.phase !== "queued") {
         if (state.instanceId === command.instanceId) return unchanged;
-        return { ok: false, error: { code: "CLAIMED_BY_OTHER", message: `claimed by ${state.instanceId}` } };
+        return refused("CLAIMED_BY_OTHER", `claimed by ${state.instanceId}`);
       }
-      return {
-        ok: true,
-        changed: true,
-        state: {
-          ...state,
-          phase: "starting",
-          instanceId: command.instanceId,
-          claimedAt: command.at,
-          version: state.version + 1,
-        },
-      };
+      return changedTo({
+        ...state,
+        phase: "starting",
+        instanceId: command.instanceId,
+        claimedAt: command.at,
+        version: state.version + 1,
+      });
     }
     case "started": {
-      if (isTerminal(state.phase)) return { ok: false, error: { code: "ENDED", message: "event has ended" } };
+      if (isTerminal(state.phase)) return refused("ENDED", "event has ended");
       if (state.instanceId !== command.instanceId) {
-        return { ok: false, error: { code: "WRONG_INSTANCE", message: `event belongs to ${state.instanceId}` } };
+        return refused("WRONG_INSTANCE", `event belongs to ${state.instanceId}`);
       }
       if (state.phase === "running") return unchanged;
-      return {
-        ok: true,
-        changed: true,
-        state: {
-          ...state,
-          phase: "running",
-          startedAt: command.at,
-          cold: command.cold,
-          containerId: command.containerId,
-          version: state.version + 1,
-        },
-      };
+      return changedTo({
+        ...state,
+        phase: "running",
+        startedAt: command.at,
+        cold: command.cold,
+        containerId: command.containerId,
+        version: state.version + 1,
+      });
     }
     case "complete": {
       if (isTerminal(state.phase)) return unchanged;
       // Only the claimant reports an outcome: an unclaimed (queued) event has none yet.
       if (state.instanceId === undefined || state.instanceId !== command.instanceId) {
-        return { ok: false, error: { code: "WRONG_INSTANCE", message: `event belongs to ${state.instanceId}` } };
+        return refused("WRONG_INSTANCE", `event belongs to ${state.instanceId}`);
       }
       const ending =
         state.terminateRequestedAt !== undefined
           ? terminatedEndingOf(command.outcome, state.function.timeoutSeconds)
           : endingOf(command.outcome, state.function.timeoutSeconds);
-      return { ok: true, changed: true, state: end(state, ending, command.at, command.memoryUsageKb) };
+      return changedTo(end(state, ending, command.at, command.memoryUsageKb));
     }
     case "timeout": {
       if (isTerminal(state.phase)) return unchanged;
@@ -357,28 +345,19 @@ export function transition(state: EventState, command: EventCommand): Transition
         state.terminateRequestedAt !== undefined
           ? terminatedEndingOf(timedOut, state.function.timeoutSeconds)
           : endingOf(timedOut, state.function.timeoutSeconds);
-      return { ok: true, changed: true, state: end(state, ending, command.at) };
+      return changedTo(end(state, ending, command.at));
     }
     case "terminate": {
-      if (isTerminal(state.phase)) {
-        return {
-          ok: false,
-          error: { code: "ENDED", message: `event has already ended (${publicStatus(state.phase)})` },
-        };
-      }
+      if (isTerminal(state.phase)) return refused("ENDED", `event has already ended (${publicStatus(state.phase)})`);
       // Only a running handler can receive SIGTERM; a queued or starting event is aborted at once.
       if (command.graceful && state.phase === "running") {
         if (state.terminateRequestedAt !== undefined) {
-          return { ok: false, error: { code: "TERMINATING", message: "a graceful terminate is already in progress" } };
+          return refused("TERMINATING", "a graceful terminate is already in progress");
         }
-        return {
-          ok: true,
-          changed: true,
-          state: { ...state, terminateRequestedAt: command.at, version: state.version + 1 },
-        };
+        return changedTo({ ...state, terminateRequestedAt: command.at, version: state.version + 1 });
       }
       const forced = state.terminateRequestedAt !== undefined ? TERMINATED_AFTER_SIGTERM : TERMINATED_ENDING;
-      return { ok: true, changed: true, state: end(state, forced, command.at) };
+      return changedTo(end(state, forced, command.at));
     }
     default: {
       const unreachable: never = command;
@@ -390,11 +369,7 @@ export function transition(state: EventState, command: EventCommand): Transition
 /** The public (REST) view of an event. */
 export function publicEvent(state: EventState) {
   return {
-    requestId: state.requestId,
-    namespace: state.namespace,
-    functionName: state.functionName,
-    qualifier: state.qualifier,
-    invokeType: state.invokeType,
+    ...eventIdentityOf(state),
     status: publicStatus(state.phase),
     statusCode: state.statusCode ?? null,
     phase: state.phase,

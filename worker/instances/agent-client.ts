@@ -1,5 +1,16 @@
-/** The runtime agent's HTTP port inside every function container. */
-export const AGENT_PORT = 8080;
+import {
+  AGENT_PORT,
+  type AgentHealth,
+  agentErrorSchema,
+  agentHealthSchema,
+  type ExecutionSpec,
+  problemOf,
+  signalAnswerSchema,
+} from "../contract/agent-contract";
+
+export type { AgentHealth, ExecutionSpec } from "../contract/agent-contract";
+export { AGENT_PORT };
+
 /** How long a container may take from start() until its agent answers. */
 export const AGENT_BOOT_TIMEOUT_MS = 30_000;
 const AGENT_BOOT_POLL_MS = 25;
@@ -7,21 +18,14 @@ const AGENT_BOOT_POLL_MS = 25;
 const HEALTH_PROBE_TIMEOUT_MS = 2_000;
 /** Default limit of one request to the agent that is not a stream. */
 export const AGENT_REQUEST_TIMEOUT_MS = 30_000;
+/** Longest refusal text of the agent quoted in an error. */
+const MAX_REFUSAL_CHARS = 1_000;
 
-/** What the agent's `GET /health` returns. */
-export interface AgentHealth {
-  ok: boolean;
-  bootId: string;
-  pid: number;
-  /** The container's init (PID 1) runs the agent, so this is 1. */
-  parentPid: number;
-  startedAt: number;
-  uptimeMs: number;
-  signalsReceived: { signal: string; at: number }[];
-  busy: boolean;
-  requestId: string | null;
-  /** The platform sent the container SIGTERM: it is going away and takes no new execution. */
-  stopping?: boolean;
+/** An execution the agent runs, with its record stream (NDJSON, from seq 1). */
+export interface StartedExecution {
+  /** True when this request started it; false when it already ran there (the stream is reopened). */
+  fresh: boolean;
+  records: ReadableStream<Uint8Array>;
 }
 
 /** The agent refused the token: the container was started by another boot of this object, or without one. */
@@ -32,10 +36,13 @@ export class AgentUnauthorizedError extends Error {
   }
 }
 
-/** Talks HTTP to the runtime agent of one container, with the token of the container's boot. */
+/**
+ * Talks HTTP to the runtime agent of one container, with the token of the container's boot. Its
+ * methods are named by intent: no caller builds the agent's URLs or bodies.
+ */
 export class AgentClient {
   constructor(
-    private readonly container: Container,
+    private readonly container: Pick<Container, "getTcpPort" | "running">,
     private readonly token: string,
   ) {}
 
@@ -43,21 +50,25 @@ export class AgentClient {
    * One request to the agent. Without a signal of the caller's, it is limited to
    * AGENT_REQUEST_TIMEOUT_MS (pass a signal for streams, which last as long as the execution).
    */
-  fetch(path: string, init: RequestInit = {}): Promise<Response> {
+  private request(path: string, init: RequestInit = {}): Promise<Response> {
     const signal = init.signal ?? AbortSignal.timeout(AGENT_REQUEST_TIMEOUT_MS);
     const headers = new Headers(init.headers);
     headers.set("authorization", `Bearer ${this.token}`);
     return this.container.getTcpPort(AGENT_PORT).fetch(`http://agent${path}`, { ...init, headers, signal });
   }
 
+  /** The agent's health answer; a 401 throws AgentUnauthorizedError, any other non-200 an Error. */
   async health(): Promise<AgentHealth> {
-    const response = await this.fetch("/health", { signal: AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS) });
+    const response = await this.request("/health", { signal: AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS) });
     if (response.status === 401) {
       await response.body?.cancel();
       throw new AgentUnauthorizedError();
     }
     if (!response.ok) throw new Error(`agent health answered ${response.status}`);
-    return (await response.json()) as AgentHealth;
+    // An answer that is not the contract's health is no answer (as a non-200 is).
+    const parsed = agentHealthSchema.safeParse(await response.json());
+    if (!parsed.success) throw new Error(`agent health answer is not valid: ${problemOf(parsed.error)}`);
+    return parsed.data;
   }
 
   /** Polls /health until the agent answers (the container is booting) or the timeout passes. */
@@ -77,4 +88,77 @@ export class AgentClient {
     }
     throw new Error(`agent did not answer within ${timeoutMs} ms: ${String(lastError)}`);
   }
+
+  /** True when the agent has the code package of this hash cached (it answered 200). */
+  async hasCode(sha256: string): Promise<boolean> {
+    const response = await this.request(`/code/${sha256}`);
+    await response.body?.cancel();
+    return response.status === 200;
+  }
+
+  /** Hands the agent a code package (a zip); throws with the agent's reason when it refuses it. */
+  async putCode(sha256: string, bytes: ArrayBuffer): Promise<void> {
+    const response = await this.request(`/code/${sha256}`, { method: "PUT", body: bytes });
+    if (!response.ok) throw new Error(`the code package was refused: ${await refusalOf(response)}`);
+    await response.body?.cancel();
+  }
+
+  /**
+   * Asks the agent to run an execution and answers its record stream: the new execution's (201),
+   * or, when the agent already runs this RequestId (200), the stream read anew from the start. Any
+   * other answer throws with the agent's reason. No request timeout: the deadline rules.
+   */
+  async startExecution(spec: ExecutionSpec): Promise<StartedExecution> {
+    const response = await this.request("/executions?stream=1", {
+      signal: new AbortController().signal,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(spec),
+    });
+    if (response.status !== 201 && response.status !== 200) {
+      throw new Error(`the agent refused the execution: ${await refusalOf(response)}`);
+    }
+    if (response.status === 201) {
+      if (!response.body) throw new Error("the agent's execution stream has no body");
+      return { fresh: true, records: response.body };
+    }
+    await response.body?.cancel();
+    return { fresh: false, records: await this.openStream(spec.requestId, 0, new AbortController().signal) };
+  }
+
+  /** Opens the record stream of an execution, from the records after seq `after`, until signal aborts. */
+  async openStream(requestId: string, after: number, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.request(`/executions/${encodeURIComponent(requestId)}/stream?after=${after}`, {
+      signal,
+    });
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new Error(`agent stream answered ${response.status}`);
+    }
+    if (!response.body) throw new Error("the agent's execution stream has no body");
+    return response.body;
+  }
+
+  /** Forwards SIGTERM to the handler process of requestId; answers whether the agent delivered it. */
+  async signal(requestId: string): Promise<{ delivered: boolean }> {
+    const response = await this.request(`/executions/${encodeURIComponent(requestId)}/signal`, { method: "POST" });
+    if (!response.ok) {
+      await response.body?.cancel();
+      return { delivered: false };
+    }
+    const parsed = signalAnswerSchema.safeParse(await response.json());
+    return { delivered: parsed.success && parsed.data.delivered };
+  }
+}
+
+/** The agent's reason for refusing a request (its JSON `error`, else the body), bounded. */
+async function refusalOf(response: Response): Promise<string> {
+  const text = (await response.text()).slice(0, MAX_REFUSAL_CHARS);
+  try {
+    const body = agentErrorSchema.safeParse(JSON.parse(text));
+    if (body.success) return `${body.data.error} (${response.status})`;
+  } catch {
+    // not JSON: quote the text
+  }
+  return `${response.status} ${text}`;
 }

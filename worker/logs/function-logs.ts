@@ -1,5 +1,5 @@
-import type { EventWithLog } from "../events/async-event-object";
 import { listEvents } from "../events/event-list";
+import type { EventWithLog } from "../events/event-log";
 import { truncateUtf8, utf8Length } from "../events/text-bounds";
 import { unwrap } from "../shared/errors";
 import { eventStub } from "../shared/objects";

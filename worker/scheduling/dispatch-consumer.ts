@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { type DispatchMessage, dispatchMessageSchema } from "../events/dispatch-message";
+import { eventIdentityOf } from "../events/event-identity";
 import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
 import { eventStub, schedulerName, schedulerStub } from "../shared/objects";
 
@@ -102,11 +103,7 @@ export async function consumeDispatchBatch(
   if (valid.length === 0) return;
 
   const entries: EventIndexEntry[] = valid.map(({ body }) => ({
-    requestId: body.requestId,
-    namespace: body.namespace,
-    functionName: body.functionName,
-    qualifier: body.qualifier,
-    invokeType: body.invokeType,
+    ...eventIdentityOf(body),
     status: "RUNNING",
     statusCode: null,
     phase: "queued",

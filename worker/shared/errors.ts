@@ -41,16 +41,23 @@ export class PlatformError extends Error {
   }
 }
 
-/** What a Durable Object's RPC method returns instead of throwing across the boundary. */
-export type RpcResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; message: string };
+/**
+ * The one result type: a value, or a refusal with its code and message. Durable Objects' RPC
+ * methods return it instead of throwing across the boundary, and the event's state machine uses it
+ * for its transitions. The code is a platform ErrorCode unless the operation names its own codes
+ * (C), as the event's internal refusals do (they never reach an HTTP answer).
+ */
+export type RpcResult<T, C extends string = ErrorCode> =
+  | { ok: true; value: T }
+  | { ok: false; code: C; message: string };
 
-/** A successful RPC result. */
-export function rpcOk<T>(value: T): RpcResult<T> {
+/** A successful result carrying `value`. */
+export function rpcOk<T, C extends string = ErrorCode>(value: T): RpcResult<T, C> {
   return { ok: true, value };
 }
 
-/** A failed RPC result carrying a platform error code. */
-export function rpcFail<T>(code: ErrorCode, message: string): RpcResult<T> {
+/** A refused result carrying `code` (a platform ErrorCode unless the result names its own codes). */
+export function rpcFail<T, C extends string = ErrorCode>(code: C, message: string): RpcResult<T, C> {
   return { ok: false, code, message };
 }
 

@@ -1,0 +1,111 @@
+// The event object's duty to the D1 event index: the row write it owes, kept in its storage until
+// D1 has the row, and retried by its alarm.
+import {
+  afterFailedIndexWrite,
+  indexEntryOf,
+  logsIndexFailure,
+  newPendingIndexWrite,
+  type PendingIndexWrite,
+  writeIndexEntries,
+} from "./event-index";
+import { EVENT_INDEX_RETENTION_MS } from "./event-list";
+import type { EventState } from "./event-machine";
+import type { EventStorage } from "./event-storage";
+
+/**
+ * The index write one event owes (at most one: a newer debt replaces an older one, and the write
+ * always carries the current state). `rearm` sets the event's alarm again after the debt or its
+ * retry time changed.
+ */
+export class EventIndexDuty {
+  private pending: PendingIndexWrite | undefined;
+
+  constructor(
+    private readonly storage: EventStorage,
+    private readonly db: D1Database,
+    private readonly rearm: () => Promise<void>,
+  ) {}
+
+  /** Takes over the debt found in storage when the object starts. */
+  restore(pending: PendingIndexWrite | undefined): void {
+    this.pending = pending;
+  }
+
+  /** The owed write, if any. */
+  get owed(): PendingIndexWrite | undefined {
+    return this.pending;
+  }
+
+  /** When the owed write is next tried (undefined when none is owed). */
+  get retryAt(): number | undefined {
+    return this.pending?.retryAt;
+  }
+
+  /**
+   * A write owed from now on for `version`, held in memory: the caller persists it in the same
+   * write as the state that made it owed, then calls flush().
+   */
+  owe(version: number, now: number): PendingIndexWrite {
+    this.pending = newPendingIndexWrite(version, now);
+    return this.pending;
+  }
+
+  /**
+   * The index may lack the row of `state` (the dispatch consumer's write of it failed): the event
+   * takes the write over, persisted at once, and its alarm retries it until D1 has the row.
+   */
+  async takeOver(state: EventState): Promise<void> {
+    if (this.pending) return;
+    this.pending = newPendingIndexWrite(state.version, Date.now());
+    await this.storage.savePendingIndex(this.pending);
+    await this.rearm();
+  }
+
+  /** Forgets the debt without writing (the event is being deleted). */
+  forget(): void {
+    this.pending = undefined;
+  }
+
+  /**
+   * Writes the owed index row (the current state's entry: the versioned upsert never lets it
+   * replace a newer row) and forgets the debt once D1 has it. A failure is logged (see
+   * logsIndexFailure) and retried by the alarm with backoff; it is never given up while the row
+   * could be listed. D1's errors never escape from here.
+   */
+  async flush(state: EventState | undefined): Promise<void> {
+    const owed = this.pending;
+    if (!state || !owed) return;
+    if (state.invokedAt < Date.now() - EVENT_INDEX_RETENTION_MS) {
+      // The index keeps rows 3 days from the start: this one would be purged, so it is not written.
+      console.warn("event index write dropped: the row is past the index's retention", state.requestId);
+      return this.settle(owed.version);
+    }
+    const entry = indexEntryOf(state);
+    try {
+      await writeIndexEntries(this.db, [entry]);
+    } catch (error) {
+      // Another call may have replaced the debt while D1 answered: count the failure on the newest.
+      const failed = afterFailedIndexWrite(this.pending ?? owed, Date.now());
+      this.pending = failed;
+      await this.storage.savePendingIndex(failed);
+      await this.rearm();
+      if (logsIndexFailure(failed.attempts)) {
+        console.warn(
+          `event index write failed (attempt ${failed.attempts}); retrying in ${failed.retryAt - Date.now()} ms`,
+          state.requestId,
+          String(error),
+        );
+      }
+      return;
+    }
+    return this.settle(entry.version);
+  }
+
+  /** D1 has the row at `version`: the debt is forgotten unless a newer one was owed meanwhile. */
+  private async settle(version: number): Promise<void> {
+    if (!this.pending || this.pending.version > version) return;
+    this.pending = undefined;
+    await this.storage.deletePendingIndex();
+    await this.rearm();
+  }
+}

@@ -1,0 +1,72 @@
+import type { ClaimedEvent } from "../events/async-event-object";
+import type { LogRecord } from "../events/event-log-store";
+import type { ExecutionSpec } from "./agent-client";
+import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
+import { LogForwarder } from "./log-forwarder";
+
+/** The function version every execution reports to its handler (only $LATEST exists). */
+const FUNCTION_VERSION = "$LATEST";
+/** The agent's own limit runs this much past the function's timeout: the instance's deadline ends it first. */
+const AGENT_TIMEOUT_MARGIN_MS = 1_000;
+
+/** What the agent is asked to run for a claimed event: its function's snapshot, payload and context. */
+export function executionSpecOf(claim: ClaimedEvent): ExecutionSpec {
+  const snapshot = claim.function;
+  const timeoutMs = snapshot.timeoutSeconds * 1000;
+  return {
+    requestId: claim.requestId,
+    runtime: snapshot.runtime,
+    handler: snapshot.handler,
+    codeSha256: snapshot.codeSha256,
+    event: JSON.parse(claim.payload) as unknown,
+    environment: snapshot.environment,
+    memoryLimitMb: snapshot.memoryMb,
+    timeoutMs: timeoutMs + AGENT_TIMEOUT_MARGIN_MS,
+    context: {
+      request_id: claim.requestId,
+      function_name: snapshot.name,
+      namespace: snapshot.namespace,
+      function_version: FUNCTION_VERSION,
+      memory_limit_in_mb: snapshot.memoryMb,
+      time_limit_in_ms: timeoutMs,
+    },
+  };
+}
+
+/** The end of a relayed execution: the agent's end record and the log lines not forwarded yet. */
+export interface RelayedEnd {
+  end: AgentEndRecord;
+  finalLogs: LogRecord[];
+}
+
+/** Where relayRecords sends what it reads, and how it knows the execution is still the instance's. */
+export interface RelayTarget {
+  /** False once the instance runs another execution (or none): the relay stops without an end. */
+  stillCurrent(): boolean;
+  /** Forwards a batch of log lines to the event (batches never overlap; see LogForwarder). */
+  sendLogs(batch: LogRecord[]): Promise<void>;
+}
+
+/**
+ * Reads an agent record stream, forwarding log lines to the target in batches, until the end
+ * record: answers it with the lines not yet forwarded (they go with the outcome). Answers
+ * undefined when the execution stopped being the instance's; throws when the stream ends first.
+ */
+export async function relayRecords(
+  records: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  target: RelayTarget,
+): Promise<RelayedEnd | undefined> {
+  const forwarder = new LogForwarder((batch) => target.sendLogs(batch));
+  for await (const record of readAgentRecords(records, signal)) {
+    if (!target.stillCurrent()) return undefined;
+    if (record.type === "log") {
+      forwarder.add({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });
+    } else if (record.type === "end") {
+      return { end: record, finalLogs: await forwarder.drain() };
+    }
+  }
+  forwarder.flush();
+  await forwarder.drain();
+  throw new Error("the agent's stream ended before the execution did");
+}

@@ -1,0 +1,290 @@
+import { DurableObject } from "cloudflare:workers";
+import type { ClaimedEvent } from "../events/async-event-object";
+import type { LogRecord } from "../events/event-log-store";
+import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
+import { eventStub, instanceName, namespaceOfScheduler, namespaceQuotaStub, schedulerStub } from "../shared/objects";
+import { readStartedRecord } from "./agent-stream";
+import { ContainerLifecycle } from "./container-lifecycle";
+import { DiagnosticHolds } from "./diagnostic-holds";
+import { executionSpecOf, type RelayedEnd, relayRecords } from "./execution-relay";
+
+/** The execution this instance is running, persisted so that a restarted object can resume it. */
+export interface CurrentExecution {
+  requestId: string;
+  schedulerName: string;
+  slot: number;
+  /** Epoch ms past which the execution has timed out; set once the handler starts. */
+  deadline?: number;
+  /** Highest agent record seq already relayed to the event. */
+  lastSeq: number;
+  /** SIGTERM was forwarded (graceful terminate): however it ends, the container is not reused. */
+  terminated?: boolean;
+}
+
+/** The scheduler slot an instance serves (its Durable Object name is `schedulerName#slot`). */
+export interface SlotOwner {
+  schedulerName: string;
+  slot: number;
+}
+
+/** An idle container is destroyed after this long without an event. */
+export const IDLE_CONTAINER_MS = 10 * 60_000;
+/** While an execution runs, the alarm checks the relay at least this often (resumes it after a restart). */
+export const RELAY_CHECK_INTERVAL_MS = 5_000;
+/** Times a broken relay stream is reopened in place before the execution counts as crashed. */
+const RELAY_RETRIES = 8;
+/** Backoff before reopening a broken relay stream: doubles from this, up to RELAY_BACKOFF_MAX_MS. */
+const RELAY_BACKOFF_BASE_MS = 100;
+const RELAY_BACKOFF_MAX_MS = 2_000;
+
+/** Storage key of the current execution (a CurrentExecution). */
+export const CURRENT_KEY = "current";
+/** Storage key of the slot this instance serves: whose namespace lease counts its container. */
+export const SLOT_KEY = "slot";
+
+/**
+ * The part of InstanceContainer that runs one claimed execution: starts the container (see
+ * ContainerLifecycle), hands the agent the code and the event, marks the event started, relays the
+ * agent's records to the event, and ends the execution once (reporting its outcome, destroying the
+ * container after an abnormal end, freeing the slot and, with the container, the namespace lease).
+ * Its state is the instance's: InstanceContainer (instance-container.ts) adds the object's calls.
+ */
+export abstract class InstanceExecution extends DurableObject<Env> {
+  protected current: CurrentExecution | undefined;
+  /** True while this object instance is reading the agent's record stream. */
+  protected relaying = false;
+  /** Guards against ending the same execution twice (timeout racing the handler's end). */
+  protected finishing = false;
+  /** Aborts the open relay (see InstanceContainer.interruptRelay). */
+  protected relayInterrupt: AbortController | undefined;
+  /** The slot this instance serves, known since its first event (releases the namespace's lease). */
+  protected owner: SlotOwner | undefined;
+  /** execute() calls in progress in this object instance (none after a restart). */
+  protected executing = 0;
+  protected readonly lifecycle: ContainerLifecycle;
+  protected readonly holds: DiagnosticHolds;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.lifecycle = new ContainerLifecycle(ctx, env);
+    // Holds act only where diagnostics are enabled (never in a deployment: see the diagnostics routes).
+    this.holds = new DiagnosticHolds(ctx.storage, () => this.env.DIAGNOSTICS_ENABLED === "true");
+    ctx.blockConcurrencyWhile(async () => {
+      this.current = await ctx.storage.get<CurrentExecution>(CURRENT_KEY);
+      await this.lifecycle.load();
+      this.owner = await ctx.storage.get<SlotOwner>(SLOT_KEY);
+    });
+  }
+
+  protected get instanceId(): string {
+    return this.current ? `${this.current.schedulerName}#${this.current.slot}` : "";
+  }
+
+  /**
+   * Gives the slot's namespace lease back once its container is destroyed. endedRequestId names the
+   * event whose end destroyed it (the lease is busy with it); a failure is logged (the audit reclaims).
+   */
+  protected async releaseLease(owner: SlotOwner | undefined, endedRequestId?: string): Promise<void> {
+    if (!owner) return;
+    const namespace = namespaceOfScheduler(owner.schedulerName);
+    const instance = instanceName(owner.schedulerName, owner.slot);
+    await namespaceQuotaStub(this.env, namespace)
+      .releaseInstance(instance, endedRequestId)
+      .catch((error: unknown) => console.warn("releasing the namespace lease failed", instance, String(error)));
+  }
+
+  /**
+   * Starts again an execution whose start died with this object (a restart before the hand-over):
+   * the event's claim by this instance is repeated (idempotent) for its payload and snapshot.
+   */
+  protected async resumeStart(requestId: string): Promise<void> {
+    this.executing += 1;
+    try {
+      const claim = await this.eventStub(requestId).claim(this.instanceId);
+      if (this.current?.requestId !== requestId) return;
+      if (!claim.ok) {
+        // Ended meanwhile (terminated, timed out by its backstop): free the slot.
+        await this.finish(requestId, undefined);
+        return;
+      }
+      console.warn("resuming the start of an execution after a restart", requestId);
+      this.ctx.waitUntil(this.execute(claim.value));
+    } finally {
+      this.executing -= 1;
+    }
+  }
+
+  /** Runs one claimed execution (see runClaimed), counted in `executing` meanwhile. */
+  protected async execute(claim: ClaimedEvent): Promise<void> {
+    this.executing += 1;
+    try {
+      await this.runClaimed(claim);
+    } finally {
+      this.executing -= 1;
+    }
+  }
+
+  private async runClaimed(claim: ClaimedEvent): Promise<void> {
+    const requestId = claim.requestId;
+    const snapshot = claim.function;
+    try {
+      // After each wait, check the event is still ours: a terminate may have repossessed it.
+      const cold = !this.lifecycle.isWarmFor(snapshot.memoryMb);
+      const health = await this.lifecycle.ensureStarted(snapshot.memoryMb);
+      if (this.current?.requestId !== requestId) return;
+      const agent = this.lifecycle.agent();
+      await this.lifecycle.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
+      if (this.current?.requestId !== requestId || !this.lifecycle.running) return;
+      // Diagnostics hold point "starting" (before the hand-over); a terminate meanwhile repossessed it.
+      await this.holds.pauseAt(requestId, "starting");
+      if (this.current?.requestId !== requestId || !this.lifecycle.running) return;
+      const timeoutMs = snapshot.timeoutSeconds * 1000;
+      const postedAt = Date.now();
+      // The answer is the execution's record stream (a new one, or one already running there).
+      const { records } = await agent.startExecution(executionSpecOf(claim));
+      // The stream opens with the started record, written as the handler is handed the event.
+      const { started: handedOver, rest } = await readStartedRecord(records);
+      const current = this.current;
+      if (current?.requestId !== requestId) {
+        await rest.cancel();
+        return;
+      }
+      // The hand-over, by the agent's clock, kept between the request and its answer (clock skew);
+      // without a started record (the execution ended before any hand-over), its answer.
+      const answeredAt = Date.now();
+      const startedAt = handedOver ? Math.min(Math.max(handedOver.ts, postedAt), answeredAt) : answeredAt;
+      current.deadline = startedAt + timeoutMs;
+      if (handedOver) current.lastSeq = Math.max(current.lastSeq, handedOver.seq);
+      await this.ctx.storage.put(CURRENT_KEY, current);
+      await this.ctx.storage.setAlarm(Math.min(current.deadline, Date.now() + RELAY_CHECK_INTERVAL_MS));
+      const started = await this.eventStub(requestId).markStarted(this.instanceId, cold, health.bootId, startedAt);
+      if (!started.ok) {
+        // Terminated while the container was starting: the event has ended, stop the handler.
+        await rest.cancel();
+        await this.finish(requestId, undefined);
+        return;
+      }
+      await this.relayAndFinish(requestId, rest);
+    } catch (error) {
+      await this.finish(requestId, { kind: "crashed", message: `platform error: ${String(error)}` });
+    }
+  }
+
+  /** Relays the agent's records to the event until the end record, then ends the execution. */
+  protected async relayAndFinish(requestId: string, opened?: ReadableStream<Uint8Array>): Promise<void> {
+    if (this.relaying) return;
+    this.relaying = true;
+    const interrupt = new AbortController();
+    this.relayInterrupt = interrupt;
+    let records = opened;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const relayed = await this.relay(requestId, records, interrupt.signal);
+          if (relayed) await this.finish(requestId, relayed.end.outcome, relayed.end.maxRssKb, relayed.finalLogs);
+          return;
+        } catch (error) {
+          records = undefined;
+          if (this.current?.requestId !== requestId || this.finishing) return;
+          // Interrupted on purpose (diagnostics): leave the resumption to the alarm, as after a restart.
+          if (interrupt.signal.aborted) return;
+          const running = this.lifecycle.running;
+          if (running && attempt < RELAY_RETRIES) {
+            // The stream broke but the container lives: the agent buffers, pick up after lastSeq.
+            const backoff = Math.min(RELAY_BACKOFF_BASE_MS * 2 ** attempt, RELAY_BACKOFF_MAX_MS);
+            await new Promise((resolve) => setTimeout(resolve, backoff));
+            continue;
+          }
+          await this.finish(requestId, {
+            kind: "crashed",
+            message: running
+              ? `lost the agent's stream: ${String(error)}`
+              : "the container exited during the execution",
+          });
+          return;
+        }
+      }
+    } finally {
+      if (this.relayInterrupt === interrupt) this.relayInterrupt = undefined;
+      this.relaying = false;
+    }
+  }
+
+  /**
+   * Reads the agent's record stream (the one already open, or a new one from the last relayed seq)
+   * and forwards log lines to the event, recording the last relayed seq; answers the end record
+   * with the lines not yet forwarded (see relayRecords).
+   */
+  private async relay(
+    requestId: string,
+    opened: ReadableStream<Uint8Array> | undefined,
+    signal: AbortSignal,
+  ): Promise<RelayedEnd | undefined> {
+    const agent = this.lifecycle.agent();
+    const records = opened ?? (await agent.openStream(requestId, this.current?.lastSeq ?? 0, signal));
+    const event = this.eventStub(requestId);
+    return relayRecords(records, signal, {
+      stillCurrent: () => this.current?.requestId === requestId,
+      sendLogs: async (batch) => {
+        await event.appendLogs(batch);
+        const current = this.current;
+        const last = batch.at(-1);
+        if (current?.requestId === requestId && last && last.seq > current.lastSeq) {
+          current.lastSeq = last.seq;
+          await this.ctx.storage.put(CURRENT_KEY, current);
+        }
+      },
+    });
+  }
+
+  /**
+   * Ends the current execution once: reports the outcome (undefined: the event was already ended
+   * by its own object), destroys the container after an abnormal end, frees the slot.
+   */
+  protected async finish(
+    requestId: string,
+    outcome: ExecutionOutcome | undefined,
+    maxRssKb?: number,
+    finalLogs: LogRecord[] = [],
+  ): Promise<void> {
+    const current = this.current;
+    if (current?.requestId !== requestId || this.finishing) return;
+    this.finishing = true;
+    const instanceId = this.instanceId;
+    let containerDestroyed = false;
+    try {
+      // Container first: once the event reads as ended, an abnormal end's container is gone.
+      if (!outcome || isAbnormal(outcome) || current.terminated) {
+        await this.lifecycle.destroyQuietly();
+        containerDestroyed = !this.lifecycle.running;
+      }
+      this.current = undefined;
+      await this.ctx.storage.delete(CURRENT_KEY);
+      await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
+      // Diagnostics hold point "ending": the handler's outcome is known here, not yet reported.
+      if (outcome) await this.holds.pauseAt(requestId, "ending");
+      // If this report is lost, the event's own backstop alarm still ends it.
+      if (outcome) {
+        await this.eventStub(requestId)
+          .complete(instanceId, outcome, maxRssKb, finalLogs)
+          .catch((error: unknown) => console.warn("reporting the outcome failed", requestId, String(error)));
+      }
+    } finally {
+      this.current = undefined;
+      this.finishing = false;
+      // Before the slot is freed, so that its next event asks for a fresh container's room.
+      if (containerDestroyed) await this.releaseLease(current, requestId);
+      await this.schedulerStub(current.schedulerName)
+        .release(current.slot, requestId)
+        .catch((error: unknown) => console.warn("releasing the slot failed", requestId, String(error)));
+    }
+  }
+
+  protected eventStub(requestId: string) {
+    return eventStub(this.env, requestId);
+  }
+
+  protected schedulerStub(name: string) {
+    return schedulerStub(this.env, name);
+  }
+}
