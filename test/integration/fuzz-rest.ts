@@ -753,6 +753,23 @@ export const REST_ROUTE_LABELS: readonly string[] = [
   ...DIAGNOSTICS_ROUTES.map((route) => `${route.method} ${route.path}`),
 ];
 
+/** Paths of the API documentation (worker/api/docs.ts): GET only, no input, no credentials. */
+export const DOCUMENTATION_PATHS: readonly string[] = ["/openapi.json", "/docs", "/docs/scalar.js"];
+
+/** A request with a method each documentation path is not served with: sent once each, not generated. */
+export function documentationWrongMethodCases(): FuzzCase[] {
+  return DOCUMENTATION_PATHS.map((path) => ({
+    route: `POST ${path} (no such route)`,
+    method: "POST",
+    target: path,
+    auth: { kind: "header", header: undefined },
+    body: { kind: "text", text: "{}" },
+    headers: { "content-type": "application/json" },
+    tencent: false,
+    malformations: [`no route POST ${path}`],
+  }));
+}
+
 /** Oversized bodies of the routes whose limit is the 32 MB JSON limit: sent once each, not generated. */
 export function oversizedCodeCases(): FuzzCase[] {
   const createPrefix = JSON.stringify({ name: "fzoversized", runtime: "Nodejs22", code: { zipFile: OTHER_ZIP } });

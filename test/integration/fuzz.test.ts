@@ -18,7 +18,13 @@ import {
   OWN_ENDED_EVENT,
   SCOPED_NAMESPACE,
 } from "./fuzz-model";
-import { oversizedCodeCases, REST_ROUTE_LABELS, restCaseArb } from "./fuzz-rest";
+import {
+  DOCUMENTATION_PATHS,
+  documentationWrongMethodCases,
+  oversizedCodeCases,
+  REST_ROUTE_LABELS,
+  restCaseArb,
+} from "./fuzz-rest";
 import { oversizedTencentCases, TENCENT_ROUTE, tencentCaseArb, tencentWrongMethodArb } from "./fuzz-tencent";
 
 /** Generated requests per run (the issue asks for at least 2,000). */
@@ -32,7 +38,7 @@ const REPORTED_FAILURES = 40;
 /** Examples kept per distinct failure. */
 const EXAMPLES_PER_FAILURE = 2;
 /** Routes that take no input at all, so that only a wrong method can be malformed on them. */
-const INPUTLESS_ROUTES = new Set(["GET /healthz"]);
+const INPUTLESS_ROUTES = new Set(["GET /healthz", ...DOCUMENTATION_PATHS.map((path) => `GET ${path}`)]);
 
 /**
  * The seed: FUZZ_SEED when the pool passes it (a FUZZ_SEED binding in vitest.config.ts, or
@@ -312,7 +318,11 @@ describe("fuzz: malformed requests on every route", () => {
         }),
         { numRuns: FUZZ_RUNS, seed },
       );
-      for (const fuzzCase of [...oversizedCodeCases(), ...oversizedTencentCases()]) {
+      for (const fuzzCase of [
+        ...oversizedCodeCases(),
+        ...oversizedTencentCases(),
+        ...documentationWrongMethodCases(),
+      ]) {
         await exercise(tally, keys, secrets, state, fuzzCase);
       }
 
@@ -335,7 +345,8 @@ describe("fuzz: malformed requests on every route", () => {
         console.log(`fuzz failures:\n${shown.join("\n")}`);
       }
 
-      // Every route of the app got requests (GET /healthz takes no input: its path gets wrong methods).
+      // Every route of the app got requests (GET /healthz and the documentation routes take no input:
+      // their paths get wrong methods).
       const uncovered = routes.filter((route) => !covered.includes(route));
       expect(uncovered, "routes the fuzz pass sent nothing to").toEqual([]);
       expect(

@@ -1,19 +1,26 @@
-import { Hono } from "hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { type AuthVariables, requireAdmin, requireCredentials } from "../auth/credentials";
 import { ERROR_STATUS, PlatformError, toPlatformError } from "../shared/errors";
 import { tencentCloudRoutes } from "../tcapi/routes";
+import { docsRoutes, registerSecuritySchemes } from "./docs";
 import { healthRoutes } from "./health";
+import { refuseInvalid } from "./openapi";
 import { adminRoutes } from "./routes/admin";
 import { diagnosticsRoutes } from "./routes/diagnostics";
 import { eventRoutes } from "./routes/events";
 import { functionRoutes } from "./routes/functions";
 import { logRoutes } from "./routes/logs";
+import { registerTencentEndpoint } from "./tencent-doc";
 
-/** The platform's HTTP API. */
-export function createApp(): Hono<{ Bindings: Env; Variables: AuthVariables }> {
-  const app = new Hono<{ Bindings: Env; Variables: AuthVariables }>();
+/**
+ * The platform's HTTP API. The REST routes are defined once with @hono/zod-openapi: their schemas
+ * validate requests and generate the OpenAPI document served at /openapi.json (with /docs).
+ */
+export function createApp(): OpenAPIHono<{ Bindings: Env; Variables: AuthVariables }> {
+  const app = new OpenAPIHono<{ Bindings: Env; Variables: AuthVariables }>({ defaultHook: refuseInvalid });
 
   app.route("/", healthRoutes);
+  app.route("/", docsRoutes(app));
 
   // Diagnostics exist only when enabled, and then only for administrators.
   app.use("/_diagnostics/*", async function diagnosticsGate(c, next) {
@@ -25,6 +32,8 @@ export function createApp(): Hono<{ Bindings: Env; Variables: AuthVariables }> {
   app.route("/", diagnosticsRoutes);
 
   app.route("/", tencentCloudRoutes);
+  registerTencentEndpoint(app.openAPIRegistry);
+  registerSecuritySchemes(app.openAPIRegistry);
 
   app.use("/v1/*", requireCredentials());
   app.route("/", adminRoutes);

@@ -1,8 +1,9 @@
-import { Hono } from "hono";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { devCredentialProblem } from "../auth/credential-store";
 import { authenticate, restOperation } from "../auth/credentials";
 import { instanceStub } from "../shared/objects";
 import { readRequestBody } from "../shared/validation";
+import { jsonResponse } from "./openapi";
 
 /** Readiness of one dependency, with details (administrators only). */
 interface CheckResult {
@@ -47,12 +48,41 @@ async function isAdministrator(env: Env, request: Parameters<typeof readRequestB
   }
 }
 
+/** One check in the answer: with administrator credentials, its latency and detail too. */
+const checkSchema = z.object({
+  ok: z.boolean(),
+  latencyMs: z.number().optional().openapi({ description: "Administrators only" }),
+  detail: z.string().optional().openapi({ description: "Administrators only" }),
+});
+
+/** The readiness answer. */
+const healthSchema = z
+  .object({
+    status: z.enum(["ok", "degraded"]),
+    checks: z.object({ database: checkSchema, queue: checkSchema, containers: checkSchema, credentials: checkSchema }),
+  })
+  .openapi("Health");
+
+const health = createRoute({
+  method: "get",
+  path: "/healthz",
+  tags: ["Health"],
+  summary: "Readiness of the platform's dependencies",
+  description:
+    "No credentials needed; without administrator credentials each check says only ok or not ok (no error text, no timings).",
+  security: [],
+  responses: {
+    200: jsonResponse("Every check passed", healthSchema),
+    503: jsonResponse("Some check failed", healthSchema),
+  },
+});
+
 /**
  * `GET /healthz`: readiness of D1, the dispatch queue binding, container support and the
  * development credentials. No credentials needed; without administrator credentials each check
  * says only ok or not ok (no error text, no timings).
  */
-export const healthRoutes = new Hono<{ Bindings: Env }>().get("/healthz", async (c) => {
+export const healthRoutes = new OpenAPIHono<{ Bindings: Env }>().openapi(health, async (c) => {
   const [database, queue, containers, credentials] = await Promise.all([
     timed(async () => {
       await c.env.DB.prepare("SELECT 1").first();
@@ -75,9 +105,14 @@ export const healthRoutes = new Hono<{ Bindings: Env }>().get("/healthz", async 
   ]);
   const checks = { database, queue, containers, credentials };
   const ok = Object.values(checks).every((check) => check.ok);
-  const status = ok ? 200 : 503;
-  const verdict = ok ? "ok" : "degraded";
-  if (await isAdministrator(c.env, c.req)) return c.json({ status: verdict, checks }, status);
-  const summary = Object.fromEntries(Object.entries(checks).map(([name, check]) => [name, { ok: check.ok }]));
-  return c.json({ status: verdict, checks: summary }, status);
+  const shown = (await isAdministrator(c.env, c.req))
+    ? checks
+    : {
+        database: { ok: database.ok },
+        queue: { ok: queue.ok },
+        containers: { ok: containers.ok },
+        credentials: { ok: credentials.ok },
+      };
+  if (ok) return c.json({ status: "ok" as const, checks: shown }, 200);
+  return c.json({ status: "degraded" as const, checks: shown }, 503);
 });

@@ -7,7 +7,7 @@
 //    (params.ts: MissingParameter / InvalidParameterValue.<Parameter>); take FunctionName and
 //    Namespace with `functionNameParam` / `namespaceParam` and resolve the namespace with
 //    `namespaceOf`. Call domain services only (functions/, events/, logs/, ratelimit/), never a route.
-// 2. Add its entry to ACTIONS below.
+// 2. Add its name to ACTION_NAMES and its entry to HANDLERS below.
 // 3. Name it Get*/List* only if it changes nothing (auth/signature-ledger.ts isReadOnlyAction lets
 //    those signatures be replayed); add it to CODE_ACTIONS in routes.ts if it carries a code package.
 // 4. Add its parameters to ACTION_SPECS in test/integration/fuzz-tencent.ts (the fuzz then sends it
@@ -29,23 +29,43 @@ import type { Action } from "./params";
 export type { Action, ActionContext } from "./params";
 export { TcApiError } from "./params";
 
+/** The names of the implemented actions, as Tencent spells them (the OpenAPI document lists these). */
+export const ACTION_NAMES = [
+  "CreateFunction",
+  "GetFunction",
+  "ListFunctions",
+  "UpdateFunctionConfiguration",
+  "UpdateFunctionCode",
+  "DeleteFunction",
+  "Invoke",
+  "ListAsyncEvents",
+  "GetAsyncEventStatus",
+  "TerminateAsyncEvent",
+  "GetFunctionLogs",
+] as const;
+
+/** One action per name: the type makes a name without its action (or the reverse) a compile error. */
+const HANDLERS: Record<(typeof ACTION_NAMES)[number], Action> = {
+  CreateFunction: createFunction,
+  GetFunction: getFunction,
+  ListFunctions: listFunctions,
+  UpdateFunctionConfiguration: updateFunctionConfiguration,
+  UpdateFunctionCode: updateFunctionCode,
+  DeleteFunction: deleteFunction,
+  Invoke: invoke,
+  ListAsyncEvents: listAsyncEvents,
+  GetAsyncEventStatus: getAsyncEventStatus,
+  TerminateAsyncEvent: terminateAsyncEvent,
+  GetFunctionLogs: getFunctionLogs,
+};
+
 /**
  * Every implemented action, by its Tencent name. A Map, not an object: a lookup sees only these
  * own entries, never an inherited property (`constructor`, `toString`, `__proto__`, ...).
  */
-const ACTIONS: ReadonlyMap<string, Action> = new Map<string, Action>([
-  ["CreateFunction", createFunction],
-  ["GetFunction", getFunction],
-  ["ListFunctions", listFunctions],
-  ["UpdateFunctionConfiguration", updateFunctionConfiguration],
-  ["UpdateFunctionCode", updateFunctionCode],
-  ["DeleteFunction", deleteFunction],
-  ["Invoke", invoke],
-  ["ListAsyncEvents", listAsyncEvents],
-  ["GetAsyncEventStatus", getAsyncEventStatus],
-  ["TerminateAsyncEvent", terminateAsyncEvent],
-  ["GetFunctionLogs", getFunctionLogs],
-]);
+const ACTIONS: ReadonlyMap<string, Action> = new Map<string, Action>(
+  ACTION_NAMES.map((name) => [name, HANDLERS[name]]),
+);
 
 /** The implemented action of a name, or undefined for any other name (Tencent's InvalidAction). */
 export function findAction(name: string): Action | undefined {

@@ -1,51 +1,175 @@
-import { Hono } from "hono";
-import { type AppEnv, visibleNamespace } from "../../auth/credentials";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../../auth/credentials";
 import {
   codeSchema,
   createFunctionSchema,
   listFunctionsQuerySchema,
   publicFunction,
+  RUNTIMES,
   updateConfigurationSchema,
 } from "../../functions/model";
 import { FunctionRegistry } from "../../functions/registry";
-import { functionNameSchema } from "../../shared/names";
-import { parseWith, readJson } from "../../shared/validation";
+import { functionNameSchema, namespaceSchema } from "../../shared/names";
+import { MAX_JSON_BODY_BYTES, readJson } from "../../shared/validation";
+import {
+  COMMON_ERROR_STATUSES,
+  documentedJsonBody,
+  errorResponses,
+  jsonResponse,
+  pathFirst,
+  queryOf,
+  refuseInvalid,
+} from "../openapi";
 
-/** REST routes of the function registry under /v1/namespaces/:namespace/functions. */
-export const functionRoutes = new Hono<AppEnv>()
-  .post("/v1/namespaces/:namespace/functions", async (c) => {
-    const namespace = visibleNamespace(c.var.principal, c.req.param("namespace"));
+/** Largest body of a configuration update. */
+const MAX_CONFIGURATION_BODY_BYTES = 1024 * 1024;
+
+/** Path of the functions of a namespace. */
+const namespaceParams = z.object({ namespace: namespaceSchema });
+/** Path of one function. */
+const functionParams = z.object({ namespace: namespaceSchema, name: functionNameSchema });
+
+/** A function as the REST API shows it (functions/model.ts publicFunction). */
+const functionSchema = z
+  .object({
+    namespace: z.string(),
+    name: z.string(),
+    runtime: z.string().openapi({ examples: [...RUNTIMES] }),
+    handler: z.string(),
+    codeSha256: z.string(),
+    codeSize: z.number().int(),
+    timeout: z.number().int().openapi({ description: "seconds" }),
+    memorySize: z.number().int().openapi({ description: "MB" }),
+    environment: z.record(z.string(), z.string()),
+    description: z.string(),
+    asyncRunEnable: z.boolean(),
+    maxConcurrency: z.number().int(),
+    qpsLimit: z.number().int(),
+    createdAt: z.string().openapi({ format: "date-time" }),
+    updatedAt: z.string().openapi({ format: "date-time" }),
+  })
+  .openapi("Function");
+
+const TAG = "Functions";
+
+const createFunction = createRoute({
+  method: "post",
+  path: "/v1/namespaces/{namespace}/functions",
+  tags: [TAG],
+  summary: "Create a function",
+  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the code package as base64 of a zip.`,
+  middleware: [pathFirst(namespaceParams)],
+  request: { params: namespaceParams, body: documentedJsonBody("CreateFunctionRequest", "The new function") },
+  responses: {
+    201: jsonResponse("The function, created", functionSchema),
+    ...errorResponses(...COMMON_ERROR_STATUSES, 409, 413),
+  },
+});
+
+const listFunctions = createRoute({
+  method: "get",
+  path: "/v1/namespaces/{namespace}/functions",
+  tags: [TAG],
+  summary: "List the functions of a namespace",
+  middleware: [pathFirst(namespaceParams)],
+  request: { params: namespaceParams, query: queryOf(listFunctionsQuerySchema) },
+  responses: {
+    200: jsonResponse(
+      "One page of functions",
+      z.object({ total: z.number().int(), functions: z.array(functionSchema) }),
+    ),
+    ...errorResponses(...COMMON_ERROR_STATUSES),
+  },
+});
+
+const getFunction = createRoute({
+  method: "get",
+  path: "/v1/namespaces/{namespace}/functions/{name}",
+  tags: [TAG],
+  summary: "Get a function",
+  middleware: [pathFirst(functionParams)],
+  request: { params: functionParams },
+  responses: { 200: jsonResponse("The function", functionSchema), ...errorResponses(...COMMON_ERROR_STATUSES) },
+});
+
+const updateConfiguration = createRoute({
+  method: "patch",
+  path: "/v1/namespaces/{namespace}/functions/{name}",
+  tags: [TAG],
+  summary: "Update a function's configuration",
+  description: `The fields given are changed (body at most ${MAX_CONFIGURATION_BODY_BYTES} bytes); asyncRunEnable is fixed at creation.`,
+  middleware: [pathFirst(functionParams)],
+  request: { params: functionParams, body: documentedJsonBody("UpdateConfigurationRequest", "Fields to change") },
+  responses: {
+    200: jsonResponse("The function, updated", functionSchema),
+    ...errorResponses(...COMMON_ERROR_STATUSES, 409, 413),
+  },
+});
+
+const updateCode = createRoute({
+  method: "put",
+  path: "/v1/namespaces/{namespace}/functions/{name}/code",
+  tags: [TAG],
+  summary: "Replace a function's code package",
+  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the zip as base64.`,
+  middleware: [pathFirst(functionParams)],
+  request: { params: functionParams, body: documentedJsonBody("CodeRequest", "The new code package") },
+  responses: {
+    200: jsonResponse("The function, updated", functionSchema),
+    ...errorResponses(...COMMON_ERROR_STATUSES, 409, 413),
+  },
+});
+
+const deleteFunction = createRoute({
+  method: "delete",
+  path: "/v1/namespaces/{namespace}/functions/{name}",
+  tags: [TAG],
+  summary: "Delete a function",
+  middleware: [pathFirst(functionParams)],
+  request: { params: functionParams },
+  responses: { 204: { description: "Deleted" }, ...errorResponses(...COMMON_ERROR_STATUSES, 409) },
+});
+
+/**
+ * REST routes of the function registry under /v1/namespaces/:namespace/functions. Request bodies
+ * are read with readJson (bounded while streaming) and validated with the same schemas the
+ * document's request components are generated from.
+ */
+export const functionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
+  .openapi(createFunction, async (c) => {
+    const { namespace } = c.req.valid("param");
     const input = await readJson(c, createFunctionSchema);
     const row = await new FunctionRegistry(c.env).create(namespace, input);
     return c.json(publicFunction(row), 201);
   })
-  .get("/v1/namespaces/:namespace/functions", async (c) => {
-    const namespace = visibleNamespace(c.var.principal, c.req.param("namespace"));
-    const query = parseWith(listFunctionsQuerySchema, c.req.query());
+  .openapi(listFunctions, async (c) => {
+    const { namespace } = c.req.valid("param");
+    const query = c.req.valid("query");
     const page = await new FunctionRegistry(c.env).list(namespace, query.offset, query.limit);
-    return c.json({ total: page.total, functions: page.functions.map(publicFunction) });
+    return c.json({ total: page.total, functions: page.functions.map(publicFunction) }, 200);
   })
-  .get("/v1/namespaces/:namespace/functions/:name", async (c) => {
-    const namespace = visibleNamespace(c.var.principal, c.req.param("namespace"));
-    const row = await new FunctionRegistry(c.env).get(namespace, parseWith(functionNameSchema, c.req.param("name")));
-    return c.json(publicFunction(row));
+  .openapi(getFunction, async (c) => {
+    const { namespace, name } = c.req.valid("param");
+    return c.json(publicFunction(await new FunctionRegistry(c.env).get(namespace, name)), 200);
   })
-  .patch("/v1/namespaces/:namespace/functions/:name", async (c) => {
-    const namespace = visibleNamespace(c.var.principal, c.req.param("namespace"));
-    const name = parseWith(functionNameSchema, c.req.param("name"));
-    const input = await readJson(c, updateConfigurationSchema, 1024 * 1024);
+  .openapi(updateConfiguration, async (c) => {
+    const { namespace, name } = c.req.valid("param");
+    const input = await readJson(c, updateConfigurationSchema, MAX_CONFIGURATION_BODY_BYTES);
     const row = await new FunctionRegistry(c.env).updateConfiguration(namespace, name, input);
-    return c.json(publicFunction(row));
+    return c.json(publicFunction(row), 200);
   })
-  .put("/v1/namespaces/:namespace/functions/:name/code", async (c) => {
-    const namespace = visibleNamespace(c.var.principal, c.req.param("namespace"));
-    const name = parseWith(functionNameSchema, c.req.param("name"));
+  .openapi(updateCode, async (c) => {
+    const { namespace, name } = c.req.valid("param");
     const input = await readJson(c, codeSchema);
     const row = await new FunctionRegistry(c.env).updateCode(namespace, name, input.zipFile);
-    return c.json(publicFunction(row));
+    return c.json(publicFunction(row), 200);
   })
-  .delete("/v1/namespaces/:namespace/functions/:name", async (c) => {
-    const namespace = visibleNamespace(c.var.principal, c.req.param("namespace"));
-    await new FunctionRegistry(c.env).delete(namespace, parseWith(functionNameSchema, c.req.param("name")));
+  .openapi(deleteFunction, async (c) => {
+    const { namespace, name } = c.req.valid("param");
+    await new FunctionRegistry(c.env).delete(namespace, name);
     return c.body(null, 204);
   });
+
+functionRoutes.openAPIRegistry.register("CreateFunctionRequest", createFunctionSchema);
+functionRoutes.openAPIRegistry.register("UpdateConfigurationRequest", updateConfigurationSchema);
+functionRoutes.openAPIRegistry.register("CodeRequest", codeSchema);

@@ -1,13 +1,15 @@
-import { Hono } from "hono";
-import { z } from "zod";
-import { type AppEnv, visibleNamespace } from "../../auth/credentials";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv, AuthVariables } from "../../auth/credentials";
 import { visibleEvent } from "../../events/event-access";
 import { orderSchema, timeSchema } from "../../events/event-list";
 import { functionLogs } from "../../logs/function-logs";
 import { admitRead } from "../../ratelimit/read-limit";
 import { unwrap } from "../../shared/errors";
-import { functionNameSchema } from "../../shared/names";
+import { functionNameSchema, namespaceSchema } from "../../shared/names";
 import { parseWith } from "../../shared/validation";
+import { COMMON_ERROR_STATUSES, errorResponses, jsonResponse, pathFirst, queryOf, refuseInvalid } from "../openapi";
+import { eventParams } from "./events";
 
 const eventLogQuerySchema = z.strictObject({
   after: z.coerce.number().int().min(0).default(0),
@@ -27,25 +29,117 @@ const functionLogQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(10),
 });
 
-/** Log routes: one event's log (paged and live) and a function's logs across events. */
-export const logRoutes = new Hono<AppEnv>()
-  .get("/v1/events/:requestId/logs", async (c) => {
-    admitRead(c.var.principal.secretId);
-    const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
-    const query = parseWith(eventLogQuerySchema, c.req.query());
-    const records = unwrap(await event.logs(query.after, query.limit));
-    return c.json({ records, lastSeq: records.at(-1)?.seq ?? query.after });
+/** Path of one function. */
+const functionParams = z.object({ namespace: namespaceSchema, name: functionNameSchema });
+
+/** The event a log route reads, looked up (and the read admitted) before its query is checked. */
+type EventLogEnv = { Bindings: Env; Variables: AuthVariables & { event: Awaited<ReturnType<typeof visibleEvent>> } };
+
+/**
+ * Admits the read for the caller, then looks the event up (EVENT_NOT_FOUND when the caller may not
+ * see it): both before the query is checked, as these routes always have.
+ */
+const readableEvent: MiddlewareHandler<EventLogEnv> = async function readableEvent(c, next) {
+  admitRead(c.var.principal.secretId);
+  c.set("event", await visibleEvent(c.env, c.var.principal, c.req.param("requestId")));
+  await next();
+};
+
+/** One stored log line (events/event-log-store.ts EventLogRecord). */
+const logRecordSchema = z
+  .object({
+    seq: z.number().int(),
+    ts: z.number().openapi({ description: "epoch ms" }),
+    stream: z.enum(["stdout", "stderr", "platform"]),
+    line: z.string(),
   })
-  .get("/v1/events/:requestId/logs/stream", async (c) => {
-    admitRead(c.var.principal.secretId);
-    const event = await visibleEvent(c.env, c.var.principal, c.req.param("requestId"));
-    const query = parseWith(followQuerySchema, c.req.query());
+  .openapi("LogRecord");
+
+/** One event's log summary in a function's logs. */
+const functionLogSchema = z
+  .object({
+    requestId: z.string(),
+    functionName: z.string(),
+    qualifier: z.string(),
+    startTime: z.string().nullable(),
+    endTime: z.string().nullable(),
+    status: z.string(),
+    statusCode: z.number().int().nullable(),
+    durationMs: z.number().nullable(),
+    memoryUsageKb: z.number().nullable(),
+    errorMessage: z.string().nullable(),
+    log: z.string(),
+    logTruncated: z.boolean(),
+  })
+  .openapi("FunctionLog");
+
+const TAG = "Logs";
+
+const eventLog = createRoute({
+  method: "get",
+  path: "/v1/events/{requestId}/logs",
+  tags: [TAG],
+  summary: "Read an event's log, page by page",
+  middleware: [readableEvent] as const,
+  request: { params: eventParams, query: queryOf(eventLogQuerySchema) },
+  responses: {
+    200: jsonResponse(
+      "Log lines after `after`",
+      z.object({ records: z.array(logRecordSchema), lastSeq: z.number().int() }),
+    ),
+    ...errorResponses(...COMMON_ERROR_STATUSES),
+  },
+});
+
+const followEventLog = createRoute({
+  method: "get",
+  path: "/v1/events/{requestId}/logs/stream",
+  tags: [TAG],
+  summary: "Follow an event's log live (Server-Sent Events)",
+  description:
+    "Each log line is one SSE event whose id is its seq; the stream ends when the event has ended and every line was sent. The Last-Event-ID header (sent by EventSource when it reconnects) takes precedence over `after`.",
+  middleware: [readableEvent] as const,
+  request: { params: eventParams, query: queryOf(followQuerySchema) },
+  responses: {
+    200: { description: "The log as Server-Sent Events", content: { "text/event-stream": { schema: z.string() } } },
+    ...errorResponses(...COMMON_ERROR_STATUSES),
+  },
+});
+
+const functionLog = createRoute({
+  method: "get",
+  path: "/v1/namespaces/{namespace}/functions/{name}/logs",
+  tags: [TAG],
+  summary: "Read a function's logs across its events",
+  middleware: [pathFirst(functionParams)],
+  request: { params: functionParams, query: queryOf(functionLogQuerySchema) },
+  responses: {
+    200: jsonResponse(
+      "One page of events' logs",
+      z.object({ total: z.number().int(), logs: z.array(functionLogSchema) }),
+    ),
+    ...errorResponses(...COMMON_ERROR_STATUSES),
+  },
+});
+
+/**
+ * Log routes: one event's log (paged and live) and a function's logs across events. The live log is
+ * the event's Durable Object's own SSE stream, passed through as it is.
+ */
+export const logRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
+  .openapi(eventLog, async (c) => {
+    const query = c.req.valid("query");
+    const records = unwrap(await c.var.event.logs(query.after, query.limit));
+    return c.json({ records, lastSeq: records.at(-1)?.seq ?? query.after }, 200);
+  })
+  .openapi(followEventLog, async (c) => {
+    const query = c.req.valid("query");
     // EventSource sends the last id it saw when it reconnects.
     const lastEventId = parseWith(
       z.coerce.number().int().min(0).optional(),
       c.req.header("last-event-id") || undefined,
     );
-    const stream = unwrap(await event.followLogs(lastEventId ?? query.after ?? 0));
+    const stream = unwrap(await c.var.event.followLogs(lastEventId ?? query.after ?? 0));
     return new Response(stream, {
       headers: {
         "content-type": "text/event-stream; charset=utf-8",
@@ -54,12 +148,11 @@ export const logRoutes = new Hono<AppEnv>()
       },
     });
   })
-  .get("/v1/namespaces/:namespace/functions/:name/logs", async (c) => {
-    const namespace = visibleNamespace(c.var.principal, c.req.param("namespace"));
-    const functionName = parseWith(functionNameSchema, c.req.param("name"));
-    const query = parseWith(functionLogQuerySchema, c.req.query());
+  .openapi(functionLog, async (c) => {
+    const { namespace, name } = c.req.valid("param");
+    const query = c.req.valid("query");
     admitRead(c.var.principal.secretId);
-    const page = await functionLogs(c.env, namespace, functionName, {
+    const page = await functionLogs(c.env, namespace, name, {
       order: query.order,
       offset: query.offset,
       limit: query.limit,
@@ -68,21 +161,24 @@ export const logRoutes = new Hono<AppEnv>()
       ...(query.startTime !== undefined ? { startTimeFrom: query.startTime } : {}),
       ...(query.endTime !== undefined ? { startTimeTo: query.endTime } : {}),
     });
-    return c.json({
-      total: page.total,
-      logs: page.events.map((event) => ({
-        requestId: event.requestId,
-        functionName: event.functionName,
-        qualifier: event.qualifier,
-        startTime: event.invokedAt,
-        endTime: event.endedAt,
-        status: event.status,
-        statusCode: event.statusCode,
-        durationMs: event.durationMs,
-        memoryUsageKb: event.memoryUsageKb,
-        errorMessage: event.errorMessage,
-        log: event.log,
-        logTruncated: event.logTruncated,
-      })),
-    });
+    return c.json(
+      {
+        total: page.total,
+        logs: page.events.map((event) => ({
+          requestId: event.requestId,
+          functionName: event.functionName,
+          qualifier: event.qualifier,
+          startTime: event.invokedAt,
+          endTime: event.endedAt,
+          status: event.status,
+          statusCode: event.statusCode,
+          durationMs: event.durationMs,
+          memoryUsageKb: event.memoryUsageKb,
+          errorMessage: event.errorMessage,
+          log: event.log,
+          logTruncated: event.logTruncated,
+        })),
+      },
+      200,
+    );
   });

@@ -1,0 +1,91 @@
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import { Hono } from "hono";
+import { PlatformError } from "../shared/errors";
+
+/** Path of the OpenAPI 3.1 document. */
+export const OPENAPI_PATH = "/openapi.json";
+/** Path of the interactive API reference. */
+export const DOCS_PATH = "/docs";
+/** Path the reference page loads Scalar's browser bundle from (served here, never from a CDN). */
+export const DOCS_SCRIPT_PATH = "/docs/scalar.js";
+/**
+ * The bundle's file in the DOCS_ASSETS static assets: wrangler.toml's [assets] directory is
+ * node_modules/@scalar/api-reference/dist/browser, whose standalone.js defines `window.Scalar`.
+ */
+const BUNDLE_ASSET = "/standalone.js";
+
+/** The bindings the documentation routes read: the static assets holding Scalar's bundle, when bound. */
+type DocsEnv = { Bindings: Env & { DOCS_ASSETS?: Fetcher } };
+
+/** The document's fixed parts: what the API is, how it authenticates, and its tags. */
+function documentConfig(origin: string): Parameters<OpenAPIHono["getOpenAPI31Document"]>[0] {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Async Functions Platform API",
+      version: "1",
+      description:
+        "Asynchronous, long-running function execution: functions, async invocations, events and their logs " +
+        "(REST), plus the Tencent Cloud API 3.0 (SCF) endpoint. Every route but /healthz, /openapi.json and " +
+        "/docs needs credentials: `Authorization: Bearer SecretId:SecretKey`, or a TC3-HMAC-SHA256 signature.",
+    },
+    servers: [{ url: origin, description: "This platform" }],
+    security: [{ bearer: [] }, { tc3: [] }],
+  };
+}
+
+/** Registers the two ways a request authenticates, as the document's security schemes. */
+export function registerSecuritySchemes(registry: OpenAPIHono["openAPIRegistry"]): void {
+  registry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "SecretId:SecretKey",
+    description: "`Authorization: Bearer <SecretId>:<SecretKey>` (over HTTPS only).",
+  });
+  registry.registerComponent("securitySchemes", "tc3", {
+    type: "apiKey",
+    in: "header",
+    name: "Authorization",
+    description:
+      "Tencent Cloud API 3.0 signature: `Authorization: TC3-HMAC-SHA256 Credential=<SecretId>/<date>/scf/tc3_request, " +
+      "SignedHeaders=..., Signature=...` with `X-TC-Timestamp`. A signature that changes something is accepted once.",
+  });
+}
+
+/**
+ * The documentation routes, without credentials: the OpenAPI 3.1 document generated from `api`'s
+ * route definitions, Scalar's interactive reference of it, and Scalar's browser bundle, served
+ * from the Worker's static assets so the page works with no access to the Internet.
+ */
+export function docsRoutes(api: Pick<OpenAPIHono, "getOpenAPI31Document">): Hono<DocsEnv> {
+  return new Hono<DocsEnv>()
+    .get(OPENAPI_PATH, (c) => c.json(api.getOpenAPI31Document(documentConfig(new URL(c.req.url).origin))))
+    .get(
+      DOCS_PATH,
+      // Nothing from outside the platform: the bundle is ours, the default web fonts and telemetry are off.
+      Scalar({
+        url: OPENAPI_PATH,
+        cdn: DOCS_SCRIPT_PATH,
+        pageTitle: "Async Functions Platform API reference",
+        withDefaultFonts: false,
+        telemetry: false,
+      }),
+    )
+    .get(DOCS_SCRIPT_PATH, async (c) => {
+      if (!c.env.DOCS_ASSETS) {
+        throw new PlatformError(
+          "UNAVAILABLE",
+          "the API reference's script is not deployed (no DOCS_ASSETS static assets: @scalar/api-reference)",
+        );
+      }
+      const asset = await c.env.DOCS_ASSETS.fetch(new URL(BUNDLE_ASSET, c.req.url));
+      if (!asset.ok) throw new PlatformError("UNAVAILABLE", `the API reference's script answered ${asset.status}`);
+      return new Response(asset.body, {
+        headers: {
+          "content-type": "text/javascript; charset=utf-8",
+          "cache-control": "public, max-age=3600",
+        },
+      });
+    });
+}
