@@ -1,9 +1,10 @@
 import { z } from "zod";
+import { RUNTIME_NAMES } from "../contract/execution-spec";
 import type { FunctionRow } from "../db/schema";
 import { functionNameSchema } from "../shared/names";
 
-/** Runtimes the runtime agent can run. */
-export const RUNTIMES = ["Nodejs22", "Python3.11"] as const;
+/** Runtimes a function may use: the container contract's, which the agent's runtime table matches. */
+export const RUNTIMES = RUNTIME_NAMES;
 /** A supported runtime name. */
 export type Runtime = (typeof RUNTIMES)[number];
 

@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { DispatchMessage } from "../events/dispatch-message";
 import { instanceName, instanceStub, namespaceOfScheduler, namespaceQuotaStub } from "../shared/objects";
 import { SqlSettings } from "../shared/sql-settings";
-import { parseNamespaceMaxContainers } from "./namespace-quota-object";
+import { parseNamespaceMaxContainers } from "./namespace-quota-rules";
 
 export { instanceName };
 
