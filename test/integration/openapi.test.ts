@@ -1,10 +1,12 @@
 // The OpenAPI document (/openapi.json) and the interactive reference (/docs): served without
 // credentials and complete: every route the app mounts is in the document. That the document
-// validates as OpenAPI 3.1 is checked in Node (test/agent/openapi-document.test.ts): the validator
+// validates as OpenAPI 3.1 is checked in Node (test/e2e/api-docs.e2e.test.ts): the validator
 // reads its schemas from disk and compiles them to functions, which workerd does not allow.
 import { env, SELF } from "cloudflare:test";
+import { HTTPException } from "hono/http-exception";
 import { describe, expect, it } from "vitest";
-import { createApp } from "../../worker/api/app";
+import { z } from "zod";
+import { clientErrorOf, createApp } from "../../worker/api/app";
 import { DOCUMENTED_TENCENT_ACTIONS, TENCENT_README_SECTION } from "../../worker/api/tencent-doc";
 import { findAction } from "../../worker/tcapi/actions";
 import { TENCENT_ACTIONS, UNKNOWN_ACTIONS } from "./fuzz-tencent";
@@ -17,9 +19,17 @@ const ADMIN = { authorization: "Bearer AKIDintegration:integration-secret-key-01
  * Mounted routes the document leaves out, each with its reason:
  * - the documentation itself (the document, the reference page and its script);
  * - the diagnostics routes: they answer only where DIAGNOSTICS_ENABLED is "true" (local end-to-end
- *   runs, never a deployment: wrangler.toml sets "false"), so a deployment's document lists none.
+ *   runs, never a deployment: wrangler.toml sets "false"), so a deployment's document lists none;
+ * - the administrator routes (credentials management): answered 404 to anyone but an
+ *   administrator, so the public document does not reveal them either.
  */
-const UNDOCUMENTED = [/^get \/openapi\.json$/, /^get \/docs$/, /^get \/docs\/scalar\.js$/, /^[a-z]+ \/_diagnostics\//];
+const UNDOCUMENTED = [
+  /^get \/openapi\.json$/,
+  /^get \/docs$/,
+  /^get \/docs\/scalar\.js$/,
+  /^[a-z]+ \/_diagnostics\//,
+  /^[a-z]+ \/v1\/admin\//,
+];
 
 interface Document {
   openapi: string;
@@ -65,7 +75,7 @@ describe("GET /openapi.json", () => {
     expect(components.securitySchemes.tc3).toMatchObject({ type: "apiKey", name: "Authorization" });
   });
 
-  it("documents every route the app mounts, but the documentation and the diagnostics routes", async () => {
+  it("documents every route the app mounts, but the documentation, diagnostics and administrator routes", async () => {
     const { paths } = await fetchDocument();
     const documented = Object.entries(paths).flatMap(([path, item]) =>
       Object.keys(item).map((method) => `${method} ${path}`),
@@ -114,6 +124,17 @@ describe("GET /docs", () => {
     expect(html).not.toMatch(/https?:\/\//);
   });
 
+  it("forbids the page to load or send anything outside this origin, and to be framed", async () => {
+    const response = await SELF.fetch(`${ORIGIN}/docs`);
+    expect(response.status).toBe(200);
+    const policy = response.headers.get("content-security-policy") ?? "";
+    expect(policy).toContain("default-src 'self'");
+    expect(policy).toContain("connect-src 'self'");
+    expect(policy).toContain("frame-ancestors 'none'");
+    expect(policy).not.toMatch(/https?:|\*/);
+    expect(response.headers.get("x-frame-options")).toBe("DENY");
+  });
+
   it.skipIf(!("DOCS_ASSETS" in env))("serves Scalar's browser bundle from the static assets", async () => {
     const response = await SELF.fetch(`${ORIGIN}/docs/scalar.js`);
     expect(response.status).toBe(200);
@@ -150,5 +171,42 @@ describe("validation by the routes' schemas", () => {
     const response = await SELF.fetch(`${ORIGIN}/v1/namespaces/bad!ns/functions?limit=1000`, { headers: ADMIN });
     const body = (await response.json()) as { error: { code: string; message: string } };
     expect(body.error.message).toMatch(/^namespace: /);
+  });
+});
+
+describe("request bodies and client errors", () => {
+  it("declares no request body as a zod schema, so no route parses a body before its bounded reader", () => {
+    // A zod body schema makes @hono/zod-openapi read the whole body with c.req.json() (no size
+    // limit) before the route's own streaming reader: every body is documented as a component.
+    // (Hidden routes, the administrator's, are not in the registry; they read their bodies with
+    // readJson all the same.)
+    const zodBodies: string[] = [];
+    for (const definition of createApp().openAPIRegistry.definitions) {
+      if (definition.type !== "route") continue;
+      const content = definition.route.request?.body?.content ?? {};
+      for (const [mediaType, media] of Object.entries(content)) {
+        const schema = media && "schema" in media ? media.schema : undefined;
+        if (schema instanceof z.ZodType)
+          zodBodies.push(`${definition.route.method} ${definition.route.path} ${mediaType}`);
+      }
+    }
+    expect(zodBodies).toEqual([]);
+  });
+
+  it("answers a client error raised as an HTTPException with the platform's 4xx, and leaves server errors alone", () => {
+    expect(clientErrorOf(new HTTPException(415, { message: "unsupported content type" }))).toMatchObject({
+      code: "INVALID_PARAMETER",
+      status: 400,
+      message: "unsupported content type",
+    });
+    expect(clientErrorOf(new HTTPException(400))).toMatchObject({ code: "INVALID_PARAMETER", status: 400 });
+    expect(clientErrorOf(new HTTPException(413))).toMatchObject({ code: "PAYLOAD_TOO_LARGE", status: 413 });
+    expect(clientErrorOf(new HTTPException(500))).toBeUndefined();
+    expect(clientErrorOf(new Error("boom"))).toBeUndefined();
+  });
+
+  it("keeps the administrator routes out of the public document", async () => {
+    const { paths } = await fetchDocument();
+    expect(Object.keys(paths).filter((path) => path.startsWith("/v1/admin"))).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
 import { type AuthVariables, requireAdmin, requireCredentials } from "../auth/credentials";
 import { ERROR_STATUS, PlatformError, toPlatformError } from "../shared/errors";
 import { tencentCloudRoutes } from "../tcapi/routes";
@@ -47,7 +48,7 @@ export function createApp(): OpenAPIHono<{ Bindings: Env; Variables: AuthVariabl
 
   app.onError((error, c) => {
     const requestId = c.req.header("cf-ray") ?? crypto.randomUUID();
-    const known = toPlatformError(error);
+    const known = toPlatformError(error) ?? clientErrorOf(error);
     if (known) {
       const retryAfter = known.details?.retryAfterSeconds;
       if (typeof retryAfter === "number" && Number.isFinite(retryAfter) && retryAfter >= 0) {
@@ -63,4 +64,19 @@ export function createApp(): OpenAPIHono<{ Bindings: Env; Variables: AuthVariabl
   });
 
   return app;
+}
+
+/**
+ * A client error Hono or a middleware raised as an HTTPException (a body that is not JSON, a
+ * content type a validator refuses, ...), as the platform's error of the same meaning: bad input
+ * is a 4xx with a clear message, never a 500. Server-side statuses stay unhandled (a 500).
+ */
+export function clientErrorOf(error: unknown): PlatformError | undefined {
+  if (!(error instanceof HTTPException) || error.status >= 500) return undefined;
+  const message = error.message || `request refused (${error.status})`;
+  if (error.status === 413) return new PlatformError("PAYLOAD_TOO_LARGE", message);
+  if (error.status === 404) return new PlatformError("NOT_FOUND", message);
+  if (error.status === 405) return new PlatformError("METHOD_NOT_ALLOWED", message);
+  if (error.status === 401) return new PlatformError("UNAUTHORIZED", message);
+  return new PlatformError("INVALID_PARAMETER", message);
 }

@@ -15,6 +15,17 @@ export const DOCS_SCRIPT_PATH = "/docs/scalar.js";
  */
 const BUNDLE_ASSET = "/standalone.js";
 
+/**
+ * The reference page's policy: its script, styles, images and requests from this origin only
+ * (Scalar's bundle injects inline styles and a bootstrap script), and no framing.
+ */
+export const DOCS_CONTENT_SECURITY_POLICY =
+  "default-src 'self'; connect-src 'self'; script-src 'self' 'unsafe-inline'; " +
+  "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; frame-ancestors 'none'";
+/** Most origins whose document an isolate keeps (a Worker answers on a few hostnames). */
+const MAX_CACHED_DOCUMENTS = 8;
+const documents = new Map<string, ReturnType<OpenAPIHono["getOpenAPI31Document"]>>();
+
 /** The bindings the documentation routes read: the static assets holding Scalar's bundle, when bound. */
 type DocsEnv = { Bindings: Env & { DOCS_ASSETS?: Fetcher } };
 
@@ -60,9 +71,25 @@ export function registerSecuritySchemes(registry: OpenAPIHono["openAPIRegistry"]
  */
 export function docsRoutes(api: Pick<OpenAPIHono, "getOpenAPI31Document">): Hono<DocsEnv> {
   return new Hono<DocsEnv>()
-    .get(OPENAPI_PATH, (c) => c.json(api.getOpenAPI31Document(documentConfig(new URL(c.req.url).origin))))
+    .get(OPENAPI_PATH, (c) => {
+      // Built once per origin and isolate: the routes do not change while the Worker runs.
+      const origin = new URL(c.req.url).origin;
+      let document = documents.get(origin);
+      if (!document) {
+        document = api.getOpenAPI31Document(documentConfig(origin));
+        if (documents.size < MAX_CACHED_DOCUMENTS) documents.set(origin, document);
+      }
+      return c.json(document);
+    })
     .get(
       DOCS_PATH,
+      // The page may load and send nothing outside this origin (credentials typed into its console
+      // stay here), and no other site may frame it.
+      async (c, next) => {
+        await next();
+        c.header("content-security-policy", DOCS_CONTENT_SECURITY_POLICY);
+        c.header("x-frame-options", "DENY");
+      },
       // Nothing from outside the platform: the bundle is ours, the default web fonts and telemetry are off.
       Scalar({
         url: OPENAPI_PATH,

@@ -39,7 +39,7 @@ export const MAX_MEMORY_LIMIT_MB = 64 * 1024;
 export const MAX_CONTEXT_TEXT_CHARS = 256;
 
 /** Why a handler's file path leaves or blurs the code folder (an empty, . or .. segment), if it does. */
-function handlerPathProblem(handler: string): string | undefined {
+export function handlerPathProblem(handler: string): string | undefined {
   const file = handler.slice(0, handler.lastIndexOf("."));
   for (const segment of file.split("/")) {
     if (segment === "" || segment === "." || segment === "..") return "has an empty, . or .. segment in its path";

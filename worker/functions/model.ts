@@ -1,5 +1,10 @@
 import { z } from "zod";
-import { RUNTIME_NAMES } from "../contract/execution-spec";
+import {
+  MAX_HANDLER_CHARS as CONTRACT_MAX_HANDLER_CHARS,
+  HANDLER_PATTERN,
+  handlerPathProblem,
+  RUNTIME_NAMES,
+} from "../contract/execution-spec";
 import type { FunctionRow } from "../db/schema";
 import { functionNameSchema } from "../shared/names";
 
@@ -26,15 +31,8 @@ export const MAX_CONCURRENCY_LIMIT = 50;
 /** The default namespace. */
 export const DEFAULT_NAMESPACE = "default";
 
-/**
- * Handler rule: `path/file.function`. The path part is relative to the code root: it may not start
- * with `/` (the first character is a letter, digit or _) and has no `..` segment (HANDLER_ESCAPES).
- */
-const HANDLER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_./-]*\.[A-Za-z_][A-Za-z0-9_]*$/;
-/** A `..` path segment anywhere in a handler: it would leave the code folder. */
-const HANDLER_ESCAPES = /(^|\/)\.\.(\/|$)/;
-/** Longest handler value, in characters. */
-export const MAX_HANDLER_CHARS = 256;
+/** Longest handler value, in characters (the container contract's bound). */
+export const MAX_HANDLER_CHARS = CONTRACT_MAX_HANDLER_CHARS;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Most environment variables one function may have. */
@@ -95,12 +93,19 @@ export function environmentBytes(variables: Record<string, string>): number {
   return total;
 }
 
-/** A handler value: the pattern above, relative to the code root, with no `..` segment. */
+/**
+ * A handler value, by the container contract's rule (so the agent never refuses a handler the API
+ * accepted): `path/file.function`, the path relative to the code root (it starts with a letter,
+ * digit or _) with no empty, `.` or `..` segment.
+ */
 const handlerSchema = z
   .string()
   .max(MAX_HANDLER_CHARS, `handler: at most ${MAX_HANDLER_CHARS} characters`)
   .regex(HANDLER_PATTERN, "handler: file.function, e.g. index.main_handler")
-  .refine((handler) => !HANDLER_ESCAPES.test(handler), "handler: no '..' path segment (it must stay in the code)");
+  .refine(
+    (handler) => handlerPathProblem(handler) === undefined,
+    "handler: no empty, '.' or '..' path segment (it must stay in the code)",
+  );
 
 const configurationFields = {
   handler: handlerSchema,

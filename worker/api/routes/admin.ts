@@ -31,6 +31,8 @@ const createCredential = createRoute({
   method: "post",
   path: "/v1/admin/credentials",
   tags: [TAG],
+  // Administrators only, answered 404 to anyone else: the public document does not reveal them.
+  hide: true,
   summary: "Create a credential (a SecretId and SecretKey) for some namespaces",
   description: `Administrators only. The body is at most ${MAX_CREDENTIAL_BODY_BYTES} bytes; the SecretKey is shown only here.`,
   request: { body: documentedJsonBody("CreateCredentialRequest", "Namespaces and a description") },
@@ -45,6 +47,8 @@ const reencryptCredentials = createRoute({
   method: "post",
   path: "/v1/admin/credentials/reencrypt",
   tags: [TAG],
+  // Administrators only, answered 404 to anyone else: the public document does not reveal them.
+  hide: true,
   summary: "Re-encrypt every stored SecretKey under the current MASTER_KEY",
   description: "Administrators only: the last step of a MASTER_KEY rotation.",
   responses: {
@@ -60,6 +64,8 @@ const listCredentials = createRoute({
   method: "get",
   path: "/v1/admin/credentials",
   tags: [TAG],
+  // Administrators only, answered 404 to anyone else: the public document does not reveal them.
+  hide: true,
   summary: "List the credentials",
   description: "Administrators only.",
   responses: {
@@ -72,6 +78,8 @@ const revokeCredential = createRoute({
   method: "delete",
   path: "/v1/admin/credentials/{secretId}",
   tags: [TAG],
+  // Administrators only, answered 404 to anyone else: the public document does not reveal them.
+  hide: true,
   summary: "Revoke a credential",
   description: "Administrators only.",
   request: { params: z.object({ secretId: z.string() }) },
