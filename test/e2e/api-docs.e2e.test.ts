@@ -68,7 +68,8 @@ describe("GET /docs in a browser", () => {
     const document = (await (await fetch(`${baseUrl}/openapi.json`)).json()) as {
       paths: Record<string, Record<string, { summary?: string }>>;
     };
-    const summary = document.paths["/v1/namespaces/{namespace}/functions"]?.post?.summary;
+    // The first group (Health) opens expanded with its operation; the others are listed by tag.
+    const summary = document.paths["/healthz"]?.get?.summary;
     expect(summary).toBeTruthy();
 
     if (!browser) throw new Error("chromium did not start");
@@ -78,6 +79,12 @@ describe("GET /docs in a browser", () => {
     page.on("request", (request) => {
       const url = new URL(request.url());
       if (url.origin !== origin && url.protocol !== "data:" && url.protocol !== "blob:") foreign.push(request.url());
+    });
+    // What the page itself reports (script errors, refused loads): shown when it does not render.
+    const problems: string[] = [];
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    page.on("console", (message) => {
+      if (message.type() === "error") problems.push(`console: ${message.text()}`);
     });
     const scriptStatus = page.waitForResponse((response) => response.url().endsWith("/docs/scalar.js"));
     const response = await page.goto(`${baseUrl}/docs`);
@@ -90,9 +97,15 @@ describe("GET /docs in a browser", () => {
             .getByText(summary as string)
             .first()
             .isVisible(),
-        { timeout: RENDER_TIMEOUT_MS },
+        {
+          timeout: RENDER_TIMEOUT_MS,
+          message: `"${summary}" not shown; the page reported: ${JSON.stringify(problems)}`,
+        },
       )
       .toBe(true);
+    for (const tag of ["Functions", "Events", "Logs", "Tencent Cloud API 3.0"]) {
+      expect(await page.getByText(tag, { exact: true }).first().isVisible(), `the ${tag} group`).toBe(true);
+    }
     expect(foreign, "requests to other origins").toEqual([]);
     await page.close();
   });
