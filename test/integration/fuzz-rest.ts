@@ -25,6 +25,7 @@ import {
   prefer,
   type QuerySpec,
   queryString,
+  UNKNOWN_KEYS,
 } from "./fuzz-fields";
 import {
   type AuthSpec,
@@ -49,6 +50,8 @@ export const CREDENTIALS_BODY_LIMIT_BYTES = 64 * 1024;
 export const PATCH_BODY_LIMIT_BYTES = 1024 * 1024;
 /** Body limit of POST /v1/events/:requestId/terminate (api/routes/events.ts). */
 export const TERMINATE_BODY_LIMIT_BYTES = 4096;
+/** Body limit of POST /v1/events/:requestId/replay (api/routes/events.ts). */
+export const REPLAY_BODY_LIMIT_BYTES = 4096;
 /** Body limit of function creation and code upload: oversized ones are sent by fixed cases only. */
 export const CODE_BODY_LIMIT_BYTES = MAX_JSON_BODY_BYTES;
 
@@ -124,6 +127,11 @@ const createSpecs: Record<string, FieldSpec> = {
     wrongType: NOT_NUMBER,
     invalid: [...NOT_SAFE_INTEGER, 0, 100_001],
   },
+  idempotencyWindowSeconds: {
+    valid: fc.integer({ min: 1, max: 259_200 }),
+    wrongType: NOT_NUMBER,
+    invalid: [...NOT_SAFE_INTEGER, 0, -1, 259_201],
+  },
 };
 
 /** Fields of the configuration update body (updateConfigurationSchema, strict). */
@@ -135,6 +143,7 @@ const patchSpecs: Record<string, FieldSpec> = {
   description: createSpecs.description as FieldSpec,
   maxConcurrency: createSpecs.maxConcurrency as FieldSpec,
   qpsLimit: createSpecs.qpsLimit as FieldSpec,
+  idempotencyWindowSeconds: createSpecs.idempotencyWindowSeconds as FieldSpec,
   runtime: { valid: fc.constantFrom("Nodejs22", "Python3.11"), wrongType: NOT_STRING, invalid: ["", "Go1"] },
   // The fixtures are async: asking for false is refused (IMMUTABLE_PARAMETER); true is a no-op.
   asyncRunEnable: { invalid: [false, ...NOT_BOOLEAN] },
@@ -175,6 +184,20 @@ const credentialSpecs: Record<string, FieldSpec> = {
 const terminateSpecs: Record<string, FieldSpec> = {
   graceful: { valid: fc.boolean(), wrongType: NOT_BOOLEAN, invalid: [] },
 };
+
+/** The replay body: `{}` (or empty) only; any field is unknown. */
+const replayObject: fc.Arbitrary<Judged<Record<string, unknown>>> = fc.oneof(
+  { weight: 1, arbitrary: fc.constant<Judged<Record<string, unknown>>>({ value: {}, bad: [] }) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .record({
+        key: fc.constantFrom(...UNKNOWN_KEYS, "graceful", "payload"),
+        value: fc.constantFrom(1, "x", null, {}),
+      })
+      .map(({ key, value }) => ({ value: { [key]: value }, bad: [`unknown field ${excerpt(key)}`] })),
+  },
+);
 
 /** The path's namespace segment, judged for the caller. */
 function namespaceSegment(caller: Caller): fc.Arbitrary<Judged<string>> {
@@ -406,6 +429,26 @@ const qualifierQuery: fc.Arbitrary<Judged<string>> = fc.oneof(
   },
 );
 
+/** Idempotency-Key values that break the key's rule (events/idempotency.ts). */
+const BAD_IDEMPOTENCY_KEYS: readonly string[] = ["", "has space", "a/b", "k,k", "a;b", 'q"k', longString(129, "k")];
+
+/** The invoke route's Idempotency-Key header: none, a valid key, or a malformed one. */
+const idempotencyKeyHeader: fc.Arbitrary<Judged<Record<string, string>>> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant<Judged<Record<string, string>>>({ value: {}, bad: [] }) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .stringMatching(/^[A-Za-z0-9_.:-]{1,128}$/)
+      .map((key) => ({ value: { "idempotency-key": key }, bad: [] })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom(...BAD_IDEMPOTENCY_KEYS)
+      .map((key) => ({ value: { "idempotency-key": key }, bad: [`Idempotency-Key ${excerpt(key)}`] })),
+  },
+);
+
 /** Credential ids for revocation: a real key's (the victim's or the caller's own), or none. */
 const secretIdSegment = (caller: Caller): fc.Arbitrary<Judged<string>> =>
   fc
@@ -489,6 +532,7 @@ const REST_ROUTES: readonly {
       path: functionPath(caller, { mustExist: true, suffix: "invocations" }),
       query: qualifierQuery,
       body: invocationBody,
+      headers: idempotencyKeyHeader,
     }),
   },
   {
@@ -550,6 +594,23 @@ const REST_ROUTES: readonly {
             ? { value: {}, bad: [] }
             : { value: { "last-event-id": value }, bad: [`Last-Event-ID ${excerpt(value)}`] },
         ),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/events/:requestId/payload",
+    weight: 3,
+    components: (caller) => ({
+      path: eventSegment(caller, false).map((id) => joinPath(["/v1/events", id, "payload"])),
+    }),
+  },
+  {
+    method: "POST",
+    path: "/v1/events/:requestId/replay",
+    weight: 5,
+    components: (caller) => ({
+      path: eventSegment(caller, false).map((id) => joinPath(["/v1/events", id, "replay"])),
+      body: jsonBody(replayObject, { limitBytes: REPLAY_BODY_LIMIT_BYTES, emptyIsValid: true }),
     }),
   },
   {
@@ -681,6 +742,8 @@ const WRONG_METHODS: readonly { path: string; methods: readonly string[] }[] = [
   { path: `/v1/events/${FOREIGN_QUEUED_EVENT}/terminate`, methods: ["GET", "PUT", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/logs`, methods: ["POST", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/logs/stream`, methods: ["POST"] },
+  { path: `/v1/events/${OWN_ENDED_EVENT}/payload`, methods: ["POST", "PUT", "DELETE"] },
+  { path: `/v1/events/${OWN_ENDED_EVENT}/replay`, methods: ["GET", "PUT", "DELETE"] },
   { path: "/v1", methods: ["GET", "POST"] },
   { path: "/v1/", methods: ["GET"] },
   { path: "/v1/namespaces", methods: ["GET"] },

@@ -211,6 +211,8 @@ const configurationSpecs: Record<string, FieldSpec> = {
   MemorySize: { valid: fc.constantFrom(128, 256), wrongType: NOT_NUMBER, invalid: [...NOT_SAFE_INTEGER, 0, 63, 3073] },
   Timeout: { valid: fc.constantFrom(3, 600), wrongType: NOT_NUMBER, invalid: [...NOT_SAFE_INTEGER, 0, -1, 86_401] },
   Environment: environmentSpec,
+  // This platform's extension: the function's idempotency window, seconds.
+  IdempotencyWindow: { valid: fc.constantFrom(1, 86_400), wrongType: NOT_NUMBER, invalid: [0, -1, 1.5, 259_201] },
 };
 
 const zipFileInvalid: readonly unknown[] = ["!!not base64!!", btoa("not a zip"), "UEsDBA"];
@@ -287,6 +289,12 @@ const ACTION_SPECS: Readonly<
         valid: fc.constantFrom('{"file":"a.mp4"}', "[]", ""),
         wrongType: NOT_STRING,
         invalid: ["{not json", JSON.stringify({ pad: "x".repeat(MAX_ASYNC_PAYLOAD_BYTES) })],
+      },
+      // This platform's extension (events/idempotency.ts): 1-128 letters, digits, -, _, . or :.
+      IdempotencyKey: {
+        valid: fc.stringMatching(/^[A-Za-z0-9_.:-]{1,128}$/),
+        wrongType: NOT_STRING,
+        invalid: ["", "a b", "a/b", longString(129, "k")],
       },
     },
   },

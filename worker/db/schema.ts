@@ -20,6 +20,8 @@ export const functions = sqliteTable(
     asyncRunEnable: integer("async_run_enable", { mode: "boolean" }).notNull(),
     maxConcurrency: integer("max_concurrency").notNull(),
     qpsLimit: integer("qps_limit").notNull(),
+    /** How long an invocation's idempotency key holds, in seconds (functions/model.ts bounds). */
+    idempotencyWindowSeconds: integer("idempotency_window_seconds").notNull().default(86400),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },

@@ -19,6 +19,7 @@ import {
   type PublicEvent,
   publicEvent,
   publicStatus,
+  recordReplay,
   transition,
 } from "./event-machine";
 import type { ClaimResult, EventRefusalCode, ReportResult } from "./event-results";
@@ -38,10 +39,19 @@ export { MAX_INLINE_RESULT_BYTES } from "./event-storage";
 
 /** What invokeAsync (invoke.ts) hands to a new event: its identity, function snapshot and payload. */
 export type AcceptRequest = EventIdentity &
-  Pick<EventState, "function" | "invokedAt"> & {
+  Pick<EventState, "function" | "invokedAt" | "replayOf"> & {
     /** The event, as JSON text. */
     payload: string;
   };
+
+/** An event's payload as it was sent (JSON text), with the event's identity. */
+export type EventPayload = EventIdentity & { payload: string };
+
+/** A replay recorded on its original: how many it has, and whether this one is in its list. */
+export interface ReplayRecord {
+  replayCount: number;
+  listed: boolean;
+}
 
 /** True when an instance id names a slot of this event's function: `${schedulerName}#${slot}`. */
 export function isInstanceOfFunction(instanceId: string, namespace: string, functionName: string): boolean {
@@ -85,6 +95,7 @@ export class AsyncEventObject extends DurableObject<Env> {
       phase: "queued",
       version: 1,
       invokedAt: request.invokedAt,
+      ...(request.replayOf !== undefined ? { replayOf: request.replayOf } : {}),
     };
     this.state = state;
     // Not awaited (see storeAccepted): the RequestId never leaves before the event is stored, and
@@ -203,6 +214,38 @@ export class AsyncEventObject extends DurableObject<Env> {
   async viewWithLog(maxChars: number): Promise<RpcResult<EventWithLog>> {
     if (!this.state) return eventNotFound();
     return rpcOk(eventWithLog(this.state, this.log.excerpt(maxChars)));
+  }
+
+  /**
+   * The payload as it was sent (the exact JSON text) with the event's identity, readable as long as
+   * the event is; EVENT_NOT_FOUND otherwise.
+   */
+  async payload(): Promise<RpcResult<EventPayload>> {
+    const state = this.state;
+    if (!state) return eventNotFound();
+    // Stored with the state in one write at acceptance; "{}" only for a state stored without one.
+    const payload = (await this.storage.payload()) ?? "{}";
+    return rpcOk({ ...eventIdentityOf(state), payload });
+  }
+
+  /**
+   * Records a replay of this event (see recordReplay in event-machine.ts: idempotent for a listed
+   * replay, at most MAX_REPLAYS_LISTED listed, replayCount counts them all). The event may be in
+   * any phase; EVENT_NOT_FOUND when it no longer exists.
+   */
+  async recordReplay(replayRequestId: string): Promise<RpcResult<ReplayRecord>> {
+    const state = this.state;
+    if (!state) return eventNotFound();
+    const next = recordReplay(state, replayRequestId);
+    if (next) {
+      this.state = next;
+      await this.storage.saveState(next);
+    }
+    const recorded = next ?? state;
+    return rpcOk({
+      replayCount: recorded.replayCount ?? 0,
+      listed: recorded.replays?.includes(replayRequestId) ?? false,
+    });
   }
 
   /** The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). */

@@ -57,6 +57,31 @@ export interface EventState extends EventIdentity {
   errorStack?: string;
   durationMs?: number;
   memoryUsageKb?: number;
+  /** The RequestId of the event this one replays (POST /v1/events/{id}/replay), fixed at acceptance. */
+  replayOf?: string;
+  /** The RequestIds of this event's replays, oldest first: at most MAX_REPLAYS_LISTED. */
+  replays?: string[];
+  /** How many replays were recorded, listed or not (see recordReplay). */
+  replayCount?: number;
+}
+
+/** Most replay RequestIds an event lists; past it the list stops growing and only replayCount grows. */
+export const MAX_REPLAYS_LISTED = 100;
+
+/**
+ * The state with one more replay recorded, or undefined when nothing changes (the replay is
+ * already listed: recording is idempotent). Past MAX_REPLAYS_LISTED the list stays as it is and
+ * only replayCount grows; there a repeated recording of an unlisted replay cannot be recognised and
+ * would count twice, so the replay service records each replay once and never repeats it. The
+ * version is not raised: the event index holds nothing of the replays.
+ */
+export function recordReplay(state: EventState, replayRequestId: string): EventState | undefined {
+  const replays = state.replays ?? [];
+  if (replays.includes(replayRequestId)) return undefined;
+  const replayCount = (state.replayCount ?? replays.length) + 1;
+  return replays.length < MAX_REPLAYS_LISTED
+    ? { ...state, replays: [...replays, replayRequestId], replayCount }
+    : { ...state, replayCount };
 }
 
 /** A command to the state machine. */
@@ -386,6 +411,11 @@ export function publicEvent(state: EventState) {
     coldStart: state.cold ?? null,
     terminateRequestedAt:
       state.terminateRequestedAt !== undefined ? new Date(state.terminateRequestedAt).toISOString() : null,
+    replayOf: state.replayOf ?? null,
+    replays: state.replays ?? [],
+    replayCount: state.replayCount ?? 0,
+    /** True when replays were recorded past MAX_REPLAYS_LISTED: `replays` lists the first ones only. */
+    replaysTruncated: (state.replayCount ?? 0) > (state.replays?.length ?? 0),
   };
 }
 

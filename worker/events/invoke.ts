@@ -1,7 +1,9 @@
+import { DEFAULT_IDEMPOTENCY_WINDOW_SECONDS, type FunctionSnapshot } from "../functions/model";
 import { FunctionRegistry, functionNotFound } from "../functions/registry";
 import { DistributedQpsLimiter } from "../ratelimit/qps-limiter";
 import { PlatformError } from "../shared/errors";
 import { eventStub, qpsBucketStub } from "../shared/objects";
+import { checkIdempotencyKey, type InvocationAnswer, invokeIdempotent } from "./idempotency";
 
 /** Largest async event payload (JSON), as SCF allows. */
 export const MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024;
@@ -21,14 +23,23 @@ export interface InvocationRequest {
   payloadText: string;
   qualifier?: string;
   invokeType?: string;
+  /**
+   * The caller's idempotency key (idempotency.ts): the same key, for the same function, within the
+   * function's window answers with the key's event instead of creating one.
+   */
+  idempotencyKey?: string;
+  /** The RequestId of the event this invocation replays (events/replay.ts), shown on the new event. */
+  replayOf?: string;
 }
 
 /**
  * The one entry point for invocations: checks the payload, the function and its QPS limit, then
  * hands the event to its own Durable Object, which records it and queues its dispatch. Returns
- * the RequestId once the event is durable.
+ * the RequestId once the event is durable. With an idempotency key, a duplicate within the key's
+ * window answers with the key's event (idempotentReplay) and creates none.
  */
-export async function invokeAsync(env: Env, request: InvocationRequest): Promise<{ requestId: string }> {
+export async function invokeAsync(env: Env, request: InvocationRequest): Promise<InvocationAnswer> {
+  if (request.idempotencyKey !== undefined) checkIdempotencyKey(request.idempotencyKey);
   if (new TextEncoder().encode(request.payloadText).byteLength > MAX_ASYNC_PAYLOAD_BYTES) {
     throw new PlatformError("PAYLOAD_TOO_LARGE", `async event payload over ${MAX_ASYNC_PAYLOAD_BYTES} bytes`);
   }
@@ -48,6 +59,28 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
   if (qualifier !== DEFAULT_QUALIFIER) {
     throw new PlatformError("INVALID_PARAMETER", `qualifier: only ${DEFAULT_QUALIFIER} exists`);
   }
+  if (request.idempotencyKey === undefined) {
+    return admitAndAccept(env, request, snapshot, qualifier, crypto.randomUUID());
+  }
+  const idempotent = {
+    namespace: request.namespace,
+    functionName: request.functionName,
+    key: request.idempotencyKey,
+    qualifier,
+    payloadText: request.payloadText,
+    windowSeconds: snapshot.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS,
+  };
+  return invokeIdempotent(env, idempotent, (requestId) => admitAndAccept(env, request, snapshot, qualifier, requestId));
+}
+
+/** Takes a token of the function's QPS limit, then hands the event to its object as `requestId`. */
+async function admitAndAccept(
+  env: Env,
+  request: InvocationRequest,
+  snapshot: FunctionSnapshot,
+  qualifier: string,
+  requestId: string,
+): Promise<{ requestId: string }> {
   const bucketKey = `fn:${request.namespace}/${request.functionName}`;
   const admission = await limiter.admit(bucketKey, snapshot.qpsLimit, () => qpsBucketStub(env, bucketKey));
   if (!admission.admitted) {
@@ -57,7 +90,6 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
       { retryAfterSeconds: admission.retryAfterSeconds },
     );
   }
-  const requestId = crypto.randomUUID();
   return eventStub(env, requestId).accept({
     requestId,
     namespace: request.namespace,
@@ -67,5 +99,6 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
     function: snapshot,
     payload: request.payloadText,
     invokedAt: Date.now(),
+    ...(request.replayOf !== undefined ? { replayOf: request.replayOf } : {}),
   });
 }

@@ -28,6 +28,13 @@ export const DEFAULT_QPS_LIMIT = 1_000;
 /** Default and largest per-function concurrency (containers running at once). */
 export const DEFAULT_MAX_CONCURRENCY = 10;
 export const MAX_CONCURRENCY_LIMIT = 50;
+/**
+ * How long an idempotency key of an invocation holds (from its first use), by default and at most
+ * (seconds): 24 h by default; 72 h at most, as an event stays readable for 72 h after it ends.
+ */
+export const DEFAULT_IDEMPOTENCY_WINDOW_SECONDS = 86_400;
+export const MIN_IDEMPOTENCY_WINDOW_SECONDS = 1;
+export const MAX_IDEMPOTENCY_WINDOW_SECONDS = 259_200;
 /** The default namespace. */
 export const DEFAULT_NAMESPACE = "default";
 
@@ -115,6 +122,17 @@ const configurationFields = {
   description: z.string().max(1000),
   maxConcurrency: z.number().int().min(1).max(MAX_CONCURRENCY_LIMIT),
   qpsLimit: z.number().int().min(1).max(100_000),
+  idempotencyWindowSeconds: z
+    .number()
+    .int()
+    .min(
+      MIN_IDEMPOTENCY_WINDOW_SECONDS,
+      `idempotencyWindowSeconds: ${MIN_IDEMPOTENCY_WINDOW_SECONDS}-${MAX_IDEMPOTENCY_WINDOW_SECONDS} (seconds)`,
+    )
+    .max(
+      MAX_IDEMPOTENCY_WINDOW_SECONDS,
+      `idempotencyWindowSeconds: ${MIN_IDEMPOTENCY_WINDOW_SECONDS}-${MAX_IDEMPOTENCY_WINDOW_SECONDS} (seconds)`,
+    ),
 };
 
 /** Body of `PUT /v1/namespaces/:namespace/functions/:name/code` and the create request's code. */
@@ -135,6 +153,7 @@ export const createFunctionSchema = z.strictObject({
   asyncRunEnable: z.boolean().default(true),
   maxConcurrency: configurationFields.maxConcurrency.default(DEFAULT_MAX_CONCURRENCY),
   qpsLimit: configurationFields.qpsLimit.default(DEFAULT_QPS_LIMIT),
+  idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.default(DEFAULT_IDEMPOTENCY_WINDOW_SECONDS),
 });
 /** A validated create request. */
 export type CreateFunctionInput = z.infer<typeof createFunctionSchema>;
@@ -148,6 +167,7 @@ export const updateConfigurationSchema = z.strictObject({
   description: configurationFields.description.optional(),
   maxConcurrency: configurationFields.maxConcurrency.optional(),
   qpsLimit: configurationFields.qpsLimit.optional(),
+  idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.optional(),
   runtime: z.enum(RUNTIMES, { message: `runtime must be one of ${RUNTIMES.join(", ")}` }).optional(),
   // Accepted by the schema only to be refused with a clear error (it is fixed at creation).
   asyncRunEnable: z.boolean().optional(),
@@ -175,6 +195,11 @@ export interface FunctionSnapshot {
   maxConcurrency: number;
   qpsLimit: number;
   asyncRunEnable: boolean;
+  /**
+   * How long an invocation's idempotency key holds (seconds). Absent from snapshots stored by
+   * events invoked before it existed; only the invocation reads it.
+   */
+  idempotencyWindowSeconds?: number;
 }
 
 /** Reads a registry row into a snapshot. */
@@ -192,6 +217,7 @@ export function snapshotOf(row: FunctionRow): FunctionSnapshot {
     maxConcurrency: row.maxConcurrency,
     qpsLimit: row.qpsLimit,
     asyncRunEnable: row.asyncRunEnable,
+    idempotencyWindowSeconds: row.idempotencyWindowSeconds,
   };
 }
 
@@ -211,6 +237,7 @@ export function publicFunction(row: FunctionRow) {
     asyncRunEnable: row.asyncRunEnable,
     maxConcurrency: row.maxConcurrency,
     qpsLimit: row.qpsLimit,
+    idempotencyWindowSeconds: row.idempotencyWindowSeconds,
     createdAt: new Date(row.createdAt).toISOString(),
     updatedAt: new Date(row.updatedAt).toISOString(),
   };

@@ -118,6 +118,7 @@ export class FunctionRegistry {
       asyncRunEnable: input.asyncRunEnable,
       maxConcurrency: input.maxConcurrency,
       qpsLimit: input.qpsLimit,
+      idempotencyWindowSeconds: input.idempotencyWindowSeconds,
       createdAt: now,
       updatedAt: now,
     };
@@ -155,6 +156,9 @@ export class FunctionRegistry {
       ...(input.description !== undefined ? { description: input.description } : {}),
       ...(input.maxConcurrency !== undefined ? { maxConcurrency: input.maxConcurrency } : {}),
       ...(input.qpsLimit !== undefined ? { qpsLimit: input.qpsLimit } : {}),
+      ...(input.idempotencyWindowSeconds !== undefined
+        ? { idempotencyWindowSeconds: input.idempotencyWindowSeconds }
+        : {}),
       updatedAt: Date.now(),
     };
     const [updated] = await this.db.update(functions).set(changes).where(byName(namespace, name)).returning();

@@ -3,7 +3,7 @@ import { QpsLimiter } from "./qps-limiter";
 
 /**
  * Reads per second per caller (SecretId), shared by every list and log read: REST event lists,
- * one event's log (paged or followed), function logs, and the Tencent `ListAsyncEvents` and
+ * one event's log (paged or followed) and payload, function logs, and the Tencent `ListAsyncEvents` and
  * `GetFunctionLogs` actions. Counted per isolate, as the invoke QPS limit is.
  */
 export const READ_RATE_PER_SECOND = 20;

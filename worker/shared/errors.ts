@@ -13,6 +13,8 @@ export const ERROR_STATUS = {
   IMMUTABLE_PARAMETER: 400,
   EVENT_ALREADY_ENDED: 409,
   EVENT_TERMINATING: 409,
+  /** An idempotency key used again, within its window, with another payload or qualifier. */
+  IDEMPOTENCY_KEY_REUSED: 409,
   RATE_LIMITED: 429,
   /** An event already has the most live log followers allowed. */
   TOO_MANY_FOLLOWERS: 429,

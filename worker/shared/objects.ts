@@ -53,6 +53,19 @@ export function qpsBucketStub(env: Pick<Env, "QPS_BUCKET">, key: string) {
   return env.QPS_BUCKET.get(env.QPS_BUCKET.idFromName(key));
 }
 
+/**
+ * Name of an idempotency key's reservation: `namespace/function/key` (neither a namespace nor a
+ * function name contains `/`, so the key's scope is exactly its namespace and function).
+ */
+export function idempotencyName(namespace: string, functionName: string, key: string): string {
+  return `${namespace}/${functionName}/${key}`;
+}
+
+/** The reservation of one idempotency key, by its name (idempotencyName). */
+export function idempotencyStub(env: Pick<Env, "IDEMPOTENCY">, name: string) {
+  return env.IDEMPOTENCY.get(env.IDEMPOTENCY.idFromName(name));
+}
+
 /** One shard of the signature replay ledger. */
 export function signatureLedgerStub(env: Pick<Env, "SIGNATURE_LEDGER">, shard: string) {
   return env.SIGNATURE_LEDGER.get(env.SIGNATURE_LEDGER.idFromName(shard));

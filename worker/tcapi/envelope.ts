@@ -18,6 +18,7 @@ export const TENCENT_ERROR_CODE: Record<ErrorCode, string> = {
   IMMUTABLE_PARAMETER: "InvalidParameterValue.AsyncRunEnable",
   EVENT_ALREADY_ENDED: "FailedOperation.AsyncEvent",
   EVENT_TERMINATING: "FailedOperation.AsyncEvent",
+  IDEMPOTENCY_KEY_REUSED: "FailedOperation.IdempotencyKeyReused",
   RATE_LIMITED: "RequestLimitExceeded",
   TOO_MANY_FOLLOWERS: "LimitExceeded",
   UNSUPPORTED_OPERATION: "UnsupportedOperation",

@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { Principal } from "../auth/principal";
 import { visibleEventView } from "../events/event-access";
 import { listEvents } from "../events/event-list";
+import { idempotencyKeySchemaFor } from "../events/idempotency";
 import { invokeAsync } from "../events/invoke";
 import { admitRead } from "../ratelimit/read-limit";
 import { unwrap } from "../shared/errors";
@@ -13,7 +14,10 @@ import { type Action, functionNameParam, namespaceOf, namespaceParam, parseParam
 
 /**
  * Invoke: starts an asynchronous event (InvocationType "Event" only; ClientContext is the payload,
- * `{}` when absent) and answers with its FunctionRequestId.
+ * `{}` when absent) and answers with its FunctionRequestId. `IdempotencyKey` is this platform's
+ * extension (not an SCF parameter): a duplicate key within the function's window answers with the
+ * key's event's FunctionRequestId, in the same shape; another payload is
+ * FailedOperation.IdempotencyKeyReused.
  */
 export const invoke: Action = async ({ env, principal, params }) => {
   const p = parseParams(
@@ -23,6 +27,7 @@ export const invoke: Action = async ({ env, principal, params }) => {
       Qualifier: z.string().optional(),
       ClientContext: z.string().optional(),
       Namespace: namespaceParam.optional(),
+      IdempotencyKey: idempotencyKeySchemaFor("IdempotencyKey").optional(),
     }),
     params,
   );
@@ -38,6 +43,7 @@ export const invoke: Action = async ({ env, principal, params }) => {
     functionName: p.FunctionName,
     payloadText: p.ClientContext && p.ClientContext.length > 0 ? p.ClientContext : "{}",
     ...(p.Qualifier !== undefined ? { qualifier: p.Qualifier } : {}),
+    ...(p.IdempotencyKey !== undefined ? { idempotencyKey: p.IdempotencyKey } : {}),
   });
   return {
     Result: {

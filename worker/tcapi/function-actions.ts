@@ -19,6 +19,7 @@ const TENCENT_FIELD: Record<string, string> = {
   memorySize: "MemorySize",
   environment: "Environment",
   description: "Description",
+  idempotencyWindowSeconds: "IdempotencyWindow",
 };
 
 /** Validates a domain input built from Tencent fields, naming the Tencent field on error. */
@@ -58,6 +59,7 @@ function functionFields(row: FunctionRow) {
     Timeout: row.timeoutSeconds,
     Environment: { Variables: Object.entries(environment).map(([Key, Value]) => ({ Key, Value })) },
     AsyncRunEnable: row.asyncRunEnable ? "TRUE" : "FALSE",
+    IdempotencyWindow: row.idempotencyWindowSeconds,
     Status: "Active",
     FunctionVersion: "$LATEST",
     Qualifier: "$LATEST",
@@ -81,6 +83,8 @@ export const createFunction: Action = async ({ env, principal, params }) => {
       Runtime: z.string(),
       Namespace: namespaceParam.optional(),
       AsyncRunEnable: booleanString.optional(),
+      // This platform's extension: the function's idempotency window, seconds (idempotencyWindowSeconds).
+      IdempotencyWindow: z.number().optional(),
     }),
     params,
   );
@@ -98,6 +102,7 @@ export const createFunction: Action = async ({ env, principal, params }) => {
     ...(p.Timeout !== undefined ? { timeout: p.Timeout } : {}),
     ...(environment !== undefined ? { environment } : {}),
     ...(p.AsyncRunEnable !== undefined ? { asyncRunEnable: p.AsyncRunEnable } : {}),
+    ...(p.IdempotencyWindow !== undefined ? { idempotencyWindowSeconds: p.IdempotencyWindow } : {}),
   });
   await new FunctionRegistry(env).create(namespace, input);
   return {};
@@ -141,6 +146,8 @@ export const updateFunctionConfiguration: Action = async ({ env, principal, para
       Timeout: z.number().optional(),
       Runtime: z.string().optional(),
       Environment: environmentParam.optional(),
+      // This platform's extension: the function's idempotency window, seconds (idempotencyWindowSeconds).
+      IdempotencyWindow: z.number().optional(),
     }),
     params,
   );
@@ -151,6 +158,7 @@ export const updateFunctionConfiguration: Action = async ({ env, principal, para
     ...(p.Timeout !== undefined ? { timeout: p.Timeout } : {}),
     ...(p.Runtime !== undefined ? { runtime: p.Runtime } : {}),
     ...(environment !== undefined ? { environment } : {}),
+    ...(p.IdempotencyWindow !== undefined ? { idempotencyWindowSeconds: p.IdempotencyWindow } : {}),
   });
   await new FunctionRegistry(env).updateConfiguration(namespaceOf(principal, p.Namespace), p.FunctionName, input);
   return {};

@@ -1,8 +1,12 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { TypedResponse } from "hono";
 import type { AppEnv } from "../../auth/credentials";
 import { visibleEvent, visibleEventView } from "../../events/event-access";
 import { listEvents, listEventsQuerySchema, listedEvent } from "../../events/event-list";
+import { MAX_REPLAYS_LISTED } from "../../events/event-machine";
+import { IDEMPOTENCY_KEY_RULE, idempotencyKeySchemaFor } from "../../events/idempotency";
 import { invokeAsync, MAX_ASYNC_PAYLOAD_BYTES } from "../../events/invoke";
+import { replayEvent } from "../../events/replay";
 import { admitRead } from "../../ratelimit/read-limit";
 import { PlatformError, unwrap } from "../../shared/errors";
 import { functionNameSchema, namespaceSchema } from "../../shared/names";
@@ -22,6 +26,12 @@ import {
 const MAX_TERMINATE_BODY_BYTES = 4096;
 
 const terminateBodySchema = z.strictObject({ graceful: z.boolean().default(false) });
+
+/** Largest body of a replay request (the body is empty or `{}`). */
+const MAX_REPLAY_BODY_BYTES = 4096;
+
+/** The replay body: no options (yet); empty or `{}`. */
+const replayBodySchema = z.strictObject({});
 
 /** Path of one function. */
 const functionParams = z.object({ namespace: namespaceSchema, name: functionNameSchema });
@@ -61,6 +71,14 @@ export const eventViewSchema = z
     containerId: z.string().nullable(),
     coldStart: z.boolean().nullable(),
     terminateRequestedAt: z.string().nullable(),
+    replayOf: z.string().nullable().openapi({ description: "The RequestId of the event this one replays" }),
+    replays: z.array(z.string()).openapi({
+      description: `RequestIds of this event's replays, oldest first: the first ${MAX_REPLAYS_LISTED} only`,
+    }),
+    replayCount: z.number().int().openapi({ description: "How many replays of this event were recorded" }),
+    replaysTruncated: z
+      .boolean()
+      .openapi({ description: `True when replayCount is over ${MAX_REPLAYS_LISTED}: replays lists the first ones` }),
   })
   .openapi("Event");
 
@@ -78,6 +96,20 @@ const listedEventSchema = z
 
 const TAG = "Events";
 
+/** The invoke route's headers: an optional idempotency key (Hono hands headers over lower-cased). */
+const invokeHeaders = z.object({
+  "idempotency-key": idempotencyKeySchemaFor("Idempotency-Key")
+    .optional()
+    .openapi({
+      description: `Idempotency-Key: ${IDEMPOTENCY_KEY_RULE}. The same key for the same function within the function's idempotencyWindowSeconds answers 200 with the first event's requestId and status instead of creating an event; with another payload or qualifier, 409 IDEMPOTENCY_KEY_REUSED.`,
+    }),
+});
+
+/** The answer to a duplicate idempotency key: the key's event. */
+const idempotentReplaySchema = z
+  .object({ requestId: z.string(), status: eventStatusSchema, idempotentReplay: z.literal(true) })
+  .openapi("IdempotentReplay");
+
 const invoke = createRoute({
   method: "post",
   path: "/v1/namespaces/{namespace}/functions/{name}/invocations",
@@ -88,12 +120,20 @@ const invoke = createRoute({
   request: {
     params: functionParams,
     query: queryOf(z.object({ qualifier: z.string().optional().openapi({ description: "Version or alias" }) })),
+    headers: invokeHeaders,
     // Read with readBodyText (bounded while streaming); any JSON value is a payload.
     body: documentedBody("The payload", { description: "Any JSON value" }, false),
   },
   responses: {
     202: jsonResponse("Accepted", z.object({ requestId: z.string() })),
-    ...errorResponses(...COMMON_ERROR_STATUSES, 413, 503),
+    200: {
+      ...jsonResponse(
+        "A duplicate idempotency key: the key's event, and the header Idempotent-Replayed: true",
+        idempotentReplaySchema,
+      ),
+      headers: z.object({ "Idempotent-Replayed": z.literal("true") }),
+    },
+    ...errorResponses(...COMMON_ERROR_STATUSES, 409, 413, 503),
   },
 });
 
@@ -132,19 +172,56 @@ const getEvent = createRoute({
   responses: { 200: jsonResponse("The event", eventViewSchema), ...errorResponses(...COMMON_ERROR_STATUSES) },
 });
 
+const getPayload = createRoute({
+  method: "get",
+  path: "/v1/events/{requestId}/payload",
+  tags: [TAG],
+  summary: "Get an event's payload as it was sent",
+  description:
+    "The exact JSON text the event was invoked with, readable as long as the event is (72 hours after it ends). Counted by the read limit.",
+  request: { params: eventParams },
+  responses: {
+    // A JSON Schema, not a zod one: the answer is the stored text itself, not a value c.json writes.
+    200: {
+      description: "The payload, as it was sent",
+      content: { "application/json": { schema: { description: "Any JSON value" } } },
+    },
+    ...errorResponses(...COMMON_ERROR_STATUSES),
+  },
+});
+
+const replayRoute = createRoute({
+  method: "post",
+  path: "/v1/events/{requestId}/replay",
+  tags: [TAG],
+  summary: "Replay an event: invoke its payload again as a new event",
+  description: `The new event runs the same function and qualifier with the function's current configuration (its QPS limit and checks apply); its view shows \`replayOf\`, and the original's lists it in \`replays\` (the first ${MAX_REPLAYS_LISTED}; \`replayCount\` counts all). The original may be in any status. The body is empty or \`{}\` (at most ${MAX_REPLAY_BODY_BYTES} bytes).`,
+  request: { params: eventParams, body: documentedJsonBody("ReplayRequest", "No options: empty or {}", false) },
+  responses: {
+    202: jsonResponse("Accepted", z.object({ requestId: z.string(), replayOf: z.string() })),
+    ...errorResponses(...COMMON_ERROR_STATUSES, 413, 503),
+  },
+});
+
 /** REST routes: async invocation and reading events. */
 export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
   .openapi(invoke, async (c) => {
     const { namespace, name } = c.req.valid("param");
     const payloadText = await readBodyText(c, MAX_ASYNC_PAYLOAD_BYTES);
     const { qualifier } = c.req.valid("query");
+    const idempotencyKey = c.req.valid("header")["idempotency-key"];
     const accepted = await invokeAsync(c.env, {
       namespace,
       functionName: name,
       payloadText: payloadText.length === 0 ? "{}" : payloadText,
       ...(qualifier !== undefined ? { qualifier } : {}),
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
     });
-    return c.json(accepted, 202);
+    if (accepted.idempotentReplay) {
+      const replay = { requestId: accepted.requestId, status: accepted.status, idempotentReplay: true as const };
+      return c.json(replay, 200, { "Idempotent-Replayed": "true" });
+    }
+    return c.json({ requestId: accepted.requestId }, 202);
   })
   .openapi(listFunctionEvents, async (c) => {
     const { namespace, name } = c.req.valid("param");
@@ -170,6 +247,33 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
   .openapi(getEvent, async (c) => {
     const { event } = await visibleEventView(c.env, c.var.principal, c.req.valid("param").requestId);
     return c.json(event, 200);
+  })
+  .openapi(getPayload, async (c) => {
+    admitRead(c.var.principal.secretId);
+    const event = await visibleEvent(c.env, c.var.principal, c.req.valid("param").requestId);
+    const { payload } = unwrap(await event.payload());
+    // The exact text as it was sent: c.json would write the value anew (spacing, key order, numbers),
+    // so the answer is a Response of its own, typed as the JSON answer the route documents.
+    const answer = new Response(payload, {
+      status: 200,
+      headers: { "content-type": "application/json; charset=utf-8" },
+    });
+    return answer as unknown as TypedResponse<never, 200, "json">;
+  })
+  .openapi(replayRoute, async (c) => {
+    const event = await visibleEvent(c.env, c.var.principal, c.req.valid("param").requestId);
+    const text = await readBodyText(c, MAX_REPLAY_BODY_BYTES);
+    if (text.trim().length > 0) {
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new PlatformError("INVALID_JSON", "request body is not valid JSON");
+      }
+      parseWith(replayBodySchema, body);
+    }
+    return c.json(await replayEvent(c.env, event), 202);
   });
 
 eventRoutes.openAPIRegistry.register("TerminateRequest", terminateBodySchema);
+eventRoutes.openAPIRegistry.register("ReplayRequest", replayBodySchema);

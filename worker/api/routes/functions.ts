@@ -45,6 +45,10 @@ const functionSchema = z
     asyncRunEnable: z.boolean(),
     maxConcurrency: z.number().int(),
     qpsLimit: z.number().int(),
+    idempotencyWindowSeconds: z
+      .number()
+      .int()
+      .openapi({ description: "How long an invocation's Idempotency-Key holds, in seconds (1-259200)" }),
     createdAt: z.string().openapi({ format: "date-time" }),
     updatedAt: z.string().openapi({ format: "date-time" }),
   })

@@ -1,0 +1,1 @@
+ALTER TABLE `functions` ADD `idempotency_window_seconds` integer DEFAULT 86400 NOT NULL;
