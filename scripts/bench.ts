@@ -3,8 +3,11 @@
 // the same run, because these machines are shared and noisy.
 //
 // Environment: BENCH_DURATION_S (load duration per route, default 8), BENCH_EVENTS (completion
-// test size, default 1000), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5).
+// test size, default 1000), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5),
+// BENCH_WEBHOOK_SAMPLES (webhook deliveries timed, default 20).
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { ADMIN_HEADERS, ApiClient, followLogs, TEST_CREDENTIALS } from "../test/helpers/api-client";
 import { startPlatform } from "../test/helpers/platform";
@@ -19,6 +22,9 @@ const NAMESPACE = "bench";
 const LIST_FIXTURE_SIZE = Number(process.env.BENCH_LIST_EVENTS ?? 100_000);
 const TERMINATE_SAMPLES = Number(process.env.BENCH_TERMINATE_SAMPLES ?? 8);
 const LIST_SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 150);
+const WEBHOOK_SAMPLES = Number(process.env.BENCH_WEBHOOK_SAMPLES ?? 20);
+/** The bench function's webhook secret (a throwaway, local receiver only). */
+const WEBHOOK_SECRET = "bench-webhook-secret-0123456789";
 
 const SIGTERM_HANDLER = `exports.main_handler = async (event) => {
   let stop = false;
@@ -88,6 +94,48 @@ function createTrivial(api: ApiClient, options: Record<string, unknown> = {}): P
   });
 }
 
+/**
+ * Event end (its `endedAt`) → a local receiver has the webhook and answers 200, for
+ * WEBHOOK_SAMPLES events of a function whose onSuccess destination is that receiver.
+ */
+async function webhookDeliveryLatency(api: ApiClient): Promise<{ p50: number; p99: number; samples: number }> {
+  const latencies: number[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const receivedAt = Date.now();
+      response.writeHead(200).end("ok");
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as { endedAt?: number | string };
+        const endedAt = typeof body.endedAt === "number" ? body.endedAt : Date.parse(String(body.endedAt));
+        if (Number.isFinite(endedAt)) latencies.push(receivedAt - endedAt);
+      } catch {
+        // not a delivery: ignored
+      }
+    });
+  });
+  await new Promise<void>((resolvePromise) => server.listen(0, "127.0.0.1", resolvePromise));
+  try {
+    const { port } = server.address() as AddressInfo;
+    const name = await createTrivial(api, {
+      destinations: { onSuccess: { webhook: { url: `http://127.0.0.1:${port}/hook`, secret: WEBHOOK_SECRET } } },
+    });
+    await api.waitForEvent(await api.invoke(NAMESPACE, name, { n: 0 }));
+    const warmUntil = Date.now() + 30_000;
+    while (latencies.length < 1 && Date.now() < warmUntil) await new Promise((r) => setTimeout(r, 50));
+    latencies.length = 0;
+    for (let n = 0; n < WEBHOOK_SAMPLES; n++) {
+      await api.waitForEvent(await api.invoke(NAMESPACE, name, { n }));
+      const until = Date.now() + 30_000;
+      while (latencies.length <= n && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    }
+    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), samples: latencies.length };
+  } finally {
+    server.close();
+  }
+}
+
 /** RequestId returned → handler started, for one invocation. */
 async function dispatchLatency(api: ApiClient, name: string, n: number): Promise<number> {
   const requestId = await api.invoke(NAMESPACE, name, { n });
@@ -122,7 +170,8 @@ async function waitAllEnded(api: ApiClient, ids: string[], timeoutMs: number): P
 async function main(): Promise<void> {
   log("starting the platform");
   const platform = await startPlatform({
-    vars: { DIAGNOSTICS_ENABLED: "true" },
+    // Plain-http webhooks to the local receiver of webhookDeliveryLatency (loopback only).
+    vars: { DIAGNOSTICS_ENABLED: "true", ALLOW_HTTP_WEBHOOKS: "true" },
     env: { DEV_SECRET_ID: TEST_CREDENTIALS.secretId, DEV_SECRET_KEY: TEST_CREDENTIALS.secretKey },
   });
   const api = new ApiClient(platform.baseUrl);
@@ -340,6 +389,9 @@ async function main(): Promise<void> {
       p99: percentile(printToClient, 99),
       lines: printToClient.length,
     };
+
+    log(`webhook delivery latency: event end → receiver acknowledged (${WEBHOOK_SAMPLES} events)`);
+    figures.webhookDeliveryLatencyMs = await webhookDeliveryLatency(api);
 
     log(`throughput at 50 connections, ${DURATION_S} s each: /healthz then invoke`);
     const healthLoad = await autocannon(["-c", "50", "-d", String(DURATION_S), `${platform.baseUrl}/healthz`]);

@@ -4,6 +4,7 @@ import { consumeDeadLetters, consumeDispatchBatch } from "./scheduling/dispatch-
 
 export { SignatureLedgerObject } from "./auth/signature-ledger";
 export { AsyncEventObject } from "./events/async-event-object";
+export { DeliveryObject } from "./events/delivery-object";
 export { IdempotencyObject } from "./events/idempotency-object";
 export { InstanceContainer } from "./instances/instance-container";
 export { QpsBucketObject } from "./ratelimit/qps-bucket-object";

@@ -21,7 +21,14 @@ export async function setup(project: TestProject): Promise<void> {
   platform = await startPlatform({
     // A namespace cap of 2 containers: fair-share.e2e.test.ts fills it; no other test runs more
     // than 2 events of one namespace at once.
-    vars: { DIAGNOSTICS_ENABLED: "true", NAMESPACE_MAX_CONTAINERS: "2" },
+    // Result delivery (delivery.e2e.test.ts): webhooks to a local receiver on http://127.0.0.1, and
+    // a retry base of 1 s (1 s, then 2 s: each retry's afp-timestamp is a later second).
+    vars: {
+      DIAGNOSTICS_ENABLED: "true",
+      NAMESPACE_MAX_CONTAINERS: "2",
+      ALLOW_HTTP_WEBHOOKS: "true",
+      DELIVERY_RETRY_BASE_MS: "1000",
+    },
     env: {
       DEV_SECRET_ID: TEST_CREDENTIALS.secretId,
       DEV_SECRET_KEY: TEST_CREDENTIALS.secretKey,

@@ -605,6 +605,14 @@ const REST_ROUTES: readonly {
     }),
   },
   {
+    method: "GET",
+    path: "/v1/events/:requestId/deliveries",
+    weight: 3,
+    components: (caller) => ({
+      path: eventSegment(caller, false).map((id) => joinPath(["/v1/events", id, "deliveries"])),
+    }),
+  },
+  {
     method: "POST",
     path: "/v1/events/:requestId/replay",
     weight: 5,
@@ -744,6 +752,7 @@ const WRONG_METHODS: readonly { path: string; methods: readonly string[] }[] = [
   { path: `/v1/events/${OWN_ENDED_EVENT}/logs/stream`, methods: ["POST"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/payload`, methods: ["POST", "PUT", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/replay`, methods: ["GET", "PUT", "DELETE"] },
+  { path: `/v1/events/${OWN_ENDED_EVENT}/deliveries`, methods: ["POST", "PUT", "DELETE"] },
   { path: "/v1", methods: ["GET", "POST"] },
   { path: "/v1/", methods: ["GET"] },
   { path: "/v1/namespaces", methods: ["GET"] },

@@ -129,6 +129,19 @@ async function encrypt(env: Env, secretId: string, plain: string): Promise<strin
   return `${CIPHER_V2_PREFIX}${toBase64(out)}`;
 }
 
+/**
+ * Encrypts another secret of the platform (a webhook signing secret) under MASTER_KEY, bound to
+ * `context` (AES-GCM associated data: the cipher decrypts under the same context only).
+ */
+export function encryptSecret(env: Env, context: string, plain: string): Promise<string> {
+  return encrypt(env, context, plain);
+}
+
+/** Decrypts a cipher of encryptSecret (under MASTER_KEY, or MASTER_KEY_PREVIOUS during a rotation). */
+export async function decryptSecret(env: Env, context: string, stored: string): Promise<string> {
+  return (await decrypt(env, context, stored)).plain;
+}
+
 /** A stored cipher in the legacy format (no version prefix, not bound to its SecretId). */
 class LegacyCipherError extends Error {}
 

@@ -22,6 +22,8 @@ export const functions = sqliteTable(
     qpsLimit: integer("qps_limit").notNull(),
     /** How long an invocation's idempotency key holds, in seconds (functions/model.ts bounds). */
     idempotencyWindowSeconds: integer("idempotency_window_seconds").notNull().default(86400),
+    /** JSON of the result destinations (functions/model.ts StoredDestinations, secrets encrypted), or null. */
+    destinations: text("destinations"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },

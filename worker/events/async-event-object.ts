@@ -7,6 +7,7 @@ import { instanceName, instanceStub, schedulerName } from "../shared/objects";
 import { type DispatchMessage, dispatchMessageOf } from "./dispatch-message";
 import { sendDispatch } from "./dispatch-send";
 import { type Deadline, DISPATCH_WATCHDOG_MS, nextDeadline, nextWatchdogDelay } from "./event-deadlines";
+import { EventDeliveryDuty } from "./event-delivery-duty";
 import { type EventIdentity, eventIdentityOf } from "./event-identity";
 import { EventIndexDuty } from "./event-index-duty";
 import { EventLog, type EventWithLog, eventWithLog } from "./event-log";
@@ -69,6 +70,7 @@ export class AsyncEventObject extends DurableObject<Env> {
   private state: EventState | undefined;
   private readonly storage: EventStorage;
   private readonly index: EventIndexDuty;
+  private readonly delivery: EventDeliveryDuty;
   private readonly log: EventLog;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -76,10 +78,12 @@ export class AsyncEventObject extends DurableObject<Env> {
     this.log = new EventLog(ctx.storage.sql);
     this.storage = new EventStorage(ctx.storage);
     this.index = new EventIndexDuty(this.storage, env.DB, () => this.armAlarm());
+    this.delivery = new EventDeliveryDuty(this.storage, env, () => this.armAlarm());
     ctx.blockConcurrencyWhile(async () => {
       const loaded = await this.storage.load();
       this.state = loaded.state;
       this.index.restore(loaded.pendingIndex);
+      this.delivery.restore(loaded.pendingDelivery);
     });
   }
 
@@ -293,6 +297,8 @@ export class AsyncEventObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     // An owed index write is tried whenever the alarm runs (it is due, or the alarm woke anyway).
     if (this.index.owed) await this.index.flush(this.state);
+    // An owed delivery handoff likewise.
+    if (this.delivery.owed) await this.delivery.flush(this.state);
     const state = this.state;
     if (!state) return;
     const now = Date.now();
@@ -319,6 +325,7 @@ export class AsyncEventObject extends DurableObject<Env> {
         // The index row has expired by now too (it is kept 3 days from the start): nothing is owed.
         this.state = undefined;
         this.index.forget();
+        this.delivery.forget();
         return this.storage.deleteEverything();
       default: {
         const unreachable: never = deadline.kind;
@@ -362,10 +369,13 @@ export class AsyncEventObject extends DurableObject<Env> {
     const next = result.value.state;
     this.state = next;
     const owesIndex = publicStatus(next.phase) !== publicStatus(state.phase);
-    await this.storage.saveState(next, owesIndex ? this.index.owe(next.version, Date.now()) : undefined);
+    // The end owes the result delivery's handoff, stored in the same write as the ending state.
+    const owedDelivery = this.delivery.oweOnEnd(isTerminal(next.phase) && !isTerminal(state.phase), next, Date.now());
+    await this.storage.saveState(next, owesIndex ? this.index.owe(next.version, Date.now()) : undefined, owedDelivery);
     await this.armAlarm();
     this.log.narrate(state, next);
     if (owesIndex) await this.index.flush(this.state);
+    if (owedDelivery) await this.delivery.flush(this.state);
     return rpcOk(undefined);
   }
 
@@ -380,6 +390,8 @@ export class AsyncEventObject extends DurableObject<Env> {
     const state = this.state;
     if (!state) return;
     const deadlineAt = (await this.deadlineOf(state, Date.now())).at;
-    await this.storage.setAlarm(Math.min(deadlineAt, this.index.retryAt ?? deadlineAt));
+    await this.storage.setAlarm(
+      Math.min(deadlineAt, this.index.retryAt ?? deadlineAt, this.delivery.retryAt ?? deadlineAt),
+    );
   }
 }

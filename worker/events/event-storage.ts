@@ -12,6 +12,14 @@ const WATCHDOG_DELAY_KEY = "watchdogDelayMs";
 const WATCHDOG_AT_KEY = "watchdogAt";
 /** The index write this event still owes D1 (a PendingIndexWrite), absent when none is owed. */
 const INDEX_PENDING_KEY = "indexPending";
+/** The result-delivery handoff this ended event still owes its DeliveryObject (PendingDelivery). */
+const DELIVERY_PENDING_KEY = "deliveryPending";
+
+/** A handoff to the DeliveryObject still owed: its failed tries so far and when it is next tried. */
+export interface PendingDelivery {
+  attempts: number;
+  retryAt: number;
+}
 
 /**
  * Results larger than this (UTF-8 bytes of JSON, 16 KiB) are kept in the object's SQL table
@@ -29,6 +37,7 @@ type StoredEventState = EventState & { resultInSql?: true };
 export interface LoadedEvent {
   state: EventState | undefined;
   pendingIndex: PendingIndexWrite | undefined;
+  pendingDelivery: PendingDelivery | undefined;
 }
 
 /** One event's Durable Object storage, read and written by its object only. */
@@ -41,7 +50,8 @@ export class EventStorage {
   async load(): Promise<LoadedEvent> {
     const state = this.withResult(await this.storage.get<StoredEventState>(STATE_KEY));
     const pendingIndex = await this.storage.get<PendingIndexWrite>(INDEX_PENDING_KEY);
-    return { state, pendingIndex };
+    const pendingDelivery = await this.storage.get<PendingDelivery>(DELIVERY_PENDING_KEY);
+    return { state, pendingIndex, pendingDelivery };
   }
 
   private withResult(stored: StoredEventState | undefined): EventState | undefined {
@@ -67,11 +77,18 @@ export class EventStorage {
    * after it cannot lose the index update. A result over MAX_INLINE_RESULT_BYTES goes to SQL, beside
    * it (in the same implicit transaction: nothing is awaited in between).
    */
-  async saveState(state: EventState, pendingIndex?: PendingIndexWrite): Promise<void> {
+  async saveState(
+    state: EventState,
+    pendingIndex?: PendingIndexWrite,
+    pendingDelivery?: PendingDelivery,
+  ): Promise<void> {
     const { result, ...rest } = state;
-    const index: Record<string, PendingIndexWrite> = pendingIndex ? { [INDEX_PENDING_KEY]: pendingIndex } : {};
+    const index: Record<string, PendingIndexWrite | PendingDelivery> = {
+      ...(pendingIndex ? { [INDEX_PENDING_KEY]: pendingIndex } : {}),
+      ...(pendingDelivery ? { [DELIVERY_PENDING_KEY]: pendingDelivery } : {}),
+    };
     if (result === undefined || utf8Length(result) <= MAX_INLINE_RESULT_BYTES) {
-      await this.storage.put<EventState | PendingIndexWrite>({ [STATE_KEY]: state, ...index });
+      await this.storage.put<EventState | PendingIndexWrite | PendingDelivery>({ [STATE_KEY]: state, ...index });
       return;
     }
     this.storage.sql.exec(
@@ -79,7 +96,7 @@ export class EventStorage {
       result,
     );
     const stored: StoredEventState = { ...rest, resultInSql: true };
-    await this.storage.put<StoredEventState | PendingIndexWrite>({ [STATE_KEY]: stored, ...index });
+    await this.storage.put<StoredEventState | PendingIndexWrite | PendingDelivery>({ [STATE_KEY]: stored, ...index });
   }
 
   /** The event's payload, as JSON text. */
@@ -110,6 +127,16 @@ export class EventStorage {
   /** Forgets the owed index write: D1 has the row. */
   async deletePendingIndex(): Promise<void> {
     await this.storage.delete(INDEX_PENDING_KEY);
+  }
+
+  /** Persists the owed delivery handoff alone (its state is already stored). */
+  async savePendingDelivery(pending: PendingDelivery): Promise<void> {
+    await this.storage.put(DELIVERY_PENDING_KEY, pending);
+  }
+
+  /** Forgets the owed delivery handoff: the DeliveryObject has it. */
+  async deletePendingDelivery(): Promise<void> {
+    await this.storage.delete(DELIVERY_PENDING_KEY);
   }
 
   /** Sets the object's one alarm. */

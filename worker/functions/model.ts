@@ -135,6 +135,111 @@ const configurationFields = {
     ),
 };
 
+/** Longest webhook URL of a result destination, in characters. */
+export const MAX_WEBHOOK_URL_CHARS = 2048;
+/** Shortest and longest webhook signing secret, in printable ASCII characters. */
+export const MIN_WEBHOOK_SECRET_CHARS = 16;
+export const MAX_WEBHOOK_SECRET_CHARS = 256;
+/** Longest queue destination name N (the producer binding is `DESTINATION_QUEUE_<N>`). */
+export const MAX_QUEUE_DESTINATION_CHARS = 64;
+/** Prefix of the producer binding of a queue destination. */
+export const DESTINATION_QUEUE_PREFIX = "DESTINATION_QUEUE_";
+/** The kinds of result destination and the status each is for. */
+export const DESTINATION_KINDS = ["onSuccess", "onFailure", "onTerminate"] as const;
+/** A kind of result destination. */
+export type DestinationKind = (typeof DESTINATION_KINDS)[number];
+/** What the GET of a function shows in place of a webhook secret. */
+export const SECRET_MASK = "***";
+
+/** A webhook destination: an https URL (see webhookUrlProblem) and the secret its requests are signed with. */
+const webhookSchema = z.strictObject({
+  url: z.string().max(MAX_WEBHOOK_URL_CHARS, `webhook.url: at most ${MAX_WEBHOOK_URL_CHARS} characters`),
+  secret: z
+    .string()
+    .min(MIN_WEBHOOK_SECRET_CHARS, `webhook.secret: ${MIN_WEBHOOK_SECRET_CHARS}-${MAX_WEBHOOK_SECRET_CHARS} characters`)
+    .max(MAX_WEBHOOK_SECRET_CHARS, `webhook.secret: ${MIN_WEBHOOK_SECRET_CHARS}-${MAX_WEBHOOK_SECRET_CHARS} characters`)
+    .regex(/^[\x20-\x7e]+$/, "webhook.secret: printable ASCII characters only"),
+});
+
+/** One kind's destinations: a webhook, a queue, or both (at least one). */
+const destinationSchema = z
+  .strictObject({
+    webhook: webhookSchema.optional(),
+    queue: z
+      .string()
+      .max(MAX_QUEUE_DESTINATION_CHARS, `queue: at most ${MAX_QUEUE_DESTINATION_CHARS} characters`)
+      .regex(/^[A-Z0-9_]+$/, "queue: the name N of a DESTINATION_QUEUE_<N> binding (A-Z, 0-9, _)")
+      .optional(),
+  })
+  .refine((value) => value.webhook !== undefined || value.queue !== undefined, "a destination needs webhook or queue");
+
+/**
+ * `destinations` of a function's configuration: where an event's end record is delivered, per
+ * kind (onSuccess: FINISHED, onFailure: FAILED, onTerminate: ABORTED). `null` removes a kind (and
+ * `destinations: null` all of them). The URL and queue checks that depend on the Worker's vars and
+ * bindings are made by the registry (see destinationProblems).
+ */
+export const destinationsSchema = z.strictObject({
+  onSuccess: destinationSchema.nullable().optional(),
+  onFailure: destinationSchema.nullable().optional(),
+  onTerminate: destinationSchema.nullable().optional(),
+});
+/** A validated `destinations` value, as sent. */
+export type DestinationsInput = z.infer<typeof destinationsSchema>;
+
+/** One kind's destinations as stored: the webhook secret encrypted (auth/credential-store.ts). */
+export interface StoredDestination {
+  webhook?: { url: string; secretEncrypted: string };
+  queue?: string;
+}
+/** A function's destinations as stored (D1, JSON) and carried in its snapshot. */
+export type StoredDestinations = Partial<Record<DestinationKind, StoredDestination>>;
+
+/** True for a loopback http URL (127.0.0.1 or localhost, any port). */
+function isLoopbackHttp(url: URL): boolean {
+  return url.protocol === "http:" && (url.hostname === "127.0.0.1" || url.hostname === "localhost");
+}
+
+/**
+ * Why a webhook URL is refused, or undefined: https only (http to 127.0.0.1 or localhost only when
+ * the var ALLOW_HTTP_WEBHOOKS is "true", for local runs), no credentials in it.
+ */
+export function webhookUrlProblem(raw: string, allowHttpLoopback: boolean): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return "webhook.url: not a valid URL";
+  }
+  if (url.username !== "" || url.password !== "") return "webhook.url: no credentials in the URL";
+  if (url.protocol === "https:") return undefined;
+  if (isLoopbackHttp(url) && allowHttpLoopback) return undefined;
+  return "webhook.url: https only";
+}
+
+/** The public (masked) form of stored destinations: the secret is never shown. */
+export function publicDestinations(stored: StoredDestinations) {
+  const shown: Partial<
+    Record<DestinationKind, { webhook?: { url: string; secret: typeof SECRET_MASK; hasSecret: true }; queue?: string }>
+  > = {};
+  for (const kind of DESTINATION_KINDS) {
+    const destination = stored[kind];
+    if (!destination) continue;
+    shown[kind] = {
+      ...(destination.webhook
+        ? { webhook: { url: destination.webhook.url, secret: SECRET_MASK, hasSecret: true as const } }
+        : {}),
+      ...(destination.queue !== undefined ? { queue: destination.queue } : {}),
+    };
+  }
+  return shown;
+}
+
+/** Reads the stored destinations of a registry row. */
+export function storedDestinationsOf(row: FunctionRow): StoredDestinations {
+  return row.destinations ? (JSON.parse(row.destinations) as StoredDestinations) : {};
+}
+
 /** Body of `PUT /v1/namespaces/:namespace/functions/:name/code` and the create request's code. */
 export const codeSchema = z.strictObject({
   zipFile: z.base64("code.zipFile must be base64").min(1, "code.zipFile is required"),
@@ -154,6 +259,7 @@ export const createFunctionSchema = z.strictObject({
   maxConcurrency: configurationFields.maxConcurrency.default(DEFAULT_MAX_CONCURRENCY),
   qpsLimit: configurationFields.qpsLimit.default(DEFAULT_QPS_LIMIT),
   idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.default(DEFAULT_IDEMPOTENCY_WINDOW_SECONDS),
+  destinations: destinationsSchema.nullable().optional(),
 });
 /** A validated create request. */
 export type CreateFunctionInput = z.infer<typeof createFunctionSchema>;
@@ -168,6 +274,8 @@ export const updateConfigurationSchema = z.strictObject({
   maxConcurrency: configurationFields.maxConcurrency.optional(),
   qpsLimit: configurationFields.qpsLimit.optional(),
   idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.optional(),
+  /** Per kind: absent keeps it, null removes it, a value replaces it; `destinations: null` removes all. */
+  destinations: destinationsSchema.nullable().optional(),
   runtime: z.enum(RUNTIMES, { message: `runtime must be one of ${RUNTIMES.join(", ")}` }).optional(),
   // Accepted by the schema only to be refused with a clear error (it is fixed at creation).
   asyncRunEnable: z.boolean().optional(),
@@ -200,6 +308,11 @@ export interface FunctionSnapshot {
    * events invoked before it existed; only the invocation reads it.
    */
   idempotencyWindowSeconds?: number;
+  /**
+   * Where the event's end record is delivered (secrets encrypted), as configured when it was
+   * invoked. Absent when none is configured, and from snapshots stored before it existed.
+   */
+  destinations?: StoredDestinations;
 }
 
 /** Reads a registry row into a snapshot. */
@@ -218,6 +331,7 @@ export function snapshotOf(row: FunctionRow): FunctionSnapshot {
     qpsLimit: row.qpsLimit,
     asyncRunEnable: row.asyncRunEnable,
     idempotencyWindowSeconds: row.idempotencyWindowSeconds,
+    ...(row.destinations ? { destinations: storedDestinationsOf(row) } : {}),
   };
 }
 
@@ -238,6 +352,7 @@ export function publicFunction(row: FunctionRow) {
     maxConcurrency: row.maxConcurrency,
     qpsLimit: row.qpsLimit,
     idempotencyWindowSeconds: row.idempotencyWindowSeconds,
+    destinations: publicDestinations(storedDestinationsOf(row)),
     createdAt: new Date(row.createdAt).toISOString(),
     updatedAt: new Date(row.updatedAt).toISOString(),
   };

@@ -3,12 +3,14 @@ import { drizzle } from "drizzle-orm/d1";
 import { events, type FunctionRow, functions } from "../db/schema";
 import { fromBase64, sha256Hex } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
+import { destinationsColumn, nextDestinations } from "./destinations";
 import {
   type CreateFunctionInput,
   codeKeyOf,
   type FunctionSnapshot,
   MAX_CODE_PACKAGE_BYTES,
   snapshotOf,
+  storedDestinationsOf,
   type UpdateConfigurationInput,
 } from "./model";
 import { inspectZipDirectory } from "./zip-directory";
@@ -102,6 +104,7 @@ export class FunctionRegistry {
     }
     const code = await decodeCodePackage(input.code.zipFile);
     const codeKey = codeKeyOf(namespace, input.name, code.sha256);
+    const destinations = await nextDestinations(this.env, namespace, input.name, input.destinations ?? null, {});
     const now = Date.now();
     const row: FunctionRow = {
       namespace,
@@ -119,6 +122,7 @@ export class FunctionRegistry {
       maxConcurrency: input.maxConcurrency,
       qpsLimit: input.qpsLimit,
       idempotencyWindowSeconds: input.idempotencyWindowSeconds,
+      destinations: destinationsColumn(destinations),
       createdAt: now,
       updatedAt: now,
     };
@@ -147,6 +151,12 @@ export class FunctionRegistry {
         `timeout: at most ${MAX_SYNC_TIMEOUT_SECONDS} s unless asyncRunEnable is true`,
       );
     }
+    const destinations =
+      input.destinations !== undefined
+        ? destinationsColumn(
+            await nextDestinations(this.env, namespace, name, input.destinations, storedDestinationsOf(current)),
+          )
+        : undefined;
     const changes: Partial<FunctionRow> = {
       ...(input.handler !== undefined ? { handler: input.handler } : {}),
       ...(input.runtime !== undefined ? { runtime: input.runtime } : {}),
@@ -159,6 +169,7 @@ export class FunctionRegistry {
       ...(input.idempotencyWindowSeconds !== undefined
         ? { idempotencyWindowSeconds: input.idempotencyWindowSeconds }
         : {}),
+      ...(destinations !== undefined ? { destinations } : {}),
       updatedAt: Date.now(),
     };
     const [updated] = await this.db.update(functions).set(changes).where(byName(namespace, name)).returning();

@@ -70,3 +70,8 @@ export function idempotencyStub(env: Pick<Env, "IDEMPOTENCY">, name: string) {
 export function signatureLedgerStub(env: Pick<Env, "SIGNATURE_LEDGER">, shard: string) {
   return env.SIGNATURE_LEDGER.get(env.SIGNATURE_LEDGER.idFromName(shard));
 }
+
+/** The delivery of one ended event's result to its function's destinations (one per RequestId). */
+export function deliveryStub(env: Pick<Env, "DELIVERY">, requestId: string) {
+  return env.DELIVERY.get(env.DELIVERY.idFromName(requestId));
+}

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { TypedResponse } from "hono";
 import type { AppEnv } from "../../auth/credentials";
+import { MAX_LOGGED_ATTEMPTS } from "../../events/delivery";
 import { visibleEvent, visibleEventView } from "../../events/event-access";
 import { listEvents, listEventsQuerySchema, listedEvent } from "../../events/event-list";
 import { MAX_REPLAYS_LISTED } from "../../events/event-machine";
@@ -10,6 +11,7 @@ import { replayEvent } from "../../events/replay";
 import { admitRead } from "../../ratelimit/read-limit";
 import { PlatformError, unwrap } from "../../shared/errors";
 import { functionNameSchema, namespaceSchema } from "../../shared/names";
+import { deliveryStub } from "../../shared/objects";
 import { parseWith, readBodyText } from "../../shared/validation";
 import {
   COMMON_ERROR_STATUSES,
@@ -203,6 +205,50 @@ const replayRoute = createRoute({
   },
 });
 
+/** One attempt of a result delivery (events/delivery.ts DeliveryAttempt). */
+const deliveryAttemptSchema = z
+  .object({
+    attempt: z.number().int(),
+    at: z.string().openapi({ format: "date-time" }),
+    latencyMs: z.number(),
+    statusCode: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "The webhook's HTTP status; null for a queue or no answer" }),
+    error: z.string().nullable().openapi({ description: "Why the attempt failed; null when it succeeded" }),
+  })
+  .openapi("DeliveryAttempt");
+
+/** One delivery of an event's end record (events/delivery-object.ts PublicDelivery). */
+const deliverySchema = z
+  .object({
+    destination: z.enum(["webhook", "queue"]),
+    kind: z.enum(["onSuccess", "onFailure", "onTerminate"]),
+    deliveryId: z.string().openapi({ description: "Sent in afp-delivery-id on every attempt: receivers dedupe by it" }),
+    state: z.enum(["pending", "delivered", "failed"]),
+    attempts: z.array(deliveryAttemptSchema).openapi({
+      description: `The attempts, oldest first: the first ${MAX_LOGGED_ATTEMPTS} only (attemptCount counts them all)`,
+    }),
+    attemptCount: z.number().int(),
+    nextAttemptAt: z.string().nullable().openapi({ description: "When a pending delivery is tried next" }),
+  })
+  .openapi("Delivery");
+
+const getDeliveries = createRoute({
+  method: "get",
+  path: "/v1/events/{requestId}/deliveries",
+  tags: [TAG],
+  summary: "Get the deliveries of an event's result to its function's destinations",
+  description:
+    "The delivery of the event's end record to each destination configured (when it was invoked) for its end, with every attempt. Empty while the event runs and when none is configured. Readable as long as the event is; counted by the read limit.",
+  request: { params: eventParams },
+  responses: {
+    200: jsonResponse("The deliveries", z.object({ deliveries: z.array(deliverySchema) })),
+    ...errorResponses(...COMMON_ERROR_STATUSES),
+  },
+});
+
 /** REST routes: async invocation and reading events. */
 export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
   .openapi(invoke, async (c) => {
@@ -259,6 +305,13 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
       headers: { "content-type": "application/json; charset=utf-8" },
     });
     return answer as unknown as TypedResponse<never, 200, "json">;
+  })
+  .openapi(getDeliveries, async (c) => {
+    admitRead(c.var.principal.secretId);
+    const requestId = c.req.valid("param").requestId;
+    // visibleEvent refuses another namespace's event exactly as an unknown one (EVENT_NOT_FOUND).
+    await visibleEvent(c.env, c.var.principal, requestId);
+    return c.json({ deliveries: await deliveryStub(c.env, requestId).view() }, 200);
   })
   .openapi(replayRoute, async (c) => {
     const event = await visibleEvent(c.env, c.var.principal, c.req.valid("param").requestId);

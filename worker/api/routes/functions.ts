@@ -29,6 +29,18 @@ const namespaceParams = z.object({ namespace: namespaceSchema });
 /** Path of one function. */
 const functionParams = z.object({ namespace: namespaceSchema, name: functionNameSchema });
 
+/** One kind's result destinations as a function shows them: never the webhook secret. */
+const publicDestinationSchema = z.object({
+  webhook: z
+    .object({
+      url: z.string(),
+      secret: z.literal("***").openapi({ description: "The secret is never shown" }),
+      hasSecret: z.literal(true),
+    })
+    .optional(),
+  queue: z.string().optional(),
+});
+
 /** A function as the REST API shows it (functions/model.ts publicFunction). */
 const functionSchema = z
   .object({
@@ -49,6 +61,16 @@ const functionSchema = z
       .number()
       .int()
       .openapi({ description: "How long an invocation's Idempotency-Key holds, in seconds (1-259200)" }),
+    destinations: z
+      .object({
+        onSuccess: publicDestinationSchema.optional(),
+        onFailure: publicDestinationSchema.optional(),
+        onTerminate: publicDestinationSchema.optional(),
+      })
+      .openapi({
+        description:
+          "Where each ended event's end record is delivered: onSuccess (FINISHED), onFailure (FAILED), onTerminate (ABORTED); a webhook (signed POST) and/or a queue (the binding DESTINATION_QUEUE_<queue>). See GET /v1/events/{requestId}/deliveries.",
+      }),
     createdAt: z.string().openapi({ format: "date-time" }),
     updatedAt: z.string().openapi({ format: "date-time" }),
   })
