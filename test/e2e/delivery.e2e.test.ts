@@ -136,3 +136,48 @@ describe("result delivery to a webhook", () => {
     expect(delivery?.attempts[2]?.error).toBeNull();
   });
 });
+
+describe("result delivery to a queue", () => {
+  it("sends a FAILED event's record to the DESTINATION_QUEUE_RESULTS binding, logged as delivered", async () => {
+    const name = await api.createUniqueFunction(NAMESPACE, "delivery-queue", {
+      runtime: "Nodejs22",
+      handler: "index.main_handler",
+      files: { "index.js": 'exports.main_handler = async () => { throw new Error("transcode failed"); };' },
+      timeout: 30,
+      destinations: { onFailure: { queue: "RESULTS" } },
+    });
+    const requestId = await api.invoke(NAMESPACE, name, {});
+    const event = await api.waitForEvent(requestId);
+    expect(event.status).toBe("FAILED");
+
+    type Deliveries = {
+      deliveries: { destination: string; kind: string; state: string; attempts: { error: string | null }[] }[];
+    };
+    const { body } = await pollUntil(
+      () => api.json<Deliveries>(`/v1/events/${requestId}/deliveries`),
+      (answer) => answer.body.deliveries.some((delivery) => delivery.state !== "pending"),
+      30_000,
+    );
+    expect(body.deliveries).toHaveLength(1);
+    expect(body.deliveries[0]).toMatchObject({ destination: "queue", kind: "onFailure", state: "delivered" });
+    expect(body.deliveries[0]?.attempts).toHaveLength(1);
+    expect(body.deliveries[0]?.attempts[0]?.error).toBeNull();
+  });
+
+  it("refuses a queue destination whose binding does not exist, and changes nothing", async () => {
+    const name = await api.createUniqueFunction(NAMESPACE, "delivery-noqueue", {
+      runtime: "Nodejs22",
+      handler: "index.main_handler",
+      files: { "index.js": "exports.main_handler = async () => 1;" },
+    });
+    const path = `/v1/namespaces/${NAMESPACE}/functions/${name}`;
+    const before = await api.json<Record<string, unknown>>(path);
+    const response = await api.json<{ error: { code: string; message: string } }>(path, {
+      method: "PATCH",
+      body: JSON.stringify({ destinations: { onFailure: { queue: "NO_SUCH_QUEUE" } } }),
+    });
+    expect(response.status).toBe(400);
+    expect(response.body.error.message).toContain("DESTINATION_QUEUE_NO_SUCH_QUEUE");
+    expect((await api.json<Record<string, unknown>>(path)).body).toEqual(before.body);
+  });
+});
