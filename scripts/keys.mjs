@@ -75,8 +75,11 @@ if (command === "create") {
 } else if (command === "reencrypt") {
   const outcome = await call("POST", "/v1/admin/credentials/reencrypt");
   console.log(`re-encrypted ${outcome.rewritten}, already current ${outcome.current}`);
-  if (outcome.undecryptable.length > 0) {
-    console.error(`not decryptable with MASTER_KEY or MASTER_KEY_PREVIOUS: ${outcome.undecryptable.join(", ")}`);
+  const hooks = outcome.webhookSecrets ?? { rewritten: 0, current: 0, undecryptable: [] };
+  console.log(`webhook secrets: re-encrypted ${hooks.rewritten}, already current ${hooks.current}`);
+  const undecryptable = [...outcome.undecryptable, ...hooks.undecryptable];
+  if (undecryptable.length > 0) {
+    console.error(`not decryptable with MASTER_KEY or MASTER_KEY_PREVIOUS: ${undecryptable.join(", ")}`);
     process.exit(1);
   }
 } else {

@@ -3,17 +3,28 @@
 // the handoff from an ended event to its DeliveryObject surviving a failed first attempt, and the
 // deliveries route (namespace-scoped, read-limited).
 
-import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import {
+  createExecutionContext,
+  env,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+  SELF,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { encryptSecret } from "../../worker/auth/credential-store";
+import { createApp } from "../../worker/api/app";
+import { decryptSecret, encryptSecret } from "../../worker/auth/credential-store";
 import {
   DEFAULT_DELIVERY_RETRY_BASE_MS,
   DELIVERY_RETRY_WINDOW_MS,
+  type DeliveryHandoff,
   deliveryBody,
   deliverySignature,
   logAttempt,
   MAX_DELIVERY_RETRY_DELAY_MS,
   MAX_LOGGED_ATTEMPTS,
+  MAX_QUEUE_MESSAGE_BYTES,
   nextAttemptAt,
   retryBaseOf,
   retryDelayMs,
@@ -25,6 +36,7 @@ import {
 } from "../../worker/events/delivery-object";
 import type { EventState } from "../../worker/events/event-machine";
 import { nextDestinations, webhookSecretContext } from "../../worker/functions/destinations";
+import type { StoredDestinations } from "../../worker/functions/model";
 import { functionSnapshot } from "../helpers/function-snapshot";
 import { zipBase64 } from "../helpers/zip";
 
@@ -116,6 +128,45 @@ describe("destinations in a function's configuration", () => {
     expect(await errorCode(response)).toBe("INVALID_PARAMETER");
   });
 
+  it.each([
+    ["https://127.0.0.1/", "loopback"],
+    ["https://127.1:8443/", "loopback"],
+    ["https://2130706433/", "loopback"],
+    ["https://0x7f000001/", "loopback"],
+    ["https://[::1]/", "loopback"],
+    ["https://[::ffff:127.0.0.1]/", "loopback"],
+    ["https://localhost:8787/", "local or internal name"],
+    ["https://foo.localhost/", "local or internal name"],
+    ["https://169.254.169.254/latest/meta-data/", "link-local"],
+    ["https://metadata.google.internal/", "local or internal name"],
+    ["https://10.0.0.1:22/", "private"],
+    ["https://192.168.1.1/", "private"],
+    ["https://0.0.0.0/", "this-network"],
+    ["https://172.16.0.1/", "private"],
+    ["https://100.64.0.1/", "carrier-grade NAT"],
+    ["https://224.0.0.1/", "multicast"],
+    ["https://255.255.255.255/", "broadcast"],
+    ["https://[::]/", "unspecified"],
+    ["https://[fd00::1]/", "unique local"],
+    ["https://[fe80::1]/", "link-local"],
+    ["https://[64:ff9b::10.0.0.1]/", "NAT64"],
+    ["https://printer.local/", "local or internal name"],
+    ["https://intranet/", "single-label"],
+  ])("refuses the webhook host of %s with 400 naming the rule (%s)", async (url, rule) => {
+    const response = await createWith(unique("dl"), unique("fn"), webhook(url));
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe("INVALID_PARAMETER");
+    expect(error.message).toContain(rule);
+  });
+
+  it("accepts a public https host: a name, a public IPv4 and IPv6 literal", async () => {
+    for (const url of ["https://hooks.example.com/afp", "https://8.8.8.8/hook", "https://[2001:4860:4860::8888]/h"]) {
+      const response = await createWith(unique("dl"), unique("fn"), webhook(url));
+      expect(response.status, url).toBe(201);
+    }
+  });
+
   it("accepts http to 127.0.0.1 and localhost only when ALLOW_HTTP_WEBHOOKS is true", async () => {
     const allowing = { ...workerEnv, ALLOW_HTTP_WEBHOOKS: "true" } as Env;
     for (const url of ["http://127.0.0.1:9/hook", "http://localhost:9/hook"]) {
@@ -126,6 +177,12 @@ describe("destinations in a function's configuration", () => {
     await expect(nextDestinations(allowing, "default", "fn", webhook("http://10.0.0.1/hook"), {})).rejects.toThrow(
       "https only",
     );
+    // https to exactly 127.0.0.1 or localhost too (the local receivers); no other private host.
+    const local = await nextDestinations(allowing, "default", "fn", webhook("https://127.0.0.1:8443/h"), {});
+    expect(local.onSuccess?.webhook?.url).toBe("https://127.0.0.1:8443/h");
+    for (const url of ["https://127.0.0.2/h", "https://10.0.0.1/h", "https://foo.localhost/h"]) {
+      await expect(nextDestinations(allowing, "default", "fn", webhook(url), {})).rejects.toThrow("the host");
+    }
   });
 
   it("PATCH replaces a kind, null removes it, destinations: null removes all", async () => {
@@ -420,5 +477,171 @@ describe("delivery of an ended event", () => {
     }
     const anonymous = await SELF.fetch(`${BASE}/v1/events/${requestId}/deliveries`);
     expect(anonymous.status).toBe(401);
+  });
+});
+
+/** A handoff straight to a DeliveryObject of a new RequestId. */
+async function handedOver(destination: DeliveryHandoff["destination"], recordJson = '{"requestId":"r"}') {
+  const requestId = crypto.randomUUID();
+  const delivery = workerEnv.DELIVERY.get(workerEnv.DELIVERY.idFromName(requestId));
+  const handoff: DeliveryHandoff = {
+    requestId,
+    namespace: "default",
+    functionName: "deliverer",
+    kind: "onSuccess",
+    type: "event.finished",
+    recordJson,
+    endedAt: Date.now(),
+    destination,
+  };
+  expect(await delivery.handOver(handoff)).toEqual({ deliveries: 1 });
+  return delivery;
+}
+
+describe("the DeliveryObject's guards", () => {
+  afterEach(() => installDeliveryFetchForTests(undefined));
+
+  it("refuses at send time a webhook host stored before the host rule, logged as a failed attempt", async () => {
+    const sent: string[] = [];
+    installDeliveryFetchForTests(async (request) => {
+      sent.push(request.url);
+      return new Response(null, { status: 200 });
+    });
+    const { requestId, stub, instanceId } = await runningEventWithWebhook(
+      unique("dl"),
+      "https://169.254.169.254/latest/meta-data/",
+    );
+    expect(await stub.complete(instanceId, { kind: "returned", result: { ok: 1 } })).toEqual({ ok: true });
+    const delivery = workerEnv.DELIVERY.get(workerEnv.DELIVERY.idFromName(requestId));
+    await attemptsMade(delivery, 1);
+    const [logged] = await delivery.view();
+    expect(logged).toMatchObject({ state: "failed", attemptCount: 1, nextAttemptAt: null });
+    expect(logged?.attempts[0]?.error).toContain("link-local");
+    expect(sent).toEqual([]);
+  });
+
+  it("writes nothing when the deliveries of an event without delivery are read", async () => {
+    const requestId = crypto.randomUUID();
+    const delivery = workerEnv.DELIVERY.get(workerEnv.DELIVERY.idFromName(requestId));
+    expect(await delivery.view()).toEqual([]);
+    const left = await runInDurableObject(delivery, async (_instance, state) => ({
+      keys: [...(await state.storage.list()).keys()],
+      tables: state.storage.sql
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'delivery_record'")
+        .toArray(),
+      alarm: await state.storage.getAlarm(),
+    }));
+    expect(left).toEqual({ keys: [], tables: [], alarm: null });
+    // The record's table is made by the handoff.
+    const handed = await handedOver({ queue: "RESULTS" });
+    const tables = await runInDurableObject(handed, (_instance, state) =>
+      state.storage.sql
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'delivery_record'")
+        .toArray(),
+    );
+    expect(tables).toEqual([{ name: "delivery_record" }]);
+  });
+
+  it("logs an attempt whose record row is missing as failed and re-arms the alarm", async () => {
+    installDeliveryFetchForTests(async () => new Response(null, { status: 200 }));
+    const secretEncrypted = await encryptSecret(
+      workerEnv,
+      webhookSecretContext("default", "deliverer", "onSuccess"),
+      SECRET,
+    );
+    const delivery = await handedOver({ webhook: { url: "https://receiver.example/h", secretEncrypted } });
+    await runInDurableObject(delivery, (_instance, state) => {
+      state.storage.sql.exec("DELETE FROM delivery_record");
+    });
+    await attemptsMade(delivery, 1);
+    const [logged] = await delivery.view();
+    expect(logged?.state).toBe("pending");
+    expect(logged?.attempts[0]?.error).toContain("end record is missing");
+    const alarm = await runInDurableObject(delivery, (_instance, state) => state.storage.getAlarm());
+    expect(alarm).not.toBeNull();
+  });
+
+  it(`fails a queue delivery at once when its record is over ${MAX_QUEUE_MESSAGE_BYTES} bytes, sending nothing`, async () => {
+    const queue = workerEnv.DESTINATION_QUEUE_RESULTS;
+    const originalSend = queue.send.bind(queue);
+    let sends = 0;
+    queue.send = async (message: unknown, options?: QueueSendOptions) => {
+      sends += 1;
+      return originalSend(message, options);
+    };
+    try {
+      const big = JSON.stringify({ requestId: "r", result: "x".repeat(MAX_QUEUE_MESSAGE_BYTES) });
+      const delivery = await handedOver({ queue: "RESULTS" }, big);
+      await attemptsMade(delivery, 1);
+      const [logged] = await delivery.view();
+      expect(logged).toMatchObject({ destination: "queue", state: "failed", attemptCount: 1, nextAttemptAt: null });
+      expect(logged?.attempts[0]?.error).toContain(`over the queue message limit of ${MAX_QUEUE_MESSAGE_BYTES} bytes`);
+      expect(sends).toBe(0);
+      // Just under the limit is sent.
+      const fits = JSON.stringify({ requestId: "r", result: "x".repeat(MAX_QUEUE_MESSAGE_BYTES - 200) });
+      const small = await handedOver({ queue: "RESULTS" }, fits);
+      await attemptsMade(small, 1);
+      expect((await small.view())[0]?.state).toBe("delivered");
+      expect(sends).toBe(1);
+    } finally {
+      queue.send = originalSend;
+    }
+  });
+});
+
+describe("MASTER_KEY rotation of webhook secrets", () => {
+  const NEW_MASTER_KEY = btoa(String.fromCharCode(...Array.from({ length: 32 }, (_, i) => 150 - i)));
+
+  async function callApp(overrides: Partial<Env>, path: string, init: RequestInit = {}): Promise<Response> {
+    const context = createExecutionContext();
+    const response = await createApp().fetch(new Request(`${BASE}${path}`, init), { ...env, ...overrides }, context);
+    await waitOnExecutionContext(context);
+    return response;
+  }
+
+  async function storedWebhook(namespace: string, name: string) {
+    const row = await workerEnv.DB.prepare("SELECT destinations FROM functions WHERE namespace = ? AND name = ?")
+      .bind(namespace, name)
+      .first<{ destinations: string }>();
+    return (JSON.parse(row?.destinations ?? "{}") as StoredDestinations).onSuccess?.webhook;
+  }
+
+  it("re-encrypts the destinations' webhook secrets under the new MASTER_KEY and counts them", async () => {
+    const namespace = unique("dlrot");
+    const name = unique("fn");
+    expect((await createWith(namespace, name, webhook("https://receiver.example/hook"))).status).toBe(201);
+    const before = await storedWebhook(namespace, name);
+    const context = webhookSecretContext(namespace, name, "onSuccess");
+    const rotating = { MASTER_KEY: NEW_MASTER_KEY, MASTER_KEY_PREVIOUS: workerEnv.MASTER_KEY ?? "" };
+    const response = await callApp(rotating, "/v1/admin/credentials/reencrypt", { method: "POST", headers: ADMIN });
+    expect(response.status).toBe(200);
+    const outcome = (await response.json()) as {
+      rewritten: number;
+      webhookSecrets: { rewritten: number; current: number; undecryptable: string[] };
+    };
+    try {
+      expect(outcome.webhookSecrets.rewritten).toBeGreaterThan(0);
+      expect(outcome.webhookSecrets.undecryptable).not.toContain(`${namespace}/${name}/onSuccess`);
+      const after = await storedWebhook(namespace, name);
+      expect(after?.url).toBe("https://receiver.example/hook");
+      expect(after?.secretEncrypted).not.toBe(before?.secretEncrypted);
+      // With the new key alone (no previous key) the secret decrypts; the old key no longer does.
+      const newOnly = { ...workerEnv, MASTER_KEY: NEW_MASTER_KEY, MASTER_KEY_PREVIOUS: undefined } as Env;
+      expect(await decryptSecret(newOnly, context, after?.secretEncrypted ?? "")).toBe(SECRET);
+      await expect(decryptSecret(workerEnv, context, after?.secretEncrypted ?? "")).rejects.toThrow();
+      // A second run finds it current.
+      const again = (await (
+        await callApp(rotating, "/v1/admin/credentials/reencrypt", { method: "POST", headers: ADMIN })
+      ).json()) as { webhookSecrets: { rewritten: number; current: number } };
+      expect(again.webhookSecrets.rewritten).toBe(0);
+      expect(again.webhookSecrets.current).toBeGreaterThan(0);
+    } finally {
+      // Rotate back so that the rest of this file's secrets decrypt under the configured key.
+      const back = { MASTER_KEY: workerEnv.MASTER_KEY ?? "", MASTER_KEY_PREVIOUS: NEW_MASTER_KEY };
+      await callApp(back, "/v1/admin/credentials/reencrypt", { method: "POST", headers: ADMIN });
+    }
+    expect(await decryptSecret(workerEnv, context, (await storedWebhook(namespace, name))?.secretEncrypted ?? "")).toBe(
+      SECRET,
+    );
   });
 });

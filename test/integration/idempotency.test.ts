@@ -4,12 +4,16 @@
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import {
+  IDEMPOTENCY_PENDING_POLL_FIRST_MS,
+  IDEMPOTENCY_PENDING_POLL_MAX_MS,
   IDEMPOTENCY_RESERVATION_GRACE_MS,
   idempotencyPayloadHash,
   MAX_IDEMPOTENCY_KEY_CHARS,
+  pendingPollDelayMs,
 } from "../../worker/events/idempotency";
 import type { IdempotencyReservation } from "../../worker/events/idempotency-object";
 import { DEFAULT_IDEMPOTENCY_WINDOW_SECONDS, MAX_IDEMPOTENCY_WINDOW_SECONDS } from "../../worker/functions/model";
+import { READ_RATE_PER_SECOND } from "../../worker/ratelimit/read-limit";
 import { eventStub, idempotencyName, idempotencyStub } from "../../worker/shared/objects";
 import { referenceSignedHeaders } from "../helpers/tc3-reference";
 import { zipBase64 } from "../helpers/zip";
@@ -53,10 +57,14 @@ async function invoke(
   payload: string,
   key?: string,
   query = "",
+  authorization?: string,
 ): Promise<InvokeAnswer> {
   const response = await call(`/v1/namespaces/${namespace}/functions/${name}/invocations${query}`, {
     method: "POST",
-    headers: key === undefined ? {} : { "Idempotency-Key": key },
+    headers: {
+      ...(key === undefined ? {} : { "Idempotency-Key": key }),
+      ...(authorization === undefined ? {} : { authorization }),
+    },
     body: payload,
   });
   return {
@@ -98,13 +106,33 @@ async function storedReservation(namespace: string, name: string, key: string) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A fresh credential for the namespaces, as its `authorization` header (its own read limit). */
+async function freshCaller(namespaces: string[]): Promise<string> {
+  const response = await call("/v1/admin/credentials", {
+    method: "POST",
+    body: JSON.stringify({ namespaces, description: "idempotency suite" }),
+  });
+  expect(response.status).toBe(201);
+  const key = (await response.json()) as { secretId: string; secretKey: string };
+  return `Bearer ${key.secretId}:${key.secretKey}`;
+}
+
+/** Callers the concurrent duplicates are spread over: each stays well within its read limit. */
+const CONCURRENT_CALLERS = 5;
+
 describe("REST Idempotency-Key", () => {
   it(`creates exactly one event for ${CONCURRENT_DUPLICATES} concurrent duplicates, all answering its RequestId`, async () => {
     const name = uniqueName();
     await createFunction("default", name);
     const key = uniqueKey();
+    // A duplicate's answer counts as a read of its caller: the duplicates come from several callers,
+    // each under READ_RATE_PER_SECOND (one caller's excess is refused, see the test below).
+    const callers = await Promise.all(Array.from({ length: CONCURRENT_CALLERS }, () => freshCaller(["default"])));
+    expect(CONCURRENT_DUPLICATES / CONCURRENT_CALLERS).toBeLessThan(READ_RATE_PER_SECOND);
     const answers = await Promise.all(
-      Array.from({ length: CONCURRENT_DUPLICATES }, () => invoke("default", name, '{"order":42}', key)),
+      Array.from({ length: CONCURRENT_DUPLICATES }, (_, index) =>
+        invoke("default", name, '{"order":42}', key, "", callers[index % CONCURRENT_CALLERS]),
+      ),
     );
     const requestIds = new Set(answers.map((answer) => answer.body.requestId));
     expect(requestIds.size).toBe(1);
@@ -251,6 +279,36 @@ describe("REST Idempotency-Key", () => {
     expect(later.status).toBe(202);
   });
 
+  it("counts a duplicate's answer against its caller's read limit: past it 429 RATE_LIMITED, no new event", async () => {
+    const name = uniqueName();
+    await createFunction("default", name);
+    const key = uniqueKey();
+    const caller = await freshCaller(["default"]);
+    const first = await invoke("default", name, "{}", key, "", caller);
+    expect(first.status).toBe(202);
+    const answers = await Promise.all(
+      Array.from({ length: 3 * READ_RATE_PER_SECOND }, () => invoke("default", name, "{}", key, "", caller)),
+    );
+    const refused = answers.filter((answer) => answer.status === 429);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const answer of refused) expect(answer.body.error?.code).toBe("RATE_LIMITED");
+    const replays = answers.filter((answer) => answer.status === 200);
+    expect(replays.length).toBeGreaterThan(0);
+    expect(replays.length).toBeLessThanOrEqual(2 * READ_RATE_PER_SECOND);
+    expect(new Set(replays.map((answer) => answer.body.requestId))).toEqual(new Set([first.body.requestId]));
+    expect(replays.length + refused.length).toBe(answers.length);
+    // Another caller's duplicate is counted on its own limit, and answered.
+    const other = await invoke("default", name, "{}", key, "", await freshCaller(["default"]));
+    expect(other).toMatchObject({ status: 200, body: { requestId: first.body.requestId, idempotentReplay: true } });
+    expect(await eventExists(first.body.requestId as string)).toBe(true);
+  });
+
+  it("asks again for a pending key after 50 ms, doubling up to 1 s", () => {
+    expect(IDEMPOTENCY_PENDING_POLL_FIRST_MS).toBe(50);
+    expect(IDEMPOTENCY_PENDING_POLL_MAX_MS).toBe(1_000);
+    expect([1, 2, 3, 4, 5, 6, 7, 100].map(pendingPollDelayMs)).toEqual([50, 100, 200, 400, 800, 1_000, 1_000, 1_000]);
+  });
+
   it("keeps each namespace's and each function's keys apart", async () => {
     const name = uniqueName();
     const otherNamespace = `idemns${crypto.randomUUID().slice(0, 6)}`;
@@ -351,11 +409,16 @@ describe("function configuration idempotencyWindowSeconds", () => {
 });
 
 /** A Tencent Cloud API call signed by the reference signer, `secondsAgo` before now (each one signs anew). */
-async function tcCall(action: string, payload: Record<string, unknown>, secondsAgo = 0) {
+async function tcCall(
+  action: string,
+  payload: Record<string, unknown>,
+  secondsAgo = 0,
+  key = { secretId: String(workerEnv.DEV_SECRET_ID), secretKey: String(workerEnv.DEV_SECRET_KEY) },
+) {
   const body = JSON.stringify(payload);
   const headers = await referenceSignedHeaders({
-    secretId: String(workerEnv.DEV_SECRET_ID),
-    secretKey: String(workerEnv.DEV_SECRET_KEY),
+    secretId: key.secretId,
+    secretKey: key.secretKey,
     timestamp: Math.floor(Date.now() / 1000) - secondsAgo,
     host: "platform.test",
     action,
@@ -386,11 +449,14 @@ describe("Tencent IdempotencyKey and IdempotencyWindow", () => {
     const key = uniqueKey();
     const params = { FunctionName: name, InvocationType: "Event", ClientContext: '{"t":1}', IdempotencyKey: key };
     const first = await tcCall("Invoke", params);
-    // Signed at another second, so that the signature ledger sees a new request.
-    const second = await tcCall("Invoke", params, 1);
+    // Signed 2 s earlier (another second even if the clock ticked meanwhile), so that the signature
+    // ledger sees a new request; by a caller of its own, as a duplicate's answer counts as its read.
+    const caller = await freshCaller(["default"]);
+    const [secretId = "", secretKey = ""] = caller.slice("Bearer ".length).split(":");
+    const second = await tcCall("Invoke", params, 2, { secretId, secretKey });
     const requestId = first.Response.Result?.FunctionRequestId;
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(second.Response.Result).toEqual(first.Response.Result);
+    expect(second.Response.Result, JSON.stringify(second.Response.Error)).toEqual(first.Response.Result);
     const reused = await tcCall("Invoke", { ...params, ClientContext: '{"t":2}' });
     expect(reused.Response.Error?.Code).toBe("FailedOperation.IdempotencyKeyReused");
     // The REST route shares the key space: the same key and payload there is the same event.

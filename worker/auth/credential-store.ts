@@ -142,6 +142,16 @@ export async function decryptSecret(env: Env, context: string, stored: string): 
   return (await decrypt(env, context, stored)).plain;
 }
 
+/**
+ * Re-encrypts a cipher of encryptSecret under MASTER_KEY: the new cipher when it was under
+ * MASTER_KEY_PREVIOUS, undefined when it is already current. Throws when neither key decrypts it
+ * (PlatformError: MASTER_KEY missing or malformed).
+ */
+export async function reencryptSecret(env: Env, context: string, stored: string): Promise<string | undefined> {
+  const { plain, stale } = await decrypt(env, context, stored);
+  return stale ? encrypt(env, context, plain) : undefined;
+}
+
 /** A stored cipher in the legacy format (no version prefix, not bound to its SecretId). */
 class LegacyCipherError extends Error {}
 

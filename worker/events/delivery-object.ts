@@ -4,8 +4,8 @@
 // everything when the event itself expires (EVENT_RETENTION_MS after the end).
 import { DurableObject } from "cloudflare:workers";
 import { decryptSecret } from "../auth/credential-store";
-import { destinationQueue, webhookSecretContext } from "../functions/destinations";
-import type { DestinationKind } from "../functions/model";
+import { allowsHttpWebhooks, destinationQueue, webhookSecretContext } from "../functions/destinations";
+import { type DestinationKind, webhookUrlProblem } from "../functions/model";
 import {
   type AttemptLog,
   DELIVERY_ATTEMPT_TIMEOUT_MS,
@@ -17,6 +17,7 @@ import {
   type EndRecordType,
   logAttempt,
   MAX_ATTEMPT_ERROR_CHARS,
+  MAX_QUEUE_MESSAGE_BYTES,
   MAX_RESPONSE_BODY_READ_BYTES,
   nextAttemptAt,
   retryBaseOf,
@@ -98,20 +99,21 @@ interface AttemptOutcome {
   ok: boolean;
   statusCode: number | null;
   error: string | null;
+  /** A failure no retry can mend (a refused URL, a record over the queue's limit): `failed` at once. */
+  permanent?: boolean;
 }
+
+const RECORD_TABLE_SQL = "CREATE TABLE IF NOT EXISTS delivery_record (id INTEGER PRIMARY KEY, json TEXT NOT NULL)";
 
 function errorText(error: unknown): string {
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   return text.slice(0, MAX_ATTEMPT_ERROR_CHARS);
 }
 
+// Nothing is written before a handoff: a view of an event without delivery (or of an unknown id)
+// leaves no storage behind, so the record's table is created by handOver, not the constructor.
 /** The delivery of one event's end record to its destinations. */
 export class DeliveryObject extends DurableObject<Env> {
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS delivery_record (id INTEGER PRIMARY KEY, json TEXT NOT NULL)");
-  }
-
   /**
    * Takes the delivery over from the event (idempotent: a repeated handoff changes nothing) and
    * arms the alarm for the first attempts.
@@ -140,6 +142,7 @@ export class DeliveryObject extends DurableObject<Env> {
       type: handoff.type,
       endedAt: handoff.endedAt,
     };
+    this.ctx.storage.sql.exec(RECORD_TABLE_SQL);
     this.ctx.storage.sql.exec(
       "INSERT INTO delivery_record (id, json) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
       handoff.recordJson,
@@ -152,7 +155,7 @@ export class DeliveryObject extends DurableObject<Env> {
     return { deliveries: deliveries.length };
   }
 
-  /** The deliveries and their logs ([] when the event had none). */
+  /** The deliveries and their logs ([] when the event had none). Reads only: it writes nothing. */
   async view(): Promise<PublicDelivery[]> {
     const deliveries = (await this.ctx.storage.get<StoredDelivery[]>(DELIVERIES_KEY)) ?? [];
     return deliveries.map((delivery) => ({
@@ -166,21 +169,32 @@ export class DeliveryObject extends DurableObject<Env> {
     }));
   }
 
-  /** Sends every due delivery once, then re-arms for the next due one (or the expiry). */
+  /**
+   * Sends every due delivery once, then re-arms for the next due one, or at least for the expiry
+   * (the cleanup). An attempt that throws is logged as a failed attempt with its error.
+   */
   override async alarm(): Promise<void> {
     const header = await this.ctx.storage.get<DeliveryHeader>(HEADER_KEY);
     const deliveries = await this.ctx.storage.get<StoredDelivery[]>(DELIVERIES_KEY);
-    if (!header || !deliveries) return;
+    if (!header || !deliveries) {
+      // Nothing was handed over (or it is half-written): nothing to send, nothing to keep.
+      await this.ctx.storage.deleteAll();
+      return;
+    }
     const expiresAt = header.endedAt + EVENT_RETENTION_MS;
     if (Date.now() >= expiresAt) {
       await this.ctx.storage.deleteAlarm();
       await this.ctx.storage.deleteAll();
       return;
     }
-    const recordJson = this.ctx.storage.sql
-      .exec<{ json: string }>("SELECT json FROM delivery_record WHERE id = 1")
-      .toArray()[0]?.json;
-    if (recordJson === undefined) return;
+    let recordJson: string | undefined;
+    try {
+      recordJson = this.ctx.storage.sql
+        .exec<{ json: string }>("SELECT json FROM delivery_record WHERE id = 1")
+        .toArray()[0]?.json;
+    } catch (error) {
+      console.error("result delivery record unreadable", header.requestId, errorText(error));
+    }
     const baseMs = retryBaseOf((this.env as unknown as Record<string, unknown>).DELIVERY_RETRY_BASE_MS);
     const updated: StoredDelivery[] = [];
     for (const delivery of deliveries) {
@@ -196,19 +210,25 @@ export class DeliveryObject extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(Math.min(expiresAt, ...next));
   }
 
-  /** One attempt of one delivery, logged; the delivery after it. */
+  /** One attempt of one delivery, logged; the delivery after it. It never throws. */
   private async attempt(
     header: DeliveryHeader,
-    recordJson: string,
+    recordJson: string | undefined,
     delivery: StoredDelivery,
     baseMs: number,
   ): Promise<StoredDelivery> {
-    const body = deliveryBody(header.type, delivery.deliveryId, recordJson);
     const startedAt = Date.now();
-    const outcome =
-      delivery.destination === "webhook"
-        ? await this.sendWebhook(header, delivery, body)
-        : await this.sendQueue(delivery, body);
+    let outcome: AttemptOutcome;
+    try {
+      if (recordJson === undefined) throw new Error("the end record is missing from the delivery's storage");
+      const body = deliveryBody(header.type, delivery.deliveryId, recordJson);
+      outcome =
+        delivery.destination === "webhook"
+          ? await this.sendWebhook(header, delivery, body)
+          : await this.sendQueue(delivery, body);
+    } catch (error) {
+      outcome = { ok: false, statusCode: null, error: errorText(error) };
+    }
     const finishedAt = Date.now();
     const log = logAttempt(delivery, {
       attempt: delivery.attemptCount + 1,
@@ -218,7 +238,7 @@ export class DeliveryObject extends DurableObject<Env> {
       error: outcome.error,
     });
     if (outcome.ok) return { ...delivery, ...log, state: "delivered", nextAttemptAt: null };
-    const next = nextAttemptAt(header.endedAt, finishedAt, log.attemptCount, baseMs);
+    const next = outcome.permanent ? undefined : nextAttemptAt(header.endedAt, finishedAt, log.attemptCount, baseMs);
     if (next === undefined) {
       console.warn("result delivery given up", header.requestId, delivery.destination, delivery.deliveryId);
       return { ...delivery, ...log, state: "failed", nextAttemptAt: null };
@@ -231,6 +251,10 @@ export class DeliveryObject extends DurableObject<Env> {
     if (delivery.url === undefined || delivery.secretEncrypted === undefined) {
       return { ok: false, statusCode: null, error: "webhook destination without url or secret" };
     }
+    // Checked again at send time: a snapshot taken before the host rule may name a refused host.
+    const urlProblem = webhookUrlProblem(delivery.url, allowsHttpWebhooks(this.env));
+    if (urlProblem)
+      return { ok: false, statusCode: null, error: urlProblem.slice(0, MAX_ATTEMPT_ERROR_CHARS), permanent: true };
     let secret: string;
     try {
       secret = await decryptSecret(
@@ -244,6 +268,7 @@ export class DeliveryObject extends DurableObject<Env> {
     }
     const timestamp = Math.floor(Date.now() / 1000);
     const signature = await deliverySignature(secret, timestamp, body);
+    // Built inside attempt()'s try: a Request that cannot be built is a logged failed attempt.
     const request = new Request(delivery.url, {
       method: "POST",
       headers: {
@@ -275,6 +300,15 @@ export class DeliveryObject extends DurableObject<Env> {
   private async sendQueue(delivery: StoredDelivery, body: string): Promise<AttemptOutcome> {
     const queue = delivery.queue !== undefined ? destinationQueue(this.env, delivery.queue) : undefined;
     if (!queue) return { ok: false, statusCode: null, error: `no queue binding for ${delivery.queue}` };
+    const bytes = new TextEncoder().encode(body).byteLength;
+    if (bytes > MAX_QUEUE_MESSAGE_BYTES) {
+      return {
+        ok: false,
+        statusCode: null,
+        error: `the record is ${bytes} bytes, over the queue message limit of ${MAX_QUEUE_MESSAGE_BYTES} bytes: not sent`,
+        permanent: true,
+      };
+    }
     try {
       await queue.send(JSON.parse(body) as unknown, { contentType: "json" });
       return { ok: true, statusCode: null, error: null };

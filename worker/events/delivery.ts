@@ -24,6 +24,11 @@ export const DELIVERY_RETRY_WINDOW_MS = 24 * 60 * 60 * 1000;
 export const MAX_LOGGED_ATTEMPTS = 100;
 /** Most bytes of a webhook's answer body read (the rest is cancelled unread). */
 export const MAX_RESPONSE_BODY_READ_BYTES = 1024;
+/**
+ * Largest queue destination message (the JSON record, UTF-8 bytes): Cloudflare Queues' message limit,
+ * 128 KB (counted as 128,000 bytes). A larger record is not sent: its delivery is `failed` at once.
+ */
+export const MAX_QUEUE_MESSAGE_BYTES = 128_000;
 /** Longest error text kept per logged attempt, in characters. */
 export const MAX_ATTEMPT_ERROR_CHARS = 300;
 

@@ -2,6 +2,7 @@
 // the key in its Durable Object (idempotency-object.ts) before the event is accepted, so that any
 // number of duplicates, concurrent or later, get the one event's RequestId.
 import { z } from "zod";
+import { admitRead } from "../ratelimit/read-limit";
 import { sha256Hex } from "../shared/encoding";
 import { PlatformError, unwrap } from "../shared/errors";
 import { eventStub, idempotencyName, idempotencyStub } from "../shared/objects";
@@ -17,11 +18,13 @@ export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 /** The key's rule, as error messages tell it. */
 export const IDEMPOTENCY_KEY_RULE = `1-${MAX_IDEMPOTENCY_KEY_CHARS} letters, digits, -, _, . or :`;
 /**
- * How often a duplicate asks again while the key's first invocation is still accepting its event
- * (ms). It asks until the event exists or, should that invocation have died, the reservation's
- * grace (IDEMPOTENCY_RESERVATION_GRACE_MS) has passed and it takes the key over.
+ * How long a duplicate waits before asking again while the key's first invocation is still
+ * accepting its event (ms): the first wait, doubling after each ask up to the longest. It asks until
+ * the event exists or, should that invocation have died, the reservation's grace
+ * (IDEMPOTENCY_RESERVATION_GRACE_MS) has passed and it takes the key over.
  */
-export const IDEMPOTENCY_PENDING_POLL_MS = 50;
+export const IDEMPOTENCY_PENDING_POLL_FIRST_MS = 50;
+export const IDEMPOTENCY_PENDING_POLL_MAX_MS = 1_000;
 /** Longest a duplicate waits for the key's first invocation (ms): the grace, and a margin. */
 export const IDEMPOTENCY_PENDING_WAIT_MS = IDEMPOTENCY_RESERVATION_GRACE_MS + 5_000;
 
@@ -56,6 +59,17 @@ export interface IdempotentInvocation {
   payloadText: string;
   /** The function's idempotency window, seconds. */
   windowSeconds: number;
+  /**
+   * The caller's SecretId: a duplicate's answer reads the key's event, and counts against this
+   * caller's read limit (ratelimit/read-limit.ts). Absent for the platform's own invocations.
+   */
+  callerSecretId?: string;
+}
+
+/** The wait before the `asked`-th ask again (1, 2, …): the first wait doubling, at most the longest. */
+export function pendingPollDelayMs(asked: number): number {
+  const exponent = Math.max(0, Math.min(asked - 1, 20));
+  return Math.min(IDEMPOTENCY_PENDING_POLL_FIRST_MS * 2 ** exponent, IDEMPOTENCY_PENDING_POLL_MAX_MS);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -79,7 +93,7 @@ export async function invokeIdempotent(
   );
   const payloadHash = await idempotencyPayloadHash(invocation.qualifier, invocation.payloadText);
   const waitUntil = Date.now() + IDEMPOTENCY_PENDING_WAIT_MS;
-  for (;;) {
+  for (let asked = 1; ; asked += 1) {
     const answer = await reservation.reserve({
       requestId: crypto.randomUUID(),
       payloadHash,
@@ -105,6 +119,8 @@ export async function invokeIdempotent(
       return { requestId: accepted.requestId };
     }
     if (answer.outcome === "existing") {
+      // A duplicate is answered with a read of the key's event: it counts as one read.
+      if (invocation.callerSecretId !== undefined) admitRead(invocation.callerSecretId);
       const view = await eventStub(env, answer.requestId).view();
       // The key's window outlives no event (at most 72 h from the invocation, and an event is kept
       // 72 h after it ends); were it gone all the same, the duplicate is told so.
@@ -120,6 +136,6 @@ export async function invokeIdempotent(
         `the first invocation with idempotency key ${invocation.key} is still being accepted; retry`,
       );
     }
-    await sleep(IDEMPOTENCY_PENDING_POLL_MS);
+    await sleep(Math.min(pendingPollDelayMs(asked), Math.max(0, waitUntil - Date.now())));
   }
 }

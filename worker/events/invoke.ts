@@ -30,6 +30,8 @@ export interface InvocationRequest {
   idempotencyKey?: string;
   /** The RequestId of the event this invocation replays (events/replay.ts), shown on the new event. */
   replayOf?: string;
+  /** The caller's SecretId: a duplicate idempotency key's answer counts against its read limit. */
+  callerSecretId?: string;
 }
 
 /**
@@ -69,6 +71,7 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
     qualifier,
     payloadText: request.payloadText,
     windowSeconds: snapshot.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS,
+    ...(request.callerSecretId !== undefined ? { callerSecretId: request.callerSecretId } : {}),
   };
   return invokeIdempotent(env, idempotent, (requestId) => admitAndAccept(env, request, snapshot, qualifier, requestId));
 }

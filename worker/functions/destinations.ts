@@ -1,6 +1,9 @@
 // Result destinations of a function's configuration: the checks that depend on the Worker's vars
 // and bindings, and the stored form (webhook secrets encrypted under MASTER_KEY).
-import { encryptSecret } from "../auth/credential-store";
+import { and, eq, isNotNull } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { encryptSecret, reencryptSecret } from "../auth/credential-store";
+import { functions } from "../db/schema";
 import { PlatformError } from "../shared/errors";
 import {
   DESTINATION_KINDS,
@@ -75,6 +78,69 @@ export async function nextDestinations(
     next[kind] = stored;
   }
   return next;
+}
+
+/** What the re-encryption of the webhook secrets did (undecryptable: `namespace/function/kind`). */
+export interface WebhookSecretsReencryption {
+  rewritten: number;
+  current: number;
+  undecryptable: string[];
+}
+
+/**
+ * Re-encrypts every webhook secret of the functions' destinations (D1) under the current MASTER_KEY,
+ * with the credentials' re-encryption (the last step of a MASTER_KEY rotation). A secret neither
+ * key decrypts is listed and left. A row changed meanwhile is left as the change wrote it (its new
+ * secrets are under MASTER_KEY already). Events already invoked carry their own copy in their
+ * snapshot, which is not rewritten: MASTER_KEY_PREVIOUS decrypts it until they expire.
+ */
+export async function reencryptWebhookSecrets(env: Env): Promise<WebhookSecretsReencryption> {
+  const db = drizzle(env.DB);
+  const rows = await db
+    .select({ namespace: functions.namespace, name: functions.name, destinations: functions.destinations })
+    .from(functions)
+    .where(isNotNull(functions.destinations));
+  const outcome: WebhookSecretsReencryption = { rewritten: 0, current: 0, undecryptable: [] };
+  for (const row of rows) {
+    if (row.destinations === null) continue;
+    const stored = JSON.parse(row.destinations) as StoredDestinations;
+    let changed = 0;
+    for (const kind of DESTINATION_KINDS) {
+      const webhook = stored[kind]?.webhook;
+      if (!webhook) continue;
+      let cipher: string | undefined;
+      try {
+        cipher = await reencryptSecret(
+          env,
+          webhookSecretContext(row.namespace, row.name, kind),
+          webhook.secretEncrypted,
+        );
+      } catch (error) {
+        if (error instanceof PlatformError) throw error;
+        outcome.undecryptable.push(`${row.namespace}/${row.name}/${kind}`);
+        continue;
+      }
+      if (cipher === undefined) {
+        outcome.current += 1;
+        continue;
+      }
+      webhook.secretEncrypted = cipher;
+      changed += 1;
+    }
+    if (changed === 0) continue;
+    await db
+      .update(functions)
+      .set({ destinations: JSON.stringify(stored) })
+      .where(
+        and(
+          eq(functions.namespace, row.namespace),
+          eq(functions.name, row.name),
+          eq(functions.destinations, row.destinations),
+        ),
+      );
+    outcome.rewritten += changed;
+  }
+  return outcome;
 }
 
 /** The D1 column value of stored destinations: null when there are none. */

@@ -7,6 +7,7 @@ import {
 } from "../contract/execution-spec";
 import type { FunctionRow } from "../db/schema";
 import { functionNameSchema } from "../shared/names";
+import { webhookHostProblem } from "./webhook-host";
 
 /** Runtimes a function may use: the container contract's, which the agent's runtime table matches. */
 export const RUNTIMES = RUNTIME_NAMES;
@@ -195,14 +196,19 @@ export interface StoredDestination {
 /** A function's destinations as stored (D1, JSON) and carried in its snapshot. */
 export type StoredDestinations = Partial<Record<DestinationKind, StoredDestination>>;
 
-/** True for a loopback http URL (127.0.0.1 or localhost, any port). */
-function isLoopbackHttp(url: URL): boolean {
-  return url.protocol === "http:" && (url.hostname === "127.0.0.1" || url.hostname === "localhost");
+/** True for a URL to exactly 127.0.0.1 or localhost (any port), over http or https. */
+function isLoopbackDev(url: URL): boolean {
+  return (
+    (url.protocol === "http:" || url.protocol === "https:") &&
+    (url.hostname === "127.0.0.1" || url.hostname === "localhost")
+  );
 }
 
 /**
- * Why a webhook URL is refused, or undefined: https only (http to 127.0.0.1 or localhost only when
- * the var ALLOW_HTTP_WEBHOOKS is "true", for local runs), no credentials in it.
+ * Why a webhook URL is refused, or undefined: https only, to a public host (webhookHostProblem: no
+ * loopback, private, link-local or reserved IP literal, no local, internal or single-label name),
+ * no credentials in it. With the var ALLOW_HTTP_WEBHOOKS "true" (local runs), http or https to
+ * exactly 127.0.0.1 or localhost is accepted too. Checked at configuration and before each attempt.
  */
 export function webhookUrlProblem(raw: string, allowHttpLoopback: boolean): string | undefined {
   let url: URL;
@@ -212,9 +218,10 @@ export function webhookUrlProblem(raw: string, allowHttpLoopback: boolean): stri
     return "webhook.url: not a valid URL";
   }
   if (url.username !== "" || url.password !== "") return "webhook.url: no credentials in the URL";
-  if (url.protocol === "https:") return undefined;
-  if (isLoopbackHttp(url) && allowHttpLoopback) return undefined;
-  return "webhook.url: https only";
+  if (allowHttpLoopback && isLoopbackDev(url)) return undefined;
+  if (url.protocol !== "https:") return "webhook.url: https only";
+  const hostProblem = webhookHostProblem(url.hostname);
+  return hostProblem ? `webhook.url: ${hostProblem}` : undefined;
 }
 
 /** The public (masked) form of stored destinations: the secret is never shown. */

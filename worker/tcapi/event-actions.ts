@@ -44,6 +44,7 @@ export const invoke: Action = async ({ env, principal, params }) => {
     payloadText: p.ClientContext && p.ClientContext.length > 0 ? p.ClientContext : "{}",
     ...(p.Qualifier !== undefined ? { qualifier: p.Qualifier } : {}),
     ...(p.IdempotencyKey !== undefined ? { idempotencyKey: p.IdempotencyKey } : {}),
+    callerSecretId: principal.secretId,
   });
   return {
     Result: {

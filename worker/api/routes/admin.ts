@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { CredentialStore } from "../../auth/credential-store";
 import { type AppEnv, requireAdmin } from "../../auth/credentials";
+import { reencryptWebhookSecrets } from "../../functions/destinations";
 import { readJson } from "../../shared/validation";
 import { COMMON_ERROR_STATUSES, documentedJsonBody, errorResponses, jsonResponse, refuseInvalid } from "../openapi";
 
@@ -50,11 +51,21 @@ const reencryptCredentials = createRoute({
   // Administrators only, answered 404 to anyone else: the public document does not reveal them.
   hide: true,
   summary: "Re-encrypt every stored SecretKey under the current MASTER_KEY",
-  description: "Administrators only: the last step of a MASTER_KEY rotation.",
+  description:
+    "Administrators only: the last step of a MASTER_KEY rotation. Rewrites the stored SecretKeys and the webhook secrets of the functions' result destinations (`webhookSecrets`, undecryptable ones named namespace/function/kind).",
   responses: {
     200: jsonResponse(
       "What was rewritten",
-      z.object({ rewritten: z.number().int(), current: z.number().int(), undecryptable: z.array(z.string()) }),
+      z.object({
+        rewritten: z.number().int(),
+        current: z.number().int(),
+        undecryptable: z.array(z.string()),
+        webhookSecrets: z.object({
+          rewritten: z.number().int(),
+          current: z.number().int(),
+          undecryptable: z.array(z.string()),
+        }),
+      }),
     ),
     ...ADMIN_ERRORS,
   },
@@ -94,7 +105,11 @@ adminRoutes
     const input = await readJson(c, createCredentialSchema, MAX_CREDENTIAL_BODY_BYTES);
     return c.json(await new CredentialStore(c.env).create(input.namespaces, input.description), 201);
   })
-  .openapi(reencryptCredentials, async (c) => c.json(await new CredentialStore(c.env).reencryptAll(), 200))
+  .openapi(reencryptCredentials, async (c) => {
+    const credentialsOutcome = await new CredentialStore(c.env).reencryptAll();
+    const webhookSecrets = await reencryptWebhookSecrets(c.env);
+    return c.json({ ...credentialsOutcome, webhookSecrets }, 200);
+  })
   .openapi(listCredentials, async (c) => c.json({ credentials: await new CredentialStore(c.env).list() }, 200))
   .openapi(revokeCredential, async (c) =>
     c.json(await new CredentialStore(c.env).revoke(c.req.valid("param").secretId), 200),

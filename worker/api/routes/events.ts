@@ -262,6 +262,7 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
       payloadText: payloadText.length === 0 ? "{}" : payloadText,
       ...(qualifier !== undefined ? { qualifier } : {}),
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      callerSecretId: c.var.principal.secretId,
     });
     if (accepted.idempotentReplay) {
       const replay = { requestId: accepted.requestId, status: accepted.status, idempotentReplay: true as const };
