@@ -66,14 +66,7 @@ export class IdempotencyObject extends DurableObject<Env> {
   async reserve(request: ReserveRequest, nowMs = Date.now()): Promise<ReserveAnswer> {
     const held = await this.load(nowMs);
     if (!held) {
-      await this.store({
-        requestId: request.requestId,
-        payloadHash: request.payloadHash,
-        reservedAt: nowMs,
-        expiresAt: nowMs + request.windowMs,
-        accepted: false,
-      });
-      return { outcome: "reserved", requestId: request.requestId, takenOver: false };
+      return this.reserveAnew(request, nowMs, false);
     }
     if (held.payloadHash !== request.payloadHash) return { outcome: "conflict" };
     if (held.accepted) return { outcome: "existing", requestId: held.requestId };
@@ -94,6 +87,11 @@ export class IdempotencyObject extends DurableObject<Env> {
       return { outcome: "pending", requestId: current.requestId };
     }
     // Its invocation died before accepting: this one takes the key over with its own event.
+    return this.reserveAnew(request, nowMs, true);
+  }
+
+  /** Stores a fresh, unconfirmed reservation of the key for `request`, its window from now. */
+  private async reserveAnew(request: ReserveRequest, nowMs: number, takenOver: boolean): Promise<ReserveAnswer> {
     await this.store({
       requestId: request.requestId,
       payloadHash: request.payloadHash,
@@ -101,7 +99,7 @@ export class IdempotencyObject extends DurableObject<Env> {
       expiresAt: nowMs + request.windowMs,
       accepted: false,
     });
-    return { outcome: "reserved", requestId: request.requestId, takenOver: true };
+    return { outcome: "reserved", requestId: request.requestId, takenOver };
   }
 
   /** The reserving invocation's event is accepted. False when the key is no longer reserved for it. */
