@@ -67,6 +67,10 @@ function flushed(stream) {
  * on both streams, then the outcome on the report channel.
  */
 async function report(requestId, outcome) {
+  // One turn of the event loop first: a signal that reached this process together with the event
+  // that ended the handler (a graceful terminate's SIGTERM arriving with a child's exit) runs its
+  // listeners, and their output is the event's, not lost after its end mark.
+  await new Promise((resolve) => setImmediate(resolve));
   const line = reportLine(requestId, outcome);
   await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   writeSync(1, `${END_MARK}${requestId}\n`);
