@@ -4,7 +4,8 @@
 //
 // Environment: BENCH_DURATION_S (load duration per route, default 8), BENCH_EVENTS (completion
 // test size, default 1000), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5),
-// BENCH_WEBHOOK_SAMPLES (webhook deliveries timed, default 20).
+// BENCH_WEBHOOK_SAMPLES (webhook deliveries timed, default 20), BENCH_LOG_LINES (lines the log
+// volume handler prints, default 1000000), BENCH_ONLY=logVolume (that part alone).
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -23,6 +24,9 @@ const LIST_FIXTURE_SIZE = Number(process.env.BENCH_LIST_EVENTS ?? 100_000);
 const TERMINATE_SAMPLES = Number(process.env.BENCH_TERMINATE_SAMPLES ?? 8);
 const LIST_SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 150);
 const WEBHOOK_SAMPLES = Number(process.env.BENCH_WEBHOOK_SAMPLES ?? 20);
+const LOG_LINES = Number(process.env.BENCH_LOG_LINES ?? 1_000_000);
+/** `logVolume`: only that part (its own baseline, the /dev/null run, is measured in it). */
+const ONLY = process.env.BENCH_ONLY;
 /** The bench function's webhook secret (a throwaway, local receiver only). */
 const WEBHOOK_SECRET = "bench-webhook-secret-0123456789";
 
@@ -40,6 +44,22 @@ const TICKER_HANDLER = `exports.main_handler = async (event) => {
     await new Promise((resolve) => setTimeout(resolve, event.intervalMs));
   }
   return {};
+};`;
+
+/**
+ * Prints event.lines lines of about 100 characters as fast as it can, every thousandth carrying
+ * the time it was printed, to stdout (the platform's capture) or to /dev/null; answers how long
+ * the printing took. Both sinks take the same synchronous write per line.
+ */
+const LOG_FLOOD_HANDLER = `const fs = require("fs");
+exports.main_handler = async (event) => {
+  const fd = event.sink === "null" ? fs.openSync("/dev/null", "w") : 1;
+  const pad = "x".repeat(80);
+  const started = Date.now();
+  for (let i = 0; i < event.lines; i++) {
+    fs.writeSync(fd, i % 1000 === 0 ? "line " + i + " t=" + Date.now() + " " + pad + "\\n" : "line " + i + " " + pad + "\\n");
+  }
+  return { printMs: Date.now() - started };
 };`;
 
 const TRIVIAL_HANDLER = `exports.main_handler = async (event) => ({ handlerStartedAt: Date.now(), n: event.n ?? null });`;
@@ -167,6 +187,63 @@ async function waitAllEnded(api: ApiClient, ids: string[], timeoutMs: number): P
   return statuses;
 }
 
+/**
+ * One handler printing LOG_LINES lines: its print time to /dev/null and to the platform (the
+ * ratio is the platform's cost to the handler), lines stored per second (handler start to the
+ * event's end, every line stored by then), print-to-client latency of the timed lines for a live
+ * follower, and the R2 bytes of the event's log segments per million lines.
+ */
+async function logVolume(api: ApiClient, baseUrl: string): Promise<Record<string, unknown>> {
+  const name = await api.createUniqueFunction(NAMESPACE, "bench-flood", {
+    runtime: "Nodejs22",
+    files: { "index.js": LOG_FLOOD_HANDLER },
+    timeout: 900,
+  });
+  await api.waitForEvent(await api.invoke(NAMESPACE, name, { lines: 10, sink: "null" }));
+  const toNull = await api.waitForEvent(
+    await api.invoke(NAMESPACE, name, { lines: LOG_LINES, sink: "null" }),
+    undefined,
+    900_000,
+  );
+  const requestId = await api.invoke(NAMESPACE, name, { lines: LOG_LINES, sink: "stdout" });
+  const latencies: number[] = [];
+  let received = 0;
+  await followLogs(api, requestId, {
+    keep: false,
+    onEvent: (event) => {
+      if (event.event !== "log") return;
+      const line = (event.data as { line?: string }).line ?? "";
+      if (!line.startsWith("line ")) return;
+      received += 1;
+      const timed = / t=(\d+) /.exec(line);
+      if (timed) latencies.push(event.receivedAt - Number(timed[1]));
+    },
+  });
+  const toStdout = await api.waitForEvent(requestId, undefined, 900_000);
+  const stats = (await (
+    await fetch(`${baseUrl}/_diagnostics/events/${requestId}/log-stats`, { headers: ADMIN_HEADERS })
+  ).json()) as { segments: number; segmentLines: number; segmentChars: number; segmentBytes: number };
+  const printMs = (event: { result: unknown }) => (event.result as { printMs: number }).printMs;
+  const storeSeconds = (Date.parse(String(toStdout.endedAt)) - Date.parse(String(toStdout.startedAt))) / 1000;
+  return {
+    lines: LOG_LINES,
+    linesReceivedByFollower: received,
+    handlerPrintMs: { devNull: printMs(toNull), platform: printMs(toStdout) },
+    handlerSlowdownRatio: Math.round((printMs(toStdout) / Math.max(1, printMs(toNull))) * 100) / 100,
+    linesStoredPerSecond: Math.round(LOG_LINES / storeSeconds),
+    printToClientMs: {
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      samples: latencies.length,
+    },
+    r2: {
+      segments: stats.segments,
+      bytesPerMillionLines: Math.round((stats.segmentBytes / Math.max(1, stats.segmentLines)) * 1_000_000),
+      compressionRatio: Math.round((stats.segmentChars / Math.max(1, stats.segmentBytes)) * 10) / 10,
+    },
+  };
+}
+
 async function main(): Promise<void> {
   log("starting the platform");
   const platform = await startPlatform({
@@ -177,6 +254,14 @@ async function main(): Promise<void> {
   const api = new ApiClient(platform.baseUrl);
   const figures: Record<string, unknown> = { machine: { cores: (await import("node:os")).cpus().length } };
   try {
+    if (ONLY === "logVolume") {
+      log(
+        `log volume only: ${LOG_LINES} lines printed as fast as possible by one handler, to /dev/null then to stdout`,
+      );
+      figures.logVolume = await logVolume(api, platform.baseUrl);
+      process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+      return;
+    }
     // Unloaded: one connection at a fixed low rate, so each request meets an idle platform (every
     // accepted event also runs, on a warm container, between two requests).
     const fn = await createTrivial(api, { maxConcurrency: 2 });
@@ -389,6 +474,9 @@ async function main(): Promise<void> {
       p99: percentile(printToClient, 99),
       lines: printToClient.length,
     };
+
+    log(`log volume: ${LOG_LINES} lines printed as fast as possible by one handler, to /dev/null then to stdout`);
+    figures.logVolume = await logVolume(api, platform.baseUrl);
 
     log(`webhook delivery latency: event end → receiver acknowledged (${WEBHOOK_SAMPLES} events)`);
     figures.webhookDeliveryLatencyMs = await webhookDeliveryLatency(api);

@@ -52,13 +52,18 @@ describe("bounds of an execution", () => {
     await agent.stop();
   });
 
-  it("caps a flood of empty lines at 190,000 lines with one marker and the dropped count at the end", async () => {
-    const { lines, end } = await runExecution(agent, executionSpec(node, { event: { emptyLines: 300_000 } }));
+  it("caps a flood of empty lines at logLimitBytes (1 byte each) with one marker and the dropped count at the end", async () => {
+    const limit = 1024 * 1024;
+    const { lines, end } = await runExecution(
+      agent,
+      executionSpec(node, { logLimitBytes: limit, event: { emptyLines: 1_100_000 } }),
+    );
     expect(end.outcome?.kind).toBe("returned");
     const markers = lines.filter((line) => line.startsWith("[PLATFORM] Log output reached the limit"));
     expect(markers).toHaveLength(1);
-    expect(lines.filter((line) => line === "")).toHaveLength(190_000);
-    expect(lines.at(-1)).toBe("[PLATFORM] 110000 lines (0 characters) over the log limit were dropped");
+    expect(lines.filter((line) => line === "")).toHaveLength(limit);
+    const dropped = 1_100_000 - limit;
+    expect(lines.at(-1)).toBe(`[PLATFORM] ${dropped} lines (${dropped} bytes) over the log limit were dropped`);
   });
 
   for (const [runtime, sha] of [

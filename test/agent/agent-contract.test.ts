@@ -3,17 +3,16 @@
 // agentRecordSchema, and its other answers with their schemas; it refuses what the contract refuses
 // with 400; and its runtime table runs exactly the contract's runtimes, those of the function model.
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import * as source from "../../worker/contract/agent-contract";
 import { RUNTIMES as MODEL_RUNTIMES } from "../../worker/functions/model";
 import {
   AGENT_DIR,
+  agentWithHandlers,
   executionSpec,
-  putFiles,
   type RunningAgent,
   readRecords,
   runExecution,
-  startAgent,
 } from "./agent-harness";
 
 /** The bundle the agent imports, typed as the sources it is built from. */
@@ -59,17 +58,11 @@ async function post(agent: RunningAgent, body: unknown): Promise<{ status: numbe
 }
 
 describe("the agent and the container contract", () => {
+  const handlers = agentWithHandlers(NODE_HANDLER, PYTHON_HANDLER);
   let agent: RunningAgent;
   let node: string;
   let python: string;
-  beforeAll(async () => {
-    agent = await startAgent();
-    node = await putFiles(agent, { "index.js": NODE_HANDLER });
-    python = await putFiles(agent, { "index.py": PYTHON_HANDLER });
-  });
-  afterAll(async () => {
-    await agent.stop();
-  });
+  beforeAll(() => ({ agent, node, python } = handlers));
 
   for (const runtime of ["Nodejs22", "Python3.11"] as const) {
     for (const how of ["returned", "threw", "exited"] as const) {

@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { zipFiles } from "../helpers/zip";
 
 /**
@@ -33,6 +34,8 @@ export interface RunningAgent {
   /** A temporary folder: the code root is `<sandbox>/code`, nothing else may appear beside it. */
   sandbox: string;
   codeRoot: string;
+  /** The agent's log spool folder (AGENT_SPOOL_ROOT), in a temporary folder of its own (0755). */
+  spoolRoot: string;
   process: ChildProcess;
   /** A request with this agent's token (pass `authorization` to override it). */
   request(path: string, init?: RequestInit): Promise<Response>;
@@ -67,10 +70,16 @@ export async function startAgent(
   chmodSync(sandbox, 0o755);
   const codeRoot = join(sandbox, "code");
   mkdirSync(codeRoot, { mode: 0o755 });
+  // The spool folder is the agent's (it makes it 0700); its parent lets the handler user reach it,
+  // as /var/afp does in the image, so that only the folder's own mode keeps the handler out.
+  const spoolParent = mkdtempSync(join(tmpdir(), "afp-spool-"));
+  chmodSync(spoolParent, 0o755);
+  const spoolRoot = join(spoolParent, "spool");
   const env: Record<string, string> = {
     PATH: `${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
     AGENT_PORT: String(port),
     AGENT_CODE_ROOT: codeRoot,
+    AGENT_SPOOL_ROOT: spoolRoot,
     ...options.env,
   };
   if (token !== null) env.AFP_AGENT_TOKEN = token;
@@ -97,6 +106,7 @@ export async function startAgent(
     token: token ?? "",
     sandbox,
     codeRoot,
+    spoolRoot,
     process: child,
     request,
     async stop() {
@@ -106,6 +116,7 @@ export async function startAgent(
         await exited;
       }
       rmSync(sandbox, { recursive: true, force: true });
+      rmSync(spoolParent, { recursive: true, force: true });
     },
   };
 }
@@ -244,4 +255,30 @@ export async function runUntilEnd(
   if (end?.type !== "end") throw new Error(`no end record: ${JSON.stringify(records.slice(-3))}`);
   const lines = records.filter((record) => record.type === "log").map((record) => record.line ?? "");
   return { records, end, lines };
+}
+
+/** An agent shared by one describe block, with a Node.js and a Python code package stored in it. */
+export interface AgentWithHandlers {
+  agent: RunningAgent;
+  /** The SHA-256 of the Node.js package (index.js). */
+  node: string;
+  /** The SHA-256 of the Python package (index.py). */
+  python: string;
+}
+
+/**
+ * Starts an agent before the enclosing describe block's tests and stops it after, with `index.js`
+ * and `index.py` stored as two code packages. Read the fields inside tests (they are set by then).
+ */
+export function agentWithHandlers(nodeHandler: string, pythonHandler: string): AgentWithHandlers {
+  const fixture = {} as AgentWithHandlers;
+  beforeAll(async () => {
+    fixture.agent = await startAgent();
+    fixture.node = await putFiles(fixture.agent, { "index.js": nodeHandler });
+    fixture.python = await putFiles(fixture.agent, { "index.py": pythonHandler });
+  });
+  afterAll(async () => {
+    await fixture.agent?.stop();
+  });
+  return fixture;
 }

@@ -1,7 +1,7 @@
 // Every line a handler writes before it returns, throws or exits reaches its execution, in order,
 // before the end record: in Node.js (whose stdout to a pipe is asynchronous) and in Python.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { executionSpec, putFiles, type RunningAgent, readRecords, runExecution, startAgent } from "./agent-harness";
+import { beforeAll, describe, expect, it } from "vitest";
+import { agentWithHandlers, executionSpec, type RunningAgent, readRecords, runExecution } from "./agent-harness";
 
 /** Sizes of the burst written right before the handler ends. */
 const BURSTS = [2_000, 20_000];
@@ -62,17 +62,11 @@ function expectedLines(count: number): string[] {
 }
 
 describe("log completeness at the end of a handler", () => {
+  const handlers = agentWithHandlers(NODE_HANDLER, PYTHON_HANDLER);
   let agent: RunningAgent;
   let node: string;
   let python: string;
-  beforeAll(async () => {
-    agent = await startAgent();
-    node = await putFiles(agent, { "index.js": NODE_HANDLER });
-    python = await putFiles(agent, { "index.py": PYTHON_HANDLER });
-  });
-  afterAll(async () => {
-    await agent.stop();
-  });
+  beforeAll(() => ({ agent, node, python } = handlers));
 
   const cases: { runtime: string; end: string; kind: string; stderr?: boolean }[] = [
     { runtime: "Nodejs22", end: "return", kind: "returned" },

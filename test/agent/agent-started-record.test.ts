@@ -1,14 +1,14 @@
 // An execution's stream opens with a started record the moment the handler process is handed the
 // event, whatever the handler prints: the instance marks the event running on it.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   type AgentRecord,
+  agentWithHandlers,
   executionSpec,
   putFiles,
   type RunningAgent,
   readRecords,
   runExecution,
-  startAgent,
 } from "./agent-harness";
 
 /** A Node.js handler that prints nothing and waits for SIGTERM (or prints event.lines lines). */
@@ -54,17 +54,11 @@ async function firstRecord(response: Response): Promise<AgentRecord> {
 }
 
 describe("the started record", () => {
+  const handlers = agentWithHandlers(NODE_HANDLER, PYTHON_HANDLER);
   let agent: RunningAgent;
   let node: string;
   let python: string;
-  beforeAll(async () => {
-    agent = await startAgent();
-    node = await putFiles(agent, { "index.js": NODE_HANDLER });
-    python = await putFiles(agent, { "index.py": PYTHON_HANDLER });
-  });
-  afterAll(async () => {
-    await agent.stop();
-  });
+  beforeAll(() => ({ agent, node, python } = handlers));
 
   for (const [runtime, code] of [
     ["Nodejs22", () => node],

@@ -98,6 +98,8 @@ describe("container isolation and bounds, against real containers", () => {
       runtime: "Nodejs22",
       files: { "index.js": PROBE_HANDLER },
       timeout: 300,
+      // The smallest log limit (1 MiB): the empty-line flood below passes it.
+      logLimitMb: 1,
     });
   });
 
@@ -146,17 +148,22 @@ describe("container isolation and bounds, against real containers", () => {
     expect((done.result as { zombies: unknown[] }).zombies).toEqual([]);
   });
 
-  it("ends a flood of empty lines with the truncation marker, and the event finishes", async () => {
-    const done = await run({ emptyLines: 200_000 }, 110_000);
+  it("counts every empty line of a flood against the log limit: the marker, the dropped count, and the event finishes", async () => {
+    const limit = 1024 * 1024;
+    const done = await run({ emptyLines: 1_100_000 }, 300_000);
     expect(done.status).toBe("FINISHED");
-    // START and the 190,000 lines the agent keeps fill the first 190,001 seqs; its own lines follow.
-    const { body } = await api.json<{ records: { line: string }[] }>(`/v1/events/${done.requestId}/logs?after=189990`);
+    // START and the 1,048,576 empty lines the agent keeps (1 byte each) fill the first seqs; its own lines follow.
+    const { body } = await api.json<{ records: { line: string }[] }>(
+      `/v1/events/${done.requestId}/logs?after=${limit - 10}`,
+    );
     const platformLines = body.records.map((record) => record.line).filter((line) => line.startsWith("[PLATFORM]"));
     expect(platformLines).toContain(
-      "[PLATFORM] Log output reached the limit of 190000 lines or 8388608 characters: further lines are not kept",
+      `[PLATFORM] Log output reached the limit of ${limit} bytes for this execution (logLimitBytes): further lines are not kept`,
     );
-    expect(platformLines).toContain("[PLATFORM] 10000 lines (0 characters) over the log limit were dropped");
-  }, 120_000);
+    // An empty line weighs 1 byte (its newline).
+    const dropped = 1_100_000 - limit;
+    expect(platformLines).toContain(`[PLATFORM] ${dropped} lines (${dropped} bytes) over the log limit were dropped`);
+  }, 320_000);
 
   it("fails an event with an oversized error message promptly, with the message capped", async () => {
     const started = Date.now();

@@ -161,7 +161,13 @@ export interface LogStreamEvent {
 export async function followLogs(
   api: ApiClient,
   requestId: string,
-  options: { lastEventId?: number; stopAfter?: number; onEvent?: (event: LogStreamEvent) => void } = {},
+  options: {
+    lastEventId?: number;
+    stopAfter?: number;
+    onEvent?: (event: LogStreamEvent) => void;
+    /** False: log events go to onEvent only, not into the answer (a follower of millions of lines). */
+    keep?: boolean;
+  } = {},
 ): Promise<{ logs: LogStreamEvent[]; end: LogStreamEvent | undefined }> {
   const controller = new AbortController();
   const headers: Record<string, string> = { accept: "text/event-stream" };
@@ -169,6 +175,7 @@ export async function followLogs(
   const response = await api.request(`/v1/events/${requestId}/logs/stream`, { headers, signal: controller.signal });
   if (response.status !== 200 || !response.body) throw new Error(`log stream answered ${response.status}`);
   const logs: LogStreamEvent[] = [];
+  let count = 0;
   const decoder = new TextDecoder();
   let buffer = "";
   try {
@@ -194,8 +201,9 @@ export async function followLogs(
         };
         options.onEvent?.(event);
         if (event.event === "end") return { logs, end: event };
-        logs.push(event);
-        if (options.stopAfter !== undefined && logs.length >= options.stopAfter) {
+        if (options.keep !== false) logs.push(event);
+        count += 1;
+        if (options.stopAfter !== undefined && count >= options.stopAfter) {
           controller.abort();
           return { logs, end: undefined };
         }

@@ -56,6 +56,6 @@ export async function eventView(requestId: string): Promise<PublicEvent> {
 
 /** The log lines of an event, oldest first. */
 export async function eventLogLines(requestId: string): Promise<string[]> {
-  const records = unwrap(await eventStub(env, requestId).logs(0, 1_000));
-  return records.map((record) => record.line);
+  const page = unwrap(await eventStub(env, requestId).logs(0, 1_000));
+  return page.records.map((record) => record.line);
 }

@@ -1,7 +1,6 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { EVENT_RETENTION_MS, MAX_INLINE_RESULT_BYTES } from "../../worker/events/async-event-object";
-import { EventLogStore } from "../../worker/events/event-log-store";
 import type { EventState, PublicEvent } from "../../worker/events/event-machine";
 import { unwrap } from "../../worker/shared/errors";
 import { functionSnapshot } from "../helpers/function-snapshot";
@@ -90,9 +89,15 @@ function scheduledAlarm(stub: DurableObjectStub): Promise<number | null> {
 
 /** Every log line the object's log store holds (its SQL table, read as the object reads it). */
 function storedLogLines(stub: DurableObjectStub): Promise<string[]> {
-  return runInDurableObject(stub, (_instance, state) =>
-    new EventLogStore(state.storage.sql).read(0, Number.MAX_SAFE_INTEGER).map((record) => record.line),
-  );
+  return runInDurableObject(stub, (_instance, state) => {
+    const sql = state.storage.sql;
+    if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'logs'").toArray().length === 0)
+      return [];
+    return sql
+      .exec<{ line: string }>("SELECT line FROM logs ORDER BY seq")
+      .toArray()
+      .map((row) => row.line);
+  });
 }
 
 /** Rows of the object's SQL table of large results. */

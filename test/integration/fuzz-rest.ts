@@ -385,12 +385,19 @@ const functionLogsQuery: Record<string, QuerySpec> = {
   limit: { valid: ["1", "100"], invalid: ["0", "101", "x"] },
 };
 
+/** The filters of every log read. */
+const logFilterQuery: Record<string, QuerySpec> = {
+  contains: { valid: ["needle", "a b"], invalid: ["", "x".repeat(257)] },
+  stream: { valid: ["stdout", "stderr,platform"], invalid: ["", "stdin", "stdout,", "STDOUT"] },
+};
+
 const eventLogsQuery: Record<string, QuerySpec> = {
   after: { valid: ["0", "10"], invalid: ["-1", "x", "1.5", "1e400"] },
   limit: { valid: ["1", "1000"], invalid: ["0", "1001", "x"] },
+  ...logFilterQuery,
 };
 
-const followQuery: Record<string, QuerySpec> = { after: eventLogsQuery.after as QuerySpec };
+const followQuery: Record<string, QuerySpec> = { after: eventLogsQuery.after as QuerySpec, ...logFilterQuery };
 
 /** Values of Last-Event-ID that are not a sequence number. */
 const BAD_LAST_EVENT_IDS: readonly string[] = ["x", "-1", "1.5", "1e400", "0x10 junk"];
@@ -582,6 +589,15 @@ const REST_ROUTES: readonly {
   },
   {
     method: "GET",
+    path: "/v1/events/:requestId/logs.txt",
+    weight: 2,
+    components: (caller) => ({
+      path: eventSegment(caller, false).map((id) => joinPath(["/v1/events", id, "logs.txt"])),
+      query: queryString(logFilterQuery, { strict: true }),
+    }),
+  },
+  {
+    method: "GET",
     path: "/v1/events/:requestId/logs/stream",
     weight: 3,
     components: (caller) => ({
@@ -664,6 +680,11 @@ const REST_ROUTES: readonly {
 const DIAGNOSTICS_ROUTES: readonly { method: string; path: string; build: (segment: string) => string }[] = [
   { method: "POST", path: "/_diagnostics/container-self-check", build: () => "/_diagnostics/container-self-check" },
   { method: "GET", path: "/_diagnostics/instances/:name", build: (s) => `/_diagnostics/instances/${s}` },
+  {
+    method: "GET",
+    path: "/_diagnostics/events/:requestId/log-stats",
+    build: (s) => `/_diagnostics/events/${s}/log-stats`,
+  },
   {
     method: "POST",
     path: "/_diagnostics/instances/:name/interrupt-relay",
@@ -750,6 +771,7 @@ const WRONG_METHODS: readonly { path: string; methods: readonly string[] }[] = [
   { path: `/v1/events/${FOREIGN_QUEUED_EVENT}/terminate`, methods: ["GET", "PUT", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/logs`, methods: ["POST", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/logs/stream`, methods: ["POST"] },
+  { path: `/v1/events/${OWN_ENDED_EVENT}/logs.txt`, methods: ["POST", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/payload`, methods: ["POST", "PUT", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/replay`, methods: ["GET", "PUT", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/deliveries`, methods: ["POST", "PUT", "DELETE"] },

@@ -6,7 +6,7 @@ import {
   FUNCTION_LOG_RESULT_BYTES,
   MAX_LOG_PAGE_CHARS,
 } from "../../worker/events/async-event-object";
-import { MAX_STORED_LOG_LINES } from "../../worker/events/event-log-store";
+import { PLATFORM_LOG_MARGIN_CHARS } from "../../worker/events/event-log";
 import type { EventPhase, EventState, PublicEvent } from "../../worker/events/event-machine";
 import { MAX_ERROR_MESSAGE_BYTES, MAX_ERROR_STACK_BYTES, MAX_RESULT_BYTES } from "../../worker/events/event-machine";
 import { MAX_FOLLOWERS_PER_EVENT } from "../../worker/events/log-followers";
@@ -117,6 +117,7 @@ async function seedEvent(options: {
   namespace?: string;
   functionName?: string;
   instanceId?: string;
+  logLimitMb?: number;
 }) {
   const requestId = crypto.randomUUID();
   const namespace = options.namespace ?? "default";
@@ -132,6 +133,7 @@ async function seedEvent(options: {
       codeSha256: "b".repeat(64),
       codeKey: `code/${namespace}/${functionName}/b.zip`,
       timeoutSeconds: 600,
+      ...(options.logLimitMb !== undefined ? { logLimitMb: options.logLimitMb } : {}),
     }),
     phase: options.phase,
     version: 3,
@@ -277,7 +279,7 @@ describe("event ownership", () => {
     expect(completed).toMatchObject({ ok: false });
     expect(await viewOf(stub)).toMatchObject({ phase: "starting", result: null, instanceId: "default/report#0" });
     const logs = await stub.logs(0, 100);
-    expect(logs).toEqual({ ok: true, value: [] });
+    expect(logs).toEqual({ ok: true, value: { records: [], lastSeq: 0, more: false } });
   });
 
   it("ignores a completion of an event nobody has claimed", async () => {
@@ -343,13 +345,14 @@ describe("log bounds", () => {
     await stub.appendLogs(records, instanceId);
     const first = await stub.logs(0, 1000);
     if (first.ok === false) throw new Error(first.message);
-    const chars = first.value.reduce((sum, record) => sum + record.line.length + 1, 0);
+    const chars = first.value.records.reduce((sum, record) => sum + record.line.length + 1, 0);
     expect(chars).toBeLessThanOrEqual(MAX_LOG_PAGE_CHARS);
-    expect(first.value.length).toBeGreaterThan(0);
-    expect(first.value.length).toBeLessThan(40);
-    const next = await stub.logs(first.value.at(-1)?.seq ?? 0, 1000);
+    expect(first.value.records.length).toBeGreaterThan(0);
+    expect(first.value.records.length).toBeLessThan(40);
+    expect(first.value).toMatchObject({ lastSeq: first.value.records.at(-1)?.seq, more: true });
+    const next = await stub.logs(first.value.lastSeq, 1000);
     if (next.ok === false) throw new Error(next.message);
-    expect(next.value[0]?.seq).toBe((first.value.at(-1)?.seq ?? 0) + 1);
+    expect(next.value.records[0]?.seq).toBe(first.value.lastSeq + 1);
   });
 
   it("carries a function-log entry's result as a bounded preview, without the stack", async () => {
@@ -362,38 +365,41 @@ describe("log bounds", () => {
     expect(detail.resultPreview).toMatch(/^\{"big":"b+…\[truncated/);
   });
 
-  it("caps stored lines and counts empty lines, with one marker line", async () => {
+  it("caps an event's stored output at its function's log limit (plus room for platform lines), counting empty lines, with one marker line", async () => {
     const instanceId = "default/report#0";
-    const { stub } = await seedEvent({ phase: "running", instanceId });
+    const { stub } = await seedEvent({ phase: "running", instanceId, logLimitMb: 1 });
+    const limit = 1024 * 1024 + PLATFORM_LOG_MARGIN_CHARS;
+    // Lines of 1023 characters weigh 1 KiB each: `limit / 1024` of them fill the event.
+    const fits = limit / 1024;
+    const line = "x".repeat(1023);
     await runInDurableObject(stub, async (instance) => {
       const batch = 1_000;
-      for (let start = 0; start < MAX_STORED_LOG_LINES + batch; start += batch) {
+      for (let start = 0; start < fits + 500; start += batch) {
         const records = Array.from({ length: batch }, (_, i) => ({
           seq: start + i + 1,
           ts: 1,
           stream: "stdout" as const,
-          line: "",
+          line: start + i === fits - 1 ? "" : line,
         }));
         await instance.appendLogs(records, instanceId);
       }
     });
-    const tail = await stub.logs(MAX_STORED_LOG_LINES - 2, 10);
+    const tail = await stub.logs(fits - 2, 10);
     if (!tail.ok) throw new Error(tail.message);
-    expect(tail.value.map((record) => record.line)).toEqual([
-      "",
-      "",
-      `[PLATFORM] Log reached ${MAX_STORED_LOG_LINES} lines: later lines are not stored`,
-    ]);
+    expect(tail.value.records.map((record) => record.line.length)).toEqual([1023, 0, 1023, expect.any(Number)]);
+    expect(tail.value.records.at(-1)?.line).toBe(
+      `[PLATFORM] Log reached ${limit} characters: later lines are not stored`,
+    );
     await runInDurableObject(stub, async (_instance, storage) => {
-      const meta = storage.storage.sql
-        .exec<{ key: string; value: number }>("SELECT key, value FROM log_meta ORDER BY key")
-        .toArray();
-      // Every empty line counted one character (its line break); the rest were dropped and counted.
-      expect(Object.fromEntries(meta.map((row) => [row.key, row.value]))).toEqual({
-        dropped: 1_000,
-        stored_chars: MAX_STORED_LOG_LINES,
-        stored_lines: MAX_STORED_LOG_LINES,
-      });
+      const meta = Object.fromEntries(
+        storage.storage.sql
+          .exec<{ key: string; value: number }>("SELECT key, value FROM log_meta ORDER BY key")
+          .toArray()
+          .map((row) => [row.key, row.value]),
+      );
+      // The empty line counted one character (its line break), so one more line fitted after it.
+      expect(meta.dropped).toBe(Math.ceil((fits + 500) / 1000) * 1000 - fits - 1);
+      expect(meta.stored_chars).toBe(limit + 1);
     });
   });
 

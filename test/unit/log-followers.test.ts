@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { StoredLogRecord } from "../../worker/events/event-log-store";
+import { type LogFilter, type LogPage, matchesFilter, type StoredLogRecord } from "../../worker/events/event-log-store";
 import {
   LogFollowers,
   type LogStreamEnd,
@@ -14,16 +14,31 @@ function record(seq: number, line = `line ${seq}`): StoredLogRecord {
   return { seq, ts: 1, stream: "stdout", line };
 }
 
-/** A log of `count` lines, with a counter of the page reads made on it. */
-function fakeLog(count: number) {
+/**
+ * A log of `count` lines, with a counter of the page reads made on it. Lines up to `rolledThrough`
+ * are read asynchronously, as the event reads its R2 segments; the rest synchronously, as its tail.
+ */
+function fakeLog(count: number, rolledThrough = 0) {
   const records = Array.from({ length: count }, (_, i) => record(i + 1));
   const reads: number[] = [];
+  const read = (after: number, limit: number, filter: LogFilter | undefined): LogPage => {
+    const scanned = records.filter((entry) => entry.seq > after).slice(0, limit);
+    const last = scanned.at(-1)?.seq ?? after;
+    const end = records.at(-1)?.seq ?? 0;
+    return {
+      records: scanned.filter((entry) => matchesFilter(entry, filter)),
+      lastSeq: last,
+      more: last < end,
+    };
+  };
   return {
     records,
     reads,
-    readPage: (after: number, limit: number) => {
+    readPage: (after: number, limit: number, filter: LogFilter | undefined): LogPage | Promise<LogPage> => {
       reads.push(after);
-      return records.filter((entry) => entry.seq > after).slice(0, limit);
+      if (after >= rolledThrough) return read(after, limit, filter);
+      const page = read(after, Math.min(limit, rolledThrough - after), filter);
+      return new Promise((resolve) => setTimeout(() => resolve(page), 1));
     },
   };
 }
@@ -75,6 +90,42 @@ describe("live log followers", () => {
     const text = await reading;
     expect(ids(text)).toEqual(Array.from({ length: 252 }, (_, i) => i + 1));
     expect(text.trimEnd().endsWith(`event: end\ndata: ${JSON.stringify(ENDED)}`)).toBe(true);
+  });
+
+  it("reads older lines asynchronously (R2 segments), then turns live from the synchronous tail with no gap or repeat", async () => {
+    const log = fakeLog(1_000, 750);
+    const followers = new LogFollowers(log.readPage, PAGE);
+    const stream = followers.open(0);
+    if (!stream) throw new Error("refused");
+    const reading = readAll(stream);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const fresh = [record(1_001), record(1_002)];
+    log.records.push(...fresh);
+    followers.publish(fresh);
+    followers.end(ENDED);
+    expect(ids(await reading)).toEqual(Array.from({ length: 1_002 }, (_, i) => i + 1));
+  });
+
+  it("sends a filtered follower only the lines it asked for, from the backlog and live", async () => {
+    const log = fakeLog(500, 300);
+    log.records[9] = record(10, "needle in the old part");
+    log.records[399] = record(400, "needle in the tail");
+    const followers = new LogFollowers(log.readPage, PAGE);
+    const stream = followers.open(0, undefined, { contains: "needle", streams: ["stdout"] });
+    if (!stream) throw new Error("refused");
+    const reading = readAll(stream);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const fresh = [
+      record(501, "a needle live"),
+      record(502, "hay"),
+      { ...record(503, "needle on stderr"), stream: "stderr" as const },
+    ];
+    log.records.push(...fresh);
+    followers.publish(fresh);
+    followers.end(ENDED);
+    const text = await reading;
+    expect(ids(text)).toEqual([10, 400, 501]);
+    expect(text).toContain("event: end");
   });
 
   it(`refuses a follower past ${MAX_FOLLOWERS_PER_EVENT}, and admits one once another leaves`, async () => {

@@ -38,6 +38,19 @@ export const MAX_MEMORY_LIMIT_MB = 64 * 1024;
 /** Longest text of the context the handler sees (function name, namespace, version). */
 export const MAX_CONTEXT_TEXT_CHARS = 256;
 
+/**
+ * Log output one execution keeps, in "log bytes": the UTF-8 bytes of each kept line plus 1 (its
+ * newline, so an empty line counts 1), counted by the agent on the line as stored (NUL replaced,
+ * an over-long line cut). Past it the agent keeps no more of the handler's lines: one [PLATFORM]
+ * line says so, another gives the number dropped before the end record. The default when the spec
+ * has no `logLimitBytes`: 1 GiB.
+ */
+export const DEFAULT_LOG_LIMIT_BYTES = 1024 * 1024 * 1024;
+/** Smallest `logLimitBytes` a spec may ask for: 1 MiB. */
+export const MIN_LOG_LIMIT_BYTES = 1024 * 1024;
+/** Largest `logLimitBytes` a spec may ask for: 10 GiB (the agent spools it to the container's disk). */
+export const MAX_LOG_LIMIT_BYTES = 10 * 1024 * 1024 * 1024;
+
 /** Why a handler's file path leaves or blurs the code folder (an empty, . or .. segment), if it does. */
 export function handlerPathProblem(handler: string): string | undefined {
   const file = handler.slice(0, handler.lastIndexOf("."));
@@ -129,10 +142,12 @@ export type ExecutionContext = z.infer<typeof executionContextSchema>;
 
 const MEMORY_LIMIT_MESSAGE = `must be an integer from 0 to ${MAX_MEMORY_LIMIT_MB}`;
 const TIMEOUT_MESSAGE = "must be a non-negative number";
+const LOG_LIMIT_MESSAGE = `must be an integer from ${MIN_LOG_LIMIT_BYTES} to ${MAX_LOG_LIMIT_BYTES}`;
 
 /**
  * The body of POST /executions. `timeoutMs` (0: none) runs from the hand-over to the handler;
  * `memoryLimitMb` (0: none) caps a Node.js heap or a Python process's data; `event` is any JSON.
+ * `logLimitBytes` (optional, DEFAULT_LOG_LIMIT_BYTES when absent) bounds the log output kept.
  */
 export const executionSpecSchema = z.object(
   {
@@ -147,6 +162,11 @@ export const executionSpecSchema = z.object(
       .min(0, MEMORY_LIMIT_MESSAGE)
       .max(MAX_MEMORY_LIMIT_MB, MEMORY_LIMIT_MESSAGE),
     timeoutMs: z.number({ error: TIMEOUT_MESSAGE }).min(0, TIMEOUT_MESSAGE),
+    logLimitBytes: z
+      .int({ error: LOG_LIMIT_MESSAGE })
+      .min(MIN_LOG_LIMIT_BYTES, LOG_LIMIT_MESSAGE)
+      .max(MAX_LOG_LIMIT_BYTES, LOG_LIMIT_MESSAGE)
+      .optional(),
     context: executionContextSchema,
   },
   { error: "the execution spec must be a JSON object" },

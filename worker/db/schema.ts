@@ -24,6 +24,8 @@ export const functions = sqliteTable(
     idempotencyWindowSeconds: integer("idempotency_window_seconds").notNull().default(86400),
     /** JSON of the result destinations (functions/model.ts StoredDestinations, secrets encrypted), or null. */
     destinations: text("destinations"),
+    /** Log output one execution keeps, in MiB (functions/model.ts bounds; 1 GiB by default). */
+    logLimitMb: integer("log_limit_mb").notNull().default(1024),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },
@@ -93,3 +95,12 @@ export const credentials = sqliteTable("credentials", {
 
 /** A credentials row. */
 export type CredentialRow = typeof credentials.$inferSelect;
+
+/**
+ * Bytes of log segments each namespace holds in R2 (events/event-log-usage.ts): added as an
+ * event rolls a segment, taken back when the event is deleted, bounded by NAMESPACE_LOG_LIMIT_BYTES.
+ */
+export const namespaceLogUsage = sqliteTable("namespace_log_usage", {
+  namespace: text("namespace").primaryKey(),
+  bytes: integer("bytes").notNull().default(0),
+});

@@ -2,6 +2,7 @@
 // commands. Storage, the index row, the log and the deadlines each live in their own module
 // (event-storage, event-index-duty, event-log, event-deadlines).
 import { DurableObject } from "cloudflare:workers";
+import { logLimitBytesOf } from "../functions/model";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
 import { instanceName, instanceStub, schedulerName } from "../shared/objects";
 import { type DispatchMessage, dispatchMessageOf } from "./dispatch-message";
@@ -10,8 +11,9 @@ import { type Deadline, DISPATCH_WATCHDOG_MS, nextDeadline, nextWatchdogDelay } 
 import { EventDeliveryDuty } from "./event-delivery-duty";
 import { type EventIdentity, eventIdentityOf } from "./event-identity";
 import { EventIndexDuty } from "./event-index-duty";
-import { EventLog, type EventWithLog, eventWithLog } from "./event-log";
-import type { LogRecord, StoredLogRecord } from "./event-log-store";
+import { EventLog, type EventWithLog, eventWithLog, PLATFORM_LOG_MARGIN_CHARS } from "./event-log";
+import type { LogFilter, LogOwner, LogPage, LogRecord, LogStats } from "./event-log-store";
+import { NamespaceLogUsage, namespaceLogLimitBytes } from "./event-log-usage";
 import {
   type EventCommand,
   type EventState,
@@ -75,7 +77,12 @@ export class AsyncEventObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.log = new EventLog(ctx.storage.sql);
+    this.log = new EventLog(
+      ctx.storage.sql,
+      env.LOG_BUCKET,
+      () => this.logOwner(),
+      new NamespaceLogUsage(env.DB, namespaceLogLimitBytes(env.NAMESPACE_LOG_LIMIT_BYTES)),
+    );
     this.storage = new EventStorage(ctx.storage);
     this.index = new EventIndexDuty(this.storage, env.DB, () => this.armAlarm());
     this.delivery = new EventDeliveryDuty(this.storage, env, () => this.armAlarm());
@@ -165,24 +172,36 @@ export class AsyncEventObject extends DurableObject<Env> {
   async appendLogs(records: LogRecord[], instanceId?: string): Promise<void> {
     if (!this.state) return;
     if (instanceId !== undefined && instanceId !== this.state.instanceId) return;
-    this.log.appendCaptured(records);
+    await this.log.appendCaptured(records);
   }
 
-  /** Log lines with seq > after, oldest first. */
-  async logs(after: number, limit: number): Promise<RpcResult<StoredLogRecord[]>> {
+  /** Log lines with seq > after that pass the filter, oldest first (see EventLog.page). */
+  async logs(after: number, limit: number, filter?: LogFilter): Promise<RpcResult<LogPage>> {
     if (!this.state) return eventNotFound();
-    return rpcOk(this.log.page(after, limit));
+    return rpcOk(await this.log.page(after, limit, filter));
+  }
+
+  /** Where the log is stored and how much (diagnostics and the bench). */
+  async logStats(): Promise<RpcResult<LogStats>> {
+    if (!this.state) return eventNotFound();
+    return rpcOk(this.log.stats());
+  }
+
+  /** The whole stored log as text, one line per stored line (see EventLog.download). */
+  async downloadLog(filter?: LogFilter): Promise<RpcResult<ReadableStream<Uint8Array>>> {
+    if (!this.state) return eventNotFound();
+    return rpcOk(this.log.download(filter));
   }
 
   /**
    * Follows the log live as Server-Sent Events: every line after `after`, then new lines as they
    * are captured, then an `end` event with the final status.
    */
-  async followLogs(after: number): Promise<RpcResult<ReadableStream<Uint8Array>>> {
+  async followLogs(after: number, filter?: LogFilter): Promise<RpcResult<ReadableStream<Uint8Array>>> {
     const state = this.state;
     if (!state) return eventNotFound();
     // The backlog is read page by page as the client reads (see LogFollowers).
-    const stream = this.log.follow(after, state);
+    const stream = this.log.follow(after, state, filter);
     if (!stream) {
       return rpcFail(
         "TOO_MANY_FOLLOWERS",
@@ -217,7 +236,9 @@ export class AsyncEventObject extends DurableObject<Env> {
   /** The public view with the first lines of the log as one text (SCF's GetFunctionLogs entries). */
   async viewWithLog(maxChars: number): Promise<RpcResult<EventWithLog>> {
     if (!this.state) return eventNotFound();
-    return rpcOk(eventWithLog(this.state, this.log.excerpt(maxChars)));
+    const log = await this.log.excerpt(maxChars);
+    if (!this.state) return eventNotFound();
+    return rpcOk(eventWithLog(this.state, log));
   }
 
   /**
@@ -322,6 +343,8 @@ export class AsyncEventObject extends DurableObject<Env> {
       case "timeout-backstop":
         return this.endByPlatform({ kind: "timeout" });
       case "retention":
+        // The log's R2 segments go first: were this to fail, the alarm retries with the event intact.
+        await this.log.deleteSegments(state.namespace, state.requestId);
         // The index row has expired by now too (it is kept 3 days from the start): nothing is owed.
         this.state = undefined;
         this.index.forget();
@@ -332,6 +355,17 @@ export class AsyncEventObject extends DurableObject<Env> {
         return unreachable;
       }
     }
+  }
+
+  /** Who owns the log and how much captured output it stores (the function's limit, plus platform lines). */
+  private logOwner(): LogOwner | undefined {
+    const state = this.state;
+    if (!state) return undefined;
+    return {
+      namespace: state.namespace,
+      requestId: state.requestId,
+      limitChars: logLimitBytesOf(state.function) + PLATFORM_LOG_MARGIN_CHARS,
+    };
   }
 
   /** Ends the event from this side (the instance went silent) and repossesses the instance. */

@@ -1,4 +1,4 @@
-import type { StoredLogRecord } from "./event-log-store";
+import { type LogFilter, type LogPage, matchesFilter, type StoredLogRecord } from "./event-log-store";
 
 /** What a follower receives when the event ends. */
 export interface LogStreamEnd {
@@ -9,8 +9,11 @@ export interface LogStreamEnd {
   errorMessage: string | null;
 }
 
-/** Reads stored lines with seq > after, oldest first, at most `limit` of them. */
-export type LogPageReader = (after: number, limit: number) => StoredLogRecord[];
+/**
+ * Reads stored lines with seq > after that pass the filter, oldest first, at most `limit` of them:
+ * synchronously from the event's SQLite tail, as a promise when older lines are read from R2.
+ */
+export type LogPageReader = (after: number, limit: number, filter: LogFilter | undefined) => LogPage | Promise<LogPage>;
 
 /** Most live followers one event may have at once; past it, opening one more is refused. */
 export const MAX_FOLLOWERS_PER_EVENT = 16;
@@ -35,6 +38,15 @@ export function sseEndEvent(end: LogStreamEnd): string {
   return `event: end\ndata: ${JSON.stringify(end)}\n\n`;
 }
 
+/** The last words to a follower whose backlog could not be read. */
+export function sseErrorEvent(lastEventId: number): string {
+  const data = {
+    reason: "the log's stored lines could not be read; reconnect with Last-Event-ID to retry",
+    lastEventId,
+  };
+  return `event: error\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
 /** The last words to a follower that fell too far behind: where to resume. */
 export function sseOverflowEvent(lastEventId: number): string {
   const data = {
@@ -47,8 +59,10 @@ export function sseOverflowEvent(lastEventId: number): string {
 /** One open log stream. */
 interface Follower {
   controller: ReadableStreamDefaultController<Uint8Array>;
-  /** The seq of the last line queued for it. */
+  /** The seq of the last line queued for it (or read past, when its filter left lines out). */
   cursor: number;
+  /** Only the lines it asked for. */
+  filter: LogFilter | undefined;
   /** Caught up with the store: new lines arrive by publish(); before that, pull() reads pages. */
   live: boolean;
   /** Set when the event has ended: the follower gets the end event once it has read the backlog. */
@@ -75,20 +89,19 @@ export class LogFollowers {
    * Opens a stream: the lines after `after`, then live lines until end() (or the end at once after
    * the backlog, if the event has already ended). Undefined when MAX_FOLLOWERS_PER_EVENT are open.
    */
-  open(after: number, ended?: LogStreamEnd): ReadableStream<Uint8Array> | undefined {
+  open(after: number, ended?: LogStreamEnd, filter?: LogFilter): ReadableStream<Uint8Array> | undefined {
     if (this.followers.size >= MAX_FOLLOWERS_PER_EVENT) return undefined;
     let follower: Follower | undefined;
     const stream = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
-          follower = { controller, cursor: after, live: false, ended };
+          follower = { controller, cursor: after, filter, live: false, ended };
           this.followers.add(follower);
           // An opening comment so that the client sees the stream is live before the first line.
           this.enqueue(follower, ": following\n\n");
         },
-        pull: () => {
-          if (follower) this.pump(follower);
-        },
+        // A pull that reads older lines from R2 returns its promise: the stream pulls again after it.
+        pull: () => (follower ? this.pump(follower) : undefined),
         cancel: () => {
           if (follower) this.followers.delete(follower);
           this.stopHeartbeatIfIdle();
@@ -104,10 +117,11 @@ export class LogFollowers {
     if (records.length === 0) return;
     for (const follower of this.followers) {
       if (!follower.live) continue;
-      const fresh = records.filter((record) => record.seq > follower.cursor);
-      const last = fresh.at(-1);
+      const newer = records.filter((record) => record.seq > follower.cursor);
+      const last = newer.at(-1);
       if (!last) continue;
-      if (this.enqueue(follower, fresh.map(sseLogEvent).join(""))) follower.cursor = last.seq;
+      const fresh = newer.filter((record) => matchesFilter(record, follower.filter));
+      if (fresh.length === 0 || this.enqueue(follower, fresh.map(sseLogEvent).join(""))) follower.cursor = last.seq;
     }
   }
 
@@ -127,25 +141,50 @@ export class LogFollowers {
 
   /**
    * Reads the next backlog lines for a follower that is not live yet (its client asked for more),
-   * queueing them only up to the high-water mark, so a backlog never sits in memory whole.
+   * queueing them only up to the high-water mark, so a backlog never sits in memory whole. Lines
+   * still in the event's SQLite are read synchronously; older ones come from R2 (a promise).
    */
-  private pump(follower: Follower): void {
-    if (follower.live || !this.followers.has(follower)) return;
-    const page = this.readPage(follower.cursor, this.pageSize);
-    for (const record of page) {
-      if (!this.tryEnqueue(follower, encoder.encode(sseLogEvent(record)))) return;
+  private pump(follower: Follower): Promise<void> | undefined {
+    for (;;) {
+      if (follower.live || !this.followers.has(follower)) return undefined;
+      const page = this.readPage(follower.cursor, this.pageSize, follower.filter);
+      if (page instanceof Promise) {
+        return page.then(
+          (read) => (this.take(follower, read, false) ? this.pump(follower) : undefined),
+          (error: unknown) => {
+            console.warn("log backlog read failed", String(error));
+            this.tryEnqueue(follower, encoder.encode(sseErrorEvent(follower.cursor)));
+            this.close(follower);
+          },
+        );
+      }
+      if (!this.take(follower, page, true)) return undefined;
+    }
+  }
+
+  /**
+   * Queues a page for a follower; true when it should read on at once. A synchronous page with
+   * nothing after it means the follower has caught up with the store, in the same step as the read:
+   * it turns live (or gets the end), so no line falls between the backlog and publish().
+   */
+  private take(follower: Follower, page: LogPage, synchronous: boolean): boolean {
+    if (!this.followers.has(follower)) return false;
+    for (const record of page.records) {
+      if (!this.tryEnqueue(follower, encoder.encode(sseLogEvent(record)))) return false;
       follower.cursor = record.seq;
       // Enough queued: the stream pulls again as its client reads (back-pressure).
-      if ((follower.controller.desiredSize ?? 0) <= 0) return;
+      if ((follower.controller.desiredSize ?? 0) <= 0 && record !== page.records.at(-1)) return false;
     }
-    if (page.length >= this.pageSize) return;
-    // Caught up with the store, in the same step as the last read.
+    follower.cursor = Math.max(follower.cursor, page.lastSeq);
+    if ((follower.controller.desiredSize ?? 0) <= 0 && page.records.length > 0) return false;
+    if (page.more || !synchronous) return true;
     if (follower.ended) {
       this.finish(follower);
-      return;
+      return false;
     }
     follower.live = true;
     this.heartbeat ??= setInterval(() => this.beat(), HEARTBEAT_MS);
+    return false;
   }
 
   /** Sends the end event and closes the stream. */

@@ -1,8 +1,11 @@
 import { z } from "zod";
 import {
   MAX_HANDLER_CHARS as CONTRACT_MAX_HANDLER_CHARS,
+  DEFAULT_LOG_LIMIT_BYTES,
   HANDLER_PATTERN,
   handlerPathProblem,
+  MAX_LOG_LIMIT_BYTES,
+  MIN_LOG_LIMIT_BYTES,
   RUNTIME_NAMES,
 } from "../contract/execution-spec";
 import type { FunctionRow } from "../db/schema";
@@ -36,6 +39,14 @@ export const MAX_CONCURRENCY_LIMIT = 50;
 export const DEFAULT_IDEMPOTENCY_WINDOW_SECONDS = 86_400;
 export const MIN_IDEMPOTENCY_WINDOW_SECONDS = 1;
 export const MAX_IDEMPOTENCY_WINDOW_SECONDS = 259_200;
+/**
+ * Log output one execution of the function keeps, in MiB (UTF-8 bytes of its lines, each + 1):
+ * 1 GiB by default, 1 MiB to 10 GiB. Past it, lines are counted and dropped with a marker.
+ */
+const MIB = 1024 * 1024;
+export const DEFAULT_LOG_LIMIT_MB = DEFAULT_LOG_LIMIT_BYTES / MIB;
+export const MIN_LOG_LIMIT_MB = MIN_LOG_LIMIT_BYTES / MIB;
+export const MAX_LOG_LIMIT_MB = MAX_LOG_LIMIT_BYTES / MIB;
 /** The default namespace. */
 export const DEFAULT_NAMESPACE = "default";
 
@@ -134,6 +145,11 @@ const configurationFields = {
       MAX_IDEMPOTENCY_WINDOW_SECONDS,
       `idempotencyWindowSeconds: ${MIN_IDEMPOTENCY_WINDOW_SECONDS}-${MAX_IDEMPOTENCY_WINDOW_SECONDS} (seconds)`,
     ),
+  logLimitMb: z
+    .number()
+    .int(`logLimitMb: a whole number of MiB, ${MIN_LOG_LIMIT_MB}-${MAX_LOG_LIMIT_MB}`)
+    .min(MIN_LOG_LIMIT_MB, `logLimitMb: ${MIN_LOG_LIMIT_MB}-${MAX_LOG_LIMIT_MB} (MiB)`)
+    .max(MAX_LOG_LIMIT_MB, `logLimitMb: ${MIN_LOG_LIMIT_MB}-${MAX_LOG_LIMIT_MB} (MiB)`),
 };
 
 /** Longest webhook URL of a result destination, in characters. */
@@ -266,6 +282,7 @@ export const createFunctionSchema = z.strictObject({
   maxConcurrency: configurationFields.maxConcurrency.default(DEFAULT_MAX_CONCURRENCY),
   qpsLimit: configurationFields.qpsLimit.default(DEFAULT_QPS_LIMIT),
   idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.default(DEFAULT_IDEMPOTENCY_WINDOW_SECONDS),
+  logLimitMb: configurationFields.logLimitMb.default(DEFAULT_LOG_LIMIT_MB),
   destinations: destinationsSchema.nullable().optional(),
 });
 /** A validated create request. */
@@ -281,6 +298,7 @@ export const updateConfigurationSchema = z.strictObject({
   maxConcurrency: configurationFields.maxConcurrency.optional(),
   qpsLimit: configurationFields.qpsLimit.optional(),
   idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.optional(),
+  logLimitMb: configurationFields.logLimitMb.optional(),
   /** Per kind: absent keeps it, null removes it, a value replaces it; `destinations: null` removes all. */
   destinations: destinationsSchema.nullable().optional(),
   runtime: z.enum(RUNTIMES, { message: `runtime must be one of ${RUNTIMES.join(", ")}` }).optional(),
@@ -315,11 +333,18 @@ export interface FunctionSnapshot {
    * events invoked before it existed; only the invocation reads it.
    */
   idempotencyWindowSeconds?: number;
+  /** Log output one execution keeps, in MiB; absent from snapshots stored before it existed. */
+  logLimitMb?: number;
   /**
    * Where the event's end record is delivered (secrets encrypted), as configured when it was
    * invoked. Absent when none is configured, and from snapshots stored before it existed.
    */
   destinations?: StoredDestinations;
+}
+
+/** The log output one execution of a function keeps, in bytes (its logLimitMb, or the default). */
+export function logLimitBytesOf(snapshot: Pick<FunctionSnapshot, "logLimitMb">): number {
+  return (snapshot.logLimitMb ?? DEFAULT_LOG_LIMIT_MB) * MIB;
 }
 
 /** Reads a registry row into a snapshot. */
@@ -338,6 +363,7 @@ export function snapshotOf(row: FunctionRow): FunctionSnapshot {
     qpsLimit: row.qpsLimit,
     asyncRunEnable: row.asyncRunEnable,
     idempotencyWindowSeconds: row.idempotencyWindowSeconds,
+    logLimitMb: row.logLimitMb,
     ...(row.destinations ? { destinations: storedDestinationsOf(row) } : {}),
   };
 }
@@ -359,6 +385,7 @@ export function publicFunction(row: FunctionRow) {
     maxConcurrency: row.maxConcurrency,
     qpsLimit: row.qpsLimit,
     idempotencyWindowSeconds: row.idempotencyWindowSeconds,
+    logLimitMb: row.logLimitMb,
     destinations: publicDestinations(storedDestinationsOf(row)),
     createdAt: new Date(row.createdAt).toISOString(),
     updatedAt: new Date(row.updatedAt).toISOString(),

@@ -122,6 +122,7 @@ export class FunctionRegistry {
       maxConcurrency: input.maxConcurrency,
       qpsLimit: input.qpsLimit,
       idempotencyWindowSeconds: input.idempotencyWindowSeconds,
+      logLimitMb: input.logLimitMb,
       destinations: destinationsColumn(destinations),
       createdAt: now,
       updatedAt: now,
@@ -169,6 +170,7 @@ export class FunctionRegistry {
       ...(input.idempotencyWindowSeconds !== undefined
         ? { idempotencyWindowSeconds: input.idempotencyWindowSeconds }
         : {}),
+      ...(input.logLimitMb !== undefined ? { logLimitMb: input.logLimitMb } : {}),
       ...(destinations !== undefined ? { destinations } : {}),
       updatedAt: Date.now(),
     };

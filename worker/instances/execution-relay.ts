@@ -1,5 +1,6 @@
 import type { ClaimedEvent } from "../events/async-event-object";
 import type { LogRecord } from "../events/event-log-store";
+import { logLimitBytesOf } from "../functions/model";
 import type { ExecutionSpec } from "./agent-client";
 import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
 import { LogForwarder } from "./log-forwarder";
@@ -22,6 +23,7 @@ export function executionSpecOf(claim: ClaimedEvent): ExecutionSpec {
     environment: snapshot.environment,
     memoryLimitMb: snapshot.memoryMb,
     timeoutMs: timeoutMs + AGENT_TIMEOUT_MARGIN_MS,
+    logLimitBytes: logLimitBytesOf(snapshot),
     context: {
       request_id: claim.requestId,
       function_name: snapshot.name,
@@ -61,7 +63,8 @@ export async function relayRecords(
   for await (const record of readAgentRecords(records, signal)) {
     if (!target.stillCurrent()) return undefined;
     if (record.type === "log") {
-      forwarder.add({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });
+      const full = forwarder.add({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });
+      if (full) await full;
     } else if (record.type === "end") {
       return { end: record, finalLogs: await forwarder.drain() };
     }

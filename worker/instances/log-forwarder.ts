@@ -1,7 +1,14 @@
 import type { LogRecord } from "../events/event-log-store";
 
-/** Forwards at most this many records in one call. */
-const MAX_BATCH_RECORDS = 200;
+/** Forwards at most this many records in one call (the event takes at most 1,000 a call). */
+const MAX_BATCH_RECORDS = 1_000;
+/** Forwards at most this many characters in one call (each line counting its length + 1). */
+const MAX_BATCH_CHARS = 1024 * 1024;
+/**
+ * Sends queued behind the one in flight past which add() makes its caller wait: the relay then
+ * stops reading the agent's stream, and the agent spools what the handler writes meanwhile.
+ */
+const MAX_QUEUED_SENDS = 4;
 /** Lines arriving within this long of the previous send are batched into the next one. */
 const BATCH_WINDOW_MS = 50;
 
@@ -12,6 +19,10 @@ const BATCH_WINDOW_MS = 50;
  */
 export class LogForwarder {
   private buffer: LogRecord[] = [];
+  private bufferChars = 0;
+  /** Sends queued or in flight. */
+  private pending = 0;
+  private readonly drained: Array<() => void> = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
   private lastSendAt = 0;
   private chain: Promise<void> = Promise.resolve();
@@ -22,13 +33,24 @@ export class LogForwarder {
     private readonly now: () => number = Date.now,
   ) {}
 
-  add(record: LogRecord): void {
+  /**
+   * Queues a line; the promise resolves at once, or once the sends behind the event's store are
+   * few enough again (the caller reads no further meanwhile: back-pressure up to the agent).
+   */
+  add(record: LogRecord): Promise<void> | undefined {
     this.buffer.push(record);
-    if (this.buffer.length >= MAX_BATCH_RECORDS || this.now() - this.lastSendAt >= BATCH_WINDOW_MS) {
+    this.bufferChars += record.line.length + 1;
+    if (
+      this.buffer.length >= MAX_BATCH_RECORDS ||
+      this.bufferChars >= MAX_BATCH_CHARS ||
+      this.now() - this.lastSendAt >= BATCH_WINDOW_MS
+    ) {
       this.flush();
     } else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.flush(), BATCH_WINDOW_MS);
     }
+    if (this.pending <= MAX_QUEUED_SENDS) return undefined;
+    return new Promise((resolve) => this.drained.push(resolve));
   }
 
   /** Sends what is buffered (after every earlier send). */
@@ -38,11 +60,18 @@ export class LogForwarder {
     if (this.buffer.length === 0) return;
     const batch = this.buffer;
     this.buffer = [];
+    this.bufferChars = 0;
     this.lastSendAt = this.now();
+    this.pending += 1;
     this.chain = this.chain.then(() =>
-      this.send(batch).catch((error: unknown) => {
-        this.failure = error;
-      }),
+      this.send(batch)
+        .catch((error: unknown) => {
+          this.failure = error;
+        })
+        .finally(() => {
+          this.pending -= 1;
+          if (this.pending <= MAX_QUEUED_SENDS) for (const wake of this.drained.splice(0)) wake();
+        }),
     );
   }
 
@@ -54,6 +83,7 @@ export class LogForwarder {
     if (this.failure !== undefined) throw this.failure;
     const rest = this.buffer;
     this.buffer = [];
+    this.bufferChars = 0;
     return rest;
   }
 }

@@ -1,7 +1,8 @@
 // Runtime agent of every function container (the child of init.py, which is PID 1). It receives
 // code packages and events over HTTP from its instance Durable Object only (a per-boot bearer
 // token), runs each event's handler in an unprivileged child process group (Node.js or Python
-// bootstrap), captures stdout/stderr line by line with timestamps under per-execution bounds,
+// bootstrap), captures stdout/stderr line by line with timestamps under per-execution bounds and
+// spools the records to an agent-only folder on disk (spool.mjs) as fast as the handler prints,
 // forwards SIGTERM to the handler's group (a user's graceful terminate, or the platform stopping the
 // container, told apart in the end record), and serves each execution's records (log lines, then
 // one end record) as a resumable NDJSON stream.
@@ -20,12 +21,20 @@ import { HandlerProcess } from "./handler-process.mjs";
 import { HANDLER_ID, killHandlerUser } from "./handler-user.mjs";
 import { json, readBody, readJson } from "./http.mjs";
 import { MAX_CODE_PACKAGE_BYTES, platformStopGraceMs } from "./limits.mjs";
+import { resetSpoolRoot } from "./spool.mjs";
 import { checkExecutionSpec, checkSignalRequest, REQUEST_ID_PATTERN, SHA256_PATTERN } from "./validation.mjs";
 
 /** Whether a request carries this boot's token (read, then removed from the environment). */
 const isAuthorized = agentTokenCheck(process.env);
 const PORT = Number(process.env.AGENT_PORT ?? AGENT_PORT);
 const codeStore = new CodeStore(process.env.AGENT_CODE_ROOT ?? "/var/afp/code");
+/**
+ * The executions' log spools (spool.mjs): a folder of the agent's own (0700, root in the image; the
+ * handler's uid can neither list, read nor write it), emptied at start. One file per kept execution,
+ * deleted when the execution is forgotten. Disk it needs: see PROTOCOL.md (the record stream).
+ */
+const SPOOL_ROOT = process.env.AGENT_SPOOL_ROOT ?? "/var/afp/spool";
+resetSpoolRoot(SPOOL_ROOT);
 /** How long after SIGTERM the agent waits before judging whether the user process handled it. */
 const SIGNAL_VERDICT_DELAY_MS = 300;
 /**
@@ -34,7 +43,7 @@ const SIGNAL_VERDICT_DELAY_MS = 300;
  * AFP_PLATFORM_STOP_GRACE_MS says otherwise).
  */
 const PLATFORM_STOP_GRACE_MS = platformStopGraceMs(process.env);
-/** Ended executions kept for late readers; older ones are forgotten. */
+/** Ended executions kept for late readers; older ones are forgotten (and their spools deleted). */
 const KEPT_EXECUTIONS = 8;
 /** Idle time after which a kept-alive connection is closed. */
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
@@ -63,11 +72,17 @@ function currentExecution() {
  * error, as does a handler process that cannot start.
  */
 function startExecution(spec, environmentError) {
-  const execution = new Execution(spec);
+  const execution = new Execution(spec, SPOOL_ROOT);
+  // The instance starts an execution only once it has read the previous one's end: the ended
+  // executions' spools are no longer needed, and the container's disk holds one spool at a time.
+  for (const old of executions.values()) if (old.ended) old.releaseSpool();
   executions.set(spec.requestId, execution);
   for (const [id, old] of executions) {
     if (executions.size <= KEPT_EXECUTIONS) break;
-    if (old.ended) executions.delete(id);
+    if (old.ended) {
+      executions.delete(id);
+      old.forget();
+    }
   }
   if (environmentError) {
     execution.end({ kind: "error", message: `the function's environment cannot be used: ${environmentError}` });
@@ -79,7 +94,7 @@ function startExecution(spec, environmentError) {
       killHandlerUser();
     }
     try {
-      handlerProcess = new HandlerProcess(spec, codeStore.directory(spec.codeSha256));
+      handlerProcess = new HandlerProcess(spec, codeStore.directory(spec.codeSha256), SPOOL_ROOT);
     } catch (error) {
       handlerProcess = undefined;
       execution.end({ kind: "error", message: `the handler process could not start: ${String(error.message)}` });

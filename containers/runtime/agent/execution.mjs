@@ -1,74 +1,95 @@
-// One execution's records (a started record, log lines, then one end record), bounded, and the
-// resumable NDJSON stream that serves them. The records are the contract's agentRecordSchema
-// (PROTOCOL.md); the end record's outcome is checked against it before it is written.
-import { executionOutcomeSchema, problemOf } from "./contract.gen.mjs";
-import {
-  boundedOutcome,
-  MAX_BUFFERED_CHARS,
-  MAX_LINE_CHARS,
-  MAX_LOG_CHARS_PER_EXECUTION,
-  MAX_LOG_LINES_PER_EXECUTION,
-  platformStopOutcome,
-} from "./limits.mjs";
+// One execution's records (a started record, log lines, then one end record), bounded by the
+// spec's log limit, and the resumable NDJSON stream that serves them. The records are the
+// contract's agentRecordSchema (PROTOCOL.md); the end record's outcome is checked against it before
+// it is written. Every record but the end record is spooled to disk (spool.mjs) as it is made, so a
+// reader resumes from any seq without a gap; only the end record stays in memory.
+import { DEFAULT_LOG_LIMIT_BYTES, executionOutcomeSchema, problemOf } from "./contract.gen.mjs";
+import { boundedOutcome, MAX_LINE_CHARS, platformStopOutcome, SPOOL_READ_BYTES } from "./limits.mjs";
+import { recordJson, Spool } from "./spool.mjs";
 
 /** Interval of the heartbeat record that keeps an idle stream open through proxies. */
 const HEARTBEAT_INTERVAL_MS = 15_000;
-/** Consumed records at the head of the buffer past which it is compacted (amortised O(1)). */
-const COMPACT_AFTER_RECORDS = 4_096;
-
-/** The characters a record weighs against the log and buffer limits: an empty line still counts. */
-function weightOf(record) {
-  return (record.line?.length ?? 0) + 1;
-}
 
 /** One event run by the agent: its spec, its records, and its end. */
 export class Execution {
-  constructor(spec) {
+  /** spoolRoot: the agent-only folder of the spools (see agent.mjs). */
+  constructor(spec, spoolRoot) {
     this.spec = spec;
     this.requestId = spec.requestId;
-    /** Buffered records are records[head..]; their seqs are contiguous from firstBufferedSeq. */
-    this.records = [];
-    this.head = 0;
+    /** Log bytes kept per execution: UTF-8 bytes of each kept line + 1 (see limits.mjs). */
+    this.logLimitBytes = spec.logLimitBytes ?? DEFAULT_LOG_LIMIT_BYTES;
     this.nextSeq = 1;
-    this.firstBufferedSeq = 1;
-    this.bufferedChars = 0;
-    this.loggedChars = 0;
-    this.loggedLines = 0;
+    this.logBytes = 0;
     this.limitReached = false;
     this.droppedLines = 0;
-    this.droppedChars = 0;
+    this.droppedBytes = 0;
     this.ended = false;
     this.endRecord = undefined;
+    /** Bumped whenever more records become readable (a write, a failure, the end): wakes streams. */
+    this.version = 0;
     this.waiters = new Set();
+    /** Waiting for the spool to take more (the handler's pipes are paused meanwhile). */
+    this.drainWaiters = [];
+    /** Records made after the spool failed (platform lines only: user lines are then dropped). */
+    this.memoryRecords = [];
+    this.spool = new Spool(
+      spoolRoot,
+      this.requestId,
+      () => this.progress(),
+      (error) => this.spoolFailed(error),
+    );
     /** When the handler was handed the event (until then, when the execution was made). */
     this.startedAt = Date.now();
     this.handedOverAt = undefined;
     this.sigtermAt = undefined;
     this.verdictLogged = false;
     this.process = undefined;
+    if (this.spool.failed) this.spoolFailed(this.spool.failed);
   }
 
-  push(record) {
-    const full = { seq: this.nextSeq++, ts: Date.now(), ...record };
-    this.records.push(full);
-    this.bufferedChars += weightOf(full);
-    while (this.bufferedChars > MAX_BUFFERED_CHARS && this.records.length - this.head > 1) {
-      const dropped = this.records[this.head];
-      this.records[this.head] = undefined;
-      this.head += 1;
-      this.bufferedChars -= weightOf(dropped);
+  /** Adds a started or log record (seq and ts given here); the end record is end()'s. */
+  push(type, stream, line) {
+    const seq = this.nextSeq++;
+    const ts = Date.now();
+    if (!this.spool.append(seq, ts, type === "started" ? "started" : stream, line)) {
+      this.memoryRecords.push(type === "started" ? { seq, ts, type } : { seq, ts, type, stream, line });
+      this.progress();
     }
-    if (this.head > COMPACT_AFTER_RECORDS && this.head * 2 > this.records.length) {
-      this.records = this.records.slice(this.head);
-      this.head = 0;
-    }
-    this.firstBufferedSeq = this.records[this.head].seq;
-    if (full.type === "end") {
-      this.ended = true;
-      this.endRecord = full;
-    }
+    return ts;
+  }
+
+  /** More records are readable: wakes the streams, and the handler's pipes once the disk caught up. */
+  progress() {
+    this.version += 1;
     for (const wake of this.waiters) wake();
-    return full;
+    if (this.drainWaiters.length > 0 && !this.spool.congested) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const resume of waiters) resume();
+    }
+  }
+
+  /** True while the spool has more waiting for the disk than it may hold (see MAX_SPOOL_QUEUED_BYTES). */
+  get congested() {
+    return this.spool.congested;
+  }
+
+  /** Calls resume once the spool is no longer congested. */
+  whenDrained(resume) {
+    if (!this.spool.congested) resume();
+    else this.drainWaiters.push(resume);
+  }
+
+  /**
+   * The spool could not be made or written (a full disk): what was not written is lost (a reader
+   * gets a gap for it), the handler's further lines are counted, not kept, and the platform's own
+   * lines and the end record are kept in memory.
+   */
+  spoolFailed(error) {
+    this.limitReached = true;
+    this.platform(
+      `[PLATFORM] The agent could not store log output on the container's disk (${error.code ?? error.message}): further lines are not kept`,
+    );
   }
 
   /**
@@ -79,39 +100,64 @@ export class Execution {
    */
   handedOver() {
     if (this.ended || this.handedOverAt !== undefined) return;
-    this.handedOverAt = this.push({ type: "started" }).ts;
+    this.handedOverAt = this.push("started");
     this.startedAt = this.handedOverAt;
   }
 
-  /** The buffered record with this seq, or undefined (not buffered, or not yet written). */
-  recordAt(seq) {
-    const index = this.head + (seq - this.firstBufferedSeq);
-    return index >= this.head && index < this.records.length ? this.records[index] : undefined;
+  /**
+   * The records with seq > after that can be read now, in order (not the end record), as NDJSON:
+   * `{ text, lastSeq }`, `{ gap: { from, to } }` when they were lost, or {} when none is readable yet.
+   */
+  async recordsAfter(after) {
+    const seq = after + 1;
+    // An ended execution whose spool was released (see releaseSpool): its lines are gone.
+    if (this.spool.disposed && this.endRecord && seq < this.endRecord.seq) {
+      return { gap: { from: seq, to: this.endRecord.seq - 1 } };
+    }
+    const lost = this.spool.lost;
+    if (lost && seq >= lost.from && seq <= lost.to) return { gap: { from: seq, to: lost.to } };
+    const memoryFirst = this.memoryRecords[0]?.seq;
+    if (memoryFirst !== undefined && seq >= memoryFirst) {
+      const records = this.memoryRecords.slice(seq - memoryFirst);
+      if (records.length === 0) return {};
+      let text = "";
+      for (const { seq, ts, type, stream, line } of records) text += recordJson(seq, ts, type, stream, line);
+      return { text, lastSeq: records.at(-1).seq };
+    }
+    return (await this.spool.read(seq, SPOOL_READ_BYTES)) ?? {};
   }
 
   /**
-   * One captured line: NUL becomes U+FFFD, an over-long line is cut and marked. Past the per-
-   * execution limits (lines or characters, an empty line counting 1) user lines are only counted;
-   * one platform line says so when the limit is reached, another gives the count at the end.
+   * One captured line: NUL becomes U+FFFD, an over-long line is cut and marked. Past the log limit
+   * (log bytes: UTF-8 bytes + 1 a line) the handler's lines are only counted; one platform line says
+   * so when the limit is reached, another gives the count at the end. A line that would take the
+   * log over the limit is the first dropped, so that the kept log is at most the limit.
    */
   log(stream, line) {
     if (stream !== "platform" && this.limitReached) {
       this.droppedLines += 1;
-      this.droppedChars += line.length;
+      this.droppedBytes += Buffer.byteLength(line, "utf8") + 1;
       return;
     }
     let text = line.includes("\u0000") ? line.replaceAll("\u0000", "\uFFFD") : line;
     if (text.length > MAX_LINE_CHARS) text = `${text.slice(0, MAX_LINE_CHARS)}…[line truncated]`;
-    this.push({ type: "log", stream, line: text });
-    if (stream === "platform") return;
-    this.loggedChars += text.length + 1;
-    this.loggedLines += 1;
-    if (this.loggedChars >= MAX_LOG_CHARS_PER_EXECUTION || this.loggedLines >= MAX_LOG_LINES_PER_EXECUTION) {
-      this.limitReached = true;
-      this.platform(
-        `[PLATFORM] Log output reached the limit of ${MAX_LOG_LINES_PER_EXECUTION} lines or ${MAX_LOG_CHARS_PER_EXECUTION} characters: further lines are not kept`,
-      );
+    if (stream === "platform") {
+      // The agent's own lines: never counted, never with a newline (a spool record is one line).
+      this.push("log", stream, text.includes("\n") ? text.replaceAll("\n", " ") : text);
+      return;
     }
+    const bytes = Buffer.byteLength(text, "utf8") + 1;
+    if (this.logBytes + bytes > this.logLimitBytes) {
+      this.limitReached = true;
+      this.droppedLines += 1;
+      this.droppedBytes += bytes;
+      this.platform(
+        `[PLATFORM] Log output reached the limit of ${this.logLimitBytes} bytes for this execution (logLimitBytes): further lines are not kept`,
+      );
+      return;
+    }
+    this.logBytes += bytes;
+    this.push("log", stream, text);
   }
 
   platform(line) {
@@ -140,18 +186,37 @@ export class Execution {
     const final = stop === undefined ? outcome : platformStopOutcome(outcome, stop.expired ? stop.graceMs : undefined);
     if (this.droppedLines > 0) {
       this.platform(
-        `[PLATFORM] ${this.droppedLines} lines (${this.droppedChars} characters) over the log limit were dropped`,
+        `[PLATFORM] ${this.droppedLines} lines (${this.droppedBytes} bytes) over the log limit were dropped`,
       );
     }
     const rss = Number.isFinite(maxRssKb) && maxRssKb >= 0 ? maxRssKb : undefined;
-    this.push({
+    this.endRecord = {
+      seq: this.nextSeq++,
+      ts: Date.now(),
       type: "end",
       outcome: contractOutcome(boundedOutcome(final)),
       durationMs: Date.now() - this.startedAt,
       maxRssKb: rss,
       exitCode,
       signal,
-    });
+    };
+    this.ended = true;
+    // The last records reach the disk at once (not on the next turn), then the streams serve the end.
+    this.spool.flush();
+    this.progress();
+  }
+
+  /** The execution has ended and another starts: its spool is deleted, its end record kept. */
+  releaseSpool() {
+    if (this.ended) this.spool.dispose();
+  }
+
+  /** The execution is forgotten (see KEPT_EXECUTIONS): its spool is deleted. */
+  forget() {
+    this.spool.dispose();
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resume of waiters) resume();
   }
 }
 
@@ -168,7 +233,12 @@ function contractOutcome(outcome) {
 
 /** Writes one NDJSON record; resolves once the socket takes more (back-pressure). */
 function writeRecord(response, record) {
-  if (response.write(`${JSON.stringify(record)}\n`)) return Promise.resolve();
+  return writeText(response, `${JSON.stringify(record)}\n`);
+}
+
+/** Writes NDJSON text; resolves once the socket takes more (back-pressure). */
+function writeText(response, text) {
+  if (response.write(text)) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       response.off("drain", done);
@@ -181,8 +251,9 @@ function writeRecord(response, record) {
 }
 
 /**
- * Serves the records with seq > after as NDJSON, live until the end record. Records are seq-ordered
- * and contiguous, so each wake reads from the cursor by index: linear in the records sent.
+ * Serves the records with seq > after as NDJSON, live until the end record: read from the spool a
+ * few blocks at a time, each batch written once the socket has taken the previous one (the reader's
+ * pace never reaches the handler). A `gap` only stands for records that were truly lost.
  */
 export async function streamRecords(request, response, execution, after, status = 200) {
   response.writeHead(status, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
@@ -194,31 +265,45 @@ export async function streamRecords(request, response, execution, after, status 
   response.on("close", () => {
     closed = true;
   });
-  while (!closed) {
-    if (cursor < execution.firstBufferedSeq - 1) {
-      await writeRecord(response, { type: "gap", from: cursor + 1, to: execution.firstBufferedSeq - 1 });
-      cursor = execution.firstBufferedSeq - 1;
+  const spool = execution.spool;
+  spool.readers += 1;
+  try {
+    while (!closed) {
+      const end = execution.endRecord;
+      if (end && cursor >= end.seq) break;
+      if (end && cursor === end.seq - 1) {
+        await writeRecord(response, end);
+        break;
+      }
+      const version = execution.version;
+      const { text, lastSeq, gap } = await execution.recordsAfter(cursor);
+      if (gap) {
+        await writeRecord(response, { type: "gap", ...gap });
+        cursor = gap.to;
+        continue;
+      }
+      if (text) {
+        cursor = lastSeq;
+        await writeText(response, text);
+        continue;
+      }
+      if (closed || execution.version !== version) continue;
+      await new Promise((resolve) => {
+        const wake = () => {
+          execution.waiters.delete(wake);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          if (!closed) response.write(`${JSON.stringify({ type: "heartbeat", ts: Date.now() })}\n`);
+          wake();
+        }, HEARTBEAT_INTERVAL_MS);
+        execution.waiters.add(wake);
+      });
     }
-    for (let record = execution.recordAt(cursor + 1); record && !closed; record = execution.recordAt(cursor + 1)) {
-      cursor = record.seq;
-      await writeRecord(response, record);
-      if (cursor < execution.firstBufferedSeq - 1) break;
-    }
-    if (execution.ended && cursor >= execution.endRecord.seq) break;
-    if (closed || execution.recordAt(cursor + 1)) continue;
-    if (cursor < execution.firstBufferedSeq - 1) continue;
-    await new Promise((resolve) => {
-      const wake = () => {
-        execution.waiters.delete(wake);
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        if (!closed) response.write(`${JSON.stringify({ type: "heartbeat", ts: Date.now() })}\n`);
-        wake();
-      }, HEARTBEAT_INTERVAL_MS);
-      execution.waiters.add(wake);
-    });
+  } finally {
+    spool.readers -= 1;
+    spool.closeIfUnused();
   }
   response.end();
 }

@@ -6,9 +6,10 @@
 // the leader exits. What it reads and writes (stdin, stdout/stderr with the end mark, the reports
 // on fd 3) is the bootstrap protocol of PROTOCOL.md.
 import { spawn } from "node:child_process";
+import { closeSync } from "node:fs";
 import { HANDLER_ID, signalGroup } from "./handler-user.mjs";
 import { MAX_REPORT_LINE_CHARS, outcomeOfReport } from "./limits.mjs";
-import { captureLines, captureReports } from "./output-capture.mjs";
+import { captureLines, captureReports, outputPipe, pipeReadable } from "./output-capture.mjs";
 import { bootstrapCommand } from "./runtimes.mjs";
 
 /** Marks the end of one event's output on a stream (written by the bootstraps). */
@@ -42,44 +43,63 @@ function sentSigterm(execution) {
 
 /** One handler process for one function configuration (runtime, code, handler, memory, environment). */
 export class HandlerProcess {
-  constructor(spec, codeDir) {
+  /** pipeDir: an agent-only folder where the output pipes are made (and unlinked at once). */
+  constructor(spec, codeDir, pipeDir) {
     this.key = HandlerProcess.keyOf(spec);
     this.current = undefined;
     this.exited = false;
     this.stderrTail = "";
     /** Chunks read from stdout and stderr so far (tells a quiet pipe from a busy one). */
     this.outputChunks = 0;
+    /** Output streams held back by a congested spool (see holdWhile). */
+    this.held = 0;
     const [program, args] = bootstrapCommand(spec, codeDir);
-    this.child = spawn(program, args, {
-      cwd: codeDir,
-      env: {
-        PATH: process.env.PATH,
-        HOME: "/tmp",
-        LANG: "C.UTF-8",
-        ...spec.environment,
-        AFP_MEMORY_LIMIT_MB: String(spec.memoryLimitMb ?? 0),
-      },
-      stdio: ["pipe", "pipe", "pipe", "pipe"],
-      // Its own session and process group: signals go to the group (see signalGroup).
-      detached: true,
-      ...(HANDLER_ID !== undefined ? { uid: HANDLER_ID, gid: HANDLER_ID } : {}),
-    });
+    // stdout and stderr are real pipes when they can be made (see outputPipe), else stdio sockets.
+    const pipes = pipeDir === undefined ? [] : [outputPipe(pipeDir), outputPipe(pipeDir)];
+    try {
+      this.child = spawn(program, args, {
+        cwd: codeDir,
+        env: {
+          PATH: process.env.PATH,
+          HOME: "/tmp",
+          LANG: "C.UTF-8",
+          ...spec.environment,
+          AFP_MEMORY_LIMIT_MB: String(spec.memoryLimitMb ?? 0),
+        },
+        stdio: ["pipe", pipes[0]?.writeFd ?? "pipe", pipes[1]?.writeFd ?? "pipe", "pipe"],
+        // Its own session and process group: signals go to the group (see signalGroup).
+        detached: true,
+        ...(HANDLER_ID !== undefined ? { uid: HANDLER_ID, gid: HANDLER_ID } : {}),
+      });
+    } catch (error) {
+      for (const pipe of pipes) if (pipe) closeSync(pipe.readFd);
+      throw error;
+    } finally {
+      // The handler holds the write ends now: the agent's read ends see EOF once it (and what it
+      // spawned) closed them.
+      for (const pipe of pipes) if (pipe) closeSync(pipe.writeFd);
+    }
     this.pgid = this.child.pid;
     this.child.stdin.on("error", () => {});
+    this.stdout = pipes[0] ? pipeReadable(pipes[0]) : this.child.stdout;
+    this.stderr = pipes[1] ? pipeReadable(pipes[1]) : this.child.stderr;
+    const holdWhile = (resume) => this.holdWhile(resume);
     /** Per stream, takes the unterminated rest of its output (see captureLines). */
     this.takeRest = {
       stdout: captureLines(
-        this.child.stdout,
+        this.stdout,
         (line) => this.onLine("stdout", line),
         () => this.onChunk(),
+        { batched: pipes[0] !== undefined, holdWhile },
       ),
       stderr: captureLines(
-        this.child.stderr,
+        this.stderr,
         (line) => this.onLine("stderr", line),
         (chunk) => this.onChunk(chunk),
+        { batched: pipes[1] !== undefined, holdWhile },
       ),
     };
-    this.outputEnded = Promise.all([endOf(this.child.stdout), endOf(this.child.stderr)]);
+    this.outputEnded = Promise.all([endOf(this.stdout), endOf(this.stderr)]);
     captureReports(
       this.child.stdio[3],
       (report) => this.onReport(report),
@@ -150,6 +170,23 @@ export class HandlerProcess {
   onChunk(stderrChunk) {
     this.outputChunks += 1;
     if (stderrChunk !== undefined) this.stderrTail = (this.stderrTail + stderrChunk).slice(-STDERR_TAIL_CHARS);
+  }
+
+  /**
+   * The pipes are read as fast as they fill, whatever the stream readers do: records go to the
+   * execution's spool on disk. Only a disk that falls MAX_SPOOL_QUEUED_BYTES behind the output
+   * holds the reading back (the handler's writes then wait, nothing is dropped) until it caught up:
+   * true when the stream must wait for resume.
+   */
+  holdWhile(resume) {
+    const execution = this.current?.execution;
+    if (!execution?.congested) return false;
+    this.held += 1;
+    execution.whenDrained(() => {
+      this.held -= 1;
+      resume();
+    });
+    return true;
   }
 
   onOversizedReport() {
@@ -256,7 +293,8 @@ export class HandlerProcess {
       quietTimer = setTimeout(() => {
         setImmediate(() => {
           if (called) return;
-          if (this.outputChunks === seen) finish();
+          // Held pipes (a congested spool) are not quiet: their output waits to be read.
+          if (this.outputChunks === seen && this.held === 0) finish();
           else waitQuiet();
         });
       }, EXIT_OUTPUT_QUIET_MS);

@@ -7,16 +7,23 @@
 
 /** Longest log line kept; the rest of a longer line is dropped and the line marked. */
 export const MAX_LINE_CHARS = 64 * 1024;
-/** Log text kept per execution, each line counting its length + 1 (so empty lines count too). */
-export const MAX_LOG_CHARS_PER_EXECUTION = 8 * 1024 * 1024;
+// The log kept per execution is the spec's `logLimitBytes` (DEFAULT_LOG_LIMIT_BYTES, 1 GiB, when
+// absent; MIN_LOG_LIMIT_BYTES..MAX_LOG_LIMIT_BYTES, 1 MiB..10 GiB: worker/contract/execution-spec.ts),
+// counted in log bytes: the UTF-8 bytes of each kept line + 1 (so empty lines count too). There is
+// no separate line count limit.
+
 /**
- * Log lines kept per execution; past it (or past the characters), lines are counted, not kept.
- * Below the 200,000 lines the worker stores per event, so the agent's own [PLATFORM] lines (the
- * truncation marker, the dropped count, the signal verdict) are always stored after a flood.
+ * Characters of spool text gathered into one block before it is sealed and queued for the disk:
+ * the unit of the spool's index, of its writes and of a resuming reader's skip (spool.mjs).
  */
-export const MAX_LOG_LINES_PER_EXECUTION = 190_000;
-/** Records kept in memory for resuming a relay (length + 1 each); the oldest go first. */
-export const MAX_BUFFERED_CHARS = 16 * 1024 * 1024;
+export const SPOOL_BLOCK_CHARS = 64 * 1024;
+/**
+ * Spool text waiting for the disk past which the agent stops reading the handler's pipes until the
+ * disk catches up (only a disk slower than the handler's output ever gets there).
+ */
+export const MAX_SPOOL_QUEUED_BYTES = 32 * 1024 * 1024;
+/** Spool bytes a stream reads from the disk at a time (whole blocks, one at least). */
+export const SPOOL_READ_BYTES = 256 * 1024;
 
 /** Longest error message of an outcome, in UTF-8 bytes (marker included). */
 export const MAX_ERROR_MESSAGE_BYTES = 4 * 1024;

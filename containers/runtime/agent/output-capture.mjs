@@ -1,20 +1,70 @@
 // Reads a handler process's pipes line by line, within bounds: stdout and stderr (log lines, an
-// over-long line cut) and the report channel on fd 3 (one JSON report a line, an over-long line
-// discarded unbuffered). See PROTOCOL.md for what the bootstraps write on them.
+// over-long line cut; real pipes, read in batches: see outputPipe and captureLines) and the report
+// channel on fd 3 (one JSON report a line, an over-long line discarded unbuffered). See PROTOCOL.md for what the bootstraps write on them.
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, openSync, rmSync } from "node:fs";
+import { Socket } from "node:net";
+import { join } from "node:path";
 import { MAX_LINE_CHARS, MAX_REPORT_LINE_CHARS } from "./limits.mjs";
 
 /**
- * Calls onLine for every line of an output stream (without its newline), onChunk for every chunk
- * read. A line longer than MAX_LINE_CHARS is handed over at that length and the rest of it, up to
- * its newline, is dropped (Execution.log marks it). Invalid UTF-8 becomes U+FFFD. Returns a function
- * that gives the unterminated rest read so far and forgets it (the last line of an exited process).
+ * Once a read of the handler's output brings less than this, the next read waits
+ * OUTPUT_BATCH_DELAY_MS (on a real pipe, see outputPipe): the pipe gathers the lines meanwhile and
+ * the agent reads them in one go, instead of waking (and waking the handler) for every few lines.
+ * A read at least this large is followed by the next at once: a handler printing faster than that
+ * is never held back by the delay.
  */
-export function captureLines(readable, onLine, onChunk) {
+const OUTPUT_BATCH_FULL_CHARS = 16 * 1024;
+/** How long a small read of the handler's output waits before the next (see above). */
+const OUTPUT_BATCH_DELAY_MS = 1;
+
+let pipeCounter = 0;
+
+/**
+ * A real pipe (a FIFO made in `dir`, an agent-only folder, and unlinked at once) for a handler's
+ * stdout or stderr: `{ readFd, writeFd }`, or undefined when none can be made (then the spawn's own
+ * stdio socket is used). A pipe, unlike the Unix socket pair of a spawn's "pipe" stdio, holds 64 KiB
+ * of small writes (a socket's buffer is spent by the per-write overhead of a few hundred short
+ * lines), so the handler can print on while the agent gathers its lines (see captureLines).
+ */
+export function outputPipe(dir) {
+  pipeCounter += 1;
+  const path = join(dir, `output-${process.pid}-${pipeCounter}.fifo`);
+  let readFd;
+  try {
+    execFileSync("mkfifo", ["-m", "600", path], { stdio: "ignore" });
+    readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    return { readFd, writeFd: openSync(path, constants.O_WRONLY) };
+  } catch {
+    if (readFd !== undefined) closeSync(readFd);
+    return undefined;
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+/** The agent's end of an outputPipe, as a readable that stops reading between two reads. */
+export function pipeReadable(pipe) {
+  return new Socket({ fd: pipe.readFd, readable: true, writable: false, readableHighWaterMark: 1 });
+}
+
+/**
+ * Calls onLine for every line of an output stream (without its newline), onChunk for every chunk
+ * read (before its lines). The stream is read in pull mode, one read at a time: with `batched`
+ * (a pipeReadable) a small read waits OUTPUT_BATCH_DELAY_MS before the next. `holdWhile(resume)`
+ * is asked after each read: when it answers true, nothing more is read until it calls resume (the
+ * spool is congested). A line longer than MAX_LINE_CHARS is handed over at that length and the rest
+ * of it, up to its newline, is dropped (Execution.log marks it). Invalid UTF-8 becomes U+FFFD.
+ * Returns a function that gives the unterminated rest read so far and forgets it (the last line of
+ * an exited process).
+ */
+export function captureLines(readable, onLine, onChunk, { batched = false, holdWhile } = {}) {
   readable.setEncoding("utf8");
   let pending = "";
   let overflow = false;
-  readable.on("data", (chunk) => {
-    onChunk(chunk);
+  /** A read is scheduled (or held): 'readable' events do not start another. */
+  let scheduled = false;
+  const handle = (chunk) => {
     // Linear in the chunk: lines are sliced out by position, the remainder is kept once.
     const text = pending + chunk;
     let start = 0;
@@ -35,6 +85,20 @@ export function captureLines(readable, onLine, onChunk) {
       rest = "";
     }
     pending = rest;
+  };
+  const readOnce = () => {
+    scheduled = false;
+    const chunk = readable.read();
+    if (chunk === null) return; // the next 'readable' event reads on
+    onChunk(chunk);
+    handle(chunk);
+    scheduled = true;
+    if (holdWhile?.(readOnce)) return;
+    if (batched && chunk.length < OUTPUT_BATCH_FULL_CHARS) setTimeout(readOnce, OUTPUT_BATCH_DELAY_MS);
+    else setImmediate(readOnce);
+  };
+  readable.on("readable", () => {
+    if (!scheduled) readOnce();
   });
   return () => {
     const rest = pending;

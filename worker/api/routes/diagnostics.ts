@@ -39,6 +39,11 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
     // The Durable Object id names the check's container in Docker: a test confirms it there.
     return c.json({ ...(await c.env.INSTANCE.get(id).selfCheck()), durableObjectId: id.toString() });
   })
+  .get("/_diagnostics/events/:requestId/log-stats", async (c) => {
+    // Where an event's log is stored: its R2 segments and its recent lines (the bench's R2 figure).
+    const requestId = parseWith(holdRequestIdSchema, c.req.param("requestId"));
+    return c.json(unwrap(await eventStub(c.env, requestId).logStats()));
+  })
   .get("/_diagnostics/instances/:name", async (c) => {
     const instance = instanceStub(c.env, c.req.param("name"));
     return c.json(await instance.status());

@@ -1,8 +1,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { MiddlewareHandler } from "hono";
+import type { MiddlewareHandler, TypedResponse } from "hono";
 import type { AppEnv, AuthVariables } from "../../auth/credentials";
 import { visibleEvent } from "../../events/event-access";
 import { orderSchema, timeSchema } from "../../events/event-list";
+import { MAX_LOG_READ, MAX_LOG_SCAN_LINES } from "../../events/event-log";
+import type { LogFilter } from "../../events/event-log-store";
 import { functionLogs } from "../../logs/function-logs";
 import { admitRead } from "../../ratelimit/read-limit";
 import { unwrap } from "../../shared/errors";
@@ -11,12 +13,46 @@ import { parseWith } from "../../shared/validation";
 import { COMMON_ERROR_STATUSES, errorResponses, jsonResponse, pathFirst, queryOf, refuseInvalid } from "../openapi";
 import { eventParams } from "./events";
 
+/** Longest `contains` filter text, in characters. */
+export const MAX_LOG_FILTER_CHARS = 256;
+
+/** The filters every log read takes: a text the line contains, and the streams it comes from. */
+const logFilterFields = {
+  contains: z
+    .string()
+    .min(1)
+    .max(MAX_LOG_FILTER_CHARS)
+    .optional()
+    .describe(`Only lines containing this text (case-sensitive, 1-${MAX_LOG_FILTER_CHARS} characters)`),
+  stream: z
+    .string()
+    .max(64)
+    .regex(
+      /^(stdout|stderr|platform)(,(stdout|stderr|platform)){0,2}$/,
+      "stream: stdout, stderr and/or platform, comma-separated",
+    )
+    .optional()
+    .describe("Only lines of these streams: stdout, stderr, platform (comma-separated)"),
+};
+
+/** The filter of a log query, or undefined when it asks for every line. */
+function filterOf(query: { contains?: string | undefined; stream?: string | undefined }): LogFilter | undefined {
+  if (query.contains === undefined && query.stream === undefined) return undefined;
+  return {
+    ...(query.contains !== undefined ? { contains: query.contains } : {}),
+    ...(query.stream !== undefined ? { streams: [...new Set(query.stream.split(","))] as LogFilter["streams"] } : {}),
+  };
+}
+
 const eventLogQuerySchema = z.strictObject({
   after: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+  limit: z.coerce.number().int().min(1).max(MAX_LOG_READ).default(MAX_LOG_READ),
+  ...logFilterFields,
 });
 
-const followQuerySchema = z.strictObject({ after: z.coerce.number().int().min(0).optional() });
+const followQuerySchema = z.strictObject({ after: z.coerce.number().int().min(0).optional(), ...logFilterFields });
+
+const downloadQuerySchema = z.strictObject(logFilterFields);
 
 const functionLogQuerySchema = z.strictObject({
   requestId: z.string().min(1).max(64).optional(),
@@ -80,12 +116,20 @@ const eventLog = createRoute({
   path: "/v1/events/{requestId}/logs",
   tags: [TAG],
   summary: "Read an event's log, page by page",
+  description: `Pages of at most ${MAX_LOG_READ} lines and 1 MiB, from the event's recent lines or its older segments alike. With a filter, one page reads at most ${MAX_LOG_SCAN_LINES} lines: it may come back short or empty with \`lastSeq\` moved on and \`more\` true.`,
   middleware: [readableEvent] as const,
   request: { params: eventParams, query: queryOf(eventLogQuerySchema) },
   responses: {
     200: jsonResponse(
-      "Log lines after `after`",
-      z.object({ records: z.array(logRecordSchema), lastSeq: z.number().int() }),
+      "Log lines after `after`; page on with after=lastSeq while `more` is true",
+      z.object({
+        records: z.array(logRecordSchema),
+        lastSeq: z.number().int().openapi({
+          description:
+            "Every stored line up to this seq was read (returned, or left out by the filter): the next page's `after`",
+        }),
+        more: z.boolean().openapi({ description: "More lines were stored after lastSeq when this page was read" }),
+      }),
     ),
     ...errorResponses(...COMMON_ERROR_STATUSES),
   },
@@ -102,6 +146,21 @@ const followEventLog = createRoute({
   request: { params: eventParams, query: queryOf(followQuerySchema) },
   responses: {
     200: { description: "The log as Server-Sent Events", content: { "text/event-stream": { schema: z.string() } } },
+    ...errorResponses(...COMMON_ERROR_STATUSES),
+  },
+});
+
+const downloadEventLog = createRoute({
+  method: "get",
+  path: "/v1/events/{requestId}/logs.txt",
+  tags: [TAG],
+  summary: "Download an event's whole log as text",
+  description:
+    "One line per log line: its time (ISO 8601), its stream (stdout, stderr, platform) and the line, separated by a space. Streams every stored line (of a running event, those stored so far); gzip-compressed when the request accepts gzip (`curl --compressed`).",
+  middleware: [readableEvent] as const,
+  request: { params: eventParams, query: queryOf(downloadQuerySchema) },
+  responses: {
+    200: { description: "The log as text", content: { "text/plain; charset=utf-8": { schema: z.string() } } },
     ...errorResponses(...COMMON_ERROR_STATUSES),
   },
 });
@@ -129,8 +188,8 @@ const functionLog = createRoute({
 export const logRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
   .openapi(eventLog, async (c) => {
     const query = c.req.valid("query");
-    const records = unwrap(await c.var.event.logs(query.after, query.limit));
-    return c.json({ records, lastSeq: records.at(-1)?.seq ?? query.after }, 200);
+    const page = unwrap(await c.var.event.logs(query.after, query.limit, filterOf(query)));
+    return c.json({ records: page.records, lastSeq: page.lastSeq, more: page.more }, 200);
   })
   .openapi(followEventLog, async (c) => {
     const query = c.req.valid("query");
@@ -139,7 +198,7 @@ export const logRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
       z.coerce.number().int().min(0).optional(),
       c.req.header("last-event-id") || undefined,
     );
-    const stream = unwrap(await c.var.event.followLogs(lastEventId ?? query.after ?? 0));
+    const stream = unwrap(await c.var.event.followLogs(lastEventId ?? query.after ?? 0, filterOf(query)));
     return new Response(stream, {
       headers: {
         "content-type": "text/event-stream; charset=utf-8",
@@ -147,6 +206,23 @@ export const logRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
         "x-accel-buffering": "no",
       },
     });
+  })
+  .openapi(downloadEventLog, async (c) => {
+    const text = unwrap(await c.var.event.downloadLog(filterOf(c.req.valid("query"))));
+    const gzip = /\bgzip\b/i.test(c.req.header("accept-encoding") ?? "");
+    const headers: Record<string, string> = {
+      "content-type": "text/plain; charset=utf-8",
+      "cache-control": "no-store",
+      "content-disposition": `attachment; filename="${c.req.param("requestId")}.log"`,
+    };
+    const response = gzip
+      ? new Response(text.pipeThrough(new CompressionStream("gzip")), {
+          headers: { ...headers, "content-encoding": "gzip" },
+          encodeBody: "manual",
+        })
+      : new Response(text, { headers });
+    // A streamed body: the route's typing knows text only as c.text()'s.
+    return response as unknown as TypedResponse<string, 200, "text">;
   })
   .openapi(functionLog, async (c) => {
     const { namespace, name } = c.req.valid("param");
