@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes Debian's chromium available for the browser test of /docs (test/e2e/api-docs.e2e.test.ts).
+# Makes Debian's chromium available for the browser tests of /docs and /console
+# (test/e2e/api-docs.e2e.test.ts, test/e2e/console.e2e.test.ts).
 # Does nothing when /usr/bin/chromium exists; as root, installs Debian's package (refreshing the
 # package lists once if the first try fails); otherwise says what to install and exits 1.
 set -euo pipefail

@@ -193,6 +193,8 @@ function run(command, args, label) {
   }
 }
 
+// The Worker's static assets: the third-party browser files under public/vendor/ (gitignored).
+run(process.execPath, [join(root, "scripts", "vendor-assets.mjs")], "copying the vendored browser files");
 if (process.env.AFP_SKIP_ENGINE !== "1") {
   run("bash", [join(root, "scripts", "local-engine.sh")], "container engine preparation");
 }

@@ -191,7 +191,7 @@ describe("Tencent Cloud API 3.0 signatures", () => {
 const DOCUMENTATION_ROUTES = new Set(["/openapi.json", "/docs", "/docs/scalar.js"]);
 
 describe("route table", () => {
-  it("answers no route but /healthz and the API documentation without credentials", async () => {
+  it("answers no route but /healthz, the API documentation and the console without credentials", async () => {
     const app = createApp();
     const routes = app.routes.filter((route) => route.method !== "ALL" || route.path === "/");
     expect(routes.length).toBeGreaterThan(15);
@@ -213,6 +213,12 @@ describe("route table", () => {
         // The OpenAPI document and the reference page answer anyone (the page's script: 200 where the
         // static assets hold it, 503 UNAVAILABLE where they do not), never 401.
         expect(route.path === "/docs/scalar.js" ? [200, 503] : [200], label).toContain(response.status);
+      } else if (route.path.startsWith("/console")) {
+        // The console's page answers anyone (it asks for credentials itself), /console/ too (redirected
+        // to it, the redirect followed), and its file route answers only console files (this path's
+        // "*" is none): never 401.
+        const expected: Record<string, number> = { "/console": 200, "/console/": 200, "/console/*": 404 };
+        expect(response.status, label).toBe(expected[route.path]);
       } else if (route.path === "/") {
         const body = (await response.json()) as { Response: { Error?: { Code: string } } };
         expect(body.Response.Error?.Code, label).toMatch(/^AuthFailure/);

@@ -345,6 +345,7 @@ function functionPath(
 }
 
 const listFunctionsQuery: Record<string, QuerySpec> = {
+  search: { valid: ["fn", "a-b_1"], invalid: ["", longString(61, "s")] },
   offset: { valid: ["0", "5"], invalid: ["-1", "abc", "1.5", "1e400", "NaN"] },
   limit: { valid: ["1", "20", "100"], invalid: ["0", "101", "-5", "abc", "2.5", ""] },
 };
@@ -383,6 +384,10 @@ const functionLogsQuery: Record<string, QuerySpec> = {
   order: { valid: ["asc", "DESC"], invalid: ["up", ""] },
   offset: { valid: ["0"], invalid: ["-1", "1000001", "x"] },
   limit: { valid: ["1", "100"], invalid: ["0", "101", "x"] },
+};
+
+const statisticsQuery: Record<string, QuerySpec> = {
+  hours: { valid: ["1", "24", "72"], invalid: ["0", "73", "-1", "x", "1.5", ""] },
 };
 
 /** The filters of every log read. */
@@ -558,6 +563,15 @@ const REST_ROUTES: readonly {
     components: (caller) => ({
       path: functionPath(caller, { mustExist: false, suffix: "logs" }),
       query: queryString(functionLogsQuery, { strict: true }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name/statistics",
+    weight: 3,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "statistics" }),
+      query: queryString(statisticsQuery, { strict: true }),
     }),
   },
   {
@@ -850,18 +864,53 @@ export const REST_ROUTE_LABELS: readonly string[] = [
 /** Paths of the API documentation (worker/api/docs.ts): GET only, no input, no credentials. */
 export const DOCUMENTATION_PATHS: readonly string[] = ["/openapi.json", "/docs", "/docs/scalar.js"];
 
-/** A request with a method each documentation path is not served with: sent once each, not generated. */
+/** Paths of the web console (worker/api/console.ts): GET only, no credentials; the last takes a file name. */
+export const CONSOLE_PATHS: readonly string[] = ["/console", "/console/", "/console/*"];
+
+/** Routes without input but their path: health, the documentation and the console. */
+export const INPUTLESS_PATHS: readonly string[] = ["/healthz", ...DOCUMENTATION_PATHS, ...CONSOLE_PATHS];
+
+/** Console file names the console route refuses (traversal, other types, upper case): 404 each. */
+const BAD_CONSOLE_FILES: readonly string[] = [
+  "/console/..%2f..%2fwrangler.toml",
+  "/console/%2e%2e/package.json",
+  "/console/index.html",
+  "/console/App.js",
+  "/console/views/",
+  "/console/x.js.map",
+  `/console/${"a".repeat(300)}.json`,
+];
+
+/**
+ * A request with a method each input-less path is not served with, and the console's refused file
+ * names: sent once each, not generated (so each of these routes is covered whatever the seed).
+ */
 export function documentationWrongMethodCases(): FuzzCase[] {
-  return DOCUMENTATION_PATHS.map((path) => ({
-    route: `POST ${path} (no such route)`,
-    method: "POST",
-    target: path,
+  const badFiles: FuzzCase[] = BAD_CONSOLE_FILES.map((target) => ({
+    route: "GET /console/*",
+    method: "GET",
+    target,
     auth: { kind: "header", header: undefined },
-    body: { kind: "text", text: "{}" },
-    headers: { "content-type": "application/json" },
+    body: { kind: "none" },
+    headers: {},
     tencent: false,
-    malformations: [`no route POST ${path}`],
+    malformations: [`no console file ${target}`],
   }));
+  return [
+    ...badFiles,
+    ...INPUTLESS_PATHS.map(
+      (path): FuzzCase => ({
+        route: `POST ${path} (no such route)`,
+        method: "POST",
+        target: path,
+        auth: { kind: "header", header: undefined },
+        body: { kind: "text", text: "{}" },
+        headers: { "content-type": "application/json" },
+        tencent: false,
+        malformations: [`no route POST ${path}`],
+      }),
+    ),
+  ];
 }
 
 /** Oversized bodies of the routes whose limit is the 32 MB JSON limit: sent once each, not generated. */

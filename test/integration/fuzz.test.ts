@@ -19,8 +19,8 @@ import {
   SCOPED_NAMESPACE,
 } from "./fuzz-model";
 import {
-  DOCUMENTATION_PATHS,
   documentationWrongMethodCases,
+  INPUTLESS_PATHS,
   oversizedCodeCases,
   REST_ROUTE_LABELS,
   restCaseArb,
@@ -38,7 +38,7 @@ const REPORTED_FAILURES = 40;
 /** Examples kept per distinct failure. */
 const EXAMPLES_PER_FAILURE = 2;
 /** Routes that take no input at all, so that only a wrong method can be malformed on them. */
-const INPUTLESS_ROUTES = new Set(["GET /healthz", ...DOCUMENTATION_PATHS.map((path) => `GET ${path}`)]);
+const INPUTLESS_ROUTES = new Set(INPUTLESS_PATHS.map((path) => `GET ${path}`));
 
 /**
  * The seed: FUZZ_SEED when the pool passes it (a FUZZ_SEED binding in vitest.config.ts, or

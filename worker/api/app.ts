@@ -3,6 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import { type AuthVariables, requireAdmin, requireCredentials } from "../auth/credentials";
 import { ERROR_STATUS, PlatformError, toPlatformError } from "../shared/errors";
 import { tencentCloudRoutes } from "../tcapi/routes";
+import { consoleRoutes } from "./console";
 import { docsRoutes, registerSecuritySchemes } from "./docs";
 import { healthRoutes } from "./health";
 import { refuseInvalid } from "./openapi";
@@ -11,6 +12,7 @@ import { diagnosticsRoutes } from "./routes/diagnostics";
 import { eventRoutes } from "./routes/events";
 import { functionRoutes } from "./routes/functions";
 import { logRoutes } from "./routes/logs";
+import { statisticsRoutes } from "./routes/statistics";
 import { registerTencentEndpoint } from "./tencent-doc";
 
 /**
@@ -22,6 +24,7 @@ export function createApp(): OpenAPIHono<{ Bindings: Env; Variables: AuthVariabl
 
   app.route("/", healthRoutes);
   app.route("/", docsRoutes(app));
+  app.route("/", consoleRoutes);
 
   // Diagnostics exist only when enabled, and then only for administrators.
   app.use("/_diagnostics/*", async function diagnosticsGate(c, next) {
@@ -41,6 +44,7 @@ export function createApp(): OpenAPIHono<{ Bindings: Env; Variables: AuthVariabl
   app.route("/", functionRoutes);
   app.route("/", eventRoutes);
   app.route("/", logRoutes);
+  app.route("/", statisticsRoutes);
 
   app.notFound((c) => {
     throw new PlatformError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`);

@@ -10,10 +10,11 @@ export const DOCS_PATH = "/docs";
 /** Path the reference page loads Scalar's browser bundle from (served here, never from a CDN). */
 export const DOCS_SCRIPT_PATH = "/docs/scalar.js";
 /**
- * The bundle's file in the DOCS_ASSETS static assets: wrangler.toml's [assets] directory is
- * node_modules/@scalar/api-reference/dist/browser, whose standalone.js defines `window.Scalar`.
+ * The bundle's file in the ASSETS static assets (wrangler.toml's [assets] directory, public/):
+ * @scalar/api-reference's dist/browser/standalone.js, which defines `window.Scalar`, copied there
+ * by scripts/vendor-assets.mjs.
  */
-const BUNDLE_ASSET = "/standalone.js";
+const BUNDLE_ASSET = "/vendor/scalar/standalone.js";
 
 /**
  * The reference page's policy: its script, styles, images and requests from this origin only
@@ -27,7 +28,7 @@ const MAX_CACHED_DOCUMENTS = 8;
 const documents = new Map<string, ReturnType<OpenAPIHono["getOpenAPI31Document"]>>();
 
 /** The bindings the documentation routes read: the static assets holding Scalar's bundle, when bound. */
-type DocsEnv = { Bindings: Env & { DOCS_ASSETS?: Fetcher } };
+type DocsEnv = { Bindings: Env & { ASSETS?: Fetcher } };
 
 /** The document's fixed parts: what the API is, how it authenticates, and its tags. */
 function documentConfig(origin: string): Parameters<OpenAPIHono["getOpenAPI31Document"]>[0] {
@@ -100,13 +101,13 @@ export function docsRoutes(api: Pick<OpenAPIHono, "getOpenAPI31Document">): Hono
       }),
     )
     .get(DOCS_SCRIPT_PATH, async (c) => {
-      if (!c.env.DOCS_ASSETS) {
+      if (!c.env.ASSETS) {
         throw new PlatformError(
           "UNAVAILABLE",
-          "the API reference's script is not deployed (no DOCS_ASSETS static assets: @scalar/api-reference)",
+          "the API reference's script is not deployed (no ASSETS static assets: run `npm install` or scripts/vendor-assets.mjs)",
         );
       }
-      const asset = await c.env.DOCS_ASSETS.fetch(new URL(BUNDLE_ASSET, c.req.url));
+      const asset = await c.env.ASSETS.fetch(new URL(BUNDLE_ASSET, c.req.url));
       if (!asset.ok) throw new PlatformError("UNAVAILABLE", `the API reference's script answered ${asset.status}`);
       return new Response(asset.body, {
         headers: {

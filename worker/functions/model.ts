@@ -308,8 +308,19 @@ export const updateConfigurationSchema = z.strictObject({
 /** A validated configuration update. */
 export type UpdateConfigurationInput = z.infer<typeof updateConfigurationSchema>;
 
+/** Longest text a function list's `search` may hold (a function name's length). */
+export const MAX_FUNCTION_SEARCH_CHARS = 60;
+
 /** Query of `GET /v1/namespaces/:namespace/functions`. */
 export const listFunctionsQuerySchema = z.object({
+  search: z
+    .string()
+    .min(1)
+    .max(MAX_FUNCTION_SEARCH_CHARS)
+    .optional()
+    .describe(
+      `Only functions whose name contains this text (case-insensitive, at most ${MAX_FUNCTION_SEARCH_CHARS} characters)`,
+    ),
   offset: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(100).default(20),
 });

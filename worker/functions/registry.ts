@@ -1,4 +1,4 @@
-import { and, asc, count, eq } from "drizzle-orm";
+import { and, asc, count, eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { events, type FunctionRow, functions } from "../db/schema";
 import { fromBase64, sha256Hex } from "../shared/encoding";
@@ -81,16 +81,20 @@ export class FunctionRegistry {
     return this.db.select().from(functions).where(byName(namespace, name)).get();
   }
 
-  async list(namespace: string, offset: number, limit: number): Promise<{ total: number; functions: FunctionRow[] }> {
+  /** One page of a namespace's functions by name; `search` keeps the names containing it (any case). */
+  async list(
+    namespace: string,
+    offset: number,
+    limit: number,
+    search?: string,
+  ): Promise<{ total: number; functions: FunctionRow[] }> {
+    const where =
+      search === undefined
+        ? eq(functions.namespace, namespace)
+        : and(eq(functions.namespace, namespace), sql`instr(lower(${functions.name}), ${search.toLowerCase()}) > 0`);
     const [rows, totals] = await Promise.all([
-      this.db
-        .select()
-        .from(functions)
-        .where(eq(functions.namespace, namespace))
-        .orderBy(asc(functions.name))
-        .limit(limit)
-        .offset(offset),
-      this.db.select({ total: count() }).from(functions).where(eq(functions.namespace, namespace)),
+      this.db.select().from(functions).where(where).orderBy(asc(functions.name)).limit(limit).offset(offset),
+      this.db.select({ total: count() }).from(functions).where(where),
     ]);
     return { total: totals[0]?.total ?? 0, functions: rows };
   }

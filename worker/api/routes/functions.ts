@@ -175,7 +175,7 @@ export const functionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInval
   .openapi(listFunctions, async (c) => {
     const { namespace } = c.req.valid("param");
     const query = c.req.valid("query");
-    const page = await new FunctionRegistry(c.env).list(namespace, query.offset, query.limit);
+    const page = await new FunctionRegistry(c.env).list(namespace, query.offset, query.limit, query.search);
     return c.json({ total: page.total, functions: page.functions.map(publicFunction) }, 200);
   })
   .openapi(getFunction, async (c) => {
