@@ -223,6 +223,46 @@ describe("log segments in R2", { timeout: 60_000 }, () => {
     expect(after?.bytes).toBe(0);
   });
 
+  it("gives a deleted event's bytes back to its namespace once, even when the deletion fails and is retried", async () => {
+    const { requestId, stub } = await runningEvent();
+    await runInDurableObject(stub, async (_instance, state) => {
+      const released: number[] = [];
+      const ledger: LogUsageLedger = {
+        add: async () => false,
+        release: async (_namespace, bytes) => void released.push(bytes),
+      };
+      let failDelete = true;
+      const flaky = new Proxy(env.LOG_BUCKET, {
+        get(target, property) {
+          if (property !== "delete") return Reflect.get(target, property).bind(target);
+          return async (keys: string | string[]) => {
+            if (failDelete) {
+              failDelete = false;
+              throw new Error("R2 was unreachable");
+            }
+            return target.delete(keys);
+          };
+        },
+      });
+      const owner = () => ({ namespace: "default", requestId, limitChars: Number.POSITIVE_INFINITY });
+      const store = new EventLogStore(state.storage.sql, new SegmentReader(flaky), flaky, owner, ledger);
+      store.appendCaptured(
+        Array.from({ length: TAIL_MAX_LINES + 1 }, (_, i) => ({
+          seq: i + 1,
+          ts: 1,
+          stream: "stdout" as const,
+          line: lineOf(i + 1),
+        })),
+      );
+      await store.rollSegments();
+      const { segmentBytes } = store.stats();
+      await expect(store.deleteSegments("default", requestId)).rejects.toThrow(/unreachable/);
+      await store.deleteSegments("default", requestId);
+      expect(released).toEqual([segmentBytes]);
+    });
+    expect(await segmentKeys("default", requestId)).toEqual([]);
+  });
+
   it("stops storing an event's captured lines once its namespace's stored logs pass their bound, with a marker", async () => {
     const namespace = `full-${crypto.randomUUID().slice(0, 8)}`;
     const { requestId, stub } = await runningEvent(namespace);

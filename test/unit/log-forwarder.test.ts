@@ -75,4 +75,58 @@ describe("LogForwarder", () => {
     await forwarder.drain();
     expect(sent).toEqual([1, 2]);
   });
+
+  it("stores nothing after a failed send: the queued batches are skipped and add() and drain() throw", async () => {
+    const stored: number[] = [];
+    let clock = 1_000;
+    let calls = 0;
+    const forwarder = new LogForwarder(
+      async (batch) => {
+        calls += 1;
+        if (calls === 2) throw new Error("the event's object reset");
+        stored.push(...batch.map((r) => r.seq));
+      },
+      () => clock,
+    );
+    // Each line after a quiet spell is its own send.
+    for (let seq = 1; seq <= 4; seq++) {
+      forwarder.add(record(seq));
+      clock += 100;
+    }
+    await expect(forwarder.drain()).rejects.toThrow(/reset/);
+    // Line 2 was lost: 3 and 4 were not stored after it, so a relay resuming after 1 loses nothing.
+    expect(stored).toEqual([1]);
+    expect(() => forwarder.add(record(5))).toThrow(/reset/);
+  });
+
+  it("makes its caller wait while more than four sends are queued, and lets it go once they drain", async () => {
+    const releases: Array<() => void> = [];
+    let clock = 1_000;
+    const forwarder = new LogForwarder(
+      (batch) =>
+        new Promise<void>((resolve) => {
+          void batch;
+          releases.push(resolve);
+        }),
+      () => clock,
+    );
+    const waits: Array<Promise<void> | undefined> = [];
+    for (let seq = 1; seq <= 6; seq++) {
+      waits.push(forwarder.add(record(seq)));
+      clock += 100;
+    }
+    expect(waits.slice(0, 4).every((wait) => wait === undefined)).toBe(true);
+    const blocked = waits.at(-1);
+    expect(blocked).toBeInstanceOf(Promise);
+    let released = false;
+    void blocked?.then(() => {
+      released = true;
+    });
+    // Settle the sends one by one (they are serial: the next starts once the one before settled).
+    while (!released) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      releases.shift()?.();
+    }
+    expect(released).toBe(true);
+  });
 });

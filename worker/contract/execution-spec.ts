@@ -48,8 +48,12 @@ export const MAX_CONTEXT_TEXT_CHARS = 256;
 export const DEFAULT_LOG_LIMIT_BYTES = 1024 * 1024 * 1024;
 /** Smallest `logLimitBytes` a spec may ask for: 1 MiB. */
 export const MIN_LOG_LIMIT_BYTES = 1024 * 1024;
-/** Largest `logLimitBytes` a spec may ask for: 10 GiB (the agent spools it to the container's disk). */
-export const MAX_LOG_LIMIT_BYTES = 10 * 1024 * 1024 * 1024;
+/**
+ * Largest `logLimitBytes` a spec may ask for: 3 GiB. The agent spools an execution's log to the
+ * container's disk, at most about twice the limit (a flood of empty lines), which must fit beside
+ * the image on the instance type's disk (standard-1: 8 GB).
+ */
+export const MAX_LOG_LIMIT_BYTES = 3 * 1024 * 1024 * 1024;
 
 /** Why a handler's file path leaves or blurs the code folder (an empty, . or .. segment), if it does. */
 export function handlerPathProblem(handler: string): string | undefined {

@@ -229,6 +229,8 @@ export class EventLogStore {
       if (!first || !last) return markers;
       const body = await encodeSegment(rows.map(recordOf));
       const key = segmentKey(owner.namespace, owner.requestId, first.seq, last.seq);
+      // Before the first object exists: the event's deletion then knows to look in R2.
+      if (!this.meta("roll_started")) this.setMeta("roll_started", 1);
       await this.bucket.put(key, body, {
         httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
       });
@@ -248,7 +250,10 @@ export class EventLogStore {
       this.rolledThrough = last.seq;
       this.rolledSourceSeq = sourceSeq;
       this.saveCounters();
-      if (!this.namespaceFull && (await this.usage.add(owner.namespace, body.byteLength))) {
+      // Every segment is counted (the bytes given back at deletion are exactly those counted).
+      const full = await this.usage.add(owner.namespace, body.byteLength);
+      this.setMeta("counted_bytes", this.meta("counted_bytes") + body.byteLength);
+      if (full && !this.namespaceFull) {
         this.namespaceFull = 1;
         this.setMeta("namespace_full", 1);
         markers.push(this.appendPlatform(NAMESPACE_FULL_MARKER));
@@ -398,10 +403,15 @@ export class EventLogStore {
    * and gives their bytes back to the namespace's total. Its SQLite goes with the object's storage.
    */
   async deleteSegments(namespace: string, requestId: string): Promise<void> {
-    const { segmentBytes } = this.stats();
-    await deleteSegments(this.bucket, segmentPrefix(namespace, requestId));
+    // Given back once, even when a later step fails and the deletion is retried.
+    const counted = this.meta("counted_bytes");
+    if (counted > 0) {
+      await this.usage.release(namespace, counted);
+      this.setMeta("counted_bytes", 0);
+    }
+    // Listed only when a roll ever began (most events never roll: no R2 operation for them).
+    if (this.meta("roll_started")) await deleteSegments(this.bucket, segmentPrefix(namespace, requestId));
     this.sql.exec("DELETE FROM log_segments");
-    if (segmentBytes > 0) await this.usage.release(namespace, segmentBytes);
   }
 
   /** Lines dropped over the limit so far. */

@@ -41,7 +41,7 @@ export const MIN_IDEMPOTENCY_WINDOW_SECONDS = 1;
 export const MAX_IDEMPOTENCY_WINDOW_SECONDS = 259_200;
 /**
  * Log output one execution of the function keeps, in MiB (UTF-8 bytes of its lines, each + 1):
- * 1 GiB by default, 1 MiB to 10 GiB. Past it, lines are counted and dropped with a marker.
+ * 1 GiB by default, 1 MiB to 3 GiB (the container's disk holds the spool). Past it, lines are counted and dropped with a marker.
  */
 const MIB = 1024 * 1024;
 export const DEFAULT_LOG_LIMIT_MB = DEFAULT_LOG_LIMIT_BYTES / MIB;

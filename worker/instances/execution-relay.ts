@@ -60,16 +60,33 @@ export async function relayRecords(
   target: RelayTarget,
 ): Promise<RelayedEnd | undefined> {
   const forwarder = new LogForwarder((batch) => target.sendLogs(batch));
-  for await (const record of readAgentRecords(records, signal)) {
-    if (!target.stillCurrent()) return undefined;
-    if (record.type === "log") {
-      const full = forwarder.add({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });
-      if (full) await full;
-    } else if (record.type === "end") {
-      return { end: record, finalLogs: await forwarder.drain() };
+  try {
+    for await (const record of readAgentRecords(records, signal)) {
+      if (!target.stillCurrent()) return undefined;
+      if (record.type === "log") {
+        const full = forwarder.add({ seq: record.seq, ts: record.ts, stream: record.stream, line: record.line });
+        if (full) await full;
+      } else if (record.type === "gap") {
+        // Records the agent could not keep (its disk failed, or its spool was released): the log
+        // says so, at the seq of the last one lost (no captured line has it).
+        const full = forwarder.add({
+          seq: record.to,
+          ts: Date.now(),
+          stream: "platform",
+          line: `[PLATFORM] ${record.to - record.from + 1} log records (seq ${record.from}-${record.to} of the execution) were lost in the container and cannot be sent`,
+        });
+        if (full) await full;
+      } else if (record.type === "end") {
+        return { end: record, finalLogs: await forwarder.drain() };
+      }
     }
+    forwarder.flush();
+    await forwarder.drain();
+  } catch (error) {
+    // The stream broke (or a send failed): no queued batch may be stored after this point, since
+    // the relay resumes from the last acknowledged seq.
+    await forwarder.abandon();
+    throw error;
   }
-  forwarder.flush();
-  await forwarder.drain();
   throw new Error("the agent's stream ended before the execution did");
 }

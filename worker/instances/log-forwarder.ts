@@ -38,6 +38,8 @@ export class LogForwarder {
    * few enough again (the caller reads no further meanwhile: back-pressure up to the agent).
    */
   add(record: LogRecord): Promise<void> | undefined {
+    // After a failed send nothing more is sent: the relay resumes from the last acknowledged seq.
+    if (this.failure !== undefined) throw this.failure;
     this.buffer.push(record);
     this.bufferChars += record.line.length + 1;
     if (
@@ -63,16 +65,34 @@ export class LogForwarder {
     this.bufferChars = 0;
     this.lastSendAt = this.now();
     this.pending += 1;
+    // Sends are serial, and after a failed one (or abandon()) the queued ones are skipped: a batch
+    // is never stored after a batch that was lost, so the seq the relay resumes from has no hole
+    // before it.
     this.chain = this.chain.then(() =>
-      this.send(batch)
+      (this.failure === undefined ? this.send(batch) : Promise.resolve())
         .catch((error: unknown) => {
-          this.failure = error;
+          this.failure ??= error;
         })
         .finally(() => {
           this.pending -= 1;
-          if (this.pending <= MAX_QUEUED_SENDS) for (const wake of this.drained.splice(0)) wake();
+          if (this.pending <= MAX_QUEUED_SENDS || this.failure !== undefined) {
+            for (const wake of this.drained.splice(0)) wake();
+          }
         }),
     );
+  }
+
+  /**
+   * Stops sending (the relay failed and will resume from the last acknowledged seq): queued sends
+   * are skipped; resolves once the one in flight has settled.
+   */
+  async abandon(): Promise<void> {
+    this.failure ??= new Error("the relay was abandoned");
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.buffer = [];
+    this.bufferChars = 0;
+    await this.chain;
   }
 
   /** Waits for every send so far and hands back the lines not sent yet (they go with the outcome). */

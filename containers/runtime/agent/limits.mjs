@@ -8,7 +8,7 @@
 /** Longest log line kept; the rest of a longer line is dropped and the line marked. */
 export const MAX_LINE_CHARS = 64 * 1024;
 // The log kept per execution is the spec's `logLimitBytes` (DEFAULT_LOG_LIMIT_BYTES, 1 GiB, when
-// absent; MIN_LOG_LIMIT_BYTES..MAX_LOG_LIMIT_BYTES, 1 MiB..10 GiB: worker/contract/execution-spec.ts),
+// absent; MIN_LOG_LIMIT_BYTES..MAX_LOG_LIMIT_BYTES, 1 MiB..3 GiB: worker/contract/execution-spec.ts),
 // counted in log bytes: the UTF-8 bytes of each kept line + 1 (so empty lines count too). There is
 // no separate line count limit.
 

@@ -68,8 +68,8 @@ export function configurationFields(fn) {
     ),
     field(
       "Log limit (MiB)",
-      number("logLimitMb", fn?.logLimitMb ?? 1024, 1, 10240),
-      "log output one execution keeps, 1–10240; past it lines are dropped with a marker",
+      number("logLimitMb", fn?.logLimitMb ?? 1024, 1, 3072),
+      "log output one execution keeps, 1–3072; past it lines are dropped with a marker",
     ),
     field("Description", h("input", { name: "description", value: fn?.description ?? "", maxlength: 1000 })),
     h(

@@ -63,7 +63,7 @@ const functionSchema = z
       .openapi({ description: "How long an invocation's Idempotency-Key holds, in seconds (1-259200)" }),
     logLimitMb: z.number().int().openapi({
       description:
-        "Log output one execution keeps, in MiB of UTF-8 (1-10240, default 1024); past it lines are counted and dropped with a [PLATFORM] marker",
+        "Log output one execution keeps, in MiB of UTF-8 (1-3072, default 1024); past it lines are counted and dropped with a [PLATFORM] marker",
     }),
     destinations: z
       .object({
