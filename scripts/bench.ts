@@ -208,17 +208,27 @@ async function logVolume(api: ApiClient, baseUrl: string): Promise<Record<string
   const requestId = await api.invoke(NAMESPACE, name, { lines: LOG_LINES, sink: "stdout" });
   const latencies: number[] = [];
   let received = 0;
-  await followLogs(api, requestId, {
-    keep: false,
-    onEvent: (event) => {
-      if (event.event !== "log") return;
-      const line = (event.data as { line?: string }).line ?? "";
-      if (!line.startsWith("line ")) return;
-      received += 1;
-      const timed = / t=(\d+) /.exec(line);
-      if (timed) latencies.push(event.receivedAt - Number(timed[1]));
-    },
-  });
+  let lastEventId = 0;
+  let reconnects = 0;
+  // A follower that falls too far behind is closed with `overflow`: it reconnects from the last id,
+  // as a client should, until the end.
+  for (;;) {
+    const { end } = await followLogs(api, requestId, {
+      keep: false,
+      lastEventId,
+      onEvent: (event) => {
+        if (event.id !== undefined) lastEventId = event.id;
+        if (event.event !== "log") return;
+        const line = (event.data as { line?: string }).line ?? "";
+        if (!line.startsWith("line ")) return;
+        received += 1;
+        const timed = / t=(\d+) /.exec(line);
+        if (timed) latencies.push(event.receivedAt - Number(timed[1]));
+      },
+    });
+    if (end) break;
+    reconnects += 1;
+  }
   const toStdout = await api.waitForEvent(requestId, undefined, 900_000);
   const stats = (await (
     await fetch(`${baseUrl}/_diagnostics/events/${requestId}/log-stats`, { headers: ADMIN_HEADERS })
@@ -228,6 +238,7 @@ async function logVolume(api: ApiClient, baseUrl: string): Promise<Record<string
   return {
     lines: LOG_LINES,
     linesReceivedByFollower: received,
+    followerReconnects: reconnects,
     handlerPrintMs: { devNull: printMs(toNull), platform: printMs(toStdout) },
     handlerSlowdownRatio: Math.round((printMs(toStdout) / Math.max(1, printMs(toNull))) * 100) / 100,
     linesStoredPerSecond: Math.round(LOG_LINES / storeSeconds),

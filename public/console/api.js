@@ -35,6 +35,23 @@ function authorization(credentials = session()) {
   return `Bearer ${credentials.secretId}:${credentials.secretKey}`;
 }
 
+/**
+ * Downloads an event's whole log (GET /v1/events/{id}/logs.txt, which needs the Authorization
+ * header, so it is fetched and handed to the browser as a file).
+ */
+export async function downloadLog(requestId) {
+  const response = await fetch(path("v1", "events", requestId, "logs.txt"), {
+    headers: { authorization: authorization() },
+  });
+  if (!response.ok) throw new ApiError(response.status, "DOWNLOAD", `HTTP ${response.status}`);
+  const url = URL.createObjectURL(await response.blob());
+  const anchor = document.createElement("a");
+  anchor.href = url;
+  anchor.download = `${requestId}.log`;
+  anchor.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 /** A path with its query (undefined and empty values left out). */
 export function withQuery(path, query = {}) {
   const params = new URLSearchParams();
@@ -92,7 +109,7 @@ const RECONNECT_MAX_MS = 8000;
  * Calls onRecord(record) per line, onState(text) on connection changes, onEnd(data) once at the end.
  * Returns a function that stops following.
  */
-export function followLog(requestId, { onRecord, onState, onEnd }) {
+export function followLog(requestId, { onRecord, onState, onEnd, tail }) {
   const controller = new AbortController();
   let lastSeq = 0;
   let delay = RECONNECT_MIN_MS;
@@ -101,7 +118,10 @@ export function followLog(requestId, { onRecord, onState, onEnd }) {
   const connect = async () => {
     const headers = { authorization: authorization(), accept: "text/event-stream" };
     if (lastSeq > 0) headers["last-event-id"] = String(lastSeq);
-    const response = await fetch(path("v1", "events", requestId, "logs", "stream"), {
+    // The first connection starts with the last `tail` lines (a long log is not replayed whole);
+    // a reconnection resumes after the last line seen.
+    const query = lastSeq === 0 && tail !== undefined ? `?tail=${tail}` : "";
+    const response = await fetch(`${path("v1", "events", requestId, "logs", "stream")}${query}`, {
       headers,
       signal: controller.signal,
     });

@@ -5,7 +5,7 @@
 // each main view to docs/screenshots/ and writes the page weight and time to first render to
 // .state/console-metrics.json.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { dirname, join } from "node:path";
@@ -364,6 +364,20 @@ describe("the console in a browser", () => {
       .toContain("complete");
     expect(await page.locator("#event-result").textContent()).toContain('"stopped": true');
     expect(await page.locator("#event-state").textContent()).toContain("200");
+  });
+
+  it("downloads the event's whole log as a text file", async () => {
+    const [download] = await Promise.all([
+      page.waitForEvent("download", { timeout: VIEW_TIMEOUT_MS }),
+      page.locator("#log-download").click(),
+    ]);
+    expect(download.suggestedFilename()).toBe(`${requestId}.log`);
+    const text = readFileSync(await download.path(), "utf8");
+    const lines = text.trimEnd().split("\n");
+    // `<ISO time> <stream> <line>`, from the START line to the END line.
+    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z platform \[PLATFORM\] START /);
+    expect(lines.some((line) => / stdout tick$/.test(line))).toBe(true);
+    expect(lines.at(-1)).toMatch(/ platform \[PLATFORM\] END .*Status: ABORTED/);
   });
 
   it("filters the event list into the URL and restores the filter from a reload of it", async () => {

@@ -402,7 +402,11 @@ const eventLogsQuery: Record<string, QuerySpec> = {
   ...logFilterQuery,
 };
 
-const followQuery: Record<string, QuerySpec> = { after: eventLogsQuery.after as QuerySpec, ...logFilterQuery };
+const followQuery: Record<string, QuerySpec> = {
+  after: eventLogsQuery.after as QuerySpec,
+  tail: { valid: ["0", "5000", "100000"], invalid: ["-1", "100001", "x", "1.5"] },
+  ...logFilterQuery,
+};
 
 /** Values of Last-Event-ID that are not a sequence number. */
 const BAD_LAST_EVENT_IDS: readonly string[] = ["x", "-1", "1.5", "1e400", "0x10 junk"];

@@ -151,7 +151,7 @@ describe("log segments in R2", { timeout: 60_000 }, () => {
     const { stub } = await runningEvent();
     const total = TAIL_MAX_LINES + SEGMENT_MAX_LINES + 40;
     await appendLines(stub, 1, total);
-    const stream = unwrap(await stub.followLogs(100));
+    const stream = unwrap(await stub.followLogs({ after: 100 }));
     const reading = new Response(stream).text();
     await appendLines(stub, total + 1, 50);
     await stub.complete(INSTANCE, { kind: "returned", result: "ok" });
@@ -159,6 +159,20 @@ describe("log segments in R2", { timeout: 60_000 }, () => {
     const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     // The captured lines after 100, then the platform's END line.
     expect(ids).toEqual(Array.from({ length: total + 50 - 100 + 1 }, (_, i) => 101 + i));
+    expect(text).toContain("event: end");
+  });
+
+  it("follows from the last N stored lines with tail, across a segment boundary, then ends", async () => {
+    const { stub } = await runningEvent();
+    const total = TAIL_MAX_LINES + SEGMENT_MAX_LINES + 40;
+    await appendLines(stub, 1, total);
+    await stub.complete(INSTANCE, { kind: "returned", result: "ok" });
+    // The END line is the last stored line: total + 1.
+    const last = total + 1;
+    const tail = TAIL_MAX_LINES + 100;
+    const text = await new Response(unwrap(await stub.followLogs({ tail }))).text();
+    const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+    expect(ids).toEqual(Array.from({ length: tail }, (_, i) => last - tail + 1 + i));
     expect(text).toContain("event: end");
   });
 

@@ -197,10 +197,15 @@ export class AsyncEventObject extends DurableObject<Env> {
    * Follows the log live as Server-Sent Events: every line after `after`, then new lines as they
    * are captured, then an `end` event with the final status.
    */
-  async followLogs(after: number, filter?: LogFilter): Promise<RpcResult<ReadableStream<Uint8Array>>> {
+  async followLogs(
+    start: { after: number } | { tail: number },
+    filter?: LogFilter,
+  ): Promise<RpcResult<ReadableStream<Uint8Array>>> {
     const state = this.state;
     if (!state) return eventNotFound();
-    // The backlog is read page by page as the client reads (see LogFollowers).
+    // `tail`: the last N stored lines (by seq), then live. The backlog is read page by page as the
+    // client reads (see LogFollowers).
+    const after = "after" in start ? start.after : Math.max(0, this.log.lastSeq() - start.tail);
     const stream = this.log.follow(after, state, filter);
     if (!stream) {
       return rpcFail(

@@ -138,6 +138,11 @@ export class EventLog {
     );
   }
 
+  /** The seq of the last stored line (0: none). */
+  lastSeq(): number {
+    return this.store.lastSeq();
+  }
+
   /** Segments and stored bytes of the log, and lines dropped over a bound. */
   stats(): LogStats {
     return this.store.stats();

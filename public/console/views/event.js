@@ -1,6 +1,6 @@
 // One event: its state (GET /v1/events/{id}, polled while it runs), its log followed live over
 // the SSE route (resumed after a disconnect), payload, deliveries, replay, and terminate.
-import { api, followLog, path } from "../api.js";
+import { api, downloadLog, followLog, path } from "../api.js";
 import { badge, confirmAction, duration, facts, h, link, notice, time } from "../dom.js";
 import { errorNotice, STATUS_CODES } from "./common.js";
 
@@ -285,6 +285,8 @@ function logPanel(requestId) {
   };
   updateCounts();
   const stop = followLog(requestId, {
+    // The last lines the view keeps, then live: a long log is not replayed whole (download it instead).
+    tail: MAX_SHOWN_LINES,
     onRecord: (record) => {
       counts[record.stream] = (counts[record.stream] ?? 0) + 1;
       const stamp = new Date(record.ts).toLocaleTimeString(undefined, { hour12: false });
@@ -324,7 +326,18 @@ function logPanel(requestId) {
       search,
       Object.entries(streamBoxes).map(([stream, box]) => h("label", { class: `check stream-${stream}` }, box, stream)),
       countText,
+      h(
+        "button",
+        {
+          type: "button",
+          id: "log-download",
+          onclick: () =>
+            downloadLog(requestId).catch((error) => (connection.textContent = `download failed: ${error.message}`)),
+        },
+        "Download the whole log",
+      ),
     ),
+    h("p", { class: "muted" }, `The last ${MAX_SHOWN_LINES} lines are shown; the download has every line.`),
     lines,
   );
   section.stop = stop;

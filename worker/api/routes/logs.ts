@@ -50,7 +50,22 @@ const eventLogQuerySchema = z.strictObject({
   ...logFilterFields,
 });
 
-const followQuerySchema = z.strictObject({ after: z.coerce.number().int().min(0).optional(), ...logFilterFields });
+/** Most recent lines a follow may start with (`tail`). */
+export const MAX_FOLLOW_TAIL_LINES = 100_000;
+
+const followQuerySchema = z.strictObject({
+  after: z.coerce.number().int().min(0).optional(),
+  tail: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_FOLLOW_TAIL_LINES)
+    .optional()
+    .describe(
+      `Start with the last N stored lines instead of from \`after\` (at most ${MAX_FOLLOW_TAIL_LINES}); Last-Event-ID still takes precedence`,
+    ),
+  ...logFilterFields,
+});
 
 const downloadQuerySchema = z.strictObject(logFilterFields);
 
@@ -198,7 +213,11 @@ export const logRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
       z.coerce.number().int().min(0).optional(),
       c.req.header("last-event-id") || undefined,
     );
-    const stream = unwrap(await c.var.event.followLogs(lastEventId ?? query.after ?? 0, filterOf(query)));
+    const start =
+      lastEventId !== undefined || query.tail === undefined
+        ? { after: lastEventId ?? query.after ?? 0 }
+        : { tail: query.tail };
+    const stream = unwrap(await c.var.event.followLogs(start, filterOf(query)));
     return new Response(stream, {
       headers: {
         "content-type": "text/event-stream; charset=utf-8",
