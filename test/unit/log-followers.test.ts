@@ -1,6 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type LogFilter, type LogPage, matchesFilter, type StoredLogRecord } from "../../worker/events/event-log-store";
 import {
+  BACKLOG_IDLE_MS,
   LogFollowers,
   type LogStreamEnd,
   MAX_FOLLOWER_QUEUE_BYTES,
@@ -169,5 +170,38 @@ describe("live log followers", () => {
     expect(slowText.length).toBeLessThan(MAX_FOLLOWER_QUEUE_BYTES + 2 * line.length);
     followers.end(ENDED);
     expect(ids(await fastText)).toHaveLength(batches);
+  });
+
+  it("closes a follower whose client stopped reading its backlog, with an idle event, and frees its place", async () => {
+    vi.useFakeTimers({ toFake: ["Date", "setInterval", "clearInterval"] });
+    try {
+      const log = fakeLog(10_000);
+      const followers = new LogFollowers(log.readPage, PAGE);
+      const stream = followers.open(0);
+      if (!stream) throw new Error("refused");
+      const reader = stream.getReader();
+      await reader.read();
+      expect(followers.size).toBe(1);
+      // A client that reads again within the bound keeps its place.
+      vi.advanceTimersByTime(BACKLOG_IDLE_MS - 60_000);
+      // It reads until the stream asks the log for more.
+      const pages = log.reads.length;
+      while (log.reads.length === pages) await reader.read();
+      vi.advanceTimersByTime(BACKLOG_IDLE_MS - 60_000);
+      expect(followers.size).toBe(1);
+      // Then it stops reading for longer than the bound.
+      vi.advanceTimersByTime(2 * 60_000);
+      expect(followers.size).toBe(0);
+      let text = "";
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        text += decoder.decode(chunk.value);
+      }
+      expect(text).toContain("event: idle");
+      expect(text).not.toContain("event: end");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

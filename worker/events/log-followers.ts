@@ -24,6 +24,12 @@ export const MAX_FOLLOWERS_PER_EVENT = 16;
 export const MAX_FOLLOWER_QUEUE_BYTES = 1024 * 1024;
 /** Bytes queued for a follower below which the next backlog page is read (its high-water mark). */
 const FOLLOWER_HIGH_WATER_BYTES = 64 * 1024;
+/**
+ * A follower still reading its backlog whose client has not read what was queued for it (the stream
+ * asked for nothing more) for this long, 5 minutes, is closed with an `idle` event telling it where
+ * to resume, so that a stalled client cannot hold one of the MAX_FOLLOWERS_PER_EVENT places for ever.
+ */
+export const BACKLOG_IDLE_MS = 5 * 60_000;
 /** Idle followers get a comment line this often, so proxies keep the connection. */
 const HEARTBEAT_MS = 15_000;
 const encoder = new TextEncoder();
@@ -36,6 +42,15 @@ export function sseLogEvent(record: StoredLogRecord): string {
 /** The Server-Sent Event that closes a log stream. */
 export function sseEndEvent(end: LogStreamEnd): string {
   return `event: end\ndata: ${JSON.stringify(end)}\n\n`;
+}
+
+/** The last words to a backlog follower whose client stopped reading (see BACKLOG_IDLE_MS). */
+export function sseIdleEvent(lastEventId: number): string {
+  const data = {
+    reason: `this follower read nothing of its backlog for ${BACKLOG_IDLE_MS / 1000} s; reconnect with Last-Event-ID to resume`,
+    lastEventId,
+  };
+  return `event: idle\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
 /** The last words to a follower whose backlog could not be read. */
@@ -67,6 +82,8 @@ interface Follower {
   live: boolean;
   /** Set when the event has ended: the follower gets the end event once it has read the backlog. */
   ended: LogStreamEnd | undefined;
+  /** When its client last asked for more (a pull), for BACKLOG_IDLE_MS. */
+  lastPullAt: number;
 }
 
 /**
@@ -95,8 +112,10 @@ export class LogFollowers {
     const stream = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
-          follower = { controller, cursor: after, filter, live: false, ended };
+          follower = { controller, cursor: after, filter, live: false, ended, lastPullAt: Date.now() };
           this.followers.add(follower);
+          // The beat keeps live followers' connections and closes backlog followers gone idle.
+          this.heartbeat ??= setInterval(() => this.beat(), HEARTBEAT_MS);
           // An opening comment so that the client sees the stream is live before the first line.
           this.enqueue(follower, ": following\n\n");
         },
@@ -145,6 +164,7 @@ export class LogFollowers {
    * still in the event's SQLite are read synchronously; older ones come from R2 (a promise).
    */
   private pump(follower: Follower): Promise<void> | undefined {
+    follower.lastPullAt = Date.now();
     for (;;) {
       if (follower.live || !this.followers.has(follower)) return undefined;
       const page = this.readPage(follower.cursor, this.pageSize, follower.filter);
@@ -183,7 +203,6 @@ export class LogFollowers {
       return false;
     }
     follower.live = true;
-    this.heartbeat ??= setInterval(() => this.beat(), HEARTBEAT_MS);
     return false;
   }
 
@@ -195,7 +214,15 @@ export class LogFollowers {
   }
 
   private beat(): void {
-    for (const follower of this.followers) if (follower.live) this.enqueue(follower, ": keep-alive\n\n");
+    const now = Date.now();
+    for (const follower of this.followers) {
+      if (follower.live) {
+        this.enqueue(follower, ": keep-alive\n\n");
+      } else if (now - follower.lastPullAt > BACKLOG_IDLE_MS) {
+        this.tryEnqueue(follower, encoder.encode(sseIdleEvent(follower.cursor)));
+        this.close(follower);
+      }
+    }
   }
 
   /**
@@ -245,7 +272,7 @@ export class LogFollowers {
   }
 
   private stopHeartbeatIfIdle(): void {
-    for (const follower of this.followers) if (follower.live) return;
+    if (this.followers.size > 0) return;
     if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
   }
