@@ -1,5 +1,6 @@
 // An event's log: the recent lines in its Durable Object's SQLite (the tail), older ones rolled
 // into compressed segments in R2 (event-log-segments.ts), read as one sequence by seq.
+import { LOG_STREAMS } from "../contract/agent-records";
 import {
   deleteSegments,
   encodeSegment,
@@ -30,9 +31,6 @@ export interface EventLogRecord {
 export type LogRecord = EventLogRecord;
 /** A stored log line (seq is the event's own). */
 export type StoredLogRecord = EventLogRecord;
-
-/** The log streams a reader may ask for. */
-export const LOG_STREAMS = ["stdout", "stderr", "platform"] as const;
 
 /** Which lines a reader wants: those containing a text (case-sensitive) and of some streams. */
 export interface LogFilter {
@@ -349,11 +347,11 @@ export class EventLogStore {
     }
     const lastStored = this.lastSeq();
     if (!stopped && records.length < limit) read = Math.min(Math.max(read, upTo), Math.max(lastStored, after));
-    return this.pageOf(records, read);
+    return this.pageOf(records, read, lastStored);
   }
 
-  private pageOf(records: StoredLogRecord[], lastSeq: number): LogPage {
-    return { records, lastSeq, more: lastSeq < this.lastSeq() };
+  private pageOf(records: StoredLogRecord[], lastSeq: number, lastStored = this.lastSeq()): LogPage {
+    return { records, lastSeq, more: lastSeq < lastStored };
   }
 
   /** The seq of the last stored line (0: none). */

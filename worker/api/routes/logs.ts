@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler, TypedResponse } from "hono";
 import type { AppEnv, AuthVariables } from "../../auth/credentials";
+import { LOG_STREAMS } from "../../contract/agent-records";
 import { visibleEvent } from "../../events/event-access";
 import { orderSchema, timeSchema } from "../../events/event-list";
 import { MAX_LOG_READ, MAX_LOG_SCAN_LINES } from "../../events/event-log";
@@ -16,6 +17,9 @@ import { eventParams } from "./events";
 /** Longest `contains` filter text, in characters. */
 export const MAX_LOG_FILTER_CHARS = 256;
 
+/** One to three of the log streams, comma-separated (`stdout`, `stderr`, `platform`). */
+const STREAM_LIST_PATTERN = new RegExp(`^(${LOG_STREAMS.join("|")})(,(${LOG_STREAMS.join("|")})){0,2}$`);
+
 /** The filters every log read takes: a text the line contains, and the streams it comes from. */
 const logFilterFields = {
   contains: z
@@ -27,10 +31,7 @@ const logFilterFields = {
   stream: z
     .string()
     .max(64)
-    .regex(
-      /^(stdout|stderr|platform)(,(stdout|stderr|platform)){0,2}$/,
-      "stream: stdout, stderr and/or platform, comma-separated",
-    )
+    .regex(STREAM_LIST_PATTERN, "stream: stdout, stderr and/or platform, comma-separated")
     .optional()
     .describe("Only lines of these streams: stdout, stderr, platform (comma-separated)"),
 };
