@@ -18,6 +18,7 @@ export const LAYERS = [
   "scheduling",
   "instances",
   "logs",
+  "triggers",
   "tcapi",
   "api",
   ".",

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** The function registry: one row per function in a namespace. */
 export const functions = sqliteTable(
@@ -42,7 +42,10 @@ export const events = sqliteTable(
     requestId: text("request_id").primaryKey(),
     namespace: text("namespace").notNull(),
     functionName: text("function_name").notNull(),
+    /** The version that ran: "$LATEST" or a published version number ("1", "2", ...). */
     qualifier: text("qualifier").notNull(),
+    /** The alias the invocation named ("$DEFAULT", ...), or null when it named a version. */
+    alias: text("alias"),
     invokeType: text("invoke_type").notNull(),
     status: text("status").notNull(),
     statusCode: integer("status_code"),
@@ -104,3 +107,89 @@ export const namespaceLogUsage = sqliteTable("namespace_log_usage", {
   namespace: text("namespace").primaryKey(),
   bytes: integer("bytes").notNull().default(0),
 });
+
+/**
+ * Published versions (functions/versions.ts): `$LATEST`'s code and configuration frozen as 1, 2, ...
+ * per function. Immutable once written; deleted with the function or by DeleteFunctionVersion.
+ */
+export const functionVersions = sqliteTable(
+  "function_versions",
+  {
+    namespace: text("namespace").notNull(),
+    functionName: text("function_name").notNull(),
+    version: integer("version").notNull(),
+    /** JSON of the function row as it was published (a FunctionRow without its timestamps). */
+    config: text("config").notNull(),
+    description: text("description").notNull().default(""),
+    createdAt: integer("created_at").notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.namespace, table.functionName, table.version] })],
+);
+
+/** A published version row. */
+export type FunctionVersionRow = typeof functionVersions.$inferSelect;
+
+/**
+ * Aliases (functions/aliases.ts): a name routing to a main version and, optionally, a weighted
+ * additional version. `$DEFAULT` exists for every function without a row (pointing at `$LATEST`)
+ * until it is updated.
+ */
+export const functionAliases = sqliteTable(
+  "function_aliases",
+  {
+    namespace: text("namespace").notNull(),
+    functionName: text("function_name").notNull(),
+    name: text("name").notNull(),
+    /** The main version: "$LATEST" or a published version number. */
+    functionVersion: text("function_version").notNull(),
+    /** The additional version taking `additionalWeight` of the traffic, or null. */
+    additionalVersion: text("additional_version"),
+    /** Fraction (0 < w < 1) of invocations routed to `additionalVersion`, or null. */
+    additionalWeight: real("additional_weight"),
+    description: text("description").notNull().default(""),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.namespace, table.functionName, table.name] })],
+);
+
+/** An alias row. */
+export type FunctionAliasRow = typeof functionAliases.$inferSelect;
+
+/**
+ * Triggers (worker/triggers/): one row per trigger of a function. `id` is fresh for every created
+ * trigger, so a deleted and recreated trigger of the same name is a different trigger (a timer's
+ * Durable Object and a message's deduplication key are keyed by it).
+ */
+export const triggers = sqliteTable(
+  "triggers",
+  {
+    id: text("id").primaryKey(),
+    namespace: text("namespace").notNull(),
+    functionName: text("function_name").notNull(),
+    name: text("name").notNull(),
+    /** "timer" | "http" | "ckafka" (a Cloudflare Queue) | "cos" (R2 event notifications). */
+    type: text("type").notNull(),
+    /** Version or alias invoked ("$DEFAULT" by default). */
+    qualifier: text("qualifier").notNull(),
+    /** SCF's TriggerDesc as given (timer: the cron; others: JSON text), normalised by the trigger type. */
+    triggerDesc: text("trigger_desc").notNull(),
+    enabled: integer("enabled", { mode: "boolean" }).notNull(),
+    customArgument: text("custom_argument").notNull().default(""),
+    description: text("description").notNull().default(""),
+    /**
+     * What delivers to the trigger, looked up on each delivery: the queue name (ckafka), the bucket
+     * name (cos), the URL id (http); null for timers.
+     */
+    source: text("source"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (table) => [
+    uniqueIndex("triggers_by_function_type_name").on(table.namespace, table.functionName, table.type, table.name),
+    index("triggers_by_source").on(table.type, table.source),
+  ],
+);
+
+/** A trigger row. */
+export type TriggerRow = typeof triggers.$inferSelect;

@@ -28,6 +28,12 @@ export interface InvocationRequest {
    * function's window answers with the key's event instead of creating one.
    */
   idempotencyKey?: string;
+  /**
+   * How long the idempotency key holds, in seconds, instead of the function's window: the triggers
+   * set it, as their keys (a timer's tick, a queue message's id) must hold as long as a redelivery
+   * can come, whatever the function's own window.
+   */
+  idempotencyWindowSeconds?: number;
   /** The RequestId of the event this invocation replays (events/replay.ts), shown on the new event. */
   replayOf?: string;
   /** The caller's SecretId: a duplicate idempotency key's answer counts against its read limit. */
@@ -70,7 +76,8 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
     key: request.idempotencyKey,
     qualifier,
     payloadText: request.payloadText,
-    windowSeconds: snapshot.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS,
+    windowSeconds:
+      request.idempotencyWindowSeconds ?? snapshot.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS,
     ...(request.callerSecretId !== undefined ? { callerSecretId: request.callerSecretId } : {}),
   };
   return invokeIdempotent(env, idempotent, (requestId) => admitAndAccept(env, request, snapshot, qualifier, requestId));
