@@ -5,7 +5,9 @@
 // Environment: BENCH_DURATION_S (load duration per route, default 8), BENCH_EVENTS (completion
 // test size, default 1000), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5),
 // BENCH_WEBHOOK_SAMPLES (webhook deliveries timed, default 20), BENCH_LOG_LINES (lines the log
-// volume handler prints, default 1000000), BENCH_ONLY=logVolume (that part alone).
+// volume handler prints, default 1000000), BENCH_TIMER_SECONDS (how long the every-second timer
+// trigger runs for its lateness figures, default 30), BENCH_ONLY=logVolume or triggers (that part
+// alone, with its own /healthz baseline).
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -25,7 +27,8 @@ const TERMINATE_SAMPLES = Number(process.env.BENCH_TERMINATE_SAMPLES ?? 8);
 const LIST_SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 150);
 const WEBHOOK_SAMPLES = Number(process.env.BENCH_WEBHOOK_SAMPLES ?? 20);
 const LOG_LINES = Number(process.env.BENCH_LOG_LINES ?? 1_000_000);
-/** `logVolume`: only that part (its own baseline, the /dev/null run, is measured in it). */
+const TIMER_SECONDS = Number(process.env.BENCH_TIMER_SECONDS ?? 30);
+/** `logVolume` or `triggers`: only that part (its own baseline, the /dev/null run, is measured in it). */
 const ONLY = process.env.BENCH_ONLY;
 /** The bench function's webhook secret (a throwaway, local receiver only). */
 const WEBHOOK_SECRET = "bench-webhook-secret-0123456789";
@@ -267,6 +270,84 @@ async function logVolume(api: ApiClient, baseUrl: string): Promise<Record<string
   };
 }
 
+/**
+ * Timer firing accuracy: a timer trigger on `* * * * * * *` (every second) runs for TIMER_SECONDS
+ * against a warm function; each event's lateness is its invokedAt (when the trigger's object
+ * invoked it) minus the tick it was scheduled for (its payload's Time).
+ */
+async function timerAccuracy(api: ApiClient): Promise<Record<string, unknown>> {
+  const fn = await createTrivial(api, { maxConcurrency: 4 });
+  await dispatchLatency(api, fn, -1);
+  const base = `/v1/namespaces/${NAMESPACE}/functions/${fn}/triggers`;
+  const created = await api.json(base, {
+    method: "POST",
+    body: JSON.stringify({ name: "bench-every-second", type: "timer", triggerDesc: "* * * * * * *" }),
+  });
+  if (created.status !== 201) throw new Error(`timer trigger answered ${created.status}`);
+  await new Promise((r) => setTimeout(r, TIMER_SECONDS * 1000));
+  await api.json(`${base}/timer/bench-every-second`, { method: "PATCH", body: JSON.stringify({ enabled: false }) });
+  await new Promise((r) => setTimeout(r, 1500));
+  const listed = await api.json<{ total: number; events: { requestId: string }[] }>(
+    `/v1/namespaces/${NAMESPACE}/functions/${fn}/events?invokeTypes=TRIGGER_TIMER&limit=100`,
+  );
+  const lateness: number[] = [];
+  const ticks = new Set<string>();
+  for (const { requestId } of listed.body.events) {
+    const view = await api.event(requestId);
+    const payload = await api
+      .request(`/v1/events/${requestId}/payload`)
+      .then((r) => r.json() as Promise<{ Time: string }>);
+    ticks.add(payload.Time);
+    lateness.push(Date.parse(view.invokedAt ?? "") - Date.parse(payload.Time));
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    cron: "* * * * * * *",
+    seconds: TIMER_SECONDS,
+    events: listed.body.total,
+    distinctTicks: ticks.size,
+    latenessMs: { p50: percentile(lateness, 50), p99: percentile(lateness, 99), max: Math.max(...lateness) },
+  };
+}
+
+/**
+ * HTTP-trigger accept latency: a function URL (AuthType NONE) answering 202 with a RequestId, at
+ * one connection and a fixed low rate, beside /healthz measured the same way in the same part.
+ */
+async function httpTriggerAccept(api: ApiClient, baseUrl: string): Promise<Record<string, unknown>> {
+  const fn = await createTrivial(api, { maxConcurrency: 2 });
+  await dispatchLatency(api, fn, -1);
+  const created = await api.json<{ url: string }>(`/v1/namespaces/${NAMESPACE}/functions/${fn}/triggers`, {
+    method: "POST",
+    body: JSON.stringify({ name: "bench-url", type: "http", triggerDesc: JSON.stringify({ AuthType: "NONE" }) }),
+  });
+  if (created.status !== 201) throw new Error(`http trigger answered ${created.status}`);
+  const rate = "10";
+  const seconds = String(Math.max(15, DURATION_S));
+  const health = await autocannon(["-c", "1", "-R", rate, "-d", seconds, `${baseUrl}/healthz`]);
+  const url = await autocannon([
+    "-c",
+    "1",
+    "-R",
+    rate,
+    "-d",
+    seconds,
+    "-m",
+    "POST",
+    "-H",
+    "content-type=application/json",
+    "-b",
+    '{"n":3}',
+    `${created.body.url}/orders?x=1`,
+  ]);
+  return {
+    requestsPerSecond: Number(rate),
+    healthz: { p50: health.latency.p50, p99: health.latency.p99 },
+    functionUrlAccept: { p50: url.latency.p50, p99: url.latency.p99, non2xx: url.non2xx },
+    p50Ratio: Math.round((url.latency.p50 / Math.max(1, health.latency.p50)) * 100) / 100,
+  };
+}
+
 async function main(): Promise<void> {
   log("starting the platform");
   const platform = await startPlatform({
@@ -282,6 +363,13 @@ async function main(): Promise<void> {
         `log volume only: ${LOG_LINES} lines printed as fast as possible by one handler, to /dev/null then to stdout`,
       );
       figures.logVolume = await logVolume(api, platform.baseUrl);
+      process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+      return;
+    }
+    if (ONLY === "triggers") {
+      log("triggers only: function URL accept latency beside /healthz, then timer firing accuracy");
+      figures.httpTriggerAcceptMs = await httpTriggerAccept(api, platform.baseUrl);
+      figures.timerTrigger = await timerAccuracy(api);
       process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
       return;
     }
@@ -318,6 +406,11 @@ async function main(): Promise<void> {
       invokeAccept: { p50: acceptOne.latency.p50, p99: acceptOne.latency.p99, non2xx: acceptOne.non2xx },
     };
 
+    log("function URL (http trigger) accept latency beside /healthz, 1 connection");
+    figures.httpTriggerAcceptMs = await httpTriggerAccept(api, platform.baseUrl);
+    log(`timer trigger firing accuracy: every second for ${TIMER_SECONDS} s`);
+    figures.timerTrigger = await timerAccuracy(api);
+
     log(`seeding ${LIST_FIXTURE_SIZE} index rows for list latency`);
     const functions = ["etl", "transcode", "infer", "resize"];
     const fixtureStatuses = ["RUNNING", "FINISHED", "FAILED", "ABORTED"];
@@ -332,7 +425,7 @@ async function main(): Promise<void> {
           namespace: "bench-list",
           functionName: functions[Math.floor(n / 4) % functions.length],
           qualifier: "$LATEST",
-          invokeType: n % 3 === 0 ? "TIMER" : "OTHERS",
+          invokeType: n % 3 === 0 ? "TRIGGER_TIMER" : "OTHERS",
           status,
           statusCode: status === "RUNNING" ? null : 200,
           phase: status.toLowerCase(),
@@ -355,7 +448,7 @@ async function main(): Promise<void> {
       statusList: "statuses=FAILED,ABORTED&limit=100",
       startInterval: `startTimeFrom=${seedNow - 2 * day}&startTimeTo=${seedNow - day}&order=ASC&limit=100`,
       endIntervalByEnd: `endTimeFrom=${seedNow - 2 * day}&endTimeTo=${seedNow - day}&orderBy=endTime&limit=100`,
-      combinedDeepPage: `statuses=FINISHED&invokeTypes=TIMER&startTimeFrom=${seedNow - 2.5 * day}&offset=500&limit=100`,
+      combinedDeepPage: `statuses=FINISHED&invokeTypes=TRIGGER_TIMER&startTimeFrom=${seedNow - 2.5 * day}&offset=500&limit=100`,
       requestId: "requestId=10000000-0000-4000-8000-000000000005",
     };
     const listLatency: Record<string, { p50: number; p99: number; total: number }> = {};

@@ -1,6 +1,8 @@
 import { createApp } from "./api/app";
 import { deleteExpiredIndexRows } from "./events/event-list";
 import { consumeDeadLetters, consumeDispatchBatch } from "./scheduling/dispatch-consumer";
+import { consumeCosNotifications, R2_EVENTS_QUEUE } from "./triggers/cos";
+import { consumeTriggerQueueBatch, isTriggerQueue } from "./triggers/queue";
 
 export { SignatureLedgerObject } from "./auth/signature-ledger";
 export { AsyncEventObject } from "./events/async-event-object";
@@ -11,17 +13,27 @@ export { QpsBucketObject } from "./ratelimit/qps-bucket-object";
 export { FunctionSchedulerObject } from "./scheduling/function-scheduler-object";
 export { NamespaceQuotaObject } from "./scheduling/namespace-quota-object";
 export { PlatformCapacityObject } from "./scheduling/platform-capacity-object";
+export { TimerTriggerObject } from "./triggers/timer-object";
 
 const app = createApp();
 
 /** Queue names, as in wrangler.toml. */
 const DISPATCH_QUEUE = "afp-dispatch";
+const DISPATCH_DEAD_LETTER_QUEUE = "afp-dispatch-dead";
+/** Seconds before a batch of a queue nothing consumes is delivered again (then dead-lettered by its config). */
+const UNKNOWN_QUEUE_RETRY_SECONDS = 60;
 
 export default {
   fetch: app.fetch,
   async queue(batch, env): Promise<void> {
     if (batch.queue === DISPATCH_QUEUE) return consumeDispatchBatch(batch, env);
-    return consumeDeadLetters(batch);
+    if (batch.queue === DISPATCH_DEAD_LETTER_QUEUE) return consumeDeadLetters(batch);
+    if (batch.queue === R2_EVENTS_QUEUE) return consumeCosNotifications(batch, env);
+    if (isTriggerQueue(env, batch.queue)) return consumeTriggerQueueBatch(batch, env);
+    // A queue the Worker consumes but nothing here names (a trigger queue left out of TRIGGER_QUEUES):
+    // its messages are kept (retried, then its dead-letter queue if it has one), never dropped.
+    console.error(`queue ${batch.queue} is consumed but handled by nothing: add it to TRIGGER_QUEUES`);
+    batch.retryAll({ delaySeconds: UNKNOWN_QUEUE_RETRY_SECONDS });
   },
   async scheduled(controller, env): Promise<void> {
     const deleted = await deleteExpiredIndexRows(env.DB, controller.scheduledTime);

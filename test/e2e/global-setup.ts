@@ -28,6 +28,9 @@ export async function setup(project: TestProject): Promise<void> {
       NAMESPACE_MAX_CONTAINERS: "2",
       ALLOW_HTTP_WEBHOOKS: "true",
       DELIVERY_RETRY_BASE_MS: "1000",
+      // Every trigger queue message (ckafka and cos triggers) is delivered twice: its first delivery
+      // is retried after it is handled (source-triggers.e2e.test.ts: still exactly one event).
+      CHAOS_REDELIVER_TRIGGER_MESSAGES: "true",
     },
     env: {
       DEV_SECRET_ID: TEST_CREDENTIALS.secretId,

@@ -227,6 +227,8 @@ describe("at-least-once dispatch", () => {
       namespace: NAMESPACE,
       functionName: name,
       qualifier: running.qualifier,
+      // The alias the invocation named ($DEFAULT: it named none); absent when it names a version.
+      ...(running.alias !== null ? { alias: running.alias } : {}),
       invokeType: running.invokeType,
       invokedAt: time(running.invokedAt),
       maxConcurrency: MAX_CONCURRENCY,

@@ -7,6 +7,8 @@ export interface EventView {
   namespace: string;
   functionName: string;
   qualifier: string;
+  /** The alias the invocation named ("$DEFAULT" when it named none), null when it named a version. */
+  alias: string | null;
   invokeType: string;
   status: "RUNNING" | "FINISHED" | "FAILED" | "ABORTED";
   statusCode: number | null;

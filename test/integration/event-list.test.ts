@@ -6,8 +6,9 @@ const AUTH = { authorization: "Bearer AKIDintegration:integration-secret-key-012
 const NAMESPACE = "listing";
 const FUNCTIONS = ["etl-daily", "transcode", "infer"];
 const STATUSES = ["RUNNING", "FINISHED", "FAILED", "ABORTED"] as const;
-const INVOKE_TYPES = ["OTHERS", "TIMER", "CMQ"];
-const QUALIFIERS = ["$LATEST", "$DEFAULT"];
+const INVOKE_TYPES = ["OTHERS", "TRIGGER_TIMER", "CMQ"];
+// Versions (the qualifier column): a qualifier filter naming an alias reads the alias column instead.
+const QUALIFIERS = ["$LATEST", "1"];
 const FIXTURE_SIZE = 10_500;
 const NOW = Date.now();
 const DAY = 24 * 60 * 60 * 1000;
@@ -138,7 +139,7 @@ describe("event list over a 10,500-event index", () => {
     ["a status list", { functionName: "infer", statuses: ["FAILED", "ABORTED"], limit: 100 }],
     [
       "invoke types and qualifier",
-      { functionName: "etl-daily", invokeTypes: ["TIMER", "CMQ"], qualifier: "$DEFAULT", limit: 50 },
+      { functionName: "etl-daily", invokeTypes: ["TRIGGER_TIMER", "CMQ"], qualifier: "1", limit: 50 },
     ],
     [
       "a start-time interval, oldest first",

@@ -233,12 +233,15 @@ describe("async invoke validation", () => {
     expect(await errorCode(response)).toBe("INVALID_JSON");
   });
 
-  it("refuses a function that is not async", async () => {
+  it("queues an event of a sync function (async execution off) invoked through the async route", async () => {
     const name = uniqueName();
     await createOk({ name, runtime: "Nodejs22", code: { zipFile: ZIP }, asyncRunEnable: false });
     const response = await call(`/v1/namespaces/default/functions/${name}/invocations`, { method: "POST", body: "{}" });
-    expect(response.status).toBe(400);
-    expect(await errorCode(response)).toBe("FUNCTION_NOT_ASYNC");
+    expect(response.status).toBe(202);
+    const { requestId } = (await response.json()) as { requestId: string };
+    const event = await call(`/v1/events/${requestId}`);
+    expect(event.status).toBe(200);
+    expect(((await event.json()) as { functionName: string }).functionName).toBe(name);
   });
 
   it("answers 429 over the function's QPS limit and stores nothing for the refused calls", async () => {

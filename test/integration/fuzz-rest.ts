@@ -52,6 +52,8 @@ export const PATCH_BODY_LIMIT_BYTES = 1024 * 1024;
 export const TERMINATE_BODY_LIMIT_BYTES = 4096;
 /** Body limit of POST /v1/events/:requestId/replay (api/routes/events.ts). */
 export const REPLAY_BODY_LIMIT_BYTES = 4096;
+/** Body limit of trigger create and update (api/routes/triggers.ts MAX_TRIGGER_BODY_BYTES). */
+export const TRIGGER_BODY_LIMIT_BYTES = 64 * 1024;
 /** Body limit of function creation and code upload: oversized ones are sent by fixed cases only. */
 export const CODE_BODY_LIMIT_BYTES = MAX_JSON_BODY_BYTES;
 
@@ -178,6 +180,35 @@ const credentialSpecs: Record<string, FieldSpec> = {
     required: true,
   },
   description: { valid: fc.constantFrom("", "fuzz key"), wrongType: NOT_STRING, invalid: [longString(201)] },
+};
+
+/** Fields of the trigger update body (api/routes/triggers.ts, strict). */
+const updateTriggerSpecs: Record<string, FieldSpec> = {
+  enabled: { valid: fc.boolean(), wrongType: NOT_BOOLEAN, invalid: [] },
+  triggerDesc: {
+    valid: fc.constantFrom("*/5 * * * * * *", '{"cron":"0 */5 * * * * *"}'),
+    wrongType: NOT_STRING,
+    invalid: ["", "not a cron", "* * *", "61 * * * * * *", '{"cron":5}', longString(4097, "*")],
+  },
+  customArgument: { valid: fc.constantFrom("", "hello"), wrongType: NOT_STRING, invalid: [longString(4097, "m")] },
+  description: { valid: fc.constantFrom("", "fuzz"), wrongType: NOT_STRING, invalid: [longString(1001)] },
+};
+
+/** Fields of the trigger create body (api/routes/triggers.ts, strict). */
+const createTriggerSpecs: Record<string, FieldSpec> = {
+  name: {
+    valid: fc.stringMatching(/^fz[a-z0-9_-]{1,10}$/),
+    wrongType: NOT_STRING,
+    invalid: ["", "1abc", "-ab", "a b", "a/b", "名前", "__proto__", longString(101, "t")],
+    required: true,
+  },
+  type: { valid: fc.constant("timer"), wrongType: NOT_STRING, invalid: ["", "Timer", "apigw", "cls"], required: true },
+  qualifier: {
+    valid: fc.constantFrom("$DEFAULT", "$LATEST"),
+    wrongType: NOT_STRING,
+    invalid: ["", "0", "$OTHER", "a b", "7", "no-such-alias", longString(70, "q")],
+  },
+  ...updateTriggerSpecs,
 };
 
 /** The terminate body (strict; an empty body is valid). */
@@ -356,10 +387,10 @@ const timeQuery: QuerySpec = {
 };
 
 const listEventsQuery: Record<string, QuerySpec> = {
-  qualifier: { valid: ["$LATEST"], invalid: ["", longString(65, "q")] },
+  qualifier: { valid: ["$LATEST", "$DEFAULT", "1", "prod"], invalid: ["", "a b", "$OTHER", longString(65, "q")] },
   invokeTypes: {
-    valid: ["OTHERS", "OTHERS,TIMER"],
-    invalid: ["", ",,,", longString(33, "t"), "a,b,c,d,e,f,g,h,i,j,k"],
+    valid: ["OTHERS", "OTHERS,TRIGGER_TIMER", "APIGW, COS,CKAFKA_TRIGGER"],
+    invalid: ["", ",,,", "OTHERS,TIMER", "others", longString(33, "t"), "a,b,c,d,e,f,g,h,i,j,k"],
   },
   statuses: {
     valid: ["RUNNING", "FINISHED,FAILED"],
@@ -376,8 +407,23 @@ const listEventsQuery: Record<string, QuerySpec> = {
   limit: { valid: ["1", "100"], invalid: ["0", "101", "x", ""] },
 };
 
+const listTriggersQuery: Record<string, QuerySpec> = {
+  offset: { valid: ["0", "5"], invalid: ["-1", "abc", "1.5", "1e400"] },
+  limit: { valid: ["1", "20", "100"], invalid: ["0", "101", "-5", "abc", "2.5", ""] },
+  orderBy: { valid: ["addTime", "modTime"], invalid: ["add_time", "", "AddTime"] },
+  order: { valid: ["asc", "desc"], invalid: ["ASC", "up", ""] },
+  type: {
+    valid: ["timer", "timer,http"],
+    invalid: ["", "apigw", "timer,,http", "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u"],
+  },
+  qualifier: { valid: ["$DEFAULT", "$LATEST,1"], invalid: ["", "a b", longString(70, "q")] },
+  name: { valid: ["fzt", "a,b"], invalid: ["", "1a", "a b", longString(101, "n")] },
+  description: { valid: ["fuzz"], invalid: ["", longString(1001, "d")] },
+};
+
 const functionLogsQuery: Record<string, QuerySpec> = {
   requestId: { valid: [OWN_ENDED_EVENT], invalid: ["", longString(65, "r")] },
+  qualifier: { valid: ["$LATEST", "1", "$DEFAULT", "prod"], invalid: ["", "$latest", "a b", longString(65, "q")] },
   startTime: timeQuery,
   endTime: timeQuery,
   status: { valid: ["success", "error"], invalid: ["ok", "SUCCESS", ""] },
@@ -437,10 +483,11 @@ const invocationBody: fc.Arbitrary<Judged<BodySpec>> = fc.oneof(
 const qualifierQuery: fc.Arbitrary<Judged<string>> = fc.oneof(
   { weight: 3, arbitrary: fc.constant<Judged<string>>({ value: "", bad: [] }) },
   { weight: 1, arbitrary: fc.constant<Judged<string>>({ value: "?qualifier=%24LATEST", bad: [] }) },
+  { weight: 1, arbitrary: fc.constant<Judged<string>>({ value: "?qualifier=%24DEFAULT", bad: [] }) },
   {
     weight: 2,
     arbitrary: fc
-      .constantFrom("", "v1", "LATEST", "$latest", longString(500, "q"), "名前")
+      .constantFrom("", "v1", "LATEST", "$latest", "7", "0", longString(500, "q"), "名前")
       .map((value) => ({ value: `?qualifier=${encodeURIComponent(value)}`, bad: [`qualifier ${excerpt(value)}`] })),
   },
 );
@@ -482,6 +529,151 @@ const secretIdSegment = (caller: Caller): fc.Arbitrary<Judged<string>> =>
     }));
 
 const notAdmin = (caller: Caller): string[] => (caller === "scoped" ? ["caller is not an administrator"] : []);
+
+/** Trigger type segments that are no trigger type. */
+const BAD_TRIGGER_TYPES: readonly string[] = ["", "Timer", "apigw", "%2e%2e", "__proto__", longString(300, "t")];
+
+/**
+ * The path of one trigger of a function (`.../triggers/{type}/{trigger}`): the fixtures have no
+ * triggers, so even a well-formed one names no trigger (TRIGGER_NOT_FOUND) and is malformed.
+ */
+function triggerPath(caller: Caller): fc.Arbitrary<Judged<string>> {
+  return fc
+    .record({
+      fn: functionPath(caller, { mustExist: true, suffix: "triggers" }),
+      type: fc.oneof(
+        { weight: 4, arbitrary: fc.constantFrom("timer", "http", "ckafka", "cos") },
+        { weight: 1, arbitrary: fc.constantFrom(...BAD_TRIGGER_TYPES) },
+      ),
+      trigger: fc.oneof(
+        { weight: 4, arbitrary: fc.stringMatching(/^fz[a-z0-9]{1,8}$/) },
+        { weight: 2, arbitrary: fc.constantFrom(...BAD_SEGMENTS) },
+      ),
+    })
+    .map(({ fn, type, trigger }) => {
+      const bad = [...fn.bad];
+      if (!["timer", "http", "ckafka", "cos"].includes(type)) bad.push(`trigger type segment ${excerpt(type)}`);
+      const decoded = decodeSegment(trigger);
+      bad.push(
+        decoded !== undefined && /^[A-Za-z][A-Za-z0-9_-]{0,99}$/.test(decoded)
+          ? `no trigger ${decoded}`
+          : `trigger segment ${excerpt(trigger)}`,
+      );
+      return { value: `${fn.value}/${type}/${trigger}`, bad };
+    });
+}
+
+/** Body limit of the version and alias routes (api/routes/versions.ts MAX_VERSION_BODY_BYTES). */
+export const VERSION_BODY_LIMIT_BYTES = 16 * 1024;
+
+/** The publish body (functions/versions.ts publishVersionSchema, strict; empty is valid). */
+const publishVersionSpecs: Record<string, FieldSpec> = {
+  description: { valid: fc.constantFrom("", "fuzz"), wrongType: NOT_STRING, invalid: [longString(1001)] },
+};
+
+/** A routingConfig (functions/aliases.ts routingConfigSchema): the fixtures have only $LATEST. */
+const routingConfigSpec: FieldSpec = {
+  valid: fc.constantFrom({}, { additionalVersionWeights: [] }),
+  wrongType: NOT_OBJECT,
+  invalid: [
+    { additionalVersionWeights: [{ version: "7", weight: 0.5 }] },
+    { additionalVersionWeights: [{ version: "$LATEST", weight: 0.5 }] },
+    { additionalVersionWeights: [{ version: "$LATEST", weight: 0 }] },
+    { additionalVersionWeights: [{ version: "$LATEST", weight: 1 }] },
+    { additionalVersionWeights: [{ version: "v1", weight: 0.5 }] },
+    { additionalVersionWeights: [{ version: "$LATEST" }] },
+    { additionalVersionWeights: "x" },
+    { addtionVersionMatchs: [{ version: "$LATEST", key: "invoke.headers.User", method: "exact", expression: "a" }] },
+  ],
+};
+
+/** The fields of an alias's routing (update body, strict); the fixtures have only $LATEST. */
+const aliasRoutingSpecs: Record<string, FieldSpec> = {
+  functionVersion: {
+    valid: fc.constant("$LATEST"),
+    wrongType: NOT_STRING,
+    invalid: ["", "7", "0", "latest", "$DEFAULT", longString(17, "1")],
+    required: true,
+  },
+  routingConfig: routingConfigSpec,
+  description: { valid: fc.constantFrom("", "fuzz"), wrongType: NOT_STRING, invalid: [longString(1001)] },
+};
+
+/** The alias create body (functions/aliases.ts createAliasSchema, strict). */
+const createAliasSpecs: Record<string, FieldSpec> = {
+  name: {
+    valid: fc.stringMatching(/^fz[a-z0-9]{1,8}$/),
+    wrongType: NOT_STRING,
+    invalid: ["", "1abc", "$DEFAULT", "a b", "a/b", longString(65, "a")],
+    required: true,
+  },
+  ...aliasRoutingSpecs,
+};
+
+const listVersionsQuery: Record<string, QuerySpec> = {
+  order: { valid: ["ASC", "desc"], invalid: ["up", ""] },
+  offset: { valid: ["0", "3"], invalid: ["-1", "1000001", "x", "1.5"] },
+  limit: { valid: ["1", "100"], invalid: ["0", "101", "x", ""] },
+};
+
+const listAliasesQuery: Record<string, QuerySpec> = {
+  functionVersion: { valid: ["$LATEST", "1"], invalid: ["", "v1", "0", longString(17, "1")] },
+  offset: { valid: ["0", "3"], invalid: ["-1", "1000001", "x"] },
+  limit: { valid: ["1", "100"], invalid: ["0", "101", "x"] },
+};
+
+/** A function's path with one more judged segment (a version or an alias). */
+function functionChildPath(
+  caller: Caller,
+  suffix: string,
+  segment: fc.Arbitrary<Judged<string>>,
+): fc.Arbitrary<Judged<string>> {
+  return fc
+    .record({ fn: functionPath(caller, { mustExist: true, suffix }), child: segment })
+    .map(({ fn, child }) => ({ value: `${fn.value}/${child.value}`, bad: [...fn.bad, ...child.bad] }));
+}
+
+/** A version segment: the fixtures have only $LATEST (`deleting`: $LATEST cannot be deleted). */
+function versionSegment(deleting: boolean): fc.Arbitrary<Judged<string>> {
+  return fc.oneof(
+    {
+      weight: 3,
+      arbitrary: fc.constant<Judged<string>>({ value: "%24LATEST", bad: deleting ? ["deleting $LATEST"] : [] }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc
+        .constantFrom("1", "7", "0", "01", "abc", "%24DEFAULT", longString(70, "9"))
+        .map((value) => ({ value, bad: [`no version ${excerpt(value)}`] })),
+    },
+    {
+      weight: 2,
+      arbitrary: fc
+        .constantFrom(...BAD_SEGMENTS)
+        .map((value) => ({ value, bad: [`version segment ${excerpt(value)}`] })),
+    },
+  );
+}
+
+/** An alias segment: the fixtures have only $DEFAULT (`deleting`: $DEFAULT cannot be deleted). */
+function aliasSegment(deleting: boolean): fc.Arbitrary<Judged<string>> {
+  return fc.oneof(
+    {
+      weight: 3,
+      arbitrary: fc.constant<Judged<string>>({ value: "%24DEFAULT", bad: deleting ? ["deleting $DEFAULT"] : [] }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc
+        .constantFrom("prod", "fz-none", "1abc", "%24LATEST", longString(65, "a"))
+        .map((value) => ({ value, bad: [`no alias ${excerpt(value)}`] })),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(...BAD_SEGMENTS).map((value) => ({ value, bad: [`alias segment ${excerpt(value)}`] })),
+    },
+  );
+}
 
 /** Every REST route of the app with its case generator. */
 const REST_ROUTES: readonly {
@@ -552,6 +744,18 @@ const REST_ROUTES: readonly {
     }),
   },
   {
+    // The fixtures run with async execution on: the sync route answers at once (202), never waits.
+    method: "POST",
+    path: "/v1/namespaces/:namespace/functions/:name/invocations/sync",
+    weight: 3,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "invocations/sync" }),
+      query: qualifierQuery,
+      body: invocationBody,
+      headers: idempotencyKeyHeader,
+    }),
+  },
+  {
     method: "GET",
     path: "/v1/namespaces/:namespace/functions/:name/events",
     weight: 4,
@@ -577,6 +781,123 @@ const REST_ROUTES: readonly {
       path: functionPath(caller, { mustExist: true, suffix: "statistics" }),
       query: queryString(statisticsQuery, { strict: true }),
     }),
+  },
+  {
+    method: "POST",
+    path: "/v1/namespaces/:namespace/functions/:name/triggers",
+    weight: 6,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "triggers" }),
+      body: jsonBody(objectWithMutations(createTriggerSpecs, { strict: true }), {
+        limitBytes: TRIGGER_BODY_LIMIT_BYTES,
+      }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name/triggers",
+    weight: 3,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "triggers" }),
+      query: queryString(listTriggersQuery, { strict: true }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name/triggers/:type/:trigger",
+    weight: 2,
+    components: (caller) => ({ path: triggerPath(caller) }),
+  },
+  {
+    method: "PATCH",
+    path: "/v1/namespaces/:namespace/functions/:name/triggers/:type/:trigger",
+    weight: 4,
+    components: (caller) => ({
+      path: triggerPath(caller),
+      body: jsonBody(objectWithMutations(updateTriggerSpecs, { strict: true }), {
+        limitBytes: TRIGGER_BODY_LIMIT_BYTES,
+      }),
+    }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/namespaces/:namespace/functions/:name/triggers/:type/:trigger",
+    weight: 2,
+    components: (caller) => ({ path: triggerPath(caller) }),
+  },
+  {
+    method: "POST",
+    path: "/v1/namespaces/:namespace/functions/:name/versions",
+    weight: 3,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "versions" }),
+      body: jsonBody(objectWithMutations(publishVersionSpecs, { strict: true }), {
+        limitBytes: VERSION_BODY_LIMIT_BYTES,
+        emptyIsValid: true,
+      }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name/versions",
+    weight: 2,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "versions" }),
+      query: queryString(listVersionsQuery, { strict: false }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name/versions/:version",
+    weight: 2,
+    components: (caller) => ({ path: functionChildPath(caller, "versions", versionSegment(false)) }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/namespaces/:namespace/functions/:name/versions/:version",
+    weight: 2,
+    components: (caller) => ({ path: functionChildPath(caller, "versions", versionSegment(true)) }),
+  },
+  {
+    method: "POST",
+    path: "/v1/namespaces/:namespace/functions/:name/aliases",
+    weight: 4,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "aliases" }),
+      body: jsonBody(objectWithMutations(createAliasSpecs, { strict: true }), { limitBytes: VERSION_BODY_LIMIT_BYTES }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name/aliases",
+    weight: 2,
+    components: (caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: "aliases" }),
+      query: queryString(listAliasesQuery, { strict: false }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/functions/:name/aliases/:alias",
+    weight: 2,
+    components: (caller) => ({ path: functionChildPath(caller, "aliases", aliasSegment(false)) }),
+  },
+  {
+    method: "PUT",
+    path: "/v1/namespaces/:namespace/functions/:name/aliases/:alias",
+    weight: 4,
+    components: (caller) => ({
+      path: functionChildPath(caller, "aliases", aliasSegment(false)),
+      body: jsonBody(objectWithMutations(aliasRoutingSpecs, { strict: true }), {
+        limitBytes: VERSION_BODY_LIMIT_BYTES,
+      }),
+    }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/namespaces/:namespace/functions/:name/aliases/:alias",
+    weight: 2,
+    components: (caller) => ({ path: functionChildPath(caller, "aliases", aliasSegment(true)) }),
   },
   {
     method: "POST",
@@ -736,6 +1057,13 @@ const DIAGNOSTICS_ROUTES: readonly { method: string; path: string; build: (segme
     path: "/_diagnostics/dispatch-queue/malformed",
     build: () => "/_diagnostics/dispatch-queue/malformed",
   },
+  {
+    method: "POST",
+    path: "/_diagnostics/trigger-queues/:queue/messages",
+    build: (s) => `/_diagnostics/trigger-queues/${s}/messages`,
+  },
+  { method: "POST", path: "/_diagnostics/r2/objects", build: () => "/_diagnostics/r2/objects" },
+  { method: "GET", path: "/_diagnostics/trigger-consumers", build: () => "/_diagnostics/trigger-consumers" },
 ];
 
 /**
@@ -774,6 +1102,52 @@ const diagnosticsCase: fc.Arbitrary<FuzzCase> = fc
     malformations: [...auth.bad, "diagnostics are disabled"],
   }));
 
+/** Methods a function URL serves (api/routes/function-urls.ts FUNCTION_URL_METHODS). */
+const FUNCTION_URL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+/** The function URL routes: the URL's root and any subpath. */
+const FUNCTION_URL_ROUTES = ["/url/:urlId", "/url/:urlId/*"] as const;
+/** Subpaths and queries after a function URL's id. */
+const FUNCTION_URL_SUBPATHS: readonly string[] = ["/a", "/a/b/c?x=1&x=2", "/%00", "/..%2f..%2fv1", "/?q=%ZZ", "/名"];
+
+/**
+ * Requests to function URLs. The pass creates no http trigger, so every URL id is unknown (a
+ * random 128-bit id, or a malformed one): each answer must be the same 404, whatever the method,
+ * credentials, subpath or body (an oversized one included), and no event may be created.
+ */
+const functionUrlCase: fc.Arbitrary<FuzzCase> = fc
+  .record({
+    auth: authArb,
+    method: fc.constantFrom(...FUNCTION_URL_METHODS),
+    route: fc.constantFrom(...FUNCTION_URL_ROUTES),
+    id: fc.oneof(
+      fc.stringMatching(/^[0-9a-f]{32}$/),
+      fc.constantFrom(...BAD_SEGMENTS.filter((segment) => segment !== "" && !isDotSegment(segment))),
+    ),
+    subpath: fc.constantFrom(...FUNCTION_URL_SUBPATHS),
+    body: fc.oneof(
+      fc.constantFrom<BodySpec>({ kind: "text", text: "{}" }, { kind: "text", text: "\u0000\uffff" }),
+      fc.boolean().map<BodySpec>((streamed) => ({
+        kind: "oversized",
+        prefix: "",
+        bytes: MAX_ASYNC_PAYLOAD_BYTES + 1,
+        streamed,
+      })),
+    ),
+    preflight: fc.boolean(),
+  })
+  .map(({ auth, method, route, id, subpath, body, preflight }) => ({
+    route: `${method} ${route}`,
+    method,
+    target: route === "/url/:urlId" ? `/url/${id}` : `/url/${id}${subpath}`,
+    auth: auth.value,
+    body: method === "GET" || method === "OPTIONS" ? { kind: "none" as const } : body,
+    headers: (method === "OPTIONS" && preflight
+      ? { origin: "https://fuzz.test", "access-control-request-method": "POST" }
+      : { "content-type": "application/octet-stream" }) as Record<string, string>,
+    tencent: false,
+    malformations: [...auth.bad, `no function URL ${excerpt(id)}`],
+  }));
+
 /** Paths with the methods they are not served with (Hono answers 404), and paths served by nothing. */
 const WRONG_METHODS: readonly { path: string; methods: readonly string[] }[] = [
   { path: "/healthz", methods: ["POST", "PUT", "PATCH", "DELETE"] },
@@ -783,6 +1157,10 @@ const WRONG_METHODS: readonly { path: string; methods: readonly string[] }[] = [
   { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn`, methods: ["POST", "PUT"] },
   { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/code`, methods: ["GET", "POST", "PATCH", "DELETE"] },
   { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/invocations`, methods: ["GET", "PUT", "DELETE"] },
+  {
+    path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/invocations/sync`,
+    methods: ["GET", "PUT", "DELETE"],
+  },
   { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/events`, methods: ["POST", "DELETE"] },
   { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/logs`, methods: ["POST", "DELETE"] },
   { path: `/v1/events/${FOREIGN_QUEUED_EVENT}`, methods: ["POST", "PUT", "PATCH", "DELETE"] },
@@ -855,14 +1233,16 @@ function restRouteCase(route: (typeof REST_ROUTES)[number]): fc.Arbitrary<FuzzCa
 /** A malformed request for one REST route, chosen by weight. */
 export const restCaseArb: fc.Arbitrary<FuzzCase> = fc.oneof(
   ...REST_ROUTES.map((route) => ({ weight: route.weight, arbitrary: restRouteCase(route) })),
-  { weight: 3, arbitrary: diagnosticsCase },
+  { weight: 6, arbitrary: diagnosticsCase },
   { weight: 3, arbitrary: wrongMethodCase },
+  { weight: 1, arbitrary: functionUrlCase },
 );
 
 /** Routes every REST case label may name (for the coverage check). */
 export const REST_ROUTE_LABELS: readonly string[] = [
   ...REST_ROUTES.map((route) => `${route.method} ${route.path}`),
   ...DIAGNOSTICS_ROUTES.map((route) => `${route.method} ${route.path}`),
+  ...FUNCTION_URL_ROUTES.flatMap((path) => FUNCTION_URL_METHODS.map((method) => `${method} ${path}`)),
 ];
 
 /** Paths of the API documentation (worker/api/docs.ts): GET only, no input, no credentials. */
@@ -886,8 +1266,44 @@ const BAD_CONSOLE_FILES: readonly string[] = [
 ];
 
 /**
+ * One request to each function URL route (every method, both paths, an unknown URL id) and to each
+ * diagnostics route: sent once each, not generated, so these many small routes are covered whatever
+ * the seed (the generated cases add variety).
+ */
+function everyPublicAndDiagnosticsRouteOnce(): FuzzCase[] {
+  const urls = FUNCTION_URL_ROUTES.flatMap((route) =>
+    FUNCTION_URL_METHODS.map(
+      (method): FuzzCase => ({
+        route: `${method} ${route}`,
+        method,
+        target: route === "/url/:urlId" ? `/url/${"0".repeat(32)}` : `/url/${"0".repeat(32)}/a/b?c=1`,
+        auth: { kind: "header", header: undefined },
+        body: method === "GET" || method === "OPTIONS" ? { kind: "none" } : { kind: "text", text: "{}" },
+        headers: {},
+        tencent: false,
+        malformations: ["no function URL 000…"],
+      }),
+    ),
+  );
+  const diagnostics = DIAGNOSTICS_ROUTES.map(
+    (route): FuzzCase => ({
+      route: `${route.method} ${route.path}`,
+      method: route.method,
+      target: route.build("health-probe"),
+      auth: { kind: "bearer", caller: "admin" },
+      body: route.method === "GET" ? { kind: "none" } : { kind: "text", text: "{}" },
+      headers: { "content-type": "application/json" },
+      tencent: false,
+      malformations: ["diagnostics are disabled"],
+    }),
+  );
+  return [...urls, ...diagnostics];
+}
+
+/**
  * A request with a method each input-less path is not served with, and the console's refused file
- * names: sent once each, not generated (so each of these routes is covered whatever the seed).
+ * names: sent once each, not generated (so each of these routes is covered whatever the seed); and
+ * one request to each function URL and diagnostics route (everyPublicAndDiagnosticsRouteOnce).
  */
 export function documentationWrongMethodCases(): FuzzCase[] {
   const badFiles: FuzzCase[] = BAD_CONSOLE_FILES.map((target) => ({
@@ -914,6 +1330,7 @@ export function documentationWrongMethodCases(): FuzzCase[] {
         malformations: [`no route POST ${path}`],
       }),
     ),
+    ...everyPublicAndDiagnosticsRouteOnce(),
   ];
 }
 

@@ -57,7 +57,7 @@ export const PROTOTYPE_ACTIONS: readonly string[] = [
 ];
 /** Actions SCF may have but this endpoint does not: each must be InvalidAction. */
 export const UNKNOWN_ACTIONS: readonly string[] = [
-  "PublishVersion",
+  "PutProvisionedConcurrencyConfig",
   "createfunction",
   "CREATEFUNCTION",
   "Invoke2",
@@ -217,6 +217,125 @@ const configurationSpecs: Record<string, FieldSpec> = {
 
 const zipFileInvalid: readonly unknown[] = ["!!not base64!!", btoa("not a zip"), "UEsDBA"];
 
+/** A version parameter: the fixtures have only $LATEST. */
+const versionRefInvalid: readonly unknown[] = ["", "0", "01", "v1", "$DEFAULT", longString(17, "1")];
+
+/** An alias RoutingConfig: the fixtures have only $LATEST, so any additional version is refused. */
+const routingConfigSpec: FieldSpec = {
+  valid: fc.constantFrom({}, { AdditionalVersionWeights: [] }),
+  wrongType: NOT_OBJECT,
+  invalid: [
+    { AdditionalVersionWeights: [{ Version: "$LATEST", Weight: 0.5 }] },
+    { AdditionalVersionWeights: [{ Version: "7", Weight: 0.5 }] },
+    { AdditionalVersionWeights: [{ Version: "$LATEST", Weight: 0 }] },
+    { AdditionalVersionWeights: [{ Version: "$LATEST", Weight: 1.5 }] },
+    { AdditionalVersionWeights: [{ Version: 1, Weight: 0.5 }] },
+    { AdditionalVersionWeights: "x" },
+    { AddtionVersionMatchs: [{ Version: "$LATEST", Key: "invoke.headers.User", Method: "exact", Expression: "a" }] },
+  ],
+};
+
+const aliasDescriptionSpec: FieldSpec = {
+  valid: fc.constantFrom("", "fuzz"),
+  wrongType: NOT_STRING,
+  invalid: [longString(1001)],
+};
+
+/** Version and alias actions (tcapi/version-actions.ts): the fixtures have $LATEST and $DEFAULT only. */
+const VERSION_ACTION_SPECS: Readonly<Record<string, { mode: FunctionMode; specs: Record<string, FieldSpec> }>> = {
+  PublishVersion: { mode: "existing", specs: { Description: aliasDescriptionSpec } },
+  ListVersionByFunction: {
+    mode: "existing",
+    specs: {
+      Offset: offsetSpec,
+      Limit: limitSpec,
+      Order: { valid: fc.constantFrom("ASC", "DESC"), wrongType: NOT_STRING, invalid: ["asc", "up", ""] },
+      OrderBy: { valid: fc.constantFrom("AddTime", "ModTime"), wrongType: NOT_STRING, invalid: ["addTime", ""] },
+    },
+  },
+  DeleteFunctionVersion: {
+    mode: "existing",
+    specs: {
+      // No version exists in the fixtures: every Qualifier is refused ($LATEST cannot be deleted).
+      Qualifier: { wrongType: NOT_STRING, invalid: ["$LATEST", "1", ...versionRefInvalid], required: true },
+      ForceDelete: {
+        valid: fc.constantFrom("true", "false", true),
+        wrongType: [null, 1, [], {}],
+        invalid: ["yes", "TRUE"],
+      },
+    },
+  },
+  CreateAlias: {
+    mode: "existing",
+    specs: {
+      Name: {
+        valid: fc.stringMatching(/^fz[a-z0-9]{1,8}$/),
+        wrongType: NOT_STRING,
+        invalid: ["", "1abc", "$DEFAULT", "a b", longString(65, "a")],
+        required: true,
+      },
+      FunctionVersion: {
+        valid: fc.constant("$LATEST"),
+        wrongType: NOT_STRING,
+        invalid: ["7", ...versionRefInvalid],
+        required: true,
+      },
+      RoutingConfig: routingConfigSpec,
+      Description: aliasDescriptionSpec,
+    },
+  },
+  UpdateAlias: {
+    mode: "existing",
+    specs: {
+      Name: {
+        valid: fc.constant("$DEFAULT"),
+        wrongType: NOT_STRING,
+        invalid: ["", "1abc", "prod", "$LATEST", longString(65, "a")],
+        required: true,
+      },
+      FunctionVersion: {
+        valid: fc.constant("$LATEST"),
+        wrongType: NOT_STRING,
+        invalid: ["7", ...versionRefInvalid],
+        required: true,
+      },
+      RoutingConfig: routingConfigSpec,
+      Description: aliasDescriptionSpec,
+    },
+  },
+  GetAlias: {
+    mode: "existing",
+    specs: {
+      Name: {
+        valid: fc.constant("$DEFAULT"),
+        wrongType: NOT_STRING,
+        invalid: ["", "prod", "1abc", longString(65, "a")],
+        required: true,
+      },
+    },
+  },
+  ListAliases: {
+    mode: "existing",
+    specs: {
+      FunctionVersion: { valid: fc.constantFrom("$LATEST", "1"), wrongType: NOT_STRING, invalid: versionRefInvalid },
+      // Strings in SCF's SDK; numbers are accepted too.
+      Offset: { valid: fc.constantFrom("0", "5", 0), wrongType: [null, true, [], {}], invalid: ["-1", "x", "1.5", -1] },
+      Limit: {
+        valid: fc.constantFrom("20", "100", 1),
+        wrongType: [null, true, [], {}],
+        invalid: ["0", "101", "x", 0, 101],
+      },
+    },
+  },
+  DeleteAlias: {
+    mode: "existing",
+    specs: {
+      // No alias but $DEFAULT exists in the fixtures, and $DEFAULT cannot be deleted.
+      Name: { wrongType: NOT_STRING, invalid: ["$DEFAULT", "prod", "", "1abc", longString(65, "a")], required: true },
+    },
+  },
+};
+
 /** Parameters of each action apart from its target, and how its target is judged. */
 const ACTION_SPECS: Readonly<
   Record<string, { mode: FunctionMode | "event" | "none"; specs: Record<string, FieldSpec> }>
@@ -251,7 +370,17 @@ const ACTION_SPECS: Readonly<
       ...configurationSpecs,
     },
   },
-  GetFunction: { mode: "existing", specs: {} },
+  GetFunction: {
+    mode: "existing",
+    specs: {
+      // A version or alias: the fixtures have $LATEST and $DEFAULT only.
+      Qualifier: {
+        valid: fc.constantFrom("$LATEST", "$DEFAULT"),
+        wrongType: NOT_STRING,
+        invalid: ["7", "0", "prod", "$latest", longString(65, "q")],
+      },
+    },
+  },
   ListFunctions: { mode: "none", specs: { Offset: offsetSpec, Limit: limitSpec } },
   UpdateFunctionConfiguration: {
     mode: "existing",
@@ -277,13 +406,13 @@ const ACTION_SPECS: Readonly<
   Invoke: {
     mode: "existing",
     specs: {
-      // Left out, it defaults to RequestResponse, which is refused: only async invocations exist.
+      // Left out, it is RequestResponse: the fixtures run with async execution on, so it answers at once.
       InvocationType: {
-        valid: fc.constant("Event"),
+        valid: fc.constantFrom("Event", "RequestResponse"),
         wrongType: NOT_STRING,
-        invalid: ["RequestResponse", "event", ""],
-        required: true,
+        invalid: ["event", "requestresponse", "", "DryRun"],
       },
+      LogType: { valid: fc.constantFrom("Tail", "None", ""), wrongType: NOT_STRING, invalid: ["tail", "Full"] },
       Qualifier: { valid: fc.constant("$LATEST"), wrongType: NOT_STRING, invalid: ["", "v1", "1"] },
       ClientContext: {
         valid: fc.constantFrom('{"file":"a.mp4"}', "[]", ""),
@@ -301,10 +430,14 @@ const ACTION_SPECS: Readonly<
   ListAsyncEvents: {
     mode: "any",
     specs: {
-      Qualifier: { valid: fc.constant("$LATEST"), wrongType: NOT_STRING, invalid: [] },
+      Qualifier: {
+        valid: fc.constantFrom("$LATEST", "$DEFAULT", "1", "prod"),
+        wrongType: NOT_STRING,
+        invalid: ["", "a b", "$OTHER", longString(65, "q")],
+      },
       InvokeType: {
-        valid: fc.constant(["OTHERS"]),
-        invalid: ["OTHERS", [1], Array.from({ length: 11 }, () => "OTHERS"), {}],
+        valid: fc.constantFrom(["OTHERS"], ["TRIGGER_TIMER", "APIGW"], ["CKAFKA_TRIGGER", "COS", "CMQ"]),
+        invalid: ["OTHERS", [1], ["TIMER"], ["others"], [""], Array.from({ length: 11 }, () => "OTHERS"), {}],
       },
       Status: {
         valid: fc.constant(["RUNNING"]),
@@ -348,8 +481,103 @@ const ACTION_SPECS: Readonly<
         invalid: [{ RetCode: "x" }, { RetCode: 5 }],
       },
       FunctionRequestId: { valid: fc.constant(OWN_ENDED_EVENT), wrongType: NOT_STRING, invalid: [] },
+      Qualifier: {
+        valid: fc.constantFrom("$LATEST", "$DEFAULT", "1", "prod"),
+        wrongType: NOT_STRING,
+        invalid: ["$latest", "a b", "0", longString(65, "q")],
+      },
       StartTime: { valid: TC_TIME_VALID, wrongType: NOT_STRING, invalid: TC_TIME_INVALID },
       EndTime: { valid: TC_TIME_VALID, wrongType: NOT_STRING, invalid: TC_TIME_INVALID },
+    },
+  },
+  ...VERSION_ACTION_SPECS,
+};
+
+/** A trigger's identifying parameters (TriggerName, Type, Qualifier); the fixtures have no triggers. */
+const triggerTargetSpecs: Record<string, FieldSpec> = {
+  TriggerName: {
+    valid: fc.stringMatching(/^fz[a-z0-9_-]{1,10}$/),
+    wrongType: NOT_STRING,
+    invalid: ["", "1abc", "-ab", "a b", "a/b", "名前", "__proto__", longString(101, "t")],
+    required: true,
+  },
+  Type: {
+    valid: fc.constant("timer"),
+    wrongType: NOT_STRING,
+    invalid: ["", "Timer", "apigw", "cls", "cmq"],
+    required: true,
+  },
+  Qualifier: {
+    valid: fc.constantFrom("$DEFAULT", "$LATEST"),
+    wrongType: NOT_STRING,
+    invalid: ["", "0", "$OTHER", "a b", longString(70, "q")],
+  },
+};
+/** A timer's TriggerDesc: SCF's cron, raw or wrapped; never valid for any type when invalid. */
+const timerDescSpec: FieldSpec = {
+  valid: fc.constantFrom("*/5 * * * * * *", '{"cron":"0 */5 * * * * *"}', "0 0 2 1 * * *"),
+  wrongType: NOT_STRING,
+  invalid: ["", "not a cron", "* * *", "61 * * * * * *", "0 0 0 30 2 * *", '{"cron":5}', longString(4097, "*")],
+};
+const enableSpec: FieldSpec = {
+  valid: fc.constantFrom("OPEN", "CLOSE"),
+  wrongType: NOT_STRING,
+  invalid: ["open", "ON", "1", ""],
+};
+const triggerTextSpecs: Record<string, FieldSpec> = {
+  Description: { valid: fc.constantFrom("", "fuzz"), wrongType: NOT_STRING, invalid: [longString(1001)] },
+  CustomArgument: { valid: fc.constantFrom("", "hello"), wrongType: NOT_STRING, invalid: [longString(4097, "m")] },
+};
+
+/** The trigger actions: none finds a trigger (the fixtures have none), so each case is refused. */
+const TRIGGER_ACTION_SPECS: Readonly<Record<string, { mode: FunctionMode; specs: Record<string, FieldSpec> }>> = {
+  CreateTrigger: {
+    mode: "existing",
+    specs: {
+      ...triggerTargetSpecs,
+      // Unknown in the fixture function: a version or alias it does not have.
+      Qualifier: { ...(triggerTargetSpecs.Qualifier as FieldSpec), invalid: ["", "0", "7", "no-such-alias", "a b"] },
+      TriggerDesc: timerDescSpec,
+      Enable: enableSpec,
+      ...triggerTextSpecs,
+    },
+  },
+  DeleteTrigger: {
+    mode: "existing",
+    specs: { ...triggerTargetSpecs, TriggerDesc: { valid: fc.constant("x"), invalid: [longString(4097)] } },
+  },
+  UpdateTrigger: {
+    mode: "existing",
+    specs: { ...triggerTargetSpecs, TriggerDesc: timerDescSpec, Enable: enableSpec, ...triggerTextSpecs },
+  },
+  UpdateTriggerStatus: {
+    mode: "existing",
+    specs: { ...triggerTargetSpecs, Enable: { ...enableSpec, required: true } },
+  },
+  ListTriggers: {
+    mode: "existing",
+    specs: {
+      Offset: offsetSpec,
+      Limit: limitSpec,
+      OrderBy: { valid: fc.constantFrom("add_time", "mod_time"), wrongType: NOT_STRING, invalid: ["addTime", ""] },
+      Order: { valid: fc.constantFrom("ASC", "DESC"), wrongType: NOT_STRING, invalid: ["up", "", "Asc"] },
+      Filters: {
+        valid: fc.constantFrom(
+          [],
+          [{ Name: "Qualifier", Values: ["$DEFAULT"] }],
+          [{ Name: "Description", Values: ["x"] }],
+        ),
+        wrongType: NOT_OBJECT,
+        invalid: [
+          [{ Name: "Type", Values: ["timer"] }],
+          [{ Name: "Qualifier", Values: [] }],
+          [{ Name: "Qualifier" }],
+          [{ Name: "TriggerName", Values: [5] }],
+          [{ Name: "TriggerName", Values: Array.from({ length: 21 }, () => "a") }],
+          Array.from({ length: 11 }, () => ({ Name: "Qualifier", Values: ["$DEFAULT"] })),
+          {},
+        ],
+      },
     },
   },
 };
@@ -408,7 +636,7 @@ interface ActionComponents {
 
 /** The parameters of one action for the caller, judged. */
 function actionComponents(action: string, caller: Caller): ActionComponents {
-  const spec = ACTION_SPECS[action];
+  const spec = ACTION_SPECS[action] ?? TRIGGER_ACTION_SPECS[action];
   if (!spec) throw new Error(`no fuzz spec for action ${action}`);
   const target: fc.Arbitrary<Judged<Record<string, unknown>>> =
     spec.mode === "event"
@@ -423,7 +651,7 @@ function actionComponents(action: string, caller: Caller): ActionComponents {
 }
 
 /** The implemented actions (worker/tcapi/actions.ts ACTIONS). */
-export const TENCENT_ACTIONS: readonly string[] = Object.keys(ACTION_SPECS);
+export const TENCENT_ACTIONS: readonly string[] = [...Object.keys(ACTION_SPECS), ...Object.keys(TRIGGER_ACTION_SPECS)];
 
 /** The X-TC-Action header: an implemented action, one that must be InvalidAction, or none. */
 type ActionName = Judged<{ name: string | undefined; implemented: boolean }>;

@@ -169,7 +169,15 @@ const TABLES_SQL = `SELECT
   (SELECT json_group_array(json_array(request_id, namespace, function_name, status, phase, version))
      FROM (SELECT * FROM events ORDER BY request_id)) AS events,
   (SELECT json_group_array(json_array(secret_id, namespaces, revoked_at))
-     FROM (SELECT * FROM credentials ORDER BY secret_id)) AS credentials`;
+     FROM (SELECT * FROM credentials ORDER BY secret_id)) AS credentials,
+  (SELECT json_group_array(json_array(namespace, function_name, version, description))
+     FROM (SELECT * FROM function_versions ORDER BY namespace, function_name, version)) AS versions,
+  (SELECT json_group_array(json_array(namespace, function_name, name, function_version, additional_version,
+     additional_weight, description, updated_at))
+     FROM (SELECT * FROM function_aliases ORDER BY namespace, function_name, name)) AS aliases,
+  (SELECT json_group_array(json_array(id, namespace, function_name, name, type, qualifier, trigger_desc, enabled,
+     custom_argument, description, source, updated_at))
+     FROM (SELECT * FROM triggers ORDER BY id)) AS triggers`;
 
 async function codeObjectKeys(): Promise<string[]> {
   const keys: string[] = [];
@@ -184,10 +192,23 @@ async function codeObjectKeys(): Promise<string[]> {
 
 /** Reads the stored state: D1 (functions, events index, credentials), R2 code objects, seeded events. */
 async function snapshot(): Promise<Snapshot> {
-  const tables = await env.DB.prepare(TABLES_SQL).first<{ functions: string; events: string; credentials: string }>();
+  const tables = await env.DB.prepare(TABLES_SQL).first<{
+    functions: string;
+    events: string;
+    credentials: string;
+    versions: string;
+    aliases: string;
+    triggers: string;
+  }>();
   const functions = JSON.parse(tables?.functions ?? "[]") as unknown[];
   const events = JSON.parse(tables?.events ?? "[]") as unknown[];
   const credentials = JSON.parse(tables?.credentials ?? "[]") as unknown[];
+  // Versions, aliases and triggers: their contents are compared (a bad request must change none).
+  const management = {
+    versions: JSON.parse(tables?.versions ?? "[]") as unknown[],
+    aliases: JSON.parse(tables?.aliases ?? "[]") as unknown[],
+    triggers: JSON.parse(tables?.triggers ?? "[]") as unknown[],
+  };
   const codeKeys = await codeObjectKeys();
   const views = await Promise.all(
     [OWN_ENDED_EVENT, FOREIGN_QUEUED_EVENT].map((id) => env.ASYNC_EVENT.get(env.ASYNC_EVENT.idFromName(id)).view()),
@@ -197,7 +218,7 @@ async function snapshot(): Promise<Snapshot> {
     events: events.length,
     credentials: credentials.length,
     codeObjects: codeKeys.length,
-    detail: JSON.stringify({ functions, events, credentials, codeKeys, views }),
+    detail: JSON.stringify({ functions, events, credentials, management, codeKeys, views }),
   };
 }
 

@@ -12,6 +12,7 @@ import {
   pendingPollDelayMs,
 } from "../../worker/events/idempotency";
 import type { IdempotencyReservation } from "../../worker/events/idempotency-object";
+import { DEFAULT_QUALIFIER } from "../../worker/events/invoke";
 import { DEFAULT_IDEMPOTENCY_WINDOW_SECONDS, MAX_IDEMPOTENCY_WINDOW_SECONDS } from "../../worker/functions/model";
 import { READ_RATE_PER_SECOND } from "../../worker/ratelimit/read-limit";
 import { eventStub, idempotencyName, idempotencyStub } from "../../worker/shared/objects";
@@ -175,15 +176,18 @@ describe("REST Idempotency-Key", () => {
     expect(["RUNNING", "FINISHED", "FAILED", "ABORTED"]).toContain(again.body.status);
   });
 
-  it("treats an empty body and {} as the same payload, and the default qualifier as $LATEST", async () => {
+  it("treats an empty body and {} as the same payload, and the default qualifier as $DEFAULT", async () => {
     const name = uniqueName();
     await createFunction("default", name);
     const key = uniqueKey();
     const first = await invoke("default", name, "", key);
     expect(first.status).toBe(202);
-    const same = await invoke("default", name, "{}", key, "?qualifier=%24LATEST");
+    const same = await invoke("default", name, "{}", key, "?qualifier=%24DEFAULT");
     expect(same.status).toBe(200);
     expect(same.body.requestId).toBe(first.body.requestId);
+    // $DEFAULT routes to $LATEST, but the key compares the qualifier as requested.
+    const latest = await invoke("default", name, "{}", key, "?qualifier=%24LATEST");
+    expect(latest.status).toBe(409);
   });
 
   it("refuses the key with another payload 409 IDEMPOTENCY_KEY_REUSED and changes nothing", async () => {
@@ -230,7 +234,7 @@ describe("REST Idempotency-Key", () => {
     const now = Date.now();
     await seedReservation("default", name, key, {
       requestId: deadRequestId,
-      payloadHash: await idempotencyPayloadHash("$LATEST", '{"job":7}'),
+      payloadHash: await idempotencyPayloadHash(DEFAULT_QUALIFIER, '{"job":7}'),
       reservedAt: now - IDEMPOTENCY_RESERVATION_GRACE_MS - 1_000,
       expiresAt: now + 3_600_000,
       accepted: false,
@@ -254,7 +258,7 @@ describe("REST Idempotency-Key", () => {
     const now = Date.now();
     await seedReservation("default", name, key, {
       requestId: accepted.body.requestId as string,
-      payloadHash: await idempotencyPayloadHash("$LATEST", '{"x":true}'),
+      payloadHash: await idempotencyPayloadHash(DEFAULT_QUALIFIER, '{"x":true}'),
       reservedAt: now,
       expiresAt: now + 3_600_000,
       accepted: false,

@@ -10,9 +10,12 @@ import { refuseInvalid } from "./openapi";
 import { adminRoutes } from "./routes/admin";
 import { diagnosticsRoutes } from "./routes/diagnostics";
 import { eventRoutes } from "./routes/events";
+import { functionUrlRoutes } from "./routes/function-urls";
 import { functionRoutes } from "./routes/functions";
 import { logRoutes } from "./routes/logs";
 import { statisticsRoutes } from "./routes/statistics";
+import { triggerRoutes } from "./routes/triggers";
+import { versionRoutes } from "./routes/versions";
 import { registerTencentEndpoint } from "./tencent-doc";
 
 /**
@@ -25,6 +28,8 @@ export function createApp(): OpenAPIHono<{ Bindings: Env; Variables: AuthVariabl
   app.route("/", healthRoutes);
   app.route("/", docsRoutes(app));
   app.route("/", consoleRoutes);
+  // Function URLs (http triggers) are public: a CAM trigger checks credentials itself.
+  app.route("/", functionUrlRoutes());
 
   // Diagnostics exist only when enabled, and then only for administrators.
   app.use("/_diagnostics/*", async function diagnosticsGate(c, next) {
@@ -45,6 +50,8 @@ export function createApp(): OpenAPIHono<{ Bindings: Env; Variables: AuthVariabl
   app.route("/", eventRoutes);
   app.route("/", logRoutes);
   app.route("/", statisticsRoutes);
+  app.route("/", triggerRoutes);
+  app.route("/", versionRoutes);
 
   app.notFound((c) => {
     throw new PlatformError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`);

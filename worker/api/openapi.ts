@@ -70,12 +70,13 @@ export const errorBodySchema = z
 const ERROR_MEANINGS: Record<number, string> = {
   400: "INVALID_PARAMETER, INVALID_JSON, FUNCTION_NOT_ASYNC, IMMUTABLE_PARAMETER or UNSUPPORTED_OPERATION",
   401: "UNAUTHORIZED: credentials missing, unknown, revoked or not matching",
-  404: "NOT_FOUND, FUNCTION_NOT_FOUND or EVENT_NOT_FOUND (also for what the credentials may not see)",
-  409: "FUNCTION_EXISTS, FUNCTION_IN_USE, EVENT_ALREADY_ENDED, EVENT_TERMINATING or IDEMPOTENCY_KEY_REUSED",
+  404: "NOT_FOUND, FUNCTION_NOT_FOUND, EVENT_NOT_FOUND, TRIGGER_NOT_FOUND or QUALIFIER_NOT_FOUND (also for what the credentials may not see)",
+  409: "FUNCTION_EXISTS, FUNCTION_IN_USE, EVENT_ALREADY_ENDED, EVENT_TERMINATING, IDEMPOTENCY_KEY_REUSED, TRIGGER_EXISTS, TRIGGER_LIMIT_EXCEEDED, VERSION_IN_USE, VERSION_LIMIT_EXCEEDED, ALIAS_EXISTS, ALIAS_IN_USE or ALIAS_LIMIT_EXCEEDED",
   413: "PAYLOAD_TOO_LARGE: the body is over the route's limit",
   429: "RATE_LIMITED or TOO_MANY_FOLLOWERS; Retry-After says when to retry",
   500: "INTERNAL_ERROR",
   503: "UNAVAILABLE",
+  504: "INVOCATION_WAIT_TIMEOUT: a synchronous invocation's event did not end in time; it goes on, and the message names its RequestId",
 };
 
 /** Error statuses every authenticated route may answer. */

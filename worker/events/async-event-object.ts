@@ -28,6 +28,7 @@ import {
 import type { ClaimResult, EventRefusalCode, ReportResult } from "./event-results";
 import { EventStorage } from "./event-storage";
 import { MAX_FOLLOWERS_PER_EVENT } from "./log-followers";
+import { logTail } from "./log-tail";
 
 export {
   DISPATCH_WATCHDOG_MS,
@@ -46,6 +47,24 @@ export type AcceptRequest = EventIdentity &
     /** The event, as JSON text. */
     payload: string;
   };
+
+/**
+ * Longest wait of one awaitEnd call: a synchronous invocation (invoke-sync.ts) calls it in a loop
+ * until its own deadline, so an object restart or a dropped call costs at most one slice.
+ */
+export const MAX_AWAIT_END_MS = 30_000;
+
+/** What awaitEnd answers: the event as it is once it ended, or when the wait ran out. */
+export interface AwaitedEnd {
+  ended: boolean;
+  /** The function runs with async execution on: its events are never waited for (SCF answers at once). */
+  asyncRunEnable: boolean;
+  /** The timeout of the function's snapshot the event runs with. */
+  timeoutSeconds: number;
+  event: PublicEvent;
+  /** The last bytes of the log (an ended event, when asked for), else null. */
+  logTail: string | null;
+}
 
 /** An event's payload as it was sent (JSON text), with the event's identity. */
 export type EventPayload = EventIdentity & { payload: string };
@@ -74,6 +93,8 @@ export class AsyncEventObject extends DurableObject<Env> {
   private readonly index: EventIndexDuty;
   private readonly delivery: EventDeliveryDuty;
   private readonly log: EventLog;
+  /** Calls of awaitEnd waiting for the end (in memory: a restart ends their slice, the caller calls again). */
+  private readonly endWaiters = new Set<() => void>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -134,7 +155,13 @@ export class AsyncEventObject extends DurableObject<Env> {
     const applied = await this.apply({ type: "claim", instanceId, at: Date.now() });
     if (!applied.ok) return applied;
     const payload = (await this.storage.payload()) ?? "{}";
-    return rpcOk({ payload, function: state.function, requestId: state.requestId, namespace: state.namespace });
+    return rpcOk({
+      payload,
+      function: state.function,
+      requestId: state.requestId,
+      namespace: state.namespace,
+      qualifier: state.qualifier,
+    });
   }
 
   /** The handler has started in the instance's container. */
@@ -278,6 +305,47 @@ export class AsyncEventObject extends DurableObject<Env> {
     });
   }
 
+  /**
+   * Waits until the event ends or `waitMs` (at most MAX_AWAIT_END_MS) passes, then answers the
+   * event as it is, with the last `tailBytes` of its log once it ended. An event of a function with
+   * async execution on is answered at once (nobody waits for those). EVENT_NOT_FOUND when unknown.
+   */
+  async awaitEnd(waitMs: number, tailBytes = 0): Promise<RpcResult<AwaitedEnd>> {
+    const before = this.state;
+    if (!before) return eventNotFound();
+    if (!isTerminal(before.phase) && !before.function.asyncRunEnable) {
+      const slice = Math.min(Math.max(0, Number.isFinite(waitMs) ? waitMs : 0), MAX_AWAIT_END_MS);
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.endWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, slice);
+        this.endWaiters.add(wake);
+      });
+    }
+    const state = this.state;
+    if (!state) return eventNotFound();
+    const ended = isTerminal(state.phase);
+    const tail =
+      ended && tailBytes > 0
+        ? await logTail((after, limit) => this.log.page(after, limit), this.log.lastSeq(), tailBytes)
+        : null;
+    return rpcOk({
+      ended,
+      asyncRunEnable: state.function.asyncRunEnable,
+      timeoutSeconds: state.function.timeoutSeconds,
+      event: publicEvent(state),
+      logTail: tail,
+    });
+  }
+
+  /** Wakes every awaitEnd call (the event ended, or is gone). */
+  private wakeEndWaiters(): void {
+    for (const wake of [...this.endWaiters]) wake();
+  }
+
   /** The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). */
   async view(): Promise<RpcResult<PublicEvent>> {
     if (!this.state) return eventNotFound();
@@ -352,6 +420,7 @@ export class AsyncEventObject extends DurableObject<Env> {
         await this.log.deleteSegments(state.namespace, state.requestId);
         // The index row has expired by now too (it is kept 3 days from the start): nothing is owed.
         this.state = undefined;
+        this.wakeEndWaiters();
         this.index.forget();
         this.delivery.forget();
         return this.storage.deleteEverything();
@@ -413,6 +482,7 @@ export class AsyncEventObject extends DurableObject<Env> {
     await this.storage.saveState(next, owesIndex ? this.index.owe(next.version, Date.now()) : undefined, owedDelivery);
     await this.armAlarm();
     this.log.narrate(state, next);
+    if (isTerminal(next.phase)) this.wakeEndWaiters();
     if (owesIndex) await this.index.flush(this.state);
     if (owedDelivery) await this.delivery.flush(this.state);
     return rpcOk(undefined);

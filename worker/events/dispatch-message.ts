@@ -8,6 +8,8 @@ export const dispatchMessageSchema = z.object({
   namespace: z.string().min(1),
   functionName: z.string().min(1),
   qualifier: z.string().min(1),
+  /** The alias the invocation named (absent when it named a version, and in older messages). */
+  alias: z.string().min(1).max(64).nullish(),
   invokeType: z.string().min(1),
   invokedAt: z.number().int(),
   maxConcurrency: z.number().int().min(1),

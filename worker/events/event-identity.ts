@@ -7,7 +7,13 @@ export interface EventIdentity {
   requestId: string;
   namespace: string;
   functionName: string;
+  /** The version that runs: "$LATEST" or a published version number ("1", ...). */
   qualifier: string;
+  /**
+   * The alias the invocation named ("$DEFAULT", ...), when it named one; absent (or null, as the
+   * index row has it) when it named a version, and on events accepted before aliases existed.
+   */
+  alias?: string | null;
   invokeType: string;
 }
 
@@ -18,6 +24,7 @@ export function eventIdentityOf(source: EventIdentity): EventIdentity {
     namespace: source.namespace,
     functionName: source.functionName,
     qualifier: source.qualifier,
+    ...(typeof source.alias === "string" ? { alias: source.alias } : {}),
     invokeType: source.invokeType,
   };
 }

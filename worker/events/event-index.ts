@@ -72,8 +72,8 @@ export function indexEntryOf(state: EventState): EventIndexEntry {
 
 const UPSERT_SQL = `INSERT INTO events
   (request_id, namespace, function_name, qualifier, invoke_type, status, status_code, phase,
-   start_time, end_time, duration_ms, version, updated_at)
-  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+   start_time, end_time, duration_ms, version, updated_at, alias)
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
   ON CONFLICT (request_id) DO UPDATE SET
     status = excluded.status, status_code = excluded.status_code, phase = excluded.phase,
     end_time = excluded.end_time, duration_ms = excluded.duration_ms, version = excluded.version,
@@ -104,6 +104,7 @@ export async function writeIndexEntries(db: D1Database, entries: readonly EventI
         entry.durationMs,
         entry.version,
         now,
+        entry.alias ?? null,
       ),
     ),
   );

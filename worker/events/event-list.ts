@@ -2,6 +2,7 @@ import { and, asc, count, desc, eq, gte, inArray, lt, type SQL } from "drizzle-o
 import { drizzle } from "drizzle-orm/d1";
 import { z } from "zod";
 import { type EventIndexRow, events } from "../db/schema";
+import { isAliasQualifier, isQualifier, MAX_QUALIFIER_CHARS, QUALIFIER_RULE } from "../functions/qualifiers";
 import { eventIdentityOf } from "./event-identity";
 
 /** How long the event index keeps a row (by its start time). */
@@ -9,6 +10,31 @@ export const EVENT_INDEX_RETENTION_MS = 3 * 24 * 60 * 60 * 1000;
 /** Most rows one list page may return. */
 export const MAX_LIST_LIMIT = 100;
 const PUBLIC_STATUSES = ["RUNNING", "FINISHED", "FAILED", "ABORTED"] as const;
+/**
+ * SCF's invoke types (ListAsyncEvents' InvokeType): an event records the one of its source, OTHERS
+ * for an API invocation (Invoke, REST); a list filter naming another value is refused.
+ */
+export const SCF_INVOKE_TYPES = [
+  "CMQ",
+  "CKAFKA_TRIGGER",
+  "APIGW",
+  "COS",
+  "TRIGGER_TIMER",
+  "MPS_TRIGGER",
+  "CLS_TRIGGER",
+  "OTHERS",
+] as const;
+/** Most invoke types one list filter names. */
+export const MAX_INVOKE_TYPE_FILTERS = 10;
+
+/**
+ * A list's qualifier filter: a version ("$LATEST", "1", ...) matches the version the event ran, an
+ * alias ("$DEFAULT", "prod", ...) the alias it was invoked through (the two never share a name).
+ */
+export const qualifierFilterSchema = z
+  .string()
+  .max(MAX_QUALIFIER_CHARS)
+  .refine(isQualifier, `qualifier: ${QUALIFIER_RULE}`);
 
 /** A time given as epoch milliseconds or an ISO-8601 string. */
 export const timeSchema = z.union([
@@ -33,8 +59,8 @@ const commaSeparated = z.string().transform((value) =>
 /** The filters of an event list (all optional but the function, which comes from the path). */
 export const listEventsQuerySchema = z
   .object({
-    qualifier: z.string().min(1).max(64).optional(),
-    invokeTypes: commaSeparated.pipe(z.array(z.string().min(1).max(32)).min(1).max(10)).optional(),
+    qualifier: qualifierFilterSchema.optional(),
+    invokeTypes: commaSeparated.pipe(z.array(z.enum(SCF_INVOKE_TYPES)).min(1).max(MAX_INVOKE_TYPE_FILTERS)).optional(),
     statuses: commaSeparated.pipe(z.array(z.enum(PUBLIC_STATUSES)).min(1).max(4)).optional(),
     requestId: z.string().min(1).max(64).optional(),
     startTimeFrom: timeSchema.optional(),
@@ -54,6 +80,7 @@ export type ListEventsQuery = z.infer<typeof listEventsQuerySchema>;
 export function listedEvent(row: EventIndexRow) {
   return {
     ...eventIdentityOf(row),
+    alias: row.alias ?? null,
     status: row.status,
     statusCode: row.statusCode,
     startTime: new Date(row.startTime).toISOString(),
@@ -73,7 +100,11 @@ export async function listEvents(
   query: ListEventsQuery,
 ): Promise<{ total: number; events: EventIndexRow[] }> {
   const conditions: SQL[] = [eq(events.namespace, namespace), eq(events.functionName, functionName)];
-  if (query.qualifier !== undefined) conditions.push(eq(events.qualifier, query.qualifier));
+  if (query.qualifier !== undefined) {
+    conditions.push(
+      isAliasQualifier(query.qualifier) ? eq(events.alias, query.qualifier) : eq(events.qualifier, query.qualifier),
+    );
+  }
   if (query.invokeTypes !== undefined) conditions.push(inArray(events.invokeType, query.invokeTypes));
   if (query.statuses !== undefined) conditions.push(inArray(events.status, query.statuses));
   if (query.requestId !== undefined) conditions.push(eq(events.requestId, query.requestId));

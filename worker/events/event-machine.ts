@@ -215,6 +215,7 @@ export function transition(state: EventState, command: EventCommand): Transition
 export function publicEvent(state: EventState) {
   return {
     ...eventIdentityOf(state),
+    alias: state.alias ?? null,
     status: publicStatus(state.phase),
     statusCode: state.statusCode ?? null,
     phase: state.phase,

@@ -19,6 +19,8 @@ export interface ClaimedEvent {
   function: FunctionSnapshot;
   requestId: string;
   namespace: string;
+  /** The version the event runs ("$LATEST", "1", ...): the handler's context.function_version. */
+  qualifier?: string;
 }
 
 /** The answer to a claim: the claimed event, or why the claim is refused. */

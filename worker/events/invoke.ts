@@ -1,4 +1,5 @@
-import { DEFAULT_IDEMPOTENCY_WINDOW_SECONDS, type FunctionSnapshot } from "../functions/model";
+import { DEFAULT_IDEMPOTENCY_WINDOW_SECONDS } from "../functions/model";
+import { chooseVersion, type QualifierRoute, resolveRoute } from "../functions/qualifiers";
 import { FunctionRegistry, functionNotFound } from "../functions/registry";
 import { DistributedQpsLimiter } from "../ratelimit/qps-limiter";
 import { PlatformError } from "../shared/errors";
@@ -9,8 +10,11 @@ import { checkIdempotencyKey, type InvocationAnswer, invokeIdempotent } from "./
 export const MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024;
 /** Invoke type recorded for invocations through the API (REST or Invoke). */
 export const API_INVOKE_TYPE = "OTHERS";
-/** The only qualifier until versions exist. */
-export const DEFAULT_QUALIFIER = "$LATEST";
+/**
+ * The qualifier of an invocation that names none: the alias `$DEFAULT` (SCF's documented default
+ * for API calls and triggers), which routes to `$LATEST` until it is updated.
+ */
+export const DEFAULT_QUALIFIER = "$DEFAULT";
 
 /** Invocation QPS per function, counted across isolates (one bucket Durable Object per function). */
 const limiter = new DistributedQpsLimiter();
@@ -21,6 +25,7 @@ export interface InvocationRequest {
   functionName: string;
   /** The payload as the caller sent it: JSON text, at most MAX_ASYNC_PAYLOAD_BYTES. */
   payloadText: string;
+  /** A version ("$LATEST", "1", ...) or an alias; DEFAULT_QUALIFIER when absent. */
   qualifier?: string;
   invokeType?: string;
   /**
@@ -36,6 +41,12 @@ export interface InvocationRequest {
   idempotencyWindowSeconds?: number;
   /** The RequestId of the event this invocation replays (events/replay.ts), shown on the new event. */
   replayOf?: string;
+  /**
+   * The RequestId to give the event, without an idempotency key (a fresh UUID when absent): a queue
+   * trigger's batch claims each of its messages for this RequestId before the event exists, so a
+   * redelivered message finds the batch's event (triggers/queue.ts).
+   */
+  requestId?: string;
   /** The caller's SecretId: a duplicate idempotency key's answer counts against its read limit. */
   callerSecretId?: string;
 }
@@ -60,15 +71,16 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
   if (!snapshot) {
     throw functionNotFound(request.namespace, request.functionName);
   }
-  if (!snapshot.asyncRunEnable) {
-    throw new PlatformError("FUNCTION_NOT_ASYNC", `function ${request.functionName} is not an async function`);
-  }
+  // A function with async execution off (a "sync function") is invoked here too: its event runs on the
+  // same containers, scheduler and logs; invokeSync (invoke-sync.ts) waits for its end when the
+  // caller asked to (Invoke RequestResponse, the REST sync route), as SCF's sync invocation does.
+  // The qualifier as requested (an alias stays an alias here: the idempotency key compares it, so
+  // a redelivery through a weighted alias is the same invocation); the version is chosen only when
+  // the event is created (admitAndAccept).
   const qualifier = request.qualifier ?? DEFAULT_QUALIFIER;
-  if (qualifier !== DEFAULT_QUALIFIER) {
-    throw new PlatformError("INVALID_PARAMETER", `qualifier: only ${DEFAULT_QUALIFIER} exists`);
-  }
+  const route = await resolveRoute(env, request.namespace, request.functionName, qualifier);
   if (request.idempotencyKey === undefined) {
-    return admitAndAccept(env, request, snapshot, qualifier, crypto.randomUUID());
+    return admitAndAccept(env, request, route, request.requestId ?? crypto.randomUUID());
   }
   const idempotent = {
     namespace: request.namespace,
@@ -80,17 +92,22 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
       request.idempotencyWindowSeconds ?? snapshot.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS,
     ...(request.callerSecretId !== undefined ? { callerSecretId: request.callerSecretId } : {}),
   };
-  return invokeIdempotent(env, idempotent, (requestId) => admitAndAccept(env, request, snapshot, qualifier, requestId));
+  return invokeIdempotent(env, idempotent, (requestId) => admitAndAccept(env, request, route, requestId));
 }
 
-/** Takes a token of the function's QPS limit, then hands the event to its object as `requestId`. */
+/**
+ * Chooses the version the event runs (an alias's weighted routing), takes a token of the function's
+ * QPS limit, then hands the event to its object as `requestId`: its `qualifier` is the version
+ * chosen, its `alias` the alias named (if any), its snapshot that version's.
+ */
 async function admitAndAccept(
   env: Env,
   request: InvocationRequest,
-  snapshot: FunctionSnapshot,
-  qualifier: string,
+  route: QualifierRoute,
   requestId: string,
 ): Promise<{ requestId: string }> {
+  const chosen = chooseVersion(route);
+  const snapshot = chosen.snapshot;
   const bucketKey = `fn:${request.namespace}/${request.functionName}`;
   const admission = await limiter.admit(bucketKey, snapshot.qpsLimit, () => qpsBucketStub(env, bucketKey));
   if (!admission.admitted) {
@@ -104,7 +121,8 @@ async function admitAndAccept(
     requestId,
     namespace: request.namespace,
     functionName: request.functionName,
-    qualifier,
+    qualifier: chosen.version,
+    ...(chosen.alias !== undefined ? { alias: chosen.alias } : {}),
     invokeType: request.invokeType ?? API_INVOKE_TYPE,
     function: snapshot,
     payload: request.payloadText,

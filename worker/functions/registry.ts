@@ -1,6 +1,6 @@
 import { and, asc, count, eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { events, type FunctionRow, functions } from "../db/schema";
+import { events, type FunctionRow, functionAliases, functions, functionVersions, triggers } from "../db/schema";
 import { fromBase64, sha256Hex } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
 import { destinationsColumn, nextDestinations } from "./destinations";
@@ -13,6 +13,7 @@ import {
   storedDestinationsOf,
   type UpdateConfigurationInput,
 } from "./model";
+import { forgetQualifiers } from "./qualifier-cache";
 import { inspectZipDirectory } from "./zip-directory";
 
 /** Longest time an isolate serves a cached function lookup on the invoke path. */
@@ -138,6 +139,7 @@ export class FunctionRegistry {
     // Stored after the row exists so a refused duplicate never overwrites anything.
     await this.env.CODE_BUCKET.put(codeKey, code.bytes, { sha256: code.sha256 });
     cache.delete(cacheKey(namespace, input.name));
+    forgetQualifiers(namespace, input.name);
     return row;
   }
 
@@ -200,8 +202,8 @@ export class FunctionRegistry {
   }
 
   /**
-   * Deletes a function and its code packages. Refused while the event index shows events of it
-   * that have not ended: they would lose their code.
+   * Deletes a function, its published versions, its aliases and its code packages. Refused while
+   * the event index shows events of it that have not ended: they would lose their code.
    */
   async delete(namespace: string, name: string): Promise<void> {
     await this.get(namespace, name);
@@ -216,9 +218,29 @@ export class FunctionRegistry {
         `function ${name} has ${running} event(s) that have not ended; wait for them or terminate them first`,
       );
     }
-    await this.db.delete(functions).where(byName(namespace, name));
+    // The function, its published versions, its aliases and its triggers go together (a timer's
+    // object finds its row gone at its next tick and stops; the other triggers are looked up by row).
+    await this.db.batch([
+      this.db.delete(functions).where(byName(namespace, name)),
+      this.db
+        .delete(functionVersions)
+        .where(and(eq(functionVersions.namespace, namespace), eq(functionVersions.functionName, name))),
+      this.db
+        .delete(functionAliases)
+        .where(and(eq(functionAliases.namespace, namespace), eq(functionAliases.functionName, name))),
+      this.db.delete(triggers).where(and(eq(triggers.namespace, namespace), eq(triggers.functionName, name))),
+    ]);
     cache.delete(cacheKey(namespace, name));
-    const listed = await this.env.CODE_BUCKET.list({ prefix: `code/${namespace}/${name}/` });
-    if (listed.objects.length > 0) await this.env.CODE_BUCKET.delete(listed.objects.map((object) => object.key));
+    forgetQualifiers(namespace, name);
+    // Every code package of the function ($LATEST's and its versions'), page by page.
+    let cursor: string | undefined;
+    do {
+      const listed = await this.env.CODE_BUCKET.list({
+        prefix: `code/${namespace}/${name}/`,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      if (listed.objects.length > 0) await this.env.CODE_BUCKET.delete(listed.objects.map((object) => object.key));
+      cursor = listed.truncated ? listed.cursor : undefined;
+    } while (cursor !== undefined);
   }
 }

@@ -5,7 +5,7 @@ import type { ExecutionSpec } from "./agent-client";
 import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
 import { LogForwarder } from "./log-forwarder";
 
-/** The function version every execution reports to its handler (only $LATEST exists). */
+/** The function version an execution reports to its handler when its claim names none. */
 const FUNCTION_VERSION = "$LATEST";
 /** The agent's own limit runs this much past the function's timeout: the instance's deadline ends it first. */
 const AGENT_TIMEOUT_MARGIN_MS = 1_000;
@@ -28,7 +28,7 @@ export function executionSpecOf(claim: ClaimedEvent): ExecutionSpec {
       request_id: claim.requestId,
       function_name: snapshot.name,
       namespace: snapshot.namespace,
-      function_version: FUNCTION_VERSION,
+      function_version: claim.qualifier ?? FUNCTION_VERSION,
       memory_limit_in_mb: snapshot.memoryMb,
       time_limit_in_ms: timeoutMs,
     },

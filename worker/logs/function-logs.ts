@@ -1,6 +1,7 @@
 import { listEvents } from "../events/event-list";
 import type { EventWithLog } from "../events/event-log";
 import { truncateUtf8, utf8Length } from "../events/text-bounds";
+import { checkQualifier } from "../functions/qualifiers";
 import { unwrap } from "../shared/errors";
 import { eventStub } from "../shared/objects";
 
@@ -42,6 +43,11 @@ export interface FunctionLogQuery {
   /** success: FINISHED events; error: FAILED and ABORTED ones. */
   outcome?: "success" | "error";
   requestId?: string;
+  /**
+   * A version ("$LATEST", "1", ...: the events that ran it) or an alias ("$DEFAULT", ...: the events
+   * invoked through it). INVALID_PARAMETER when malformed; one that names nothing matches nothing.
+   */
+  qualifier?: string;
   /** Start-time interval, [from, to). */
   startTimeFrom?: number;
   startTimeTo?: number;
@@ -71,6 +77,8 @@ export async function functionLogs(
     limit: query.limit,
     ...(statuses !== undefined ? { statuses } : {}),
     ...(query.requestId !== undefined ? { requestId: query.requestId } : {}),
+    // listEvents matches a version against the version run and an alias against the alias named.
+    ...(query.qualifier !== undefined ? { qualifier: checkQualifier(query.qualifier) } : {}),
     ...(query.startTimeFrom !== undefined ? { startTimeFrom: query.startTimeFrom } : {}),
     ...(query.startTimeTo !== undefined ? { startTimeTo: query.startTimeTo } : {}),
   });

@@ -15,12 +15,35 @@ export const ERROR_STATUS = {
   EVENT_TERMINATING: 409,
   /** An idempotency key used again, within its window, with another payload or qualifier. */
   IDEMPOTENCY_KEY_REUSED: 409,
+  /** A trigger (function, type, name) that does not exist, or is another namespace's. */
+  TRIGGER_NOT_FOUND: 404,
+  /** A trigger name already used by a trigger of the same function and type. */
+  TRIGGER_EXISTS: 409,
+  /** A function already has the most triggers allowed (triggers/registry.ts MAX_TRIGGERS_PER_FUNCTION). */
+  TRIGGER_LIMIT_EXCEEDED: 409,
+  /** A version or alias (qualifier) the function does not have (functions/qualifiers.ts). */
+  QUALIFIER_NOT_FOUND: 404,
+  /** A version still routed to by an alias, targeted by a trigger or running events (functions/versions.ts). */
+  VERSION_IN_USE: 409,
+  /** A function already has the most published versions allowed (functions/versions.ts MAX_VERSIONS_PER_FUNCTION). */
+  VERSION_LIMIT_EXCEEDED: 409,
+  /** An alias name already used by another alias of the same function. */
+  ALIAS_EXISTS: 409,
+  /** An alias still targeted by a trigger (functions/aliases.ts). */
+  ALIAS_IN_USE: 409,
+  /** A function already has the most aliases allowed (functions/aliases.ts MAX_ALIASES_PER_FUNCTION). */
+  ALIAS_LIMIT_EXCEEDED: 409,
   RATE_LIMITED: 429,
   /** An event already has the most live log followers allowed. */
   TOO_MANY_FOLLOWERS: 429,
   UNSUPPORTED_OPERATION: 400,
   METHOD_NOT_ALLOWED: 405,
   INTERNAL_ERROR: 500,
+  /**
+   * A synchronous invocation whose event did not end within the function's timeout plus the start
+   * allowance (events/invoke-sync.ts): the event goes on; its RequestId is in the message.
+   */
+  INVOCATION_WAIT_TIMEOUT: 504,
   UNAVAILABLE: 503,
 } as const satisfies Record<string, number>;
 

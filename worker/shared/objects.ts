@@ -75,3 +75,8 @@ export function signatureLedgerStub(env: Pick<Env, "SIGNATURE_LEDGER">, shard: s
 export function deliveryStub(env: Pick<Env, "DELIVERY">, requestId: string) {
   return env.DELIVERY.get(env.DELIVERY.idFromName(requestId));
 }
+
+/** A timer trigger's firing object (worker/triggers/timer-object.ts), by the trigger's id. */
+export function timerTriggerStub(env: Pick<Env, "TIMER_TRIGGER">, triggerId: string) {
+  return env.TIMER_TRIGGER.get(env.TIMER_TRIGGER.idFromName(triggerId));
+}

@@ -25,6 +25,17 @@ import {
 } from "./function-actions";
 import { getFunctionLogs } from "./log-actions";
 import type { Action } from "./params";
+import { createTrigger, deleteTrigger, listTriggers, updateTrigger, updateTriggerStatus } from "./trigger-actions";
+import {
+  createAlias,
+  deleteAlias,
+  deleteFunctionVersion,
+  getAlias,
+  listAliases,
+  listVersionByFunction,
+  publishVersion,
+  updateAlias,
+} from "./version-actions";
 
 export type { Action, ActionContext } from "./params";
 export { TcApiError } from "./params";
@@ -42,6 +53,19 @@ export const ACTION_NAMES = [
   "GetAsyncEventStatus",
   "TerminateAsyncEvent",
   "GetFunctionLogs",
+  "PublishVersion",
+  "ListVersionByFunction",
+  "DeleteFunctionVersion",
+  "CreateAlias",
+  "UpdateAlias",
+  "GetAlias",
+  "ListAliases",
+  "DeleteAlias",
+  "CreateTrigger",
+  "DeleteTrigger",
+  "UpdateTrigger",
+  "UpdateTriggerStatus",
+  "ListTriggers",
 ] as const;
 
 /** One action per name: the type makes a name without its action (or the reverse) a compile error. */
@@ -57,6 +81,19 @@ const HANDLERS: Record<(typeof ACTION_NAMES)[number], Action> = {
   GetAsyncEventStatus: getAsyncEventStatus,
   TerminateAsyncEvent: terminateAsyncEvent,
   GetFunctionLogs: getFunctionLogs,
+  PublishVersion: publishVersion,
+  ListVersionByFunction: listVersionByFunction,
+  DeleteFunctionVersion: deleteFunctionVersion,
+  CreateAlias: createAlias,
+  UpdateAlias: updateAlias,
+  GetAlias: getAlias,
+  ListAliases: listAliases,
+  DeleteAlias: deleteAlias,
+  CreateTrigger: createTrigger,
+  DeleteTrigger: deleteTrigger,
+  UpdateTrigger: updateTrigger,
+  UpdateTriggerStatus: updateTriggerStatus,
+  ListTriggers: listTriggers,
 };
 
 /**

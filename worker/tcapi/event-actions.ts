@@ -4,26 +4,35 @@
 import { z } from "zod";
 import type { Principal } from "../auth/principal";
 import { visibleEventView } from "../events/event-access";
-import { listEvents } from "../events/event-list";
+import { listEvents, MAX_INVOKE_TYPE_FILTERS, qualifierFilterSchema, SCF_INVOKE_TYPES } from "../events/event-list";
 import { idempotencyKeySchemaFor } from "../events/idempotency";
 import { invokeAsync } from "../events/invoke";
+import { invokeSync, scfAcceptedResult, scfEndedResult, tailBytesFor } from "../events/invoke-sync";
 import { admitRead } from "../ratelimit/read-limit";
 import { unwrap } from "../shared/errors";
 import { parseTcTime, tcTime } from "./envelope";
 import { type Action, functionNameParam, namespaceOf, namespaceParam, parseParams, TcApiError } from "./params";
 
+/** SCF's invocation types: `RequestResponse` (synchronous, the SDK's default) and `Event` (asynchronous). */
+const INVOCATION_TYPES = ["RequestResponse", "Event"] as const;
+
 /**
- * Invoke: starts an asynchronous event (InvocationType "Event" only; ClientContext is the payload,
- * `{}` when absent) and answers with its FunctionRequestId. `IdempotencyKey` is this platform's
- * extension (not an SCF parameter): a duplicate key within the function's window answers with the
- * key's event's FunctionRequestId, in the same shape; another payload is
+ * Invoke: ClientContext is the payload (`{}` when absent). `Event`, or any invocation of a function
+ * with async execution on, answers at once with the FunctionRequestId (the other fields empty or 0).
+ * `RequestResponse` (the default) on a function with async execution off waits for the event's end
+ * (events/invoke-sync.ts) and answers SCF's Result: RetMsg, ErrMsg (a handler's failure is not an
+ * API error), Log with LogType "Tail", MemUsage, Duration, BillDuration, InvokeResult; a wait that
+ * runs out is FailedOperation.InvokeFunction naming the RequestId. `IdempotencyKey` is this
+ * platform's extension (not an SCF parameter): a duplicate key within the function's window answers
+ * with the key's event (waited for, like the first call); another payload is
  * FailedOperation.IdempotencyKeyReused.
  */
 export const invoke: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
       FunctionName: functionNameParam,
-      InvocationType: z.string().default("RequestResponse"),
+      InvocationType: z.enum(INVOCATION_TYPES).default("RequestResponse"),
+      LogType: z.enum(["Tail", "None", ""]).optional(),
       Qualifier: z.string().optional(),
       ClientContext: z.string().optional(),
       Namespace: namespaceParam.optional(),
@@ -31,33 +40,22 @@ export const invoke: Action = async ({ env, principal, params }) => {
     }),
     params,
   );
-  if (p.InvocationType !== "Event") {
-    throw new TcApiError(
-      "UnsupportedOperation.InvocationType",
-      'only InvocationType "Event" (asynchronous) is supported; poll GetAsyncEventStatus for the result',
-    );
-  }
   const namespace = namespaceOf(principal, p.Namespace);
-  const { requestId } = await invokeAsync(env, {
+  const request = {
     namespace,
     functionName: p.FunctionName,
     payloadText: p.ClientContext && p.ClientContext.length > 0 ? p.ClientContext : "{}",
     ...(p.Qualifier !== undefined ? { qualifier: p.Qualifier } : {}),
     ...(p.IdempotencyKey !== undefined ? { idempotencyKey: p.IdempotencyKey } : {}),
     callerSecretId: principal.secretId,
-  });
-  return {
-    Result: {
-      FunctionRequestId: requestId,
-      Log: "",
-      RetMsg: "",
-      ErrMsg: "",
-      MemUsage: 0,
-      Duration: 0,
-      BillDuration: 0,
-      InvokeResult: 0,
-    },
   };
+  if (p.InvocationType === "Event") {
+    const { requestId } = await invokeAsync(env, request);
+    return { Result: scfAcceptedResult(requestId) };
+  }
+  const invoked = await invokeSync(env, request, { logTailBytes: tailBytesFor(p.LogType) });
+  if (invoked.kind === "accepted") return { Result: scfAcceptedResult(invoked.answer.requestId) };
+  return { Result: scfEndedResult(invoked.event, invoked.logTail) };
 };
 
 /** A Tencent time interval (`%Y-%m-%d %H:%M:%S`, UTC) as optional epoch-ms bounds. */
@@ -78,8 +76,10 @@ export const listAsyncEvents: Action = async ({ env, principal, params }) => {
     z.object({
       FunctionName: functionNameParam,
       Namespace: namespaceParam.optional(),
-      Qualifier: z.string().optional(),
-      InvokeType: z.array(z.string()).max(10).optional(),
+      // A version matches the version the event ran, an alias the alias it was invoked through.
+      Qualifier: qualifierFilterSchema.optional(),
+      // SCF's values only (InvalidParameterValue.InvokeType otherwise).
+      InvokeType: z.array(z.enum(SCF_INVOKE_TYPES)).max(MAX_INVOKE_TYPE_FILTERS).optional(),
       Status: z
         .array(z.enum(["RUNNING", "FINISHED", "FAILED", "ABORTED"]))
         .max(4)

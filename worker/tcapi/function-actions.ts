@@ -8,6 +8,8 @@ import { FunctionRegistry } from "../functions/registry";
 import { describeIssues } from "../shared/validation";
 import { tcTime } from "./envelope";
 import { type Action, functionNameParam, namespaceOf, namespaceParam, parseParams, TcApiError } from "./params";
+import { functionTriggers } from "./trigger-actions";
+import { qualifiedFunction, qualifierParam } from "./version-actions";
 
 /** Tencent field name of each domain field, for InvalidParameterValue.<Field> codes. */
 const TENCENT_FIELD: Record<string, string> = {
@@ -108,11 +110,27 @@ export const createFunction: Action = async ({ env, principal, params }) => {
   return {};
 };
 
-/** GetFunction: one function's configuration. */
-export const getFunction: Action = async ({ env, principal, params }) => {
-  const p = parseParams(z.object({ FunctionName: functionNameParam, Namespace: namespaceParam.optional() }), params);
-  const row = await new FunctionRegistry(env).get(namespaceOf(principal, p.Namespace), p.FunctionName);
-  return functionFields(row);
+/**
+ * GetFunction: one function's configuration; with `Qualifier`, that version's (`$LATEST`, a version
+ * number, or an alias: its main version).
+ */
+export const getFunction: Action = async ({ env, principal, params, requestUrl }) => {
+  const p = parseParams(
+    z.object({
+      FunctionName: functionNameParam,
+      Namespace: namespaceParam.optional(),
+      Qualifier: qualifierParam.optional(),
+    }),
+    params,
+  );
+  const namespace = namespaceOf(principal, p.Namespace);
+  const version = await qualifiedFunction(env, namespace, p.FunctionName, p.Qualifier);
+  return {
+    ...functionFields(version.row),
+    FunctionVersion: version.version,
+    Qualifier: version.version,
+    Triggers: await functionTriggers(env, namespace, p.FunctionName, requestUrl, p.Qualifier),
+  };
 };
 
 /** ListFunctions: a page of a namespace's functions and their total count. */

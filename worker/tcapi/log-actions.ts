@@ -20,6 +20,8 @@ export const getFunctionLogs: Action = async ({ env, principal, params }) => {
       Order: z.enum(["asc", "desc", "ASC", "DESC"]).default("desc"),
       Filter: z.object({ RetCode: z.string().optional() }).optional(),
       FunctionRequestId: z.string().optional(),
+      // A version or an alias (logs/function-logs.ts FunctionLogQuery.qualifier).
+      Qualifier: z.string().max(64).optional(),
       StartTime: z.string().optional(),
       EndTime: z.string().optional(),
     }),
@@ -42,6 +44,7 @@ export const getFunctionLogs: Action = async ({ env, principal, params }) => {
     limit: p.Limit,
     ...(retCode === "is0" ? { outcome: "success" as const } : retCode === "not0" ? { outcome: "error" as const } : {}),
     ...(p.FunctionRequestId ? { requestId: p.FunctionRequestId } : {}),
+    ...(p.Qualifier ? { qualifier: p.Qualifier } : {}),
     ...(startTime !== undefined ? { startTimeFrom: startTime } : {}),
     ...(endTime !== undefined ? { startTimeTo: endTime } : {}),
   });

@@ -22,6 +22,8 @@ export interface ActionContext {
   env: Env;
   principal: Principal;
   params: Record<string, unknown>;
+  /** The request's URL (an http trigger's answer shows its URL on the same origin). */
+  requestUrl?: string;
 }
 
 /** One Tencent Cloud API action: its answer's fields, without the envelope or RequestId. */

@@ -82,7 +82,7 @@ export const tencentCloudRoutes = new Hono<{ Bindings: Env }>().all("/", async (
     if (!action) return tcError(requestId, "InvalidAction", "the action is not implemented by this endpoint");
 
     const params = parseParams(await boundedBody(c.req, actionName));
-    const result = await action({ env: c.env, principal: auth.principal, params });
+    const result = await action({ env: c.env, principal: auth.principal, params, requestUrl: c.req.url });
     const answer = tcOkText(requestId, result);
     if (leaksSecret(c.env, answer)) {
       console.error("Tencent Cloud API answer withheld: it contained a secret value", requestId, actionName);

@@ -3,9 +3,12 @@ import { z } from "zod";
 import { type EventIndexEntry, writeIndexEntries } from "../../events/event-index";
 import type { HoldPhase } from "../../instances/instance-container";
 import { dispatchConsumerStats } from "../../scheduling/dispatch-consumer";
-import { unwrap } from "../../shared/errors";
+import { PlatformError, unwrap } from "../../shared/errors";
 import { eventStub, instanceStub, schedulerName, schedulerStub } from "../../shared/objects";
 import { MAX_JSON_BODY_BYTES, parseWith, readJson } from "../../shared/validation";
+import type { R2Notification } from "../../triggers/cos";
+import { isTriggerQueue } from "../../triggers/queue";
+import { recentTriggerRedeliveries } from "../../triggers/source-consumer";
 
 /** Largest body of a redeliver request (a RequestId). */
 const MAX_REDELIVER_BODY_BYTES = 1024;
@@ -22,6 +25,23 @@ const holdRequestIdSchema = z.uuid("requestId must be a UUID");
 const holdSchema = z.strictObject({
   requestId: holdRequestIdSchema,
   phase: z.enum(["starting", "ending"] satisfies HoldPhase[]),
+});
+
+/** Largest body of a trigger-queue message request (a queue message is at most 128 KB). */
+const MAX_TRIGGER_MESSAGE_BODY_BYTES = 128 * 1024;
+/** A message to send to a trigger queue: any JSON body (a string is sent as text). */
+const triggerMessageSchema = z.strictObject({ body: z.unknown() });
+/** Largest body of an R2 object request (the object's text content and its key). */
+const MAX_R2_OBJECT_BODY_BYTES = 1024 * 1024;
+/** The bucket of the UPLOADS binding (wrangler.toml), as its notifications name it. */
+const UPLOADS_BUCKET_NAME = "afp-uploads";
+/** The account local notifications name (R2 sends the Cloudflare account id). */
+const LOCAL_ACCOUNT = "local";
+/** An object to put into (or delete from) UPLOADS, then notify as R2 would. */
+const r2ObjectSchema = z.strictObject({
+  key: z.string().min(1).max(1024),
+  content: z.string().default(""),
+  action: z.enum(["PutObject", "DeleteObject"]).default("PutObject"),
 });
 
 /** Synthetic index rows to seed (benchmarks); the rows are written as given. */
@@ -87,6 +107,36 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
   .get("/_diagnostics/dispatch-consumer", (c) => {
     // This isolate's counts of malformed dispatch messages and of dead letters.
     return c.json(dispatchConsumerStats());
+  })
+  .post("/_diagnostics/trigger-queues/:queue/messages", async (c) => {
+    // Sends a message to a trigger queue (its producer binding TRIGGER_QUEUE_<NAME>), as a producer would.
+    const queue = c.req.param("queue");
+    const binding = `TRIGGER_QUEUE_${queue.toUpperCase().replaceAll("-", "_")}`;
+    const producer = (c.env as unknown as Record<string, unknown>)[binding] as Queue | undefined;
+    if (!isTriggerQueue(c.env, queue) || !producer) throw new PlatformError("NOT_FOUND", `no trigger queue ${queue}`);
+    const { body } = await readJson(c, triggerMessageSchema, MAX_TRIGGER_MESSAGE_BODY_BYTES);
+    await producer.send(body ?? null, { contentType: typeof body === "string" ? "text" : "json" });
+    return c.json({ sent: true, queue });
+  })
+  .post("/_diagnostics/r2/objects", async (c) => {
+    // Puts (or deletes) an object of UPLOADS, then sends the notification R2 would to afp-r2-events
+    // (wrangler dev sends none).
+    const input = await readJson(c, r2ObjectSchema, MAX_R2_OBJECT_BODY_BYTES);
+    const stored = input.action === "PutObject" ? await c.env.UPLOADS.put(input.key, input.content) : undefined;
+    if (input.action === "DeleteObject") await c.env.UPLOADS.delete(input.key);
+    const notification: R2Notification = {
+      account: LOCAL_ACCOUNT,
+      action: input.action,
+      bucket: UPLOADS_BUCKET_NAME,
+      object: { key: input.key, ...(stored ? { size: stored.size, eTag: stored.etag } : {}) },
+      eventTime: new Date().toISOString(),
+    };
+    await c.env.R2_EVENTS_QUEUE.send(notification, { contentType: "json" });
+    return c.json({ sent: true, notification });
+  })
+  .get("/_diagnostics/trigger-consumers", (c) => {
+    // This isolate's most recent trigger deliveries that found their event already there.
+    return c.json({ recentRedeliveries: recentTriggerRedeliveries() });
   })
   .post("/_diagnostics/dispatch-queue/malformed", async (c) => {
     // Puts a message that fails the dispatch schema on the dispatch queue (its consumer dead-letters it).

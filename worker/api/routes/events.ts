@@ -7,6 +7,7 @@ import { listEvents, listEventsQuerySchema, listedEvent } from "../../events/eve
 import { MAX_REPLAYS_LISTED } from "../../events/event-machine";
 import { IDEMPOTENCY_KEY_RULE, idempotencyKeySchemaFor } from "../../events/idempotency";
 import { invokeAsync, MAX_ASYNC_PAYLOAD_BYTES } from "../../events/invoke";
+import { invokeSync, SYNC_LOG_TAIL_BYTES, SYNC_START_ALLOWANCE_MS } from "../../events/invoke-sync";
 import { replayEvent } from "../../events/replay";
 import { admitRead } from "../../ratelimit/read-limit";
 import { PlatformError, unwrap } from "../../shared/errors";
@@ -50,7 +51,10 @@ const eventIdentityFields = {
   requestId: z.string(),
   namespace: z.string(),
   functionName: z.string(),
-  qualifier: z.string(),
+  qualifier: z.string().openapi({ description: 'The version that ran: "$LATEST" or a published version number' }),
+  alias: z.string().nullable().openapi({
+    description: 'The alias the invocation named ("$DEFAULT" when it named none), null when it named a version',
+  }),
   invokeType: z.string(),
 };
 
@@ -121,7 +125,14 @@ const invoke = createRoute({
   middleware: [pathFirst(functionParams)],
   request: {
     params: functionParams,
-    query: queryOf(z.object({ qualifier: z.string().optional().openapi({ description: "Version or alias" }) })),
+    query: queryOf(
+      z.object({
+        qualifier: z.string().optional().openapi({
+          description:
+            "A version ($LATEST, 1, ...) or an alias; $DEFAULT when absent (it routes to $LATEST until updated). The event records the version run as qualifier and the alias as alias.",
+        }),
+      }),
+    ),
     headers: invokeHeaders,
     // Read with readBodyText (bounded while streaming); any JSON value is a payload.
     body: documentedBody("The payload", { description: "Any JSON value" }, false),
@@ -139,11 +150,58 @@ const invoke = createRoute({
   },
 });
 
+/** The answer of a synchronous invocation whose event ended, whatever its status (events/invoke-sync.ts). */
+const syncInvocationSchema = z
+  .object({
+    requestId: z.string(),
+    status: eventStatusSchema,
+    statusCode: z.number().int().nullable().openapi({ description: "SCF's StatusCode: 200, 430, 433, ..." }),
+    result: z.unknown().openapi({ description: "The handler's JSON result (null when it failed)" }),
+    error: z
+      .object({ message: z.string(), stack: z.string().nullable() })
+      .nullable()
+      .openapi({ description: "Why the event did not finish; null when it finished" }),
+    durationMs: z.number().nullable(),
+    memoryUsageKb: z.number().nullable(),
+    logTail: z
+      .string()
+      .openapi({ description: `The last ${SYNC_LOG_TAIL_BYTES} bytes of the event's log (whole lines)` }),
+    idempotentReplay: z
+      .boolean()
+      .openapi({ description: "True when a duplicate Idempotency-Key answered the key's event" }),
+  })
+  .openapi("SyncInvocation");
+
+const invokeSyncRoute = createRoute({
+  method: "post",
+  path: "/v1/namespaces/{namespace}/functions/{name}/invocations/sync",
+  tags: [TAG],
+  summary: "Invoke a function and wait for its result",
+  description: `SCF's synchronous invocation (Invoke with RequestResponse). The body is the payload: any JSON, at most ${MAX_ASYNC_PAYLOAD_BYTES} bytes (empty means {}). A function with async execution off: the call waits for the event's end, up to the function's timeout plus ${SYNC_START_ALLOWANCE_MS / 1000} s for queueing and start, and answers 200 with the outcome whatever the status (a handler's failure is FAILED with its error, not an HTTP error); past that, 504 INVOCATION_WAIT_TIMEOUT whose message names the RequestId (the event goes on: GET /v1/events/{requestId}). A function with async execution on is not waited for: 202 with the RequestId, as SCF answers. The event is recorded and readable either way; Idempotency-Key works as on the async route.`,
+  middleware: [pathFirst(functionParams)],
+  request: {
+    params: functionParams,
+    query: queryOf(z.object({ qualifier: z.string().optional().openapi({ description: "Version or alias" }) })),
+    headers: invokeHeaders,
+    body: documentedBody("The payload", { description: "Any JSON value" }, false),
+  },
+  responses: {
+    200: jsonResponse("The event ended: its outcome", syncInvocationSchema),
+    202: jsonResponse(
+      "The function runs with async execution on: accepted, not waited for",
+      z.object({ requestId: z.string() }),
+    ),
+    ...errorResponses(...COMMON_ERROR_STATUSES, 409, 413, 503, 504),
+  },
+});
+
 const listFunctionEvents = createRoute({
   method: "get",
   path: "/v1/namespaces/{namespace}/functions/{name}/events",
   tags: [TAG],
   summary: "List a function's events (the last 3 days)",
+  description:
+    "Filters: `qualifier` (a version such as $LATEST or 1 matches the version the event ran; an alias such as $DEFAULT the alias it was invoked through), `invokeTypes` (a comma list of SCF's invoke types: CMQ, CKAFKA_TRIGGER, APIGW, COS, TRIGGER_TIMER, MPS_TRIGGER, CLS_TRIGGER, OTHERS; API invocations are OTHERS), `statuses`, `requestId` and the time intervals (left-closed, right-open).",
   middleware: [pathFirst(functionParams)],
   request: { params: functionParams, query: queryOf(listEventsQuerySchema) },
   responses: {
@@ -269,6 +327,44 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
       return c.json(replay, 200, { "Idempotent-Replayed": "true" });
     }
     return c.json({ requestId: accepted.requestId }, 202);
+  })
+  .openapi(invokeSyncRoute, async (c) => {
+    const { namespace, name } = c.req.valid("param");
+    const payloadText = await readBodyText(c, MAX_ASYNC_PAYLOAD_BYTES);
+    const { qualifier } = c.req.valid("query");
+    const idempotencyKey = c.req.valid("header")["idempotency-key"];
+    const invoked = await invokeSync(
+      c.env,
+      {
+        namespace,
+        functionName: name,
+        payloadText: payloadText.length === 0 ? "{}" : payloadText,
+        ...(qualifier !== undefined ? { qualifier } : {}),
+        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+        callerSecretId: c.var.principal.secretId,
+      },
+      { logTailBytes: SYNC_LOG_TAIL_BYTES },
+    );
+    const replayed = invoked.answer.idempotentReplay === true;
+    const headers = replayed ? { "Idempotent-Replayed": "true" } : undefined;
+    if (invoked.kind === "accepted") return c.json({ requestId: invoked.answer.requestId }, 202, headers);
+    const { event } = invoked;
+    const error =
+      event.status === "FINISHED"
+        ? null
+        : { message: event.errorMessage ?? `the event ended ${event.status}`, stack: event.errorStack };
+    const answer = {
+      requestId: event.requestId,
+      status: event.status,
+      statusCode: event.statusCode,
+      result: event.result ?? null,
+      error,
+      durationMs: event.durationMs,
+      memoryUsageKb: event.memoryUsageKb,
+      logTail: invoked.logTail ?? "",
+      idempotentReplay: replayed,
+    };
+    return c.json(answer, 200, headers);
   })
   .openapi(listFunctionEvents, async (c) => {
     const { namespace, name } = c.req.valid("param");

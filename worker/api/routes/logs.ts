@@ -76,6 +76,10 @@ const functionLogQuerySchema = z.strictObject({
   endTime: timeSchema.optional(),
   /** success: FINISHED events; error: FAILED and ABORTED ones. */
   status: z.enum(["success", "error"]).optional(),
+  qualifier: z.string().min(1).max(64).optional().openapi({
+    description:
+      "A version ($LATEST, 1, ...: the events that ran it) or an alias ($DEFAULT, ...: the events invoked through it)",
+  }),
   order: orderSchema,
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
   limit: z.coerce.number().int().min(1).max(100).default(10),
@@ -254,6 +258,7 @@ export const logRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid })
       limit: query.limit,
       ...(query.status !== undefined ? { outcome: query.status } : {}),
       ...(query.requestId !== undefined ? { requestId: query.requestId } : {}),
+      ...(query.qualifier !== undefined ? { qualifier: query.qualifier } : {}),
       ...(query.startTime !== undefined ? { startTimeFrom: query.startTime } : {}),
       ...(query.endTime !== undefined ? { startTimeTo: query.endTime } : {}),
     });

@@ -1,0 +1,201 @@
+// What the three source-driven trigger types (http: a function URL, ckafka: a Cloudflare Queue,
+// cos: R2 event notifications) share on their runtime paths: finding the enabled triggers of a
+// source (cached briefly per isolate), invoking the trigger's function through the one entry point
+// (events/invoke.ts) with the trigger's qualifier and invoke type, and telling what a failed
+// invocation means for a queue message (deduplicated, retry later, or never deliverable).
+import { and, asc, eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { type TriggerRow, triggers } from "../db/schema";
+import type { InvocationAnswer } from "../events/idempotency";
+import { type InvocationRequest, invokeAsync } from "../events/invoke";
+import { sha256Hex } from "../shared/encoding";
+import { type ErrorCode, toPlatformError } from "../shared/errors";
+import { TRIGGER_INVOKE_TYPES, type TriggerType } from "./model";
+
+/**
+ * How long an isolate serves a cached lookup of a source's enabled triggers (ms): a trigger
+ * created, disabled, re-enabled, changed or deleted applies to its source within this time.
+ */
+export const TRIGGER_SOURCE_CACHE_TTL_MS = 5_000;
+/** Most sources an isolate keeps cached lookups of (the oldest is dropped past it). */
+export const MAX_CACHED_TRIGGER_SOURCES = 1_000;
+/** Most enabled triggers one source delivers to (one queue or bucket); more are ignored, logged. */
+export const MAX_TRIGGERS_PER_SOURCE = 100;
+
+const cache = new Map<string, { rows: readonly TriggerRow[]; expiresAt: number }>();
+
+/** Forgets this isolate's cached trigger lookups (tests that change a trigger and fire it at once). */
+export function clearTriggerSourceCache(): void {
+  cache.clear();
+}
+
+/** The enabled triggers of a type whose source is `source` (a URL id, queue name or bucket name), oldest first. */
+export async function enabledTriggersOf(
+  env: Pick<Env, "DB">,
+  type: TriggerType,
+  source: string,
+): Promise<readonly TriggerRow[]> {
+  const key = `${type}\n${source}`;
+  const now = Date.now();
+  const cached = cache.get(key);
+  if (cached && cached.expiresAt > now) return cached.rows;
+  const rows = await drizzle(env.DB)
+    .select()
+    .from(triggers)
+    .where(and(eq(triggers.type, type), eq(triggers.source, source), eq(triggers.enabled, true)))
+    .orderBy(asc(triggers.createdAt), asc(triggers.id))
+    .limit(MAX_TRIGGERS_PER_SOURCE + 1)
+    .all();
+  if (rows.length > MAX_TRIGGERS_PER_SOURCE) {
+    console.error(`${type} source ${source} has over ${MAX_TRIGGERS_PER_SOURCE} enabled triggers; the oldest serve`);
+  }
+  const kept = rows.slice(0, MAX_TRIGGERS_PER_SOURCE);
+  cache.delete(key);
+  if (cache.size >= MAX_CACHED_TRIGGER_SOURCES) {
+    const oldest = cache.keys().next().value;
+    if (oldest !== undefined) cache.delete(oldest);
+  }
+  cache.set(key, { rows: kept, expiresAt: now + TRIGGER_SOURCE_CACHE_TTL_MS });
+  return kept;
+}
+
+/** What a trigger's invocation carries beyond its function, qualifier and invoke type. */
+export interface TriggerInvocation {
+  payloadText: string;
+  idempotencyKey?: string | undefined;
+  idempotencyWindowSeconds?: number | undefined;
+  /** The RequestId to give the event (a batch claims its messages for it first). */
+  requestId?: string | undefined;
+  callerSecretId?: string | undefined;
+}
+
+/** Invokes the trigger's function: its namespace, function, qualifier and its type's invoke type. */
+export function invokeTrigger(env: Env, row: TriggerRow, invocation: TriggerInvocation): Promise<InvocationAnswer> {
+  const request: InvocationRequest = {
+    namespace: row.namespace,
+    functionName: row.functionName,
+    qualifier: row.qualifier,
+    invokeType: TRIGGER_INVOKE_TYPES[row.type as TriggerType],
+    payloadText: invocation.payloadText,
+    ...(invocation.idempotencyKey !== undefined ? { idempotencyKey: invocation.idempotencyKey } : {}),
+    ...(invocation.idempotencyWindowSeconds !== undefined
+      ? { idempotencyWindowSeconds: invocation.idempotencyWindowSeconds }
+      : {}),
+    ...(invocation.requestId !== undefined ? { requestId: invocation.requestId } : {}),
+    ...(invocation.callerSecretId !== undefined ? { callerSecretId: invocation.callerSecretId } : {}),
+  };
+  return invokeAsync(env, request);
+}
+
+/**
+ * What a queue message's invocation came to: `accepted` (a new event), `duplicate` (its key's
+ * event exists: a redelivery), `retry` (a passing failure: QPS limit, unavailable, unexpected:
+ * deliver again later) or `dropped` (it can never be accepted: the function is gone, the event is
+ * too large, ...; logged and acknowledged, never retried forever).
+ */
+export type SourceOutcome =
+  | { kind: "accepted"; requestId: string }
+  | { kind: "duplicate"; requestId?: string }
+  | { kind: "retry"; reason: string; delaySeconds: number }
+  | { kind: "dropped"; reason: string };
+
+/** Seconds before a message whose invocation failed passingly is delivered again (at least). */
+export const TRIGGER_RETRY_DELAY_SECONDS = 2;
+/** Longest retry delay a QPS refusal's Retry-After may ask for (s). */
+export const MAX_TRIGGER_RETRY_DELAY_SECONDS = 60;
+
+/** Errors that mean the key's event already exists (or existed): the message is a redelivery. */
+const DUPLICATE_CODES: readonly ErrorCode[] = ["IDEMPOTENCY_KEY_REUSED", "EVENT_NOT_FOUND"];
+/** Errors that pass: the message is delivered again later. */
+const PASSING_CODES: readonly ErrorCode[] = ["RATE_LIMITED", "UNAVAILABLE", "INTERNAL_ERROR"];
+
+/** What an invocation's answer or error means for its message (see SourceOutcome). */
+export function outcomeOf(result: { answer: InvocationAnswer } | { error: unknown }): SourceOutcome {
+  if ("answer" in result) {
+    return result.answer.idempotentReplay
+      ? { kind: "duplicate", requestId: result.answer.requestId }
+      : { kind: "accepted", requestId: result.answer.requestId };
+  }
+  const known = toPlatformError(result.error);
+  if (!known) return { kind: "retry", reason: String(result.error), delaySeconds: TRIGGER_RETRY_DELAY_SECONDS };
+  if (DUPLICATE_CODES.includes(known.code)) return { kind: "duplicate" };
+  if (PASSING_CODES.includes(known.code)) {
+    const asked = known.details?.retryAfterSeconds;
+    const delaySeconds =
+      typeof asked === "number" && Number.isFinite(asked)
+        ? Math.min(MAX_TRIGGER_RETRY_DELAY_SECONDS, Math.max(TRIGGER_RETRY_DELAY_SECONDS, Math.ceil(asked)))
+        : TRIGGER_RETRY_DELAY_SECONDS;
+    return { kind: "retry", reason: `${known.code}: ${known.message}`, delaySeconds };
+  }
+  return { kind: "dropped", reason: `${known.code}: ${known.message}` };
+}
+
+/** Invokes and tells the outcome, never throwing. */
+export async function invokeForOutcome(
+  env: Env,
+  row: TriggerRow,
+  invocation: TriggerInvocation,
+): Promise<SourceOutcome> {
+  try {
+    return outcomeOf({ answer: await invokeTrigger(env, row, invocation) });
+  } catch (error) {
+    return outcomeOf({ error });
+  }
+}
+
+/**
+ * A trigger's idempotency key for one delivery: `<prefix>.<trigger id>.<hash>` where the hash is
+ * the SHA-256 of the parts that identify the delivery (a message id; an object's notification).
+ * Within the key rule (events/idempotency.ts) whatever the parts hold.
+ */
+export async function deliveryKey(prefix: string, row: TriggerRow, parts: readonly string[]): Promise<string> {
+  const hash = await sha256Hex([row.id, ...parts].join("\n"));
+  const id = /^[A-Za-z0-9_-]{1,40}$/.test(row.id) ? row.id : hash.slice(0, 16);
+  return `${prefix}.${id}.${hash.slice(0, 48)}`;
+}
+
+/**
+ * True when the test-only fault switch CHAOS_REDELIVER_TRIGGER_MESSAGES is on (honoured only with
+ * DIAGNOSTICS_ENABLED): the trigger consumers then retry each message's first delivery after
+ * handling it, so every message is delivered (at least) twice.
+ */
+export function redeliverForChaos(
+  env: Pick<Env, "DIAGNOSTICS_ENABLED" | "CHAOS_REDELIVER_TRIGGER_MESSAGES">,
+  attempts: number,
+): boolean {
+  return env.DIAGNOSTICS_ENABLED === "true" && env.CHAOS_REDELIVER_TRIGGER_MESSAGES === "true" && attempts <= 1;
+}
+
+/** Most redeliveries this isolate remembers for diagnostics (the oldest is dropped past it). */
+export const MAX_RECENT_REDELIVERIES = 100;
+const recentRedeliveries: string[] = [];
+
+/**
+ * Notes a delivery that found its event already there (a redelivery), by what it delivered
+ * (`<queue>/<message id>`, `<bucket>/<object key>`): logged, and kept for /_diagnostics/trigger-consumers.
+ */
+export function noteRedelivery(label: string): void {
+  console.log(`trigger delivery ${label} already has its event`);
+  recentRedeliveries.push(label);
+  if (recentRedeliveries.length > MAX_RECENT_REDELIVERIES) recentRedeliveries.shift();
+}
+
+/** This isolate's most recent redeliveries, oldest first (diagnostics). */
+export function recentTriggerRedeliveries(): readonly string[] {
+  return [...recentRedeliveries];
+}
+
+/** What a trigger consumer does with one message once every trigger of it is handled. */
+export function settle(env: Env, message: Message<unknown>, outcomes: readonly SourceOutcome[]): void {
+  const retry = outcomes.filter((outcome) => outcome.kind === "retry");
+  if (retry.length > 0) {
+    const delaySeconds = Math.max(...retry.map((outcome) => outcome.delaySeconds));
+    message.retry({ delaySeconds });
+    return;
+  }
+  if (redeliverForChaos(env, message.attempts)) {
+    message.retry({ delaySeconds: 0 });
+    return;
+  }
+  message.ack();
+}
