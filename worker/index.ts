@@ -3,6 +3,7 @@ import { deleteExpiredIndexRows } from "./events/event-list";
 import { consumeDeadLetters, consumeDispatchBatch } from "./scheduling/dispatch-consumer";
 import { consumeCosNotifications, R2_EVENTS_QUEUE } from "./triggers/cos";
 import { consumeTriggerQueueBatch, isTriggerQueue } from "./triggers/queue";
+import { consumeTriggerDeadLetters } from "./triggers/source-consumer";
 
 export { SignatureLedgerObject } from "./auth/signature-ledger";
 export { AsyncEventObject } from "./events/async-event-object";
@@ -20,6 +21,8 @@ const app = createApp();
 /** Queue names, as in wrangler.toml. */
 const DISPATCH_QUEUE = "afp-dispatch";
 const DISPATCH_DEAD_LETTER_QUEUE = "afp-dispatch-dead";
+/** The dead-letter queue of every trigger queue (ckafka queues and afp-r2-events). */
+const TRIGGER_DEAD_LETTER_QUEUE = "afp-trigger-dead";
 /** Seconds before a batch of a queue nothing consumes is delivered again (then dead-lettered by its config). */
 const UNKNOWN_QUEUE_RETRY_SECONDS = 60;
 
@@ -28,11 +31,13 @@ export default {
   async queue(batch, env): Promise<void> {
     if (batch.queue === DISPATCH_QUEUE) return consumeDispatchBatch(batch, env);
     if (batch.queue === DISPATCH_DEAD_LETTER_QUEUE) return consumeDeadLetters(batch);
+    if (batch.queue === TRIGGER_DEAD_LETTER_QUEUE) return consumeTriggerDeadLetters(batch);
     if (batch.queue === R2_EVENTS_QUEUE) return consumeCosNotifications(batch, env);
     if (isTriggerQueue(env, batch.queue)) return consumeTriggerQueueBatch(batch, env);
-    // A queue the Worker consumes but nothing here names (a trigger queue left out of TRIGGER_QUEUES):
-    // its messages are kept (retried, then its dead-letter queue if it has one), never dropped.
-    console.error(`queue ${batch.queue} is consumed but handled by nothing: add it to TRIGGER_QUEUES`);
+    // A queue the Worker consumes but nothing here names (a trigger queue left out of TRIGGER_QUEUES,
+    // or listed bare, without its owners): its messages are kept (retried, then its dead-letter
+    // queue, afp-trigger-dead for trigger queues), never dropped silently.
+    console.error(`queue ${batch.queue} is consumed but handled by nothing: add <queue>=<namespace> to TRIGGER_QUEUES`);
     batch.retryAll({ delaySeconds: UNKNOWN_QUEUE_RETRY_SECONDS });
   },
   async scheduled(controller, env): Promise<void> {

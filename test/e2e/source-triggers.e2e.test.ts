@@ -5,7 +5,7 @@
 // twice (CHAOS_REDELIVER_TRIGGER_MESSAGES in global-setup.ts).
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { ADMIN_HEADERS, ApiClient, TEST_CREDENTIALS, uniqueName } from "../helpers/api-client";
-import { type ScfSdkClient, scfClient } from "../helpers/scf-client";
+import { type ScfSdkClient, scfClient, sdkError } from "../helpers/scf-client";
 import { pollUntil } from "../helpers/wait";
 import { zipBase64 } from "../helpers/zip";
 
@@ -73,6 +73,11 @@ async function redeliveryNoted(label: string): Promise<boolean> {
 
 describe("source triggers through the official SDK's CreateTrigger", () => {
   const namespace = `src${Math.random().toString(36).slice(2, 8)}`;
+  /**
+   * The namespace wrangler.toml's TRIGGER_QUEUES and COS_TRIGGER_BUCKETS give afp-trigger-jobs and
+   * afp-uploads to: only its triggers may be on them.
+   */
+  const owner = "default";
   let client: ScfSdkClient;
   beforeAll(() => {
     client = scfClient(baseUrl, TEST_CREDENTIALS.secretId, TEST_CREDENTIALS.secretKey);
@@ -118,10 +123,22 @@ describe("source triggers through the official SDK's CreateTrigger", () => {
   });
 
   it("a queue message creates exactly one CKafka event although it is delivered twice", async () => {
-    const functionName = await createFunction(client, namespace, ECHO_HANDLER);
+    // A namespace the queue does not belong to is refused as for an unknown queue.
+    const outsider = await createFunction(client, namespace, ECHO_HANDLER);
+    const refused = await sdkError(
+      client.CreateTrigger({
+        FunctionName: outsider,
+        Namespace: namespace,
+        TriggerName: "afp-trigger-jobs",
+        Type: "ckafka",
+        TriggerDesc: JSON.stringify({ maxMsgNum: 1 }),
+      }),
+    );
+    expect(refused).toMatch(/^InvalidParameter/);
+    const functionName = await createFunction(client, owner, ECHO_HANDLER);
     await client.CreateTrigger({
       FunctionName: functionName,
-      Namespace: namespace,
+      Namespace: owner,
       TriggerName: "afp-trigger-jobs",
       Type: "ckafka",
       TriggerDesc: JSON.stringify({ maxMsgNum: 1 }),
@@ -135,7 +152,7 @@ describe("source triggers through the official SDK's CreateTrigger", () => {
     expect(sent.status).toBe(200);
 
     const events = await pollUntil(
-      () => eventsOf(namespace, functionName),
+      () => eventsOf(owner, functionName),
       (list) => list.length > 0,
     );
     expect(events).toHaveLength(1);
@@ -147,15 +164,15 @@ describe("source triggers through the official SDK's CreateTrigger", () => {
     expect(record).toMatchObject({ topic: "afp-trigger-jobs", partition: 0, msgBody: JSON.stringify({ marker }) });
     // The second delivery came and found the event: still exactly one.
     expect(await redeliveryNoted(`afp-trigger-jobs/${String(record.msgKey)}`)).toBe(true);
-    expect(await eventsOf(namespace, functionName)).toHaveLength(1);
+    expect(await eventsOf(owner, functionName)).toHaveLength(1);
     expect((await api.waitForEvent(event.requestId)).status).toBe("FINISHED");
   });
 
   it("an R2 upload creates exactly one COS event although its notification is delivered twice", async () => {
-    const functionName = await createFunction(client, namespace, ECHO_HANDLER);
+    const functionName = await createFunction(client, owner, ECHO_HANDLER);
     await client.CreateTrigger({
       FunctionName: functionName,
-      Namespace: namespace,
+      Namespace: owner,
       TriggerName: "afp-uploads",
       Type: "cos",
       TriggerDesc: JSON.stringify({
@@ -175,7 +192,7 @@ describe("source triggers through the official SDK's CreateTrigger", () => {
     }
 
     const events = await pollUntil(
-      () => eventsOf(namespace, functionName),
+      () => eventsOf(owner, functionName),
       (list) => list.length > 0,
     );
     expect(events).toHaveLength(1);
@@ -189,7 +206,7 @@ describe("source triggers through the official SDK's CreateTrigger", () => {
       event: { eventName: "cos:ObjectCreated:Put", eventSource: "qcs::cos" },
     });
     expect(await redeliveryNoted(`afp-uploads/${key}`)).toBe(true);
-    expect(await eventsOf(namespace, functionName)).toHaveLength(1);
+    expect(await eventsOf(owner, functionName)).toHaveLength(1);
     expect((await api.waitForEvent(event.requestId)).status).toBe("FINISHED");
   });
 });

@@ -6,13 +6,16 @@
 // PrepareTrigger; the consumers are called with real message batches.
 import { createExecutionContext, createMessageBatch, env, getQueueResult, SELF } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { tc3Signature, utcDate } from "../../worker/auth/tc3";
 import { MAX_ASYNC_PAYLOAD_BYTES } from "../../worker/events/invoke";
+import worker from "../../worker/index";
 import { type RpcResult, unwrap } from "../../worker/shared/errors";
 import { eventStub } from "../../worker/shared/objects";
 import {
   COS_TRIGGER_EVENTS,
   consumeCosNotifications,
   cosTriggerMatches,
+  PLATFORM_BUCKETS,
   parseCosTriggerDesc,
   prepareCosTrigger,
   R2_EVENTS_QUEUE,
@@ -27,7 +30,11 @@ import {
   parseQueueTriggerDesc,
   prepareQueueTrigger,
 } from "../../worker/triggers/queue";
-import { clearTriggerSourceCache } from "../../worker/triggers/source-consumer";
+import {
+  clearTriggerSourceCache,
+  MAX_TRIGGERS_PER_SOURCE,
+  triggerDeadLetterStats,
+} from "../../worker/triggers/source-consumer";
 import { zipBase64 } from "../helpers/zip";
 
 const workerEnv = env as Env;
@@ -75,12 +82,17 @@ async function storeTrigger(
   type: TriggerType,
   name: string,
   triggerDesc: string | undefined,
-  options: { enabled?: boolean; qualifier?: string } = {},
+  options: { enabled?: boolean; qualifier?: string; env?: Env } = {},
 ): Promise<StoredTrigger> {
   const prepare = { http: prepareHttpTrigger, ckafka: prepareQueueTrigger, cos: prepareCosTrigger }[
     type as "http" | "ckafka" | "cos"
   ];
-  const setup: TriggerSetup = await prepare(workerEnv, { namespace, functionName, triggerName: name, triggerDesc });
+  const setup: TriggerSetup = await prepare(options.env ?? workerEnv, {
+    namespace,
+    functionName,
+    triggerName: name,
+    triggerDesc,
+  });
   const id = crypto.randomUUID();
   const now = Date.now();
   await workerEnv.DB.prepare(
@@ -183,7 +195,7 @@ describe("http trigger TriggerDesc", () => {
 
   it("accepts SCF's full TriggerDesc and refuses an unknown AuthType, unknown keys and oversized CORS lists", async () => {
     const full =
-      '{"AuthType":"NONE","NetConfig":{"EnableIntranet":true,"EnableExtranet":false},"CorsConfig":{"Enable":true,"Origins":["*"],"Headers":["content-type"],"Methods":["POST"],"ExposeHeaders":["*"],"MaxAge":10,"Credentials":true}}';
+      '{"AuthType":"NONE","NetConfig":{"EnableIntranet":true,"EnableExtranet":false},"CorsConfig":{"Enable":true,"Origins":["https://app.test"],"Headers":["content-type"],"Methods":["POST"],"ExposeHeaders":["*"],"MaxAge":10,"Credentials":true}}';
     const base = { namespace: "default", functionName: "f", triggerName: "web" };
     expect(JSON.parse((await prepareHttpTrigger(workerEnv, { ...base, triggerDesc: full })).triggerDesc)).toMatchObject(
       {
@@ -678,19 +690,25 @@ function notification(bucket: string, key: string, action: R2Notification["actio
   };
 }
 
-async function consumeNotifications(bodies: unknown[], attempts = 1) {
+/** The Worker's environment with COS_TRIGGER_BUCKETS giving `buckets` to namespace default. */
+function bucketsEnv(...buckets: string[]): Env {
+  return { ...workerEnv, COS_TRIGGER_BUCKETS: buckets.map((bucket) => `${bucket}=default`).join(",") };
+}
+
+async function consumeNotifications(bodies: unknown[], attempts = 1, consumerEnv: Env = workerEnv) {
   const batch = createMessageBatch<unknown>(
     R2_EVENTS_QUEUE,
     bodies.map((body, index) => ({ id: `n${index}-${crypto.randomUUID()}`, timestamp: new Date(), attempts, body })),
   );
-  await consumeCosNotifications(batch, workerEnv);
+  await consumeCosNotifications(batch, consumerEnv);
   return getQueueResult(batch, createExecutionContext());
 }
 
 describe("cos trigger (R2 event notifications)", () => {
   it("validates TriggerName as a bucket and TriggerDesc's event and filter", async () => {
     const base = { namespace: "default", functionName: "f", triggerName: "my-bucket" };
-    expect(await prepareCosTrigger(workerEnv, { ...base, triggerDesc: '{"event":"cos:ObjectCreated:*"}' })).toEqual({
+    const bucketEnv = bucketsEnv("my-bucket");
+    expect(await prepareCosTrigger(bucketEnv, { ...base, triggerDesc: '{"event":"cos:ObjectCreated:*"}' })).toEqual({
       triggerDesc: '{"event":"cos:ObjectCreated:*","filter":{"Prefix":"","Suffix":""}}',
       source: "my-bucket",
     });
@@ -702,13 +720,13 @@ describe("cos trigger (R2 event notifications)", () => {
       '{"event":"cos:ObjectCreated:*","x":1}',
     ]) {
       await expect(
-        Promise.resolve().then(() => prepareCosTrigger(workerEnv, { ...base, triggerDesc: bad })),
+        Promise.resolve().then(() => prepareCosTrigger(bucketEnv, { ...base, triggerDesc: bad })),
         String(bad),
       ).rejects.toMatchObject({ code: "INVALID_PARAMETER" });
     }
     await expect(
       Promise.resolve().then(() =>
-        prepareCosTrigger(workerEnv, {
+        prepareCosTrigger(bucketEnv, {
           ...base,
           triggerName: "Bad_Bucket",
           triggerDesc: '{"event":"cos:ObjectCreated:*"}',
@@ -744,13 +762,14 @@ describe("cos trigger (R2 event notifications)", () => {
       "cos",
       bucket,
       '{"event":"cos:ObjectCreated:*","filter":{"Prefix":"in/","Suffix":".txt"}}',
+      { env: bucketsEnv(bucket) },
     );
     const body = notification(bucket, "in/report.txt");
-    const first = await consumeNotifications([
-      body,
-      notification(bucket, "out/other.txt"),
-      notification(bucket, "in/x.png"),
-    ]);
+    const first = await consumeNotifications(
+      [body, notification(bucket, "out/other.txt"), notification(bucket, "in/x.png")],
+      1,
+      bucketsEnv(bucket),
+    );
     expect(first.explicitAcks).toHaveLength(3);
     const events = await eventsOf("default", functionName, 1);
     expect(events).toHaveLength(1);
@@ -784,13 +803,15 @@ describe("cos trigger (R2 event notifications)", () => {
     expect((await viewOf(events[0] as string)).invokeType).toBe("COS");
 
     // The same notification again (another message id, as a redelivery may have): no second event.
-    const again = await consumeNotifications([body], 2);
+    const again = await consumeNotifications([body], 2, bucketsEnv(bucket));
     expect(again.explicitAcks).toHaveLength(1);
     expect(await eventsOf("default", functionName, 1)).toEqual(events);
     // A new upload of the same key (another eTag and time) is a new event.
-    await consumeNotifications([
-      { ...body, object: { ...body.object, eTag: "etag-2" }, eventTime: new Date().toISOString() },
-    ]);
+    await consumeNotifications(
+      [{ ...body, object: { ...body.object, eTag: "etag-2" }, eventTime: new Date().toISOString() }],
+      1,
+      bucketsEnv(bucket),
+    );
     expect(await eventsOf("default", functionName, 2)).toHaveLength(2);
   });
 
@@ -800,5 +821,392 @@ describe("cos trigger (R2 event notifications)", () => {
     expect(result.explicitAcks).toHaveLength(3);
     expect(result.retryMessages).toEqual([]);
     expect(errors.mock.calls.flat().join(" ")).toContain("malformed");
+  });
+});
+
+/** The Worker's environment with TRIGGER_QUEUES set to `value`. */
+function queuesEnv(value: string): Env {
+  return { ...workerEnv, TRIGGER_QUEUES: value };
+}
+
+/** The error a prepare call refused with. */
+async function refusal(run: () => unknown): Promise<{ code: string; message: string }> {
+  try {
+    await run();
+  } catch (error) {
+    return error as { code: string; message: string };
+  }
+  throw new Error("not refused");
+}
+
+describe("trigger sources are owned by namespaces (TRIGGER_QUEUES, COS_TRIGGER_BUCKETS)", () => {
+  it("refuses a ckafka trigger on a queue its namespace does not own exactly as on an unknown queue", async () => {
+    const queues = queuesEnv("afp-trigger-jobs=default,team-queue=team-b|team-c,open-queue=*,bare-queue");
+    const input = (namespace: string, triggerName: string) => ({
+      namespace,
+      functionName: "f",
+      triggerName,
+      triggerDesc: undefined,
+    });
+    const foreign = await refusal(() => prepareQueueTrigger(queues, input("team-a", "afp-trigger-jobs")));
+    const unknown = await refusal(() => prepareQueueTrigger(queues, input("team-a", "no-such-queue")));
+    expect(foreign.code).toBe("INVALID_PARAMETER");
+    expect(foreign).toMatchObject({ code: unknown.code, message: unknown.message });
+    expect(foreign.message).not.toContain("team-queue");
+    expect(foreign.message).not.toContain("afp-trigger-jobs");
+    // A bare `<queue>` belongs to nobody; `*` is the explicit opt-in of every namespace.
+    expect((await refusal(() => prepareQueueTrigger(queues, input("default", "bare-queue")))).code).toBe(
+      "INVALID_PARAMETER",
+    );
+    expect((await prepareQueueTrigger(queues, input("team-c", "team-queue"))).source).toBe("team-queue");
+    expect((await prepareQueueTrigger(queues, input("team-a", "open-queue"))).source).toBe("open-queue");
+    expect((await prepareQueueTrigger(workerEnv, input("default", TRIGGER_QUEUE))).source).toBe(TRIGGER_QUEUE);
+  });
+
+  it("delivers a queue's messages only to triggers of its owning namespaces, even one created before the queue changed hands", async () => {
+    const owned = await createFunction("default");
+    const stranger = await createFunction("trg-stranger");
+    await storeTrigger("default", owned, "ckafka", TRIGGER_QUEUE, undefined);
+    // Created while TRIGGER_QUEUES still gave the queue to trg-stranger too.
+    await storeTrigger("trg-stranger", stranger, "ckafka", TRIGGER_QUEUE, undefined, {
+      env: queuesEnv(`${TRIGGER_QUEUE}=default|trg-stranger`),
+    });
+    const result = await consumeQueue(TRIGGER_QUEUE, [queueMessage(uniqueName("own"), "secret")]);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await eventsOf("default", owned, 1)).toHaveLength(1);
+    expect(await eventsOf("trg-stranger", stranger, 0)).toEqual([]);
+  });
+
+  it("refuses a cos trigger on the platform's buckets always, and on a bucket its namespace does not own as on an unlisted one", async () => {
+    const everything = {
+      ...workerEnv,
+      COS_TRIGGER_BUCKETS: `${PLATFORM_BUCKETS.map((b) => `${b}=*`).join(",")},mine=default`,
+    };
+    const input = (namespace: string, triggerName: string) => ({
+      namespace,
+      functionName: "f",
+      triggerName,
+      triggerDesc: '{"event":"cos:ObjectCreated:*"}',
+    });
+    expect(PLATFORM_BUCKETS).toEqual(expect.arrayContaining(["afp-code", "afp-logs"]));
+    for (const bucket of PLATFORM_BUCKETS) {
+      expect((await refusal(() => prepareCosTrigger(everything, input("default", bucket)))).code, bucket).toBe(
+        "INVALID_PARAMETER",
+      );
+    }
+    const foreign = await refusal(() => prepareCosTrigger(everything, input("team-a", "mine")));
+    const unlisted = await refusal(() => prepareCosTrigger(everything, input("team-a", "not-listed")));
+    expect(foreign).toMatchObject({ code: "INVALID_PARAMETER", message: unlisted.message });
+    expect((await prepareCosTrigger(everything, input("default", "mine"))).source).toBe("mine");
+    expect((await prepareCosTrigger(workerEnv, input("default", "afp-uploads"))).source).toBe("afp-uploads");
+  });
+
+  it("delivers a bucket's notifications only to triggers of its owning namespaces, and a platform bucket's to none", async () => {
+    const bucket = `own-${crypto.randomUUID().slice(0, 8)}`;
+    const owned = await createFunction("default");
+    const stranger = await createFunction("trg-stranger");
+    const desc = '{"event":"cos:ObjectCreated:*"}';
+    await storeTrigger("default", owned, "cos", bucket, desc, { env: bucketsEnv(bucket) });
+    await storeTrigger("trg-stranger", stranger, "cos", bucket, desc, {
+      env: { ...workerEnv, COS_TRIGGER_BUCKETS: `${bucket}=trg-stranger` },
+    });
+    // A row on a platform bucket (e.g. written before the refusal existed) never fires.
+    await workerEnv.DB.prepare(
+      `INSERT INTO triggers (id, namespace, function_name, name, type, qualifier, trigger_desc, enabled,
+         custom_argument, description, source, created_at, updated_at)
+       VALUES (?, 'default', ?, 'afp-code', 'cos', '$LATEST', ?, 1, '', '', 'afp-code', 1, 1)`,
+    )
+      .bind(
+        crypto.randomUUID(),
+        owned,
+        JSON.stringify({ event: "cos:ObjectCreated:*", filter: { Prefix: "", Suffix: "" } }),
+      )
+      .run();
+    const allOpen = { ...workerEnv, COS_TRIGGER_BUCKETS: `${bucket}=default,afp-code=*` };
+    const result = await consumeNotifications(
+      [notification(bucket, "a.txt"), notification("afp-code", "packages/x.zip")],
+      1,
+      allOpen,
+    );
+    expect(result.explicitAcks).toHaveLength(2);
+    expect(await eventsOf("default", owned, 1)).toHaveLength(1);
+    expect(await eventsOf("trg-stranger", stranger, 0)).toEqual([]);
+  });
+
+  it("refuses the trigger past MAX_TRIGGERS_PER_SOURCE on one source with TRIGGER_LIMIT_EXCEEDED naming the bound", async () => {
+    const queue = `cap-${crypto.randomUUID().slice(0, 8)}`;
+    const capEnv = queuesEnv(`${queue}=default|trg-cap`);
+    const statements = Array.from({ length: MAX_TRIGGERS_PER_SOURCE }, (_, index) =>
+      workerEnv.DB.prepare(
+        `INSERT INTO triggers (id, namespace, function_name, name, type, qualifier, trigger_desc, enabled,
+           custom_argument, description, source, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 'ckafka', '$LATEST', '{"maxMsgNum":1}', ?, '', '', ?, 1, 1)`,
+      ).bind(crypto.randomUUID(), index % 2 ? "default" : "trg-cap", `f${index}`, queue, index % 3 ? 1 : 0, queue),
+    );
+    await workerEnv.DB.batch(statements);
+    const input = { namespace: "default", functionName: "g", triggerName: queue, triggerDesc: undefined };
+    const refused = await refusal(() => prepareQueueTrigger(capEnv, input));
+    expect(refused.code).toBe("TRIGGER_LIMIT_EXCEEDED");
+    expect(refused.message).toContain(String(MAX_TRIGGERS_PER_SOURCE));
+    expect(refused.message).toContain(queue);
+    // Updating one of the hundred is no new trigger on the source.
+    const existing = await workerEnv.DB.prepare("SELECT * FROM triggers WHERE source = ? LIMIT 1").bind(queue).first();
+    const updated = await prepareQueueTrigger(capEnv, {
+      ...input,
+      triggerDesc: '{"maxMsgNum":2}',
+      existing: { id: (existing as { id: string }).id } as never,
+    });
+    expect(updated.triggerDesc).toBe('{"maxMsgNum":2}');
+  });
+
+  it("answers CreateTrigger past the bound 409 TRIGGER_LIMIT_EXCEEDED, disabled triggers counting", async () => {
+    const marker = `cap-${crypto.randomUUID().slice(0, 8)}`;
+    // Disabled rows on the shared queue: they count, and never fire for the other tests.
+    await workerEnv.DB.batch(
+      Array.from({ length: MAX_TRIGGERS_PER_SOURCE }, (_, index) =>
+        workerEnv.DB.prepare(
+          `INSERT INTO triggers (id, namespace, function_name, name, type, qualifier, trigger_desc, enabled,
+             custom_argument, description, source, created_at, updated_at)
+           VALUES (?, 'default', ?, ?, 'ckafka', '$LATEST', '{"maxMsgNum":1}', 0, '', ?, ?, 1, 1)`,
+        ).bind(crypto.randomUUID(), `${marker}-${index}`, TRIGGER_QUEUE, marker, TRIGGER_QUEUE),
+      ),
+    );
+    try {
+      const functionName = await createFunction("default");
+      const response = await call(`/v1/namespaces/default/functions/${functionName}/triggers`, {
+        method: "POST",
+        body: JSON.stringify({ name: TRIGGER_QUEUE, type: "ckafka" }),
+      });
+      expect(response.status, await response.clone().text()).toBe(409);
+      const { error } = (await response.json()) as { error: { code: string; message: string } };
+      expect(error.code).toBe("TRIGGER_LIMIT_EXCEEDED");
+      expect(error.message).toContain(`queue ${TRIGGER_QUEUE}`);
+    } finally {
+      await workerEnv.DB.prepare("DELETE FROM triggers WHERE description = ?").bind(marker).run();
+      clearTriggerSourceCache();
+    }
+  });
+});
+
+/** TC3 headers of a request to a function URL, signed with the administrator's pair (GET: no body). */
+async function signedUrlHeaders(method: string, path: string, timestamp: number): Promise<Record<string, string>> {
+  const secretId = workerEnv.DEV_SECRET_ID as string;
+  const signature = await tc3Signature({
+    secretKey: workerEnv.DEV_SECRET_KEY as string,
+    method,
+    path,
+    query: "",
+    canonicalHeaders: "content-type:application/json\nhost:platform.test\n",
+    signedHeaders: "content-type;host",
+    body: new Uint8Array(),
+    timestamp,
+    service: "scf",
+  });
+  return {
+    "content-type": "application/json",
+    authorization: `TC3-HMAC-SHA256 Credential=${secretId}/${utcDate(timestamp)}/scf/tc3_request, SignedHeaders=content-type;host, Signature=${signature}`,
+    "x-tc-timestamp": String(timestamp),
+    "x-tc-version": "2018-04-16",
+  };
+}
+
+describe("function URL hardening", () => {
+  it("under CAM refuses a replayed TC3 signature even on a GET", async () => {
+    const functionName = await createFunction("default");
+    const trigger = await storeTrigger("default", functionName, "http", "web", '{"AuthType":"CAM"}');
+    const path = `/url/${trigger.source}`;
+    const headers = await signedUrlHeaders("GET", path, Math.floor(Date.now() / 1000));
+    const first = await call(path, { method: "GET", headers }, null);
+    expect(first.status, await first.clone().text()).toBe(202);
+    const replay = await call(path, { method: "GET", headers }, null);
+    expect(replay.status).toBe(401);
+    expect(await eventsOf("default", functionName, 1)).toHaveLength(1);
+  });
+
+  it("under CAM leaves the X-TC-* headers out of the event, so a retry signed afresh with the same Idempotency-Key finds its event", async () => {
+    const functionName = await createFunction("default");
+    const trigger = await storeTrigger("default", functionName, "http", "web", '{"AuthType":"CAM"}');
+    const path = `/url/${trigger.source}`;
+    const now = Math.floor(Date.now() / 1000);
+    const send = async (timestamp: number) =>
+      call(
+        path,
+        { method: "GET", headers: { ...(await signedUrlHeaders("GET", path, timestamp)), "Idempotency-Key": "k-1" } },
+        null,
+      );
+    const first = await send(now);
+    expect(first.status, await first.clone().text()).toBe(202);
+    const { requestId } = (await first.json()) as { requestId: string };
+    const event = await payloadOf(requestId);
+    expect(Object.keys(event.headers as Record<string, string>).filter((name) => name.startsWith("x-tc-"))).toEqual([]);
+    const retry = await send(now - 1);
+    expect(retry.status, await retry.clone().text()).toBe(200);
+    expect(((await retry.json()) as { requestId: string }).requestId).toBe(requestId);
+  });
+
+  it("keeps a function URL's Idempotency-Keys apart from the keys the function is invoked with", async () => {
+    const functionName = await createFunction("default");
+    const trigger = await storeTrigger("default", functionName, "http", "web", '{"AuthType":"NONE"}');
+    const owner = await call(`/v1/namespaces/default/functions/${functionName}/invocations`, {
+      method: "POST",
+      headers: { "Idempotency-Key": "order-1" },
+      body: '{"owner":true}',
+    });
+    expect(owner.status, await owner.clone().text()).toBe(202);
+    const ownerId = ((await owner.json()) as { requestId: string }).requestId;
+    const anonymous = await call(
+      `/url/${trigger.source}`,
+      { method: "POST", headers: { "Idempotency-Key": "order-1" }, body: "{}" },
+      null,
+    );
+    expect(anonymous.status, await anonymous.clone().text()).toBe(202);
+    expect(((await anonymous.json()) as { requestId: string }).requestId).not.toBe(ownerId);
+    // The owner's key still answers the owner's event.
+    const ownerAgain = await call(`/v1/namespaces/default/functions/${functionName}/invocations`, {
+      method: "POST",
+      headers: { "Idempotency-Key": "order-1" },
+      body: '{"owner":true}',
+    });
+    expect(ownerAgain.status).toBe(200);
+    expect(((await ownerAgain.json()) as { requestId: string }).requestId).toBe(ownerId);
+  });
+
+  it("answers a public caller's refusals with generic messages and rate-limits its duplicate-key answers", async () => {
+    const functionName = await createFunction("default", { qpsLimit: 1 });
+    const trigger = await storeTrigger("default", functionName, "http", "web", '{"AuthType":"NONE"}');
+    const send = (body: string, key = "dup-1") =>
+      call(`/url/${trigger.source}`, { method: "POST", headers: { "Idempotency-Key": key }, body }, null);
+    expect((await send("{}")).status).toBe(202);
+    const conflict = await send('{"other":1}');
+    expect(conflict.status).toBe(409);
+    const conflictText = await conflict.text();
+    expect(conflictText).not.toContain(functionName);
+    const replays = await Promise.all(Array.from({ length: 40 }, () => send("{}")));
+    const limited = replays.filter((response) => response.status === 429);
+    expect(replays.filter((response) => response.status === 200).length).toBeGreaterThan(0);
+    expect(limited.length).toBeGreaterThan(0);
+    const limitedText = await (limited[0] as Response).text();
+    expect(limitedText).not.toContain(functionName);
+    expect(limitedText).not.toMatch(/\d+ (list|reads|per second)/);
+    expect((limited[0] as Response).headers.get("retry-after")).not.toBeNull();
+    // The function's QPS limit, told generically.
+    const statuses: Response[] = [];
+    for (let i = 0; i < 6; i += 1) statuses.push(await send("{}", `q-${i}`));
+    const qps = statuses.find((response) => response.status === 429);
+    expect(qps).toBeDefined();
+    const qpsText = await (qps as Response).text();
+    expect(qpsText).not.toContain(functionName);
+    expect(qpsText).not.toMatch(/qps|QPS/);
+  });
+
+  it("under NONE drops an Authorization in the platform's own schemes from the event and keeps any other", async () => {
+    const functionName = await createFunction("default");
+    const trigger = await storeTrigger("default", functionName, "http", "web", '{"AuthType":"NONE"}');
+    const eventAuthorization = async (authorization: string) => {
+      const response = await call(`/url/${trigger.source}`, { method: "POST", body: "{}" }, authorization);
+      expect(response.status, authorization).toBe(202);
+      const { requestId } = (await response.json()) as { requestId: string };
+      return ((await payloadOf(requestId)).headers as Record<string, string>).authorization;
+    };
+    expect(await eventAuthorization(ADMIN)).toBeUndefined();
+    expect(
+      await eventAuthorization(
+        "TC3-HMAC-SHA256 Credential=AKIDx/2026-11-26/scf/tc3_request, SignedHeaders=host, Signature=ab",
+      ),
+    ).toBeUndefined();
+    expect(await eventAuthorization("Bearer some-oauth-token")).toBe("Bearer some-oauth-token");
+    expect(await eventAuthorization("Basic dXNlcjpwYXNz")).toBe("Basic dXNlcjpwYXNz");
+  });
+
+  it("refuses CORS entries that are no origin or token, and Origins * with Credentials", async () => {
+    const base = { namespace: "default", functionName: "f", triggerName: "web" };
+    const cors = (config: Record<string, unknown>) =>
+      JSON.stringify({ AuthType: "NONE", CorsConfig: { Enable: true, ...config } });
+    for (const bad of [
+      cors({ Origins: ["https://a.test\r\nSet-Cookie: x=1"] }),
+      cors({ Origins: ["https://a.test/path"] }),
+      cors({ Origins: ["https://\u00e9\u4e2d.test"] }),
+      cors({ Origins: ["https://a.test\u0000"] }),
+      cors({ Methods: ["PO ST"] }),
+      cors({ Headers: ["x-\u4e2d"] }),
+      cors({ ExposeHeaders: ["a\nb"] }),
+      cors({ Origins: ["*"], Credentials: true }),
+      cors({ Credentials: true }),
+    ]) {
+      expect((await refusal(() => prepareHttpTrigger(workerEnv, { ...base, triggerDesc: bad }))).code, bad).toBe(
+        "INVALID_PARAMETER",
+      );
+    }
+    const good = cors({
+      Origins: ["https://app.test", "http://localhost:8080", "*"],
+      Methods: ["GET", "POST"],
+      Headers: ["content-type", "*"],
+    });
+    expect((await prepareHttpTrigger(workerEnv, { ...base, triggerDesc: good })).triggerDesc).toContain("localhost");
+  });
+
+  it("answers 202 without crashing for a stored row whose CORS entries a Response refuses, never with credentials for *", async () => {
+    const functionName = await createFunction("default");
+    const trigger = await storeTrigger("default", functionName, "http", "web", '{"AuthType":"NONE"}');
+    const stored = {
+      AuthType: "NONE",
+      CorsConfig: {
+        Enable: true,
+        Origins: ["*"],
+        Credentials: true,
+        ExposeHeaders: ["x-a\r\nx-b", "\u4e2d"],
+        Methods: ["GE\nT"],
+      },
+    };
+    await workerEnv.DB.prepare("UPDATE triggers SET trigger_desc = ? WHERE id = ?")
+      .bind(JSON.stringify(stored), trigger.id)
+      .run();
+    const response = await call(
+      `/url/${trigger.source}`,
+      { method: "POST", headers: { Origin: "https://app.test" }, body: "{}" },
+      null,
+    );
+    expect(response.status, await response.clone().text()).toBe(202);
+    expect(response.headers.get("access-control-expose-headers")).toBe(REQUEST_ID_HEADER);
+    // A stored `*` with Credentials (from before the check) never echoes the origin with credentials.
+    expect(response.headers.get("access-control-allow-origin")).toBe("*");
+    expect(response.headers.get("access-control-allow-credentials")).toBeNull();
+    const preflight = await call(
+      `/url/${trigger.source}`,
+      { method: "OPTIONS", headers: { Origin: "https://app.test", "Access-Control-Request-Method": "GET" } },
+      null,
+    );
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-methods")).toBe("");
+  });
+
+  it("applies a URL switched from NONE to CAM or disabled on the very next request (no cached trigger)", async () => {
+    const functionName = await createFunction("default");
+    const trigger = await storeTrigger("default", functionName, "http", "web", '{"AuthType":"NONE"}');
+    const send = () => call(`/url/${trigger.source}`, { method: "POST", body: "{}" }, null);
+    expect((await send()).status).toBe(202);
+    await workerEnv.DB.prepare("UPDATE triggers SET trigger_desc = ? WHERE id = ?")
+      .bind('{"AuthType":"CAM"}', trigger.id)
+      .run();
+    expect((await send()).status).toBe(401);
+    await workerEnv.DB.prepare("UPDATE triggers SET enabled = 0 WHERE id = ?").bind(trigger.id).run();
+    expect((await call(`/url/${trigger.source}`, { method: "POST", body: "{}" })).status).toBe(404);
+  });
+});
+
+describe("trigger dead-letter queue", () => {
+  it("logs, counts and acknowledges the trigger queues' dead letters routed to afp-trigger-dead", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const before = triggerDeadLetterStats().deadLetters;
+    const batch = createMessageBatch<unknown>("afp-trigger-dead", [
+      { id: "dead-1", timestamp: new Date(), attempts: 1, body: { marker: "lost-job" } },
+      { id: "dead-2", timestamp: new Date(), attempts: 1, body: "text" },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch as MessageBatch, workerEnv);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks.sort()).toEqual(["dead-1", "dead-2"]);
+    expect(triggerDeadLetterStats().deadLetters - before).toBe(2);
+    expect(errors.mock.calls.flat().join(" ")).toContain("lost-job");
   });
 });

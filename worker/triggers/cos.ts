@@ -1,4 +1,5 @@
-// The cos trigger, on R2 event notifications: TriggerName is the R2 bucket's name; the bucket's
+// The cos trigger, on R2 event notifications: TriggerName is the R2 bucket's name, one that
+// COS_TRIGGER_BUCKETS gives the trigger's namespace (never the platform's own buckets); the bucket's
 // notifications (`wrangler r2 bucket notification create <bucket> --queue afp-r2-events`) arrive
 // on the queue R2_EVENTS_QUEUE, and each notification whose action, key prefix and suffix match an
 // enabled trigger becomes one event in SCF's COS shape (invoke type COS). A redelivered
@@ -9,11 +10,15 @@ import { PlatformError } from "../shared/errors";
 import { describeIssues } from "../shared/validation";
 import type { PrepareTrigger } from "./model";
 import {
+  checkSourceCapacity,
   deliveryKey,
   enabledTriggersOf,
   invokeForOutcome,
   noteRedelivery,
+  ownsSource,
+  parseSourceOwners,
   type SourceOutcome,
+  type SourceOwners,
   settle,
   TRIGGER_RETRY_DELAY_SECONDS,
 } from "./source-consumer";
@@ -26,6 +31,12 @@ export const COS_DEDUPE_WINDOW_SECONDS = 86_400;
 export const MAX_COS_FILTER_CHARS = 1024;
 /** An R2 bucket name: 3-63 lower-case letters, digits and `-`, starting and ending with a letter or digit. */
 export const BUCKET_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+/**
+ * The platform's own buckets (wrangler.toml: CODE_BUCKET, LOG_BUCKET): code packages and event
+ * logs. No cos trigger may name them, whatever COS_TRIGGER_BUCKETS says, and their notifications
+ * (should a rule send any) reach no trigger.
+ */
+export const PLATFORM_BUCKETS: readonly string[] = ["afp-code", "afp-logs"];
 /** The region the events name (R2 has one: `auto`). */
 const REGION = "auto";
 
@@ -85,15 +96,48 @@ export function parseCosTriggerDesc(text: string | undefined): CosTriggerDesc {
   return parsed.data;
 }
 
-/** The cos trigger's check: TriggerName an R2 bucket name, TriggerDesc its event and filter. */
-export const prepareCosTrigger: PrepareTrigger = (_env, input) => {
+/**
+ * The buckets cos triggers may name and the namespaces owning each: COS_TRIGGER_BUCKETS,
+ * comma-separated `<bucket>=<namespace>[|<namespace>...]` entries (`<bucket>=*`: every namespace,
+ * an explicit opt-in; a bare `<bucket>` is ignored, logged). PLATFORM_BUCKETS are never included.
+ */
+export function cosBucketOwners(env: Partial<Pick<Env, "COS_TRIGGER_BUCKETS">>): ReadonlyMap<string, SourceOwners> {
+  const owners = new Map(parseSourceOwners(env.COS_TRIGGER_BUCKETS, "COS_TRIGGER_BUCKETS", BUCKET_NAME_PATTERN));
+  for (const bucket of PLATFORM_BUCKETS) owners.delete(bucket);
+  return owners;
+}
+
+/**
+ * The cos trigger's check: TriggerName a bucket of COS_TRIGGER_BUCKETS owned by the trigger's
+ * namespace (another namespace's bucket, a platform bucket or an unlisted one get the same answer,
+ * naming only the namespace's own buckets), with room for one more trigger (MAX_TRIGGERS_PER_SOURCE);
+ * TriggerDesc its event and filter.
+ */
+export const prepareCosTrigger: PrepareTrigger = async (env, input) => {
   if (!BUCKET_NAME_PATTERN.test(input.triggerName)) {
     throw new PlatformError(
       "INVALID_PARAMETER",
       "TriggerName: a cos trigger names an R2 bucket (3-63 lower-case letters, digits and -)",
     );
   }
+  const owners = cosBucketOwners(env);
+  const bucketOwners = owners.get(input.triggerName);
+  if (!ownsSource(bucketOwners, input.namespace)) {
+    const own = [...owners].filter(([, who]) => ownsSource(who, input.namespace)).map(([bucket]) => bucket);
+    throw new PlatformError(
+      "INVALID_PARAMETER",
+      `TriggerName: a cos trigger names a bucket this namespace may have triggers on (COS_TRIGGER_BUCKETS: ${own.join(", ") || "none"})`,
+    );
+  }
   const desc = parseCosTriggerDesc(input.triggerDesc);
+  await checkSourceCapacity(
+    env,
+    "cos",
+    input.triggerName,
+    bucketOwners as SourceOwners,
+    `bucket ${input.triggerName}`,
+    input.existing?.id,
+  );
   return { triggerDesc: JSON.stringify(desc), source: input.triggerName };
 };
 
@@ -206,7 +250,8 @@ async function invokeCos(env: Env, row: TriggerRow, notification: R2Notification
 
 /**
  * Consumes R2 event notifications: each becomes one event per enabled cos trigger of its bucket
- * whose event and filter match. A malformed notification, or one no trigger matches, is logged and
+ * in the bucket's owning namespaces (COS_TRIGGER_BUCKETS; none for a platform bucket or a trigger
+ * of another namespace) whose event and filter match. A malformed notification, or one no trigger matches, is logged and
  * acknowledged; a passing failure retries the message (the triggers whose event exists then find it).
  */
 export async function consumeCosNotifications(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -221,7 +266,8 @@ export async function consumeCosNotifications(batch: MessageBatch<unknown>, env:
       const notification = parsed.data;
       let rows: readonly TriggerRow[];
       try {
-        rows = await enabledTriggersOf(env, "cos", notification.bucket);
+        const owners = cosBucketOwners(env).get(notification.bucket) ?? [];
+        rows = await enabledTriggersOf(env, "cos", notification.bucket, owners);
       } catch (error) {
         console.warn(`trigger lookup failed for bucket ${notification.bucket}; retrying`, String(error));
         message.retry({ delaySeconds: TRIGGER_RETRY_DELAY_SECONDS });

@@ -1,5 +1,6 @@
 // The ckafka trigger, on a Cloudflare Queue: TriggerName is the name of a queue the Worker consumes
-// for triggers (wrangler.toml: a [[queues.consumers]] entry and its name in TRIGGER_QUEUES). Each
+// for triggers (wrangler.toml: a [[queues.consumers]] entry and its `<queue>=<namespace>[|...]`
+// entry in TRIGGER_QUEUES: only the owning namespaces may have triggers on it). Each
 // message becomes one event per enabled trigger of the queue (or, with maxMsgNum > 1, each run of
 // up to maxMsgNum messages of a delivered batch one event) in SCF's CKafka event shape, invoke type
 // CKAFKA_TRIGGER. A redelivered message never creates a second event (see consumeTriggerQueueBatch).
@@ -12,12 +13,16 @@ import { idempotencyName, idempotencyStub } from "../shared/objects";
 import { describeIssues } from "../shared/validation";
 import type { PrepareTrigger } from "./model";
 import {
+  checkSourceCapacity,
   deliveryKey,
   enabledTriggersOf,
   invokeForOutcome,
   noteRedelivery,
   outcomeOf,
+  ownsSource,
+  parseSourceOwners,
   type SourceOutcome,
+  type SourceOwners,
   settle,
   TRIGGER_RETRY_DELAY_SECONDS,
 } from "./source-consumer";
@@ -36,17 +41,24 @@ export const QUEUE_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** The partition every record names (a queue has none). */
 const PARTITION = 0;
 
-/** The queues the Worker consumes for triggers: TRIGGER_QUEUES, a comma-separated list. */
+/**
+ * The queues the Worker consumes for triggers and the namespaces owning each: TRIGGER_QUEUES,
+ * comma-separated `<queue>=<namespace>[|<namespace>...]` entries (`<queue>=*`: every namespace, an
+ * explicit opt-in). A bare `<queue>` is refused (ignored and logged): its messages are then
+ * handled by nothing, retried and dead-lettered, never delivered to anyone's trigger.
+ */
+export function triggerQueueOwners(env: Partial<Pick<Env, "TRIGGER_QUEUES">>): ReadonlyMap<string, SourceOwners> {
+  return parseSourceOwners(env.TRIGGER_QUEUES, "TRIGGER_QUEUES", QUEUE_NAME_PATTERN);
+}
+
+/** The queues the Worker consumes for triggers (those TRIGGER_QUEUES gives an owner). */
 export function triggerQueues(env: Partial<Pick<Env, "TRIGGER_QUEUES">>): readonly string[] {
-  return (env.TRIGGER_QUEUES ?? "")
-    .split(",")
-    .map((name) => name.trim())
-    .filter((name) => QUEUE_NAME_PATTERN.test(name));
+  return [...triggerQueueOwners(env).keys()];
 }
 
 /** True when `queue` is one of TRIGGER_QUEUES. */
 export function isTriggerQueue(env: Partial<Pick<Env, "TRIGGER_QUEUES">>, queue: string): boolean {
-  return triggerQueues(env).includes(queue);
+  return triggerQueueOwners(env).has(queue);
 }
 
 /** maxMsgNum as SCF sends it: a number or a numeric string. */
@@ -91,16 +103,31 @@ export function parseQueueTriggerDesc(text: string | undefined): QueueTriggerDes
   return { maxMsgNum: parsed.data.maxMsgNum ?? DEFAULT_MAX_MSG_NUM };
 }
 
-/** The ckafka trigger's check: its queue must be one of TRIGGER_QUEUES; TriggerDesc {"maxMsgNum":1-100}. */
-export const prepareQueueTrigger: PrepareTrigger = (env, input) => {
-  const queues = triggerQueues(env);
-  if (!queues.includes(input.triggerName)) {
+/**
+ * The ckafka trigger's check: its queue must be one of TRIGGER_QUEUES owned by the trigger's
+ * namespace (a queue of another namespace gets the same answer as an unknown one, naming only the
+ * namespace's own queues), with room for one more trigger (MAX_TRIGGERS_PER_SOURCE);
+ * TriggerDesc {"maxMsgNum":1-100}.
+ */
+export const prepareQueueTrigger: PrepareTrigger = async (env, input) => {
+  const owners = triggerQueueOwners(env);
+  const queueOwners = owners.get(input.triggerName);
+  if (!ownsSource(queueOwners, input.namespace)) {
+    const own = [...owners].filter(([, who]) => ownsSource(who, input.namespace)).map(([queue]) => queue);
     throw new PlatformError(
       "INVALID_PARAMETER",
-      `TriggerName: a ckafka trigger names a Cloudflare Queue the platform consumes for triggers (TRIGGER_QUEUES: ${queues.join(", ") || "none"})`,
+      `TriggerName: a ckafka trigger names a Cloudflare Queue the platform consumes for this namespace's triggers (TRIGGER_QUEUES: ${own.join(", ") || "none"})`,
     );
   }
   const desc = parseQueueTriggerDesc(input.triggerDesc);
+  await checkSourceCapacity(
+    env,
+    "ckafka",
+    input.triggerName,
+    queueOwners as SourceOwners,
+    `queue ${input.triggerName}`,
+    input.existing?.id,
+  );
   return { triggerDesc: JSON.stringify(desc), source: input.triggerName };
 };
 
@@ -273,7 +300,7 @@ export function batchesOf<M extends Pick<Message<unknown>, "id" | "timestamp" | 
 
 /**
  * Consumes a batch of a trigger queue. Every message becomes one event per enabled trigger of the
- * queue; a message is acknowledged once every trigger's event is accepted or found (a redelivery),
+ * queue in its owning namespaces (TRIGGER_QUEUES; a trigger of any other namespace gets nothing); a message is acknowledged once every trigger's event is accepted or found (a redelivery),
  * or the event can never be accepted (dropped, logged), and retried with a delay when any
  * invocation failed passingly (its other triggers then find their events). A message no enabled
  * trigger is on is acknowledged and logged: as a CKafka trigger reading from `latest`, messages sent
@@ -282,7 +309,8 @@ export function batchesOf<M extends Pick<Message<unknown>, "id" | "timestamp" | 
 export async function consumeTriggerQueueBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const queue = batch.queue;
   const messages = [...batch.messages];
-  const rows = await enabledTriggersOf(env, "ckafka", queue).catch((error: unknown) => {
+  const owners = triggerQueueOwners(env).get(queue) ?? [];
+  const rows = await enabledTriggersOf(env, "ckafka", queue, owners).catch((error: unknown) => {
     console.warn(`trigger lookup failed for queue ${queue}; retrying the batch`, String(error));
     return undefined;
   });

@@ -3,24 +3,96 @@
 // source (cached briefly per isolate), invoking the trigger's function through the one entry point
 // (events/invoke.ts) with the trigger's qualifier and invoke type, and telling what a failed
 // invocation means for a queue message (deduplicated, retry later, or never deliverable).
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, count, eq, inArray, ne, type SQL } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { type TriggerRow, triggers } from "../db/schema";
 import type { InvocationAnswer } from "../events/idempotency";
 import { type InvocationRequest, invokeAsync } from "../events/invoke";
 import { sha256Hex } from "../shared/encoding";
-import { type ErrorCode, toPlatformError } from "../shared/errors";
+import { type ErrorCode, PlatformError, toPlatformError } from "../shared/errors";
+import { NAMESPACE_PATTERN } from "../shared/names";
 import { TRIGGER_INVOKE_TYPES, type TriggerType } from "./model";
 
 /**
- * How long an isolate serves a cached lookup of a source's enabled triggers (ms): a trigger
- * created, disabled, re-enabled, changed or deleted applies to its source within this time.
+ * How long an isolate serves a cached lookup of a source's enabled triggers (ms): a ckafka or cos
+ * trigger created, disabled, re-enabled, changed or deleted applies to its source within this time.
+ * Function URLs (http) are never cached: each request reads its trigger (one indexed D1 read).
  */
 export const TRIGGER_SOURCE_CACHE_TTL_MS = 5_000;
 /** Most sources an isolate keeps cached lookups of (the oldest is dropped past it). */
 export const MAX_CACHED_TRIGGER_SOURCES = 1_000;
-/** Most enabled triggers one source delivers to (one queue or bucket); more are ignored, logged. */
+/**
+ * Most triggers one source (a queue or bucket) may have, enabled or not, across its owning
+ * namespaces: the 101st is refused at creation (TRIGGER_LIMIT_EXCEEDED), so every enabled trigger
+ * of a source is served.
+ */
 export const MAX_TRIGGERS_PER_SOURCE = 100;
+
+/**
+ * The namespaces a source (a trigger queue or bucket) belongs to: a list, or `*` (every namespace,
+ * an explicit opt-in of the operator).
+ */
+export type SourceOwners = readonly string[] | "*";
+
+/** The entry of TRIGGER_QUEUES / COS_TRIGGER_BUCKETS that opens a source to every namespace. */
+export const ALL_NAMESPACES = "*";
+
+/**
+ * Parses an ownership list, `<source>=<namespace>[|<namespace>...]` entries separated by commas
+ * (TRIGGER_QUEUES, COS_TRIGGER_BUCKETS). `<source>=*` opens the source to every namespace. An
+ * entry without `=` (a bare `<source>`), a malformed source name or namespace is ignored and
+ * logged: a source is never open to every namespace unless it says `*`.
+ */
+export function parseSourceOwners(
+  text: string | undefined,
+  variable: string,
+  sourcePattern: RegExp,
+): ReadonlyMap<string, SourceOwners> {
+  const owners = new Map<string, SourceOwners>();
+  for (const raw of (text ?? "").split(",")) {
+    const entry = raw.trim();
+    if (entry === "") continue;
+    const equals = entry.indexOf("=");
+    const source = (equals < 0 ? entry : entry.slice(0, equals)).trim();
+    const namespaces =
+      equals < 0
+        ? []
+        : entry
+            .slice(equals + 1)
+            .split("|")
+            .map((name) => name.trim());
+    if (!sourcePattern.test(source) || namespaces.length === 0) {
+      warnOnce(`${variable}: entry "${entry}" ignored: write <name>=<namespace>[|<namespace>...] or <name>=*`);
+      continue;
+    }
+    if (namespaces.includes(ALL_NAMESPACES)) {
+      owners.set(source, ALL_NAMESPACES);
+      continue;
+    }
+    const valid = namespaces.filter((name) => NAMESPACE_PATTERN.test(name));
+    if (valid.length !== namespaces.length) {
+      warnOnce(`${variable}: entry "${entry}" names a malformed namespace; it is left out`);
+    }
+    if (valid.length === 0) continue;
+    const previous = owners.get(source);
+    if (previous === ALL_NAMESPACES) continue;
+    owners.set(source, [...new Set([...(previous ?? []), ...valid])]);
+  }
+  return owners;
+}
+
+const warned = new Set<string>();
+function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  console.error(message);
+}
+
+/** True when `namespace` may have triggers on a source owned by `owners` (undefined: not a source). */
+export function ownsSource(owners: SourceOwners | undefined, namespace: string): boolean {
+  if (owners === undefined) return false;
+  return owners === ALL_NAMESPACES || owners.includes(namespace);
+}
 
 const cache = new Map<string, { rows: readonly TriggerRow[]; expiresAt: number }>();
 
@@ -29,27 +101,47 @@ export function clearTriggerSourceCache(): void {
   cache.clear();
 }
 
-/** The enabled triggers of a type whose source is `source` (a URL id, queue name or bucket name), oldest first. */
+/** The rows of a type and source in its owning namespaces (all namespaces for `*`). */
+function sourceConditions(type: TriggerType, source: string, owners: SourceOwners): SQL | undefined {
+  return and(
+    eq(triggers.type, type),
+    eq(triggers.source, source),
+    owners === ALL_NAMESPACES ? undefined : inArray(triggers.namespace, [...owners]),
+  );
+}
+
+/**
+ * The enabled triggers of a type whose source is `source` (a URL id, queue name or bucket name)
+ * in the namespaces `owners` lets have them (a trigger of another namespace, e.g. created before
+ * the source changed hands, gets nothing), oldest first. Lookups of queues and buckets are cached
+ * per isolate for TRIGGER_SOURCE_CACHE_TTL_MS; `cached: false` reads D1 every time.
+ */
 export async function enabledTriggersOf(
   env: Pick<Env, "DB">,
   type: TriggerType,
   source: string,
+  owners: SourceOwners,
+  options: { cached?: boolean } = {},
 ): Promise<readonly TriggerRow[]> {
-  const key = `${type}\n${source}`;
+  if (owners !== ALL_NAMESPACES && owners.length === 0) return [];
+  const cached = options.cached ?? true;
+  const key = `${type}\n${source}\n${owners === ALL_NAMESPACES ? ALL_NAMESPACES : owners.join("|")}`;
   const now = Date.now();
-  const cached = cache.get(key);
-  if (cached && cached.expiresAt > now) return cached.rows;
+  const hit = cached ? cache.get(key) : undefined;
+  if (hit && hit.expiresAt > now) return hit.rows;
   const rows = await drizzle(env.DB)
     .select()
     .from(triggers)
-    .where(and(eq(triggers.type, type), eq(triggers.source, source), eq(triggers.enabled, true)))
+    .where(and(sourceConditions(type, source, owners), eq(triggers.enabled, true)))
     .orderBy(asc(triggers.createdAt), asc(triggers.id))
     .limit(MAX_TRIGGERS_PER_SOURCE + 1)
     .all();
   if (rows.length > MAX_TRIGGERS_PER_SOURCE) {
+    // Only creations racing past the check of checkSourceCapacity get here.
     console.error(`${type} source ${source} has over ${MAX_TRIGGERS_PER_SOURCE} enabled triggers; the oldest serve`);
   }
   const kept = rows.slice(0, MAX_TRIGGERS_PER_SOURCE);
+  if (!cached) return kept;
   cache.delete(key);
   if (cache.size >= MAX_CACHED_TRIGGER_SOURCES) {
     const oldest = cache.keys().next().value;
@@ -57,6 +149,35 @@ export async function enabledTriggersOf(
   }
   cache.set(key, { rows: kept, expiresAt: now + TRIGGER_SOURCE_CACHE_TTL_MS });
   return kept;
+}
+
+/**
+ * Refuses a trigger that would be the (MAX_TRIGGERS_PER_SOURCE + 1)th on its source (enabled or
+ * not, in the source's owning namespaces) with TRIGGER_LIMIT_EXCEEDED; `existingId` is the trigger
+ * being updated (not counted). `label` names the source in the message ("queue x", "bucket y").
+ */
+export async function checkSourceCapacity(
+  env: Pick<Env, "DB">,
+  type: TriggerType,
+  source: string,
+  owners: SourceOwners,
+  label: string,
+  existingId?: string,
+): Promise<void> {
+  const rows = await drizzle(env.DB)
+    .select({ total: count() })
+    .from(triggers)
+    .where(
+      and(sourceConditions(type, source, owners), existingId !== undefined ? ne(triggers.id, existingId) : undefined),
+    );
+  const total = rows[0]?.total ?? 0;
+  if (total >= MAX_TRIGGERS_PER_SOURCE) {
+    throw new PlatformError(
+      "TRIGGER_LIMIT_EXCEEDED",
+      `${label} already has ${MAX_TRIGGERS_PER_SOURCE} ${type} triggers (enabled or not), the most one source serves; delete one first`,
+      { limit: MAX_TRIGGERS_PER_SOURCE },
+    );
+  }
 }
 
 /** What a trigger's invocation carries beyond its function, qualifier and invoke type. */
@@ -199,3 +320,37 @@ export function settle(env: Env, message: Message<unknown>, outcomes: readonly S
   }
   message.ack();
 }
+
+/** Trigger queue messages dead-lettered, counted by this isolate (diagnostics). */
+const deadLetterStats = { deadLetters: 0 };
+
+/** How many trigger queue messages this isolate received dead-lettered. */
+export function triggerDeadLetterStats(): { deadLetters: number } {
+  return { ...deadLetterStats };
+}
+
+/**
+ * Consumes the trigger queues' dead-letter queue (afp-trigger-dead): a ckafka message or an R2
+ * notification that was still retried after its consumer's max_retries (QPS limit, unavailable,
+ * a queue in no owner's TRIGGER_QUEUES entry). Each is logged with its body (bounded) and counted,
+ * then acknowledged: nothing creates its event any more.
+ */
+export async function consumeTriggerDeadLetters(batch: MessageBatch<unknown>): Promise<void> {
+  for (const message of batch.messages) {
+    deadLetterStats.deadLetters += 1;
+    let body = "";
+    try {
+      body = (typeof message.body === "string" ? message.body : JSON.stringify(message.body)) ?? "";
+    } catch {
+      body = String(message.body);
+    }
+    console.error(
+      `trigger message ${message.id} dead-lettered after ${message.attempts} attempts; no event was created for it`,
+      body.slice(0, MAX_DEAD_LETTER_LOG_CHARS),
+    );
+    message.ack();
+  }
+}
+
+/** Most characters of a dead-lettered message's body that its log line shows. */
+export const MAX_DEAD_LETTER_LOG_CHARS = 1_024;

@@ -20,7 +20,7 @@ const urlIdParam = z.string().openapi({
   description: "The function URL's id (32 hex characters), as CreateTrigger / ListTriggers show it",
 });
 
-const DESCRIPTION = `A function URL (an http trigger): any method, any subpath and query. The request becomes an event in SCF's API Gateway shape (requestContext, headers in lower case, body as text or base64 with isBase64Encoded, path, queryString, httpMethod) with invoke type APIGW, and is answered 202 at once with the RequestId in the ${REQUEST_ID_HEADER} header and the JSON body {"requestId"}, before the handler runs (also for a function whose async execution is off, where SCF would answer synchronously). The trigger's TriggerDesc AuthType CAM (the default) needs the platform's credentials (Authorization: Bearer <SecretId>:<SecretKey>, or a TC3 signature) reaching the trigger's namespace, and the Authorization header never appears in the event; NONE is public. The body may be at most ${MAX_ASYNC_PAYLOAD_BYTES} bytes and the event's JSON at most ${MAX_ASYNC_PAYLOAD_BYTES} bytes (413 otherwise). An unknown, deleted or disabled URL id is 404. An Idempotency-Key header makes the same request create one event. With CorsConfig.Enable, an OPTIONS preflight is answered 204 with the CORS headers and creates no event.`;
+const DESCRIPTION = `A function URL (an http trigger): any method, any subpath and query. The request becomes an event in SCF's API Gateway shape (requestContext, headers in lower case, body as text or base64 with isBase64Encoded, path, queryString, httpMethod) with invoke type APIGW, and is answered 202 at once with the RequestId in the ${REQUEST_ID_HEADER} header and the JSON body {"requestId"}, before the handler runs (also for a function whose async execution is off, where SCF would answer synchronously). The trigger's TriggerDesc AuthType CAM (the default) needs the platform's credentials (Authorization: Bearer <SecretId>:<SecretKey>, or a TC3 signature, never accepted twice whatever the method) reaching the trigger's namespace, and neither the Authorization header nor the X-TC-* signature headers appear in the event; NONE is public (an Authorization in the platform's own schemes is still left out of the event; other schemes reach the handler), and its refusals carry generic messages. The body may be at most ${MAX_ASYNC_PAYLOAD_BYTES} bytes and the event's JSON at most ${MAX_ASYNC_PAYLOAD_BYTES} bytes (413 otherwise). An unknown, deleted or disabled URL id is 404. An Idempotency-Key header makes the same request create one event (the URL's keys are its own: they never meet the keys the function is invoked with elsewhere; a public URL's duplicate-key answers count against the read limit per URL, 429 past it). With CorsConfig.Enable, an OPTIONS preflight is answered 204 with the CORS headers and creates no event.`;
 
 /** The document's entry of one method and path (the handler is mounted with `on` below). */
 function documented(method: (typeof FUNCTION_URL_METHODS)[number], path: string): RouteConfig {
@@ -76,6 +76,22 @@ async function handle(c: Context<{ Bindings: Env }>) {
     request: c.req.raw,
     body: c.req,
   });
+  try {
+    return answerOf(c, answer, corsHeaders);
+  } catch (error) {
+    // The event exists: its answer is sent whatever the CORS headers hold (safeHeaders already
+    // leaves out what a Response refuses; this is the last guard, never a 500 after acceptance).
+    console.error("function URL answer without its CORS headers", String(error));
+    return answerOf(c, answer, {});
+  }
+}
+
+/** The answer to an accepted request: 202 with the RequestId, or 200 for a duplicate Idempotency-Key. */
+function answerOf(
+  c: Context<{ Bindings: Env }>,
+  answer: Awaited<ReturnType<typeof acceptFunctionUrlRequest>>["answer"],
+  corsHeaders: Record<string, string>,
+) {
   const headers = { ...corsHeaders, [REQUEST_ID_HEADER]: answer.requestId };
   if (answer.idempotentReplay) {
     return c.json({ requestId: answer.requestId, status: answer.status, idempotentReplay: true }, 200, {
