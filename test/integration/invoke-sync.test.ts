@@ -2,22 +2,35 @@
 // awaitEnd, the sync wait loop (slices, its deadline, an object restart mid-wait), SCF's Result
 // mapping and the log tail; the Tencent Invoke (RequestResponse / Event, LogType) and the REST sync
 // route with their refusals (malformed, another namespace, oversized); the list filters on invoke
-// type and qualifier (ListAsyncEvents and the REST list) and their validation.
+// type and qualifier (ListAsyncEvents and the REST list) and their validation; the bounds on waiting
+// callers (per function in an isolate, per event) and the leases that keep their counts from leaking.
 // Containers cannot start in this pool: an invoked event ends FAILED (500, no container) within
 // moments, which the sync paths answer like any other end; the success path runs on seeded events.
 import { abortAllDurableObjects, env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { AwaitedEnd } from "../../worker/events/async-event-object";
+import {
+  type AsyncEventObject,
+  type AwaitedEnd,
+  END_WAITER_LEASE_MS,
+  MAX_END_WAITERS_PER_EVENT,
+} from "../../worker/events/async-event-object";
 import type { LogPage } from "../../worker/events/event-log-store";
 import type { EventState, PublicEvent } from "../../worker/events/event-machine";
 import { MAX_ASYNC_PAYLOAD_BYTES } from "../../worker/events/invoke";
 import {
   awaitSyncEnd,
   billDurationOf,
+  invokeSync,
+  MAX_OPEN_SYNC_WAITS_PER_FUNCTION,
+  OpenSyncWaits,
+  openSyncWaits,
   SYNC_LOG_TAIL_BYTES,
+  SYNC_WAIT_BUSY_RETRY_AFTER_SECONDS,
   scfAcceptedResult,
   scfEndedResult,
+  syncWaitKey,
 } from "../../worker/events/invoke-sync";
+import type { LeasedPlaces } from "../../worker/events/leased-places";
 import { LOG_TAIL_CHUNK_LINES, logTail, tailWithin } from "../../worker/events/log-tail";
 import { PlatformError, unwrap } from "../../worker/shared/errors";
 import { eventStub, instanceName, schedulerName } from "../../worker/shared/objects";
@@ -241,6 +254,190 @@ describe("the sync wait loop (awaitSyncEnd)", () => {
     const invoked = await awaitSyncEnd(env, { requestId }, began);
     expect(invoked.kind).toBe("accepted");
     expect(Date.now() - began).toBeLessThan(2_000);
+  });
+});
+
+/** How many callers hold a place among an event's waiters now (read inside its object). */
+async function endWaiterCount(requestId: string): Promise<number> {
+  return runInDurableObject(eventStub(env, requestId), async (instance: AsyncEventObject) =>
+    (instance as unknown as { endWaiters: LeasedPlaces }).endWaiters.count(Date.now()),
+  );
+}
+
+/** Polls until `read` answers `expected` (or `timeoutMs` passes), then answers its last value. */
+async function eventually<T>(read: () => Promise<T>, expected: T, timeoutMs = 3_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let value = await read();
+  while (value !== expected && Date.now() < until) {
+    await sleep(25);
+    value = await read();
+  }
+  return value;
+}
+
+/** The thrown error of a promise, or undefined when it resolves. */
+function errorOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+}
+
+describe("bounded waits on one event (MAX_END_WAITERS_PER_EVENT)", () => {
+  it("refuses a new caller past the bound with RATE_LIMITED, while a caller already waiting keeps its place", async () => {
+    const { requestId, instanceId, stub } = await seedRunningEvent({ timeoutSeconds: 30 });
+    const first = stub().awaitEnd(5_000, 0, "waiter-0");
+    const others = Array.from({ length: MAX_END_WAITERS_PER_EVENT - 1 }, (_, index) =>
+      stub().awaitEnd(5_000, 0, `waiter-${index + 1}`),
+    );
+    expect(await eventually(() => endWaiterCount(requestId), MAX_END_WAITERS_PER_EVENT)).toBe(
+      MAX_END_WAITERS_PER_EVENT,
+    );
+    const began = Date.now();
+    const refused = await stub().awaitEnd(5_000, 0, "one-too-many");
+    expect(refused).toMatchObject({ ok: false, code: "RATE_LIMITED" });
+    expect(Date.now() - began).toBeLessThan(2_000);
+    expect(await endWaiterCount(requestId)).toBe(MAX_END_WAITERS_PER_EVENT);
+    // A caller already counted calls again (a retry, its next slice): it keeps its place, and its
+    // previous call, whose caller is gone, answers at once.
+    const again = await stub().awaitEnd(50, 0, "waiter-0");
+    expect(again.ok).toBe(true);
+    expect((unwrap(await first) as AwaitedEnd).ended).toBe(false);
+    expect(await endWaiterCount(requestId)).toBe(MAX_END_WAITERS_PER_EVENT);
+    await completeWith(requestId, instanceId, "done");
+    for (const answer of await Promise.all(others)) expect((unwrap(answer) as AwaitedEnd).ended).toBe(true);
+    // Only "waiter-0", whose last call answered before the end, still holds its place (until its lease lapses).
+    expect(await endWaiterCount(requestId)).toBe(1);
+  }, 15_000);
+
+  it("answers a synchronous caller past the bound with 429 RATE_LIMITED, a Retry-After and the RequestId to poll", async () => {
+    const { requestId, instanceId, stub } = await seedRunningEvent({ timeoutSeconds: 30 });
+    const waits = Array.from({ length: MAX_END_WAITERS_PER_EVENT }, (_, index) =>
+      stub().awaitEnd(5_000, 0, `waiter-${index}`),
+    );
+    await eventually(() => endWaiterCount(requestId), MAX_END_WAITERS_PER_EVENT);
+    const error = await errorOf(awaitSyncEnd(env, { requestId }, Date.now(), { sliceMs: 5_000 }));
+    expect(error).toBeInstanceOf(PlatformError);
+    const refusal = error as PlatformError;
+    expect(refusal.code).toBe("RATE_LIMITED");
+    expect(refusal.status).toBe(429);
+    expect(refusal.details?.retryAfterSeconds).toBe(SYNC_WAIT_BUSY_RETRY_AFTER_SECONDS);
+    expect(refusal.message).toContain(requestId);
+    expect(refusal.message).toContain(String(MAX_END_WAITERS_PER_EVENT));
+    await completeWith(requestId, instanceId, "done");
+    await Promise.all(waits);
+  }, 15_000);
+
+  it("frees every waiter's place as soon as the event ends", async () => {
+    const { requestId, instanceId, stub } = await seedRunningEvent({ timeoutSeconds: 30 });
+    const waits = Array.from({ length: 5 }, (_, index) => stub().awaitEnd(10_000, 0, `waiter-${index}`));
+    expect(await eventually(() => endWaiterCount(requestId), 5)).toBe(5);
+    await completeWith(requestId, instanceId, "done");
+    await Promise.all(waits);
+    expect(await endWaiterCount(requestId)).toBe(0);
+  });
+
+  it("frees the places of callers that abandon their wait once their lease lapses: the count returns to zero", async () => {
+    const { requestId, stub } = await seedRunningEvent({ timeoutSeconds: 30 });
+    // Every place taken by callers that wait one short slice and never call again (they went away).
+    await Promise.all(
+      Array.from({ length: MAX_END_WAITERS_PER_EVENT }, (_, index) => stub().awaitEnd(100, 0, `gone-${index}`)),
+    );
+    expect(await endWaiterCount(requestId)).toBe(MAX_END_WAITERS_PER_EVENT);
+    expect(await stub().awaitEnd(100, 0, "newcomer")).toMatchObject({ ok: false, code: "RATE_LIMITED" });
+    await sleep(END_WAITER_LEASE_MS + 200);
+    expect(await endWaiterCount(requestId)).toBe(0);
+    expect((await stub().awaitEnd(100, 0, "newcomer")).ok).toBe(true);
+  }, 15_000);
+});
+
+describe("bounded synchronous waits per function in an isolate (MAX_OPEN_SYNC_WAITS_PER_FUNCTION)", () => {
+  it("refuses a synchronous invocation past the bound with 429 naming it, before its event is created", async () => {
+    const { namespace, name } = await createFunction(false);
+    const key = syncWaitKey(namespace, name);
+    const now = Date.now();
+    const holders = Array.from({ length: MAX_OPEN_SYNC_WAITS_PER_FUNCTION }, () => crypto.randomUUID());
+    for (const holder of holders) expect(openSyncWaits.open(key, holder, now + 60_000, now)).toBe(true);
+    const request = { namespace, functionName: name, payloadText: "{}", idempotencyKey: "busy-key" };
+    try {
+      const error = await errorOf(invokeSync(env, request));
+      expect(error).toBeInstanceOf(PlatformError);
+      const refusal = error as PlatformError;
+      expect(refusal.code).toBe("RATE_LIMITED");
+      expect(refusal.status).toBe(429);
+      expect(refusal.message).toContain("MAX_OPEN_SYNC_WAITS_PER_FUNCTION");
+      expect(refusal.message).toContain(String(MAX_OPEN_SYNC_WAITS_PER_FUNCTION));
+      expect(refusal.details?.retryAfterSeconds).toBe(SYNC_WAIT_BUSY_RETRY_AFTER_SECONDS);
+      // The routes answer it: REST 429 with Retry-After, Tencent RequestLimitExceeded.
+      const response = await rest(`/v1/namespaces/${namespace}/functions/${name}/invocations/sync`, {
+        method: "POST",
+        body: "{}",
+        headers: { "idempotency-key": "busy-key" },
+      });
+      expect(response.status).toBe(429);
+      expect(response.headers.get("Retry-After")).toBe(String(SYNC_WAIT_BUSY_RETRY_AFTER_SECONDS));
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("RATE_LIMITED");
+      const answer = await tc("Invoke", { FunctionName: name, Namespace: namespace, IdempotencyKey: "busy-key" });
+      expect(answer.Response.Error?.Code).toBe("RequestLimitExceeded");
+      expect(answer.Response.Error?.Message).toContain("MAX_OPEN_SYNC_WAITS_PER_FUNCTION");
+      // Another function is not affected by this one's waits.
+      const other = await createFunction(false);
+      expect(
+        (await invokeSync(env, { namespace: other.namespace, functionName: other.name, payloadText: "{}" })).kind,
+      ).toBe("ended");
+    } finally {
+      for (const holder of holders) openSyncWaits.close(key, holder, Date.now());
+    }
+    expect(openSyncWaits.count(key, Date.now())).toBe(0);
+    // Nothing was recorded under the refused call's key: the same key now creates its event.
+    const invoked = await invokeSync(env, request);
+    expect(invoked.answer.idempotentReplay).not.toBe(true);
+    expect(invoked.kind).toBe("ended");
+  });
+
+  it("closes a synchronous invocation's wait however it ends: the function's open waits return to zero", async () => {
+    const sync = await createFunction(false);
+    const asynchronous = await createFunction(true);
+    const ended = await invokeSync(env, { namespace: sync.namespace, functionName: sync.name, payloadText: "{}" });
+    expect(ended.kind).toBe("ended");
+    expect(openSyncWaits.count(syncWaitKey(sync.namespace, sync.name), Date.now())).toBe(0);
+    const accepted = await invokeSync(env, {
+      namespace: asynchronous.namespace,
+      functionName: asynchronous.name,
+      payloadText: "{}",
+    });
+    expect(accepted.kind).toBe("accepted");
+    expect(openSyncWaits.count(syncWaitKey(asynchronous.namespace, asynchronous.name), Date.now())).toBe(0);
+    const refused = await errorOf(
+      invokeSync(env, { namespace: sync.namespace, functionName: sync.name, payloadText: "{" }),
+    );
+    expect((refused as PlatformError).code).toBe("INVALID_JSON");
+    const missing = await errorOf(
+      invokeSync(env, { namespace: sync.namespace, functionName: "nofn", payloadText: "{}" }),
+    );
+    expect((missing as PlatformError).status).toBe(404);
+    expect(openSyncWaits.count(syncWaitKey(sync.namespace, sync.name), Date.now())).toBe(0);
+    expect(openSyncWaits.count(syncWaitKey(sync.namespace, "nofn"), Date.now())).toBe(0);
+  });
+
+  it("frees the places of waits abandoned without closing once their lease lapses: the count returns to zero", () => {
+    const waits = new OpenSyncWaits(3);
+    const key = "ns/fn";
+    expect(["a", "b", "c"].map((holder) => waits.open(key, holder, 1_000, 0))).toEqual([true, true, true]);
+    expect(waits.open(key, "d", 1_000, 0)).toBe(false);
+    expect(waits.open("ns/other", "d", 1_000, 0)).toBe(true);
+    // "a" goes on (its loop renews it at every slice); "b" and "c" were abandoned (no close, no renewal).
+    waits.renew(key, "a", 5_000, 500);
+    expect(waits.count(key, 999)).toBe(3);
+    expect(waits.count(key, 1_000)).toBe(1);
+    expect(waits.open(key, "d", 6_000, 1_000)).toBe(true);
+    // A renewal never shortens a lease, and one of a lapsed wait takes no place back.
+    waits.renew(key, "a", 2_000, 1_500);
+    waits.renew(key, "b", 9_000, 1_500);
+    expect(waits.count(key, 4_999)).toBe(2);
+    expect(waits.count(key, 6_000)).toBe(0);
+    waits.close(key, "d", 6_000);
+    expect(waits.count(key, 6_000)).toBe(0);
   });
 });
 

@@ -27,6 +27,7 @@ import {
 } from "./event-machine";
 import type { ClaimResult, EventRefusalCode, ReportResult } from "./event-results";
 import { EventStorage } from "./event-storage";
+import { LeasedPlaces } from "./leased-places";
 import { MAX_FOLLOWERS_PER_EVENT } from "./log-followers";
 import { logTail } from "./log-tail";
 
@@ -53,6 +54,21 @@ export type AcceptRequest = EventIdentity &
  * until its own deadline, so an object restart or a dropped call costs at most one slice.
  */
 export const MAX_AWAIT_END_MS = 30_000;
+/**
+ * Most callers waiting at once for one event's end (awaitEnd): every caller of a duplicate
+ * idempotency key waits on the key's one event. Past it, awaitEnd refuses a new caller with
+ * RATE_LIMITED (invoke-sync.ts answers 429 with Retry-After and the RequestId to poll).
+ */
+export const MAX_END_WAITERS_PER_EVENT = 64;
+/**
+ * How long a caller keeps its place among the event's waiters after its awaitEnd call returns, for
+ * its next call (the sync loop calls again at once): a caller that does not come back (it gave up,
+ * its connection dropped) loses its place after this. A call's place is also leased only until its
+ * slice's end plus this, so a wait whose timer never fires cannot hold a place forever.
+ */
+export const END_WAITER_LEASE_MS = 5_000;
+/** Longest waiter id awaitEnd keeps (a longer or missing one makes the call a waiter of its own). */
+export const MAX_END_WAITER_ID_CHARS = 64;
 
 /** What awaitEnd answers: the event as it is once it ended, or when the wait ran out. */
 export interface AwaitedEnd {
@@ -93,8 +109,12 @@ export class AsyncEventObject extends DurableObject<Env> {
   private readonly index: EventIndexDuty;
   private readonly delivery: EventDeliveryDuty;
   private readonly log: EventLog;
-  /** Calls of awaitEnd waiting for the end (in memory: a restart ends their slice, the caller calls again). */
-  private readonly endWaiters = new Set<() => void>();
+  /**
+   * The callers waiting for the end, by waiter id, each with its lease (in memory: a restart ends
+   * their slice, the caller calls again), and the wake of each call now waiting.
+   */
+  private readonly endWaiters = new LeasedPlaces(MAX_END_WAITERS_PER_EVENT);
+  private readonly endWakes = new Map<string, () => void>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -309,25 +329,48 @@ export class AsyncEventObject extends DurableObject<Env> {
    * Waits until the event ends or `waitMs` (at most MAX_AWAIT_END_MS) passes, then answers the
    * event as it is, with the last `tailBytes` of its log once it ended. An event of a function with
    * async execution on is answered at once (nobody waits for those). EVENT_NOT_FOUND when unknown.
+   * `waiterId` names the caller across its calls: it keeps its place among the event's waiters
+   * from one call to the next (END_WAITER_LEASE_MS); a new caller past MAX_END_WAITERS_PER_EVENT
+   * is refused with RATE_LIMITED and waits for nothing.
    */
-  async awaitEnd(waitMs: number, tailBytes = 0): Promise<RpcResult<AwaitedEnd>> {
+  async awaitEnd(waitMs: number, tailBytes = 0, waiterId?: string): Promise<RpcResult<AwaitedEnd>> {
     const before = this.state;
     if (!before) return eventNotFound();
-    if (!isTerminal(before.phase) && !before.function.asyncRunEnable) {
+    const waiter =
+      typeof waiterId === "string" && waiterId.length > 0 && waiterId.length <= MAX_END_WAITER_ID_CHARS
+        ? waiterId
+        : crypto.randomUUID();
+    const waits = !isTerminal(before.phase) && !before.function.asyncRunEnable;
+    if (waits) {
       const slice = Math.min(Math.max(0, Number.isFinite(waitMs) ? waitMs : 0), MAX_AWAIT_END_MS);
+      const now = Date.now();
+      if (!this.endWaiters.hold(waiter, now + slice + END_WAITER_LEASE_MS, now)) {
+        return rpcFail(
+          "RATE_LIMITED",
+          `event ${before.requestId} already has ${MAX_END_WAITERS_PER_EVENT} callers waiting for its end`,
+        );
+      }
+      this.forgetLapsedWakes(now);
+      // The same caller calling again while its previous call still waits (a retry after a dropped
+      // connection): the previous call answers now, its caller is gone.
+      this.endWakes.get(waiter)?.();
       await new Promise<void>((resolve) => {
         const wake = () => {
           clearTimeout(timer);
-          this.endWaiters.delete(wake);
+          if (this.endWakes.get(waiter) === wake) this.endWakes.delete(waiter);
           resolve();
         };
         const timer = setTimeout(wake, slice);
-        this.endWaiters.add(wake);
+        this.endWakes.set(waiter, wake);
       });
     }
     const state = this.state;
+    const ended = state === undefined || isTerminal(state.phase);
+    // A caller that got the end (or the event is gone) does not call again: its place is freed now;
+    // one that goes on keeps it until its next call.
+    if (ended) this.endWaiters.release(waiter);
+    else if (waits) this.endWaiters.hold(waiter, Date.now() + END_WAITER_LEASE_MS, Date.now());
     if (!state) return eventNotFound();
-    const ended = isTerminal(state.phase);
     const tail =
       ended && tailBytes > 0
         ? await logTail((after, limit) => this.log.page(after, limit), this.log.lastSeq(), tailBytes)
@@ -343,7 +386,14 @@ export class AsyncEventObject extends DurableObject<Env> {
 
   /** Wakes every awaitEnd call (the event ended, or is gone). */
   private wakeEndWaiters(): void {
-    for (const wake of [...this.endWaiters]) wake();
+    for (const wake of [...this.endWakes.values()]) wake();
+  }
+
+  /** Drops the wakes of calls whose place lapsed (their timer never fired): nothing waits on them. */
+  private forgetLapsedWakes(now: number): void {
+    for (const waiter of [...this.endWakes.keys()]) {
+      if (!this.endWaiters.holds(waiter, now)) this.endWakes.delete(waiter);
+    }
   }
 
   /** The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). */

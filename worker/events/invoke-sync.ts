@@ -2,13 +2,16 @@
 // route): the event is created by invokeAsync (same checks, idempotency, containers, scheduler and
 // logs), then the caller waits for its end, slice by slice, through the event object's awaitEnd.
 // A function with async execution on is never waited for: SCF answers those with the RequestId at
-// once, whatever the invocation type.
+// once, whatever the invocation type. Waits are bounded twice: per function in each isolate
+// (MAX_OPEN_SYNC_WAITS_PER_FUNCTION, checked before the event is created) and per event in its
+// object (MAX_END_WAITERS_PER_EVENT: duplicate idempotency keys all wait on one event).
 import { PlatformError, unwrap } from "../shared/errors";
 import { eventStub } from "../shared/objects";
-import { type AwaitedEnd, MAX_AWAIT_END_MS } from "./async-event-object";
+import { type AwaitedEnd, MAX_AWAIT_END_MS, MAX_END_WAITERS_PER_EVENT } from "./async-event-object";
 import type { PublicEvent } from "./event-machine";
 import type { InvocationAnswer } from "./idempotency";
 import { type InvocationRequest, invokeAsync } from "./invoke";
+import { LeasedPlaces } from "./leased-places";
 import { SYNC_LOG_TAIL_BYTES } from "./log-tail";
 
 export { SYNC_LOG_TAIL_BYTES } from "./log-tail";
@@ -27,6 +30,21 @@ export const SYNC_WAIT_SLICE_MS = MAX_AWAIT_END_MS;
 export const SYNC_WAIT_RETRY_DELAY_MS = 250;
 /** Failed calls in a row after which the wait gives up with the error (a fault that does not pass). */
 export const MAX_SYNC_WAIT_FAILURES = 5;
+/**
+ * Most synchronous invocations of one function waiting at once in one isolate (each holds an HTTP
+ * request and event-object calls for up to its timeout plus SYNC_START_ALLOWANCE_MS). Past it, a
+ * synchronous call is refused with RATE_LIMITED before its event is created. It is per isolate: a
+ * bound across isolates would need a Durable Object per function on every synchronous call.
+ */
+export const MAX_OPEN_SYNC_WAITS_PER_FUNCTION = 100;
+/**
+ * How long an open wait keeps its place past the event-object call it is in: the loop renews the
+ * place at every call, so a wait whose request was cancelled (the caller disconnected) frees its
+ * place at most one slice plus this after its last call.
+ */
+export const SYNC_WAIT_LEASE_GRACE_MS = 10_000;
+/** What a caller refused for too many waits (either bound) is told to wait before retrying (Retry-After). */
+export const SYNC_WAIT_BUSY_RETRY_AFTER_SECONDS = 2;
 /** SCF bills a duration rounded up to this many milliseconds (`BillDuration`). */
 export const BILL_DURATION_STEP_MS = 100;
 
@@ -58,44 +76,146 @@ export function waitTimedOut(requestId: string, timeoutSeconds: number, allowanc
   );
 }
 
+/** A synchronous caller's place among its function's open waits: its id, and the renewal of its lease. */
+export interface SyncWaitHold {
+  /** The caller's id, also its waiter id on the event's object. */
+  id: string;
+  /** Extends the place's lease to `until` (epoch ms). */
+  renew(until: number): void;
+}
+
+/** The synchronous waits open in this isolate, per function, each a leased place (leased-places.ts). */
+export class OpenSyncWaits {
+  private readonly byFunction = new Map<string, LeasedPlaces>();
+  private nextSweepAt = 0;
+
+  constructor(readonly perFunction: number) {}
+
+  /** Opens a wait for `holder` until `until`; false (nothing changes) when the function has `perFunction` open. */
+  open(functionKey: string, holder: string, until: number, now: number): boolean {
+    this.sweep(now);
+    let places = this.byFunction.get(functionKey);
+    if (!places) {
+      places = new LeasedPlaces(this.perFunction);
+      this.byFunction.set(functionKey, places);
+    }
+    return places.hold(holder, until, now);
+  }
+
+  /** Extends an open wait's lease (nothing when it lapsed or was closed). */
+  renew(functionKey: string, holder: string, until: number, now: number): void {
+    const places = this.byFunction.get(functionKey);
+    if (places?.holds(holder, now)) places.hold(holder, until, now);
+  }
+
+  /** Closes a wait. */
+  close(functionKey: string, holder: string, now: number): void {
+    const places = this.byFunction.get(functionKey);
+    if (!places) return;
+    places.release(holder);
+    if (places.count(now) === 0) this.byFunction.delete(functionKey);
+  }
+
+  /** The waits of a function open at `now`. */
+  count(functionKey: string, now: number): number {
+    return this.byFunction.get(functionKey)?.count(now) ?? 0;
+  }
+
+  /** Drops, once a slice at most, the functions whose every wait lapsed without being closed. */
+  private sweep(now: number): void {
+    if (now < this.nextSweepAt) return;
+    this.nextSweepAt = now + SYNC_WAIT_SLICE_MS;
+    for (const [key, places] of this.byFunction) {
+      if (places.count(now) === 0) this.byFunction.delete(key);
+    }
+  }
+}
+
+/** This isolate's open synchronous waits (MAX_OPEN_SYNC_WAITS_PER_FUNCTION per function). */
+export const openSyncWaits = new OpenSyncWaits(MAX_OPEN_SYNC_WAITS_PER_FUNCTION);
+
+/** The key of a function among the open waits. */
+export function syncWaitKey(namespace: string, functionName: string): string {
+  return `${namespace}/${functionName}`;
+}
+
+/** The refusal of a synchronous call past MAX_OPEN_SYNC_WAITS_PER_FUNCTION: no event was created. */
+export function tooManyOpenWaits(functionName: string): PlatformError {
+  return new PlatformError(
+    "RATE_LIMITED",
+    `function ${functionName} already has ${MAX_OPEN_SYNC_WAITS_PER_FUNCTION} synchronous invocations waiting in this isolate (MAX_OPEN_SYNC_WAITS_PER_FUNCTION); no event was created: retry after ${SYNC_WAIT_BUSY_RETRY_AFTER_SECONDS} s, or invoke asynchronously (InvocationType Event, POST .../invocations) and poll its RequestId`,
+    { retryAfterSeconds: SYNC_WAIT_BUSY_RETRY_AFTER_SECONDS },
+  );
+}
+
+/** The refusal of a caller past MAX_END_WAITERS_PER_EVENT: the event goes on, its RequestId is in the message. */
+export function tooManyEndWaiters(requestId: string): PlatformError {
+  return new PlatformError(
+    "RATE_LIMITED",
+    `event ${requestId} already has ${MAX_END_WAITERS_PER_EVENT} callers waiting for its end (MAX_END_WAITERS_PER_EVENT); it goes on: retry after ${SYNC_WAIT_BUSY_RETRY_AFTER_SECONDS} s, or poll GetAsyncEventStatus or GET /v1/events/${requestId} with RequestId ${requestId}`,
+    { retryAfterSeconds: SYNC_WAIT_BUSY_RETRY_AFTER_SECONDS, requestId },
+  );
+}
+
 /**
  * Invokes a function and, unless it runs with async execution on, waits for its event's end (see
- * awaitSyncEnd). Throws what invokeAsync throws, and INVOCATION_WAIT_TIMEOUT when the wait runs
- * out. A handler's failure is an ended event, not an error.
+ * awaitSyncEnd). Throws RATE_LIMITED, before anything is created, when the function already has
+ * MAX_OPEN_SYNC_WAITS_PER_FUNCTION synchronous calls waiting in this isolate; what invokeAsync
+ * throws; RATE_LIMITED when the event already has MAX_END_WAITERS_PER_EVENT callers waiting; and
+ * INVOCATION_WAIT_TIMEOUT when the wait runs out. A handler's failure is an ended event, not an error.
  */
 export async function invokeSync(
   env: Env,
   request: InvocationRequest,
   options: SyncInvokeOptions = {},
 ): Promise<SyncInvocation> {
-  const answer = await invokeAsync(env, request);
-  return awaitSyncEnd(env, answer, Date.now(), options);
+  const key = syncWaitKey(request.namespace, request.functionName);
+  const id = crypto.randomUUID();
+  const openedAt = Date.now();
+  if (!openSyncWaits.open(key, id, openedAt + SYNC_WAIT_SLICE_MS + SYNC_WAIT_LEASE_GRACE_MS, openedAt)) {
+    throw tooManyOpenWaits(request.functionName);
+  }
+  try {
+    const answer = await invokeAsync(env, request);
+    const hold = { id, renew: (until: number) => openSyncWaits.renew(key, id, until, Date.now()) };
+    return await awaitSyncEnd(env, answer, Date.now(), options, hold);
+  } finally {
+    openSyncWaits.close(key, id, Date.now());
+  }
 }
 
 /**
  * Waits for the end of an invoked event: up to its function's timeout plus SYNC_START_ALLOWANCE_MS
  * from `invokedAt`, in calls of the event object's awaitEnd of at most SYNC_WAIT_SLICE_MS each, so
  * an object restart or a dropped call costs one slice, never the caller's wait. An event of a
- * function with async execution on is answered at once ("accepted").
+ * function with async execution on is answered at once ("accepted"). `hold`, the caller's place
+ * among its function's open waits, is renewed before every call; without one the wait has an id of
+ * its own. RATE_LIMITED when the event already has MAX_END_WAITERS_PER_EVENT other callers waiting.
  */
 export async function awaitSyncEnd(
   env: Env,
   answer: InvocationAnswer,
   invokedAt: number,
   options: SyncInvokeOptions = {},
+  hold?: SyncWaitHold,
 ): Promise<SyncInvocation> {
   const allowanceMs = options.startAllowanceMs ?? SYNC_START_ALLOWANCE_MS;
   const sliceMs = Math.min(options.sliceMs ?? SYNC_WAIT_SLICE_MS, MAX_AWAIT_END_MS);
   const tailBytes = options.logTailBytes ?? 0;
   // Until the event tells its function's timeout, the longest a sync function may have.
   let timeoutSeconds = MAX_SYNC_FUNCTION_TIMEOUT_SECONDS;
+  const waiterId = hold?.id ?? crypto.randomUUID();
   let failures = 0;
   for (;;) {
     const remaining = invokedAt + timeoutSeconds * 1000 + allowanceMs - Date.now();
     if (remaining <= 0) throw waitTimedOut(answer.requestId, timeoutSeconds, allowanceMs);
+    const slice = Math.min(sliceMs, remaining);
+    hold?.renew(Date.now() + slice + SYNC_WAIT_LEASE_GRACE_MS);
     let awaited: AwaitedEnd;
     try {
-      awaited = unwrap(await eventStub(env, answer.requestId).awaitEnd(Math.min(sliceMs, remaining), tailBytes));
+      const result = await eventStub(env, answer.requestId).awaitEnd(slice, tailBytes, waiterId);
+      if (!result.ok && result.code === "RATE_LIMITED") throw tooManyEndWaiters(answer.requestId);
+      awaited = unwrap(result);
     } catch (error) {
       // A refusal (the event is gone) is final; a failed call (the object restarted, the connection
       // dropped) is tried again with a new stub, a few times in a row at most.
