@@ -5,15 +5,17 @@
 // recent of missed ticks, and no firing once switched off, deleted, or its function deleted.
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { FUNCTION_CACHE_TTL_MS } from "../../worker/functions/registry";
 import { unwrap } from "../../worker/shared/errors";
 import { eventStub, timerTriggerStub } from "../../worker/shared/objects";
 import {
   MAX_CUSTOM_ARGUMENT_BYTES,
+  MAX_TIMER_TRIGGERS_PER_NAMESPACE,
   MAX_TRIGGER_DESC_CHARS,
   MAX_TRIGGER_DESCRIPTION_CHARS,
   MAX_TRIGGERS_PER_FUNCTION,
 } from "../../worker/triggers/registry";
-import type { TimerState } from "../../worker/triggers/timer-object";
+import { TIMER_REPAIR_INTERVAL_MS, type TimerState, type TimerTriggerObject } from "../../worker/triggers/timer-object";
 import { zipBase64 } from "../helpers/zip";
 
 const BASE = "https://platform.test";
@@ -153,14 +155,30 @@ async function timerState(triggerId: string): Promise<TimerState | null> {
   return timerTriggerStub(workerEnv, triggerId).state();
 }
 
-/** Replaces the timer's stored next tick (as if its alarm had been due for it). */
-async function setNextTick(triggerId: string, nextTickAt: number): Promise<void> {
+/**
+ * Replaces the timer's stored next tick (as if its alarm had been due for it), and other stored
+ * fields given (`checkedAt` long ago makes the tick do its repair read).
+ */
+async function setNextTick(triggerId: string, nextTickAt: number, extra: Partial<TimerState> = {}): Promise<void> {
   await runInDurableObject(timerTriggerStub(workerEnv, triggerId), async (_instance, state) => {
     const stored = await state.storage.get<TimerState>("timer");
     expect(stored).toBeDefined();
     // The alarm armed for the real next tick stays: runDurableObjectAlarm runs it now.
-    await state.storage.put("timer", { ...stored, nextTickAt, attempts: 0 });
+    await state.storage.put("timer", { ...stored, nextTickAt, attempts: 0, ...extra });
   });
+}
+
+/** Inserts switched-off timer rows straight into D1 (no object armed), to fill a bound quickly. */
+async function insertTimerRows(namespace: string, functionName: string, count: number): Promise<void> {
+  const now = Date.now();
+  const statements = Array.from({ length: count }, (_, index) =>
+    env.DB.prepare(
+      `INSERT INTO triggers (id, namespace, function_name, name, type, qualifier, trigger_desc, enabled,
+         custom_argument, description, source, created_at, updated_at)
+       VALUES (?, ?, ?, ?, 'timer', '$DEFAULT', '0 0 * * * * *', 0, '', '', NULL, ?, ?)`,
+    ).bind(crypto.randomUUID(), namespace, functionName, `filler${index}`, now, now),
+  );
+  await env.DB.batch(statements);
 }
 
 describe("Tencent trigger actions", () => {
@@ -438,6 +456,71 @@ describe("Tencent trigger actions", () => {
     expect(errorCode(over)).toBe("LimitExceeded.Trigger");
     expect(await triggerCount("default", fn)).toBe(MAX_TRIGGERS_PER_FUNCTION);
   });
+
+  it(`refuses a namespace's timer past ${MAX_TIMER_TRIGGERS_PER_NAMESPACE} with LimitExceeded.Trigger naming the bound, still taking other types`, async () => {
+    const namespace = unique("tnslim");
+    const [full, almost, last] = [unique("tfa"), unique("tfb"), unique("tfc")];
+    for (const fn of [full, almost, last]) await createFunction(namespace, fn);
+    await insertTimerRows(namespace, full, MAX_TRIGGERS_PER_FUNCTION);
+    await insertTimerRows(namespace, almost, MAX_TIMER_TRIGGERS_PER_NAMESPACE - MAX_TRIGGERS_PER_FUNCTION - 1);
+    const timer = { FunctionName: last, Namespace: namespace, Type: "timer", TriggerDesc: "0 0 * * * * *" };
+    ok(await tc("CreateTrigger", { ...timer, TriggerName: "the-last", Enable: "CLOSE" }));
+    const over = await tc("CreateTrigger", { ...timer, TriggerName: "one-more" });
+    expect(errorCode(over)).toBe("LimitExceeded.Trigger");
+    expect(over.Response.Error?.Message).toContain(`${MAX_TIMER_TRIGGERS_PER_NAMESPACE} timer triggers`);
+    expect(over.Response.Error?.Message).toContain(namespace);
+    expect(await triggerRow(namespace, last, "one-more")).toBeNull();
+    const rest429 = await rest(`/v1/namespaces/${namespace}/functions/${last}/triggers`, {
+      method: "POST",
+      body: JSON.stringify({ name: "rest-more", type: "timer", triggerDesc: "0 0 * * * * *" }),
+    });
+    expect(rest429.status).toBe(409);
+    expect(((await rest429.json()) as { error: { code: string } }).error.code).toBe("TRIGGER_LIMIT_EXCEEDED");
+    // The bound is on timers only: a function URL is still taken.
+    ok(
+      await tc("CreateTrigger", {
+        FunctionName: last,
+        Namespace: namespace,
+        TriggerName: "url",
+        Type: "http",
+        TriggerDesc: '{"AuthType":"NONE"}',
+      }),
+    );
+    // Another namespace is not counted against it.
+    const elsewhere = unique("tnsfree");
+    await createFunction("default", elsewhere);
+    ok(await tc("CreateTrigger", { ...timer, FunctionName: elsewhere, Namespace: "default", TriggerName: "free" }));
+    // Deleting one frees its place.
+    ok(await tc("DeleteTrigger", { FunctionName: last, Namespace: namespace, TriggerName: "the-last", Type: "timer" }));
+    ok(await tc("CreateTrigger", { ...timer, TriggerName: "one-more", Enable: "CLOSE" }));
+  });
+
+  it("refuses a trigger on an alias or a function deleted while it was being created, storing nothing", async () => {
+    const fn = unique("trace");
+    await createFunction("default", fn);
+    ok(await tc("CreateAlias", { FunctionName: fn, Name: "live", FunctionVersion: "$LATEST" }));
+    // Resolves the alias and the function: this isolate's lookups now hold them for a moment.
+    const base = { FunctionName: fn, Type: "timer", TriggerDesc: "0 0 * * * * *", Enable: "CLOSE" };
+    ok(await tc("CreateTrigger", { ...base, TriggerName: "warm", Qualifier: "live" }));
+    // A DeleteAlias landing between the checks and the insert (its row gone, the cached lookup not).
+    await env.DB.prepare(
+      "DELETE FROM function_aliases WHERE namespace = 'default' AND function_name = ? AND name = 'live'",
+    )
+      .bind(fn)
+      .run();
+    const onAlias = await tc("CreateTrigger", { ...base, TriggerName: "late", Qualifier: "live" });
+    expect(errorCode(onAlias)).toBe("ResourceNotFound.Qualifier");
+    expect(await triggerRow("default", fn, "late")).toBeNull();
+    // A version that is not there is refused by the insert too.
+    const onVersion = await tc("CreateTrigger", { ...base, TriggerName: "late", Qualifier: "3" });
+    expect(errorCode(onVersion)).toBe("ResourceNotFound.Qualifier");
+    // A DeleteFunction landing the same way.
+    await env.DB.prepare("DELETE FROM functions WHERE namespace = 'default' AND name = ?").bind(fn).run();
+    const onFunction = await tc("CreateTrigger", { ...base, TriggerName: "late" });
+    expect(errorCode(onFunction)).toBe("ResourceNotFound.Function");
+    expect(await triggerRow("default", fn, "late")).toBeNull();
+    expect(await triggerCount("default", fn)).toBe(1);
+  });
 });
 
 describe("REST trigger routes", () => {
@@ -599,18 +682,40 @@ describe("the timer trigger's Durable Object", () => {
     expect((await timerState(id))?.nextTickAt).toBe(today + day);
   });
 
-  it("stops without firing when its trigger is switched off or deleted behind its back", async () => {
+  it("fires with the configuration pushed to it, reading no trigger row between its repair reads", async () => {
+    const fn = unique("tpush");
+    const id = await timerOn(fn, "0 0 0 1 1 * *", "pushed");
+    // Changed behind its back: a tick within TIMER_REPAIR_INTERVAL_MS of the last read does not see it.
+    await env.DB.prepare("UPDATE triggers SET custom_argument = 'from d1', enabled = 0 WHERE id = ?").bind(id).run();
+    const tick = Date.UTC(new Date().getUTCFullYear(), 0, 1);
+    await setNextTick(id, tick);
+    expect(await runDurableObjectAlarm(timerTriggerStub(workerEnv, id))).toBe(true);
+    const events = await timerEventsEventually("default", fn, 1);
+    expect(events[0]?.payload.Message).toBe("pushed");
+    expect((await timerState(id))?.nextTickAt).toBe(Date.UTC(new Date().getUTCFullYear() + 1, 0, 1));
+
+    // A CustomArgument changed through the API is pushed, the schedule kept.
+    const other = unique("tpush");
+    const otherId = await timerOn(other, "0 0 0 1 1 * *", "before");
+    const armed = await timerState(otherId);
+    ok(await tc("UpdateTrigger", { FunctionName: other, TriggerName: "tick", Type: "timer", CustomArgument: "after" }));
+    const updated = await timerState(otherId);
+    expect(updated).toMatchObject({ customArgument: "after", nextTickAt: armed?.nextTickAt, armId: armed?.armId });
+  });
+
+  it("stops without firing at its repair read when its trigger was switched off or deleted behind its back", async () => {
+    const longAgo = { checkedAt: Date.now() - TIMER_REPAIR_INTERVAL_MS };
     const offFn = unique("toff");
     const offId = await timerOn(offFn, "0 0 0 1 1 * *");
     await env.DB.prepare("UPDATE triggers SET enabled = 0 WHERE id = ?").bind(offId).run();
-    await setNextTick(offId, Date.now() - 1_000);
+    await setNextTick(offId, Date.now() - 1_000, longAgo);
     await runDurableObjectAlarm(timerTriggerStub(workerEnv, offId));
     expect(await timerState(offId)).toBeNull();
 
     const goneFn = unique("tgone");
     const goneId = await timerOn(goneFn, "0 0 0 1 1 * *");
     await env.DB.prepare("DELETE FROM triggers WHERE id = ?").bind(goneId).run();
-    await setNextTick(goneId, Date.now() - 1_000);
+    await setNextTick(goneId, Date.now() - 1_000, longAgo);
     await runDurableObjectAlarm(timerTriggerStub(workerEnv, goneId));
     expect(await timerState(goneId)).toBeNull();
 
@@ -619,16 +724,67 @@ describe("the timer trigger's Durable Object", () => {
     expect(await timerEvents("default", goneFn)).toHaveLength(0);
   });
 
-  it("stops and removes its trigger when the function was deleted", async () => {
+  it("a disarm landing while a tick is being fired wins: it answers after the fire and nothing is scheduled", async () => {
+    const fn = unique("tdisarm");
+    const id = await timerOn(fn, "0 0 0 1 1 * *");
+    await setNextTick(id, Date.UTC(new Date().getUTCFullYear(), 0, 1));
+    await runInDurableObject(timerTriggerStub(workerEnv, id), async (instance: TimerTriggerObject, state) => {
+      let release = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let started = () => {};
+      const fireStarted = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      // The tick's invocation, held until released (a slow invoke).
+      (instance as unknown as { fire: () => Promise<unknown> }).fire = async () => {
+        started();
+        await held;
+        return { kind: "fired", requestId: "held" };
+      };
+      const alarm = instance.alarm();
+      await fireStarted;
+      let disarmed = false;
+      const disarm = instance.disarm().then(() => {
+        disarmed = true;
+      });
+      await sleep(50);
+      expect(disarmed).toBe(false);
+      release();
+      await Promise.all([alarm, disarm]);
+      expect(await state.storage.get("timer")).toBeUndefined();
+      expect(await state.storage.getAlarm()).toBeNull();
+    });
+    expect(await timerState(id)).toBeNull();
+  });
+
+  it("stops and removes its trigger when its function's row was removed behind its back", async () => {
     const fn = unique("tfdel");
     const id = await timerOn(fn, "0 0 0 1 1 * *");
-    const deleted = await rest(`/v1/namespaces/default/functions/${fn}`, { method: "DELETE" });
-    expect(deleted.status).toBe(204);
+    // Not through the API (which disarms the timer): the row alone goes, as a manual repair might.
+    await workerEnv.DB.prepare("DELETE FROM functions WHERE namespace = ? AND name = ?").bind("default", fn).run();
+    // An invocation may serve the function from its isolate's cache for FUNCTION_CACHE_TTL_MS.
+    await new Promise((resolve) => setTimeout(resolve, FUNCTION_CACHE_TTL_MS + 100));
     await setNextTick(id, Date.UTC(new Date().getUTCFullYear(), 0, 1));
     await runDurableObjectAlarm(timerTriggerStub(workerEnv, id));
     expect(await timerState(id)).toBeNull();
     expect(await triggerCount("default", fn)).toBe(0);
     expect(await timerEvents("default", fn)).toHaveLength(0);
+  });
+
+  it("is disarmed as its function is deleted, so a function re-created under the same name meets no old timer", async () => {
+    const fn = unique("tfre");
+    const id = await timerOn(fn, "0 0 0 1 1 * *");
+    expect(await timerState(id)).not.toBeNull();
+    const deleted = await rest(`/v1/namespaces/default/functions/${fn}`, { method: "DELETE" });
+    expect(deleted.status).toBe(204);
+    expect(await timerState(id)).toBeNull();
+    await runInDurableObject(timerTriggerStub(workerEnv, id), async (_instance, state) => {
+      expect(await state.storage.getAlarm()).toBeNull();
+    });
+    await createFunction("default", fn);
+    expect(await triggerCount("default", fn)).toBe(0);
   });
 
   it("fires every second on its own alarm, a second apart, and not after it is switched off", async () => {

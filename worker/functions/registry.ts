@@ -3,6 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { events, type FunctionRow, functionAliases, functions, functionVersions, triggers } from "../db/schema";
 import { fromBase64, sha256Hex } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
+import { timerTriggerStub } from "../shared/objects";
 import { destinationsColumn, nextDestinations } from "./destinations";
 import {
   type CreateFunctionInput,
@@ -218,8 +219,15 @@ export class FunctionRegistry {
         `function ${name} has ${running} event(s) that have not ended; wait for them or terminate them first`,
       );
     }
-    // The function, its published versions, its aliases and its triggers go together (a timer's
-    // object finds its row gone at its next tick and stops; the other triggers are looked up by row).
+    // Its timers are disarmed around the delete (before: none fires for the deleted function;
+    // after: none armed meanwhile survives), so a function re-created under the same name never
+    // meets an old timer. Other trigger types are looked up by row on each delivery.
+    const timers = await this.db
+      .select({ id: triggers.id })
+      .from(triggers)
+      .where(and(eq(triggers.namespace, namespace), eq(triggers.functionName, name), eq(triggers.type, "timer")));
+    await Promise.all(timers.map((timer) => timerTriggerStub(this.env, timer.id).disarm()));
+    // The function, its published versions, its aliases and its triggers go together.
     await this.db.batch([
       this.db.delete(functions).where(byName(namespace, name)),
       this.db
@@ -232,6 +240,7 @@ export class FunctionRegistry {
     ]);
     cache.delete(cacheKey(namespace, name));
     forgetQualifiers(namespace, name);
+    await Promise.all(timers.map((timer) => timerTriggerStub(this.env, timer.id).disarm()));
     // Every code package of the function ($LATEST's and its versions'), page by page.
     let cursor: string | undefined;
     do {

@@ -4,15 +4,23 @@
 import { and, asc, count, desc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { type TriggerRow, triggers } from "../db/schema";
+import { aliasNotFound, DEFAULT_ALIAS } from "../functions/aliases";
 import { isQualifier, MAX_QUALIFIER_CHARS, QUALIFIER_RULE, resolveRoute } from "../functions/qualifiers";
-import { FunctionRegistry } from "../functions/registry";
+import { FunctionRegistry, functionNotFound } from "../functions/registry";
+import { isVersionNumber, LATEST, versionNotFound } from "../functions/versions";
 import { PlatformError, unwrap } from "../shared/errors";
 import { timerTriggerStub } from "../shared/objects";
 import { DEFAULT_TRIGGER_QUALIFIER, TRIGGER_TYPES, type TriggerType } from "./model";
+import { sameTimerConfig, timerConfigOf } from "./timer";
 import { PREPARE_TRIGGER } from "./types";
 
 /** Most triggers one function may have (all types and qualifiers together). */
 export const MAX_TRIGGERS_PER_FUNCTION = 50;
+/**
+ * Most timer triggers one namespace may have (on or off, across its functions): each enabled one
+ * is a Durable Object alarm and an invocation per tick.
+ */
+export const MAX_TIMER_TRIGGERS_PER_NAMESPACE = 100;
 /** A trigger name: 1-100 letters, digits, - or _, starting with a letter. */
 export const TRIGGER_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,99}$/;
 /** The trigger name rule, as error messages and the documentation state it. */
@@ -147,16 +155,20 @@ export class TriggerRegistry {
 
   /**
    * Creates a trigger: the function must exist, the name be free for its type, the qualifier
-   * exist and the type accept the TriggerDesc; at most MAX_TRIGGERS_PER_FUNCTION per function
-   * (counted in the same statement as the insert). An enabled timer is armed before answering.
+   * exist and the type accept the TriggerDesc; at most MAX_TRIGGERS_PER_FUNCTION per function and
+   * MAX_TIMER_TRIGGERS_PER_NAMESPACE timers per namespace. The function's and the qualifier's
+   * existence and both counts are checked in the INSERT's own statement, so a concurrent
+   * DeleteFunction or DeleteAlias cannot leave a trigger on something gone. An enabled timer is
+   * armed before answering.
    */
   async create(namespace: string, functionName: string, input: CreateTriggerInput): Promise<TriggerRow> {
     checkName(input.name);
     checkDescription(input.description);
     checkTriggerDesc(input.triggerDesc);
     checkCustomArgument(input.type, input.customArgument);
-    await new FunctionRegistry(this.env).get(namespace, functionName);
     const qualifier = input.qualifier ?? DEFAULT_TRIGGER_QUALIFIER;
+    // A cached first answer (FUNCTION_NOT_FOUND, QUALIFIER_NOT_FOUND, a malformed qualifier); the
+    // INSERT below decides.
     await checkQualifierExists(this.env, namespace, functionName, qualifier);
     const setup = await PREPARE_TRIGGER[input.type](this.env, {
       namespace,
@@ -180,56 +192,93 @@ export class TriggerRegistry {
       createdAt: now,
       updatedAt: now,
     };
-    let inserted: D1Result;
+    await this.insert(row);
     try {
-      inserted = await this.env.DB.prepare(
-        `INSERT INTO triggers (id, namespace, function_name, name, type, qualifier, trigger_desc, enabled,
-           custom_argument, description, source, created_at, updated_at)
-         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-         WHERE (SELECT count(*) FROM triggers WHERE namespace = ? AND function_name = ?) < ?`,
-      )
-        .bind(
-          row.id,
-          row.namespace,
-          row.functionName,
-          row.name,
-          row.type,
-          row.qualifier,
-          row.triggerDesc,
-          row.enabled ? 1 : 0,
-          row.customArgument,
-          row.description,
-          row.source,
-          row.createdAt,
-          row.updatedAt,
-          namespace,
-          functionName,
-          MAX_TRIGGERS_PER_FUNCTION,
-        )
-        .run();
-    } catch (error) {
-      if (isUniqueViolation(error)) {
-        throw new PlatformError(
-          "TRIGGER_EXISTS",
-          `trigger name ${input.name} is in use by a ${input.type} trigger of function ${functionName}`,
-        );
-      }
-      throw error;
-    }
-    if ((inserted.meta.changes ?? 0) === 0) {
-      throw new PlatformError(
-        "TRIGGER_LIMIT_EXCEEDED",
-        `function ${functionName} already has ${MAX_TRIGGERS_PER_FUNCTION} triggers, the most allowed`,
-      );
-    }
-    try {
-      await this.syncTimer(row);
+      await this.syncTimer(row, "arm");
     } catch (error) {
       // A timer that could not be armed is not created: its row would show a trigger that never fires.
       await this.db.delete(triggers).where(eq(triggers.id, row.id));
       throw error;
     }
     return row;
+  }
+
+  /**
+   * Inserts a new trigger's row when its function and qualifier exist and the bounds allow it, all
+   * in one statement; otherwise answers why not, as the same transaction saw it.
+   */
+  private async insert(row: TriggerRow): Promise<void> {
+    const functionExists = "EXISTS (SELECT 1 FROM functions WHERE namespace = ?2 AND name = ?3)";
+    const qualifierExists = `(?6 IN (?17, ?18)
+      OR EXISTS (SELECT 1 FROM function_versions WHERE namespace = ?2 AND function_name = ?3 AND version = ?16)
+      OR EXISTS (SELECT 1 FROM function_aliases WHERE namespace = ?2 AND function_name = ?3 AND name = ?6))`;
+    const functionTriggers = "(SELECT count(*) FROM triggers WHERE namespace = ?2 AND function_name = ?3)";
+    const namespaceTimers = "(SELECT count(*) FROM triggers WHERE namespace = ?2 AND type = 'timer')";
+    const values = [
+      row.id,
+      row.namespace,
+      row.functionName,
+      row.name,
+      row.type,
+      row.qualifier,
+      row.triggerDesc,
+      row.enabled ? 1 : 0,
+      row.customArgument,
+      row.description,
+      row.source,
+      row.createdAt,
+      row.updatedAt,
+      MAX_TRIGGERS_PER_FUNCTION,
+      MAX_TIMER_TRIGGERS_PER_NAMESPACE,
+      isVersionNumber(row.qualifier) ? Number(row.qualifier) : null,
+      LATEST,
+      DEFAULT_ALIAS,
+    ];
+    let results: D1Result<Record<string, unknown>>[];
+    try {
+      results = await this.env.DB.batch<Record<string, unknown>>([
+        this.env.DB.prepare(
+          `INSERT INTO triggers (id, namespace, function_name, name, type, qualifier, trigger_desc, enabled,
+             custom_argument, description, source, created_at, updated_at)
+           SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13
+           WHERE ${functionExists} AND ${qualifierExists} AND ${functionTriggers} < ?14
+             AND (?5 <> 'timer' OR ${namespaceTimers} < ?15)`,
+        ).bind(...values),
+        // Why nothing was inserted (looked at only then), as the same transaction saw it.
+        this.env.DB.prepare(
+          `SELECT ${functionExists} AS function_exists, ${qualifierExists} AS qualifier_exists,
+             ${functionTriggers} AS function_triggers, ${namespaceTimers} AS namespace_timers`,
+        ).bind(...values),
+      ]);
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw new PlatformError(
+          "TRIGGER_EXISTS",
+          `trigger name ${row.name} is in use by a ${row.type} trigger of function ${row.functionName}`,
+        );
+      }
+      throw error;
+    }
+    if ((results[0]?.meta.changes ?? 0) > 0) return;
+    const why = results[1]?.results[0] as
+      | { function_exists: number; qualifier_exists: number; function_triggers: number; namespace_timers: number }
+      | undefined;
+    if (!why?.function_exists) throw functionNotFound(row.namespace, row.functionName);
+    if (!why.qualifier_exists) {
+      throw isVersionNumber(row.qualifier)
+        ? versionNotFound(row.functionName, row.qualifier)
+        : aliasNotFound(row.functionName, row.qualifier);
+    }
+    if (why.function_triggers >= MAX_TRIGGERS_PER_FUNCTION) {
+      throw new PlatformError(
+        "TRIGGER_LIMIT_EXCEEDED",
+        `function ${row.functionName} already has ${MAX_TRIGGERS_PER_FUNCTION} triggers, the most allowed`,
+      );
+    }
+    throw new PlatformError(
+      "TRIGGER_LIMIT_EXCEEDED",
+      `namespace ${row.namespace} already has ${MAX_TIMER_TRIGGERS_PER_NAMESPACE} timer triggers, the most one namespace may have (MAX_TIMER_TRIGGERS_PER_NAMESPACE)`,
+    );
   }
 
   /** One trigger, or TRIGGER_NOT_FOUND (FUNCTION_NOT_FOUND when the function itself is not there). */
@@ -327,24 +376,48 @@ export class TriggerRegistry {
       .returning({ id: triggers.id });
     if (updated.length === 0) throw triggerNotFound(key);
     // Switching on an enabled timer again re-arms it too: a cheap repair should its alarm be lost.
+    // A timer keeps what it fires with: a changed CustomArgument is pushed to it.
     const rearm =
       input.enabled === true || row.enabled !== existing.enabled || row.triggerDesc !== existing.triggerDesc;
-    if (rearm) await this.syncTimer(row);
+    if (rearm) await this.syncTimer(row, "arm");
+    else if (row.customArgument !== existing.customArgument) await this.syncTimer(row, "update");
     return row;
   }
 
-  /** Deletes a trigger (a timer is disarmed first, so it never fires after the answer). */
+  /**
+   * Deletes a trigger. A timer is disarmed before its row goes (so it never fires after the
+   * answer) and again after, so that an arming racing this delete (an update's) is undone too.
+   */
   async delete(key: TriggerKey): Promise<void> {
     const existing = await this.get(key);
-    if (existing.type === "timer") await timerTriggerStub(this.env, existing.id).disarm();
+    const timer = existing.type === "timer" ? timerTriggerStub(this.env, existing.id) : undefined;
+    await timer?.disarm();
     await this.db.delete(triggers).where(eq(triggers.id, existing.id));
+    await timer?.disarm();
   }
 
-  /** Arms an enabled timer's object from now on, or disarms a disabled one; other types have none. */
-  private async syncTimer(row: TriggerRow): Promise<void> {
+  /**
+   * Pushes a timer row to its object: an enabled one armed from now on ("arm") or given its new
+   * configuration keeping its schedule ("update"), a disabled one disarmed; other types have none.
+   * Then the row is read back once: when a concurrent change (a delete, a switch, another update)
+   * made it differ from what was pushed, the row as it now is gets pushed instead.
+   */
+  private async syncTimer(row: TriggerRow, mode: "arm" | "update"): Promise<void> {
     if (row.type !== "timer") return;
+    await this.pushTimer(row, mode);
+    const now = await this.db.select().from(triggers).where(eq(triggers.id, row.id)).get();
+    if (!now) {
+      await timerTriggerStub(this.env, row.id).disarm();
+      return;
+    }
+    if (now.enabled === row.enabled && sameTimerConfig(timerConfigOf(now), timerConfigOf(row))) return;
+    await this.pushTimer(now, now.enabled !== row.enabled || now.triggerDesc !== row.triggerDesc ? "arm" : "update");
+  }
+
+  private async pushTimer(row: TriggerRow, mode: "arm" | "update"): Promise<void> {
     const stub = timerTriggerStub(this.env, row.id);
-    if (row.enabled) unwrap(await stub.arm({ triggerId: row.id, cron: row.triggerDesc }));
-    else await stub.disarm();
+    if (!row.enabled) await stub.disarm();
+    else if (mode === "arm") unwrap(await stub.arm(timerConfigOf(row)));
+    else unwrap(await stub.update(timerConfigOf(row)));
   }
 }

@@ -12,6 +12,49 @@ import type { PrepareTrigger } from "./model";
  */
 export const TIMER_IDEMPOTENCY_WINDOW_SECONDS = 3600;
 
+/**
+ * What a timer's Durable Object keeps of its trigger, pushed by the registry on create, update,
+ * switching on and off, and delete, so that a tick reads no D1 row: which trigger, the function and
+ * qualifier it invokes, its (normalised) cron and its CustomArgument.
+ */
+export interface TimerConfig {
+  triggerId: string;
+  namespace: string;
+  functionName: string;
+  /** The trigger's name (the event's TriggerName). */
+  name: string;
+  qualifier: string;
+  cron: string;
+  /** The event's Message. */
+  customArgument: string;
+}
+
+/** A timer trigger row's configuration, as its Durable Object keeps it. */
+export function timerConfigOf(row: TriggerRow): TimerConfig {
+  return {
+    triggerId: row.id,
+    namespace: row.namespace,
+    functionName: row.functionName,
+    name: row.name,
+    qualifier: row.qualifier,
+    cron: row.triggerDesc,
+    customArgument: row.customArgument,
+  };
+}
+
+/** True when two configurations would fire the same way. */
+export function sameTimerConfig(a: TimerConfig, b: TimerConfig): boolean {
+  return (
+    a.triggerId === b.triggerId &&
+    a.namespace === b.namespace &&
+    a.functionName === b.functionName &&
+    a.name === b.name &&
+    a.qualifier === b.qualifier &&
+    a.cron === b.cron &&
+    a.customArgument === b.customArgument
+  );
+}
+
 /** The cron text of a timer TriggerDesc: the raw cron, or SCF's output form `{"cron":"..."}`. */
 export function cronTextOf(triggerDesc: string): string {
   const trimmed = triggerDesc.trim();
