@@ -10,12 +10,11 @@ import { PlatformError } from "../shared/errors";
 import { describeIssues } from "../shared/validation";
 import type { PrepareTrigger } from "./model";
 import {
-  checkSourceCapacity,
+  claimOwnedSource,
   deliveryKey,
   enabledTriggersOf,
   invokeForOutcome,
   noteRedelivery,
-  ownsSource,
   parseSourceOwners,
   type SourceOutcome,
   type SourceOwners,
@@ -120,23 +119,11 @@ export const prepareCosTrigger: PrepareTrigger = async (env, input) => {
       "TriggerName: a cos trigger names an R2 bucket (3-63 lower-case letters, digits and -)",
     );
   }
-  const owners = cosBucketOwners(env);
-  const bucketOwners = owners.get(input.triggerName);
-  if (!ownsSource(bucketOwners, input.namespace)) {
-    const own = [...owners].filter(([, who]) => ownsSource(who, input.namespace)).map(([bucket]) => bucket);
-    throw new PlatformError(
-      "INVALID_PARAMETER",
-      `TriggerName: a cos trigger names a bucket this namespace may have triggers on (COS_TRIGGER_BUCKETS: ${own.join(", ") || "none"})`,
-    );
-  }
   const desc = parseCosTriggerDesc(input.triggerDesc);
-  await checkSourceCapacity(
+  await claimOwnedSource(
     env,
-    "cos",
-    input.triggerName,
-    bucketOwners as SourceOwners,
-    `bucket ${input.triggerName}`,
-    input.existing?.id,
+    { type: "cos", noun: "bucket", variable: "COS_TRIGGER_BUCKETS", owners: cosBucketOwners(env) },
+    input,
   );
   return { triggerDesc: JSON.stringify(desc), source: input.triggerName };
 };

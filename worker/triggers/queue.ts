@@ -13,13 +13,12 @@ import { idempotencyName, idempotencyStub } from "../shared/objects";
 import { describeIssues } from "../shared/validation";
 import type { PrepareTrigger } from "./model";
 import {
-  checkSourceCapacity,
+  claimOwnedSource,
   deliveryKey,
   enabledTriggersOf,
   invokeForOutcome,
   noteRedelivery,
   outcomeOf,
-  ownsSource,
   parseSourceOwners,
   type SourceOutcome,
   type SourceOwners,
@@ -110,23 +109,11 @@ export function parseQueueTriggerDesc(text: string | undefined): QueueTriggerDes
  * TriggerDesc {"maxMsgNum":1-100}.
  */
 export const prepareQueueTrigger: PrepareTrigger = async (env, input) => {
-  const owners = triggerQueueOwners(env);
-  const queueOwners = owners.get(input.triggerName);
-  if (!ownsSource(queueOwners, input.namespace)) {
-    const own = [...owners].filter(([, who]) => ownsSource(who, input.namespace)).map(([queue]) => queue);
-    throw new PlatformError(
-      "INVALID_PARAMETER",
-      `TriggerName: a ckafka trigger names a Cloudflare Queue the platform consumes for this namespace's triggers (TRIGGER_QUEUES: ${own.join(", ") || "none"})`,
-    );
-  }
   const desc = parseQueueTriggerDesc(input.triggerDesc);
-  await checkSourceCapacity(
+  await claimOwnedSource(
     env,
-    "ckafka",
-    input.triggerName,
-    queueOwners as SourceOwners,
-    `queue ${input.triggerName}`,
-    input.existing?.id,
+    { type: "ckafka", noun: "queue", variable: "TRIGGER_QUEUES", owners: triggerQueueOwners(env) },
+    input,
   );
   return { triggerDesc: JSON.stringify(desc), source: input.triggerName };
 };

@@ -180,6 +180,44 @@ export async function checkSourceCapacity(
   }
 }
 
+/** A queue or bucket a ckafka or cos trigger names, with the owners its variable gives each. */
+export interface OwnedSourceClaim {
+  type: "ckafka" | "cos";
+  /** "queue" or "bucket", naming the source in messages. */
+  noun: string;
+  /** TRIGGER_QUEUES or COS_TRIGGER_BUCKETS. */
+  variable: string;
+  owners: ReadonlyMap<string, SourceOwners>;
+}
+
+/**
+ * Checks that the trigger's namespace owns the source its TriggerName names (a source it does not
+ * own is refused exactly as an unknown one, listing only the namespace's own sources) and that the
+ * source has room for one more trigger (checkSourceCapacity).
+ */
+export async function claimOwnedSource(
+  env: Pick<Env, "DB">,
+  claim: OwnedSourceClaim,
+  input: { namespace: string; triggerName: string; existing?: { id: string } | undefined },
+): Promise<void> {
+  const sourceOwners = claim.owners.get(input.triggerName);
+  if (sourceOwners === undefined || !ownsSource(sourceOwners, input.namespace)) {
+    const own = [...claim.owners].filter(([, who]) => ownsSource(who, input.namespace)).map(([source]) => source);
+    throw new PlatformError(
+      "INVALID_PARAMETER",
+      `TriggerName: a ${claim.type} trigger names a ${claim.noun} this namespace may have triggers on (${claim.variable}: ${own.join(", ") || "none"})`,
+    );
+  }
+  await checkSourceCapacity(
+    env,
+    claim.type,
+    input.triggerName,
+    sourceOwners,
+    `${claim.noun} ${input.triggerName}`,
+    input.existing?.id,
+  );
+}
+
 /** What a trigger's invocation carries beyond its function, qualifier and invoke type. */
 export interface TriggerInvocation {
   payloadText: string;
