@@ -158,7 +158,8 @@ export interface LogStreamEvent {
 
 /**
  * Follows an event's log over Server-Sent Events until the `end` event, or until `stopAfter` log
- * lines when given (the connection is then dropped, as a client that goes away would).
+ * lines when given (the connection is then dropped, as a client that goes away would). Timeline
+ * records (`event: timeline`) go to `timeline`, not into `logs` nor the count.
  */
 export async function followLogs(
   api: ApiClient,
@@ -170,13 +171,14 @@ export async function followLogs(
     /** False: log events go to onEvent only, not into the answer (a follower of millions of lines). */
     keep?: boolean;
   } = {},
-): Promise<{ logs: LogStreamEvent[]; end: LogStreamEvent | undefined }> {
+): Promise<{ logs: LogStreamEvent[]; end: LogStreamEvent | undefined; timeline: LogStreamEvent[] }> {
   const controller = new AbortController();
   const headers: Record<string, string> = { accept: "text/event-stream" };
   if (options.lastEventId !== undefined) headers["last-event-id"] = String(options.lastEventId);
   const response = await api.request(`/v1/events/${requestId}/logs/stream`, { headers, signal: controller.signal });
   if (response.status !== 200 || !response.body) throw new Error(`log stream answered ${response.status}`);
   const logs: LogStreamEvent[] = [];
+  const timeline: LogStreamEvent[] = [];
   let count = 0;
   const decoder = new TextDecoder();
   let buffer = "";
@@ -202,17 +204,21 @@ export async function followLogs(
           ...(fields.id !== undefined ? { id: Number(fields.id) } : {}),
         };
         options.onEvent?.(event);
-        if (event.event === "end") return { logs, end: event };
+        if (event.event === "end") return { logs, end: event, timeline };
+        if (event.event === "timeline") {
+          timeline.push(event);
+          continue;
+        }
         if (options.keep !== false) logs.push(event);
         count += 1;
         if (options.stopAfter !== undefined && count >= options.stopAfter) {
           controller.abort();
-          return { logs, end: undefined };
+          return { logs, end: undefined, timeline };
         }
       }
     }
   } catch (error) {
     if (!controller.signal.aborted) throw error;
   }
-  return { logs, end: undefined };
+  return { logs, end: undefined, timeline };
 }

@@ -53,7 +53,8 @@ describe("function registry", () => {
     const stored = await env.CODE_BUCKET.get(`code/default/${name}/${body.codeSha256 as string}.zip`);
     expect(stored?.size).toBe(body.codeSize);
     const read = await call(`/v1/namespaces/default/functions/${name}`);
-    expect(await read.json()).toEqual(body);
+    // GET of one function adds its dispatch state (scheduling/dispatch-pause.ts): running.
+    expect(await read.json()).toEqual({ ...body, dispatchPaused: false, pausedAt: null });
   });
 
   it("lists functions with paging and a total", async () => {

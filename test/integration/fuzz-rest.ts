@@ -1,7 +1,16 @@
 // Generators of malformed requests for every REST route of the platform (worker/api/app.ts and the
 // route files it mounts). Each case knows what is wrong with it; only malformed cases are kept.
 import fc from "fast-check";
+import { MAX_DISPATCH_BODY_BYTES } from "../../worker/api/routes/dispatch";
+import { MAX_GRACE_SECONDS, MIN_GRACE_SECONDS } from "../../worker/events/event-deadlines";
+import {
+  encodeCursor,
+  MAX_CURSOR_CHARS,
+  MAX_DURATION_FILTER_MS,
+  MAX_STATUS_CODE_FILTERS,
+} from "../../worker/events/event-list";
 import { MAX_ASYNC_PAYLOAD_BYTES } from "../../worker/events/invoke";
+import { MAX_DEADLINE_WARNING_SECONDS } from "../../worker/functions/model";
 import { FUNCTION_NAME_PATTERN, NAMESPACE_PATTERN } from "../../worker/shared/names";
 import { MAX_JSON_BODY_BYTES } from "../../worker/shared/validation";
 import { zipBase64 } from "../helpers/zip";
@@ -134,6 +143,12 @@ const createSpecs: Record<string, FieldSpec> = {
     wrongType: NOT_NUMBER,
     invalid: [...NOT_SAFE_INTEGER, 0, -1, 259_201],
   },
+  // Only 0 (off) fits every valid timeout (a warning must be less than the timeout).
+  deadlineWarningSeconds: {
+    valid: fc.constant(0),
+    wrongType: NOT_NUMBER,
+    invalid: [...NOT_SAFE_INTEGER, -1, 1.5, MAX_DEADLINE_WARNING_SECONDS + 1],
+  },
 };
 
 /** Fields of the configuration update body (updateConfigurationSchema, strict). */
@@ -146,6 +161,7 @@ const patchSpecs: Record<string, FieldSpec> = {
   maxConcurrency: createSpecs.maxConcurrency as FieldSpec,
   qpsLimit: createSpecs.qpsLimit as FieldSpec,
   idempotencyWindowSeconds: createSpecs.idempotencyWindowSeconds as FieldSpec,
+  deadlineWarningSeconds: createSpecs.deadlineWarningSeconds as FieldSpec,
   runtime: { valid: fc.constantFrom("Nodejs22", "Python3.11"), wrongType: NOT_STRING, invalid: ["", "Go1"] },
   // The fixtures are async: asking for false is refused (IMMUTABLE_PARAMETER); true is a no-op.
   asyncRunEnable: { invalid: [false, ...NOT_BOOLEAN] },
@@ -214,7 +230,21 @@ const createTriggerSpecs: Record<string, FieldSpec> = {
 /** The terminate body (strict; an empty body is valid). */
 const terminateSpecs: Record<string, FieldSpec> = {
   graceful: { valid: fc.boolean(), wrongType: NOT_BOOLEAN, invalid: [] },
+  graceSeconds: {
+    valid: fc.integer({ min: MIN_GRACE_SECONDS, max: MAX_GRACE_SECONDS }),
+    wrongType: NOT_NUMBER,
+    invalid: [...NOT_SAFE_INTEGER, 0, -1, 1.5, MAX_GRACE_SECONDS + 1],
+  },
 };
+
+/** The terminate body, judged: graceSeconds belongs to a graceful terminate only. */
+const terminateObject: fc.Arbitrary<Judged<Record<string, unknown>>> = objectWithMutations(terminateSpecs, {
+  strict: true,
+}).map((judged) =>
+  "graceSeconds" in judged.value && judged.value.graceful !== true
+    ? { value: judged.value, bad: [...judged.bad, "graceSeconds without graceful: true"] }
+    : judged,
+);
 
 /** The replay body: `{}` (or empty) only; any field is unknown. */
 const replayObject: fc.Arbitrary<Judged<Record<string, unknown>>> = fc.oneof(
@@ -386,6 +416,20 @@ const timeQuery: QuerySpec = {
   invalid: ["yesterday", "-1", "2024-13-01T00:00:00Z", "1.5", "2024-01-01 00:00:00"],
 };
 
+/** Well-formed list cursors: one of the default order, one of an end-time order at a running event. */
+const LIST_CURSOR_START_DESC = encodeCursor({
+  orderBy: "startTime",
+  order: "DESC",
+  key: 1_700_000_000_000,
+  requestId: "00000000-0000-4000-8000-000000000000",
+});
+const LIST_CURSOR_END_ASC = encodeCursor({
+  orderBy: "endTime",
+  order: "ASC",
+  key: null,
+  requestId: "00000000-0000-4000-8000-000000000000",
+});
+
 const listEventsQuery: Record<string, QuerySpec> = {
   qualifier: { valid: ["$LATEST", "$DEFAULT", "1", "prod"], invalid: ["", "a b", "$OTHER", longString(65, "q")] },
   invokeTypes: {
@@ -405,7 +449,49 @@ const listEventsQuery: Record<string, QuerySpec> = {
   order: { valid: ["ASC", "desc"], invalid: ["up", "", "ASCENDING"] },
   offset: { valid: ["0", "10"], invalid: ["-1", "1000001", "x", "1.5"] },
   limit: { valid: ["1", "100"], invalid: ["0", "101", "x", ""] },
+  statusCodes: {
+    valid: ["200", "430,433, 499", Array(MAX_STATUS_CODE_FILTERS).fill("500").join(",")],
+    invalid: [
+      "",
+      ",,",
+      "OK",
+      "1000",
+      "-200",
+      "200.5",
+      Array(MAX_STATUS_CODE_FILTERS + 1)
+        .fill("200")
+        .join(","),
+    ],
+  },
+  minDurationMs: { valid: ["0", "1500"], invalid: ["-1", "1.5", "x", "", `${MAX_DURATION_FILTER_MS + 1}`] },
+  maxDurationMs: { valid: ["1000", `${MAX_DURATION_FILTER_MS}`], invalid: ["-5", "1e400", "long", ""] },
+  cursor: {
+    valid: [LIST_CURSOR_START_DESC, LIST_CURSOR_END_ASC],
+    invalid: ["", "not a cursor", "eyJ4IjoxfQ", LIST_CURSOR_START_DESC.slice(0, -4), "A".repeat(MAX_CURSOR_CHARS + 1)],
+  },
 };
+
+/**
+ * The event list's rules across parameters, judged on a query its specs made: a duration range's
+ * minimum over its maximum, a cursor beside an offset, a cursor read in another order than its own.
+ */
+function judgeListEventsQuery(query: Judged<string>): Judged<string> {
+  const params = new URLSearchParams(query.value.slice(1));
+  const bad = [...query.bad];
+  const min = params.get("minDurationMs");
+  const max = params.get("maxDurationMs");
+  if (min !== null && max !== null && Number(min) > Number(max))
+    bad.push(`minDurationMs ${min} > maxDurationMs ${max}`);
+  const cursor = params.get("cursor");
+  if (cursor === LIST_CURSOR_START_DESC || cursor === LIST_CURSOR_END_ASC) {
+    if (params.has("offset")) bad.push("cursor beside offset");
+    const orderBy = params.get("orderBy") ?? "startTime";
+    const order = (params.get("order") ?? "DESC").toUpperCase();
+    const made = cursor === LIST_CURSOR_START_DESC ? "startTime DESC" : "endTime ASC";
+    if (`${orderBy} ${order}` !== made) bad.push(`cursor of ${made} read as ${orderBy} ${order}`);
+  }
+  return { value: query.value, bad };
+}
 
 const listTriggersQuery: Record<string, QuerySpec> = {
   offset: { valid: ["0", "5"], invalid: ["-1", "abc", "1.5", "1e400"] },
@@ -761,7 +847,7 @@ const REST_ROUTES: readonly {
     weight: 4,
     components: (caller) => ({
       path: functionPath(caller, { mustExist: false, suffix: "events" }),
-      query: queryString(listEventsQuery, { strict: true }),
+      query: queryString(listEventsQuery, { strict: true }).map(judgeListEventsQuery),
     }),
   },
   {
@@ -782,6 +868,16 @@ const REST_ROUTES: readonly {
       query: queryString(statisticsQuery, { strict: true }),
     }),
   },
+  ...(["pause", "resume"] as const).map((action) => ({
+    method: "POST",
+    path: `/v1/namespaces/:namespace/functions/:name/dispatch/${action}`,
+    weight: 3,
+    components: (caller: Caller) => ({
+      path: functionPath(caller, { mustExist: true, suffix: `dispatch/${action}` }),
+      // The body of pause and resume is empty or `{}`, as replay's.
+      body: jsonBody(replayObject, { limitBytes: MAX_DISPATCH_BODY_BYTES, emptyIsValid: true }),
+    }),
+  })),
   {
     method: "POST",
     path: "/v1/namespaces/:namespace/functions/:name/triggers",
@@ -905,7 +1001,7 @@ const REST_ROUTES: readonly {
     weight: 5,
     components: (caller) => ({
       path: eventSegment(caller, true).map((id) => joinPath(["/v1/events", id, "terminate"])),
-      body: jsonBody(objectWithMutations(terminateSpecs, { strict: true }), {
+      body: jsonBody(terminateObject, {
         limitBytes: TERMINATE_BODY_LIMIT_BYTES,
         emptyIsValid: true,
       }),
@@ -1163,6 +1259,9 @@ const WRONG_METHODS: readonly { path: string; methods: readonly string[] }[] = [
   },
   { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/events`, methods: ["POST", "DELETE"] },
   { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/logs`, methods: ["POST", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/dispatch/pause`, methods: ["GET", "PUT", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/dispatch/resume`, methods: ["GET", "PUT", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/dispatch`, methods: ["GET", "POST"] },
   { path: `/v1/events/${FOREIGN_QUEUED_EVENT}`, methods: ["POST", "PUT", "PATCH", "DELETE"] },
   { path: `/v1/events/${FOREIGN_QUEUED_EVENT}/terminate`, methods: ["GET", "PUT", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/logs`, methods: ["POST", "DELETE"] },

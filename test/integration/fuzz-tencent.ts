@@ -213,6 +213,9 @@ const configurationSpecs: Record<string, FieldSpec> = {
   Environment: environmentSpec,
   // This platform's extension: the function's idempotency window, seconds.
   IdempotencyWindow: { valid: fc.constantFrom(1, 86_400), wrongType: NOT_NUMBER, invalid: [0, -1, 1.5, 259_201] },
+  // This platform's extension: the deadline warning, seconds before the timeout (valid ones are
+  // under the smallest valid Timeout, 3).
+  DeadlineWarningSeconds: { valid: fc.constantFrom(0, 2), wrongType: NOT_NUMBER, invalid: [-1, 1.5, 86_400] },
 };
 
 const zipFileInvalid: readonly unknown[] = ["!!not base64!!", btoa("not a zip"), "UEsDBA"];

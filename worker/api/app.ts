@@ -9,6 +9,7 @@ import { healthRoutes } from "./health";
 import { refuseInvalid } from "./openapi";
 import { adminRoutes } from "./routes/admin";
 import { diagnosticsRoutes } from "./routes/diagnostics";
+import { dispatchRoutes } from "./routes/dispatch";
 import { eventRoutes } from "./routes/events";
 import { functionUrlRoutes } from "./routes/function-urls";
 import { functionRoutes } from "./routes/functions";
@@ -47,6 +48,7 @@ export function createApp(): OpenAPIHono<{ Bindings: Env; Variables: AuthVariabl
   app.use("/v1/*", requireCredentials());
   app.route("/", adminRoutes);
   app.route("/", functionRoutes);
+  app.route("/", dispatchRoutes);
   app.route("/", eventRoutes);
   app.route("/", logRoutes);
   app.route("/", statisticsRoutes);

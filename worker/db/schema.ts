@@ -26,6 +26,11 @@ export const functions = sqliteTable(
     destinations: text("destinations"),
     /** Log output one execution keeps, in MiB (functions/model.ts bounds; 1 GiB by default). */
     logLimitMb: integer("log_limit_mb").notNull().default(1024),
+    /**
+     * Seconds before the timeout at which the handler gets SIGTERM (the deadline warning); 0 is off
+     * (functions/model.ts bounds: less than the timeout).
+     */
+    deadlineWarningSeconds: integer("deadline_warning_seconds").notNull().default(0),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },

@@ -4,7 +4,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { logLimitBytesOf } from "../functions/model";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
-import { instanceName, instanceStub, schedulerName } from "../shared/objects";
+import { instanceName, instanceStub, schedulerName, schedulerStub } from "../shared/objects";
 import { type DispatchMessage, dispatchMessageOf } from "./dispatch-message";
 import { sendDispatch } from "./dispatch-send";
 import { type Deadline, DISPATCH_WATCHDOG_MS, nextDeadline, nextWatchdogDelay } from "./event-deadlines";
@@ -23,10 +23,13 @@ import {
   publicEvent,
   publicStatus,
   recordReplay,
+  recordSignalDelivered,
+  recordTimeline,
   transition,
 } from "./event-machine";
 import type { ClaimResult, EventRefusalCode, ReportResult } from "./event-results";
 import { EventStorage } from "./event-storage";
+import { newTimelineEntries, publicTimelineEntry, type TimelineEntry, timelineEntry } from "./event-timeline";
 import { LeasedPlaces } from "./leased-places";
 import { MAX_FOLLOWERS_PER_EVENT } from "./log-followers";
 import { logTail } from "./log-tail";
@@ -35,6 +38,8 @@ export {
   DISPATCH_WATCHDOG_MS,
   EVENT_RETENTION_MS,
   GRACEFUL_TERMINATE_TIMEOUT_MS,
+  MAX_GRACE_SECONDS,
+  MIN_GRACE_SECONDS,
   START_TIMEOUT_MS,
   TIMEOUT_BACKSTOP_GRACE_MS,
 } from "./event-deadlines";
@@ -148,6 +153,10 @@ export class AsyncEventObject extends DurableObject<Env> {
       version: 1,
       invokedAt: request.invokedAt,
       ...(request.replayOf !== undefined ? { replayOf: request.replayOf } : {}),
+      timeline: [
+        timelineEntry("accepted", request.invokedAt),
+        timelineEntry("queued", Math.max(request.invokedAt, Date.now()), "dispatch enqueued"),
+      ],
     };
     this.state = state;
     // Not awaited (see storeAccepted): the RequestId never leaves before the event is stored, and
@@ -182,6 +191,18 @@ export class AsyncEventObject extends DurableObject<Env> {
       namespace: state.namespace,
       qualifier: state.qualifier,
     });
+  }
+
+  /**
+   * The claimant is getting its container (cold: starting a new one; warm: reusing its idle one),
+   * recorded on the timeline at `at`; a repeat, another instance's report or an event past its
+   * start changes nothing.
+   */
+  async markContainer(instanceId: string, cold: boolean, at: number): Promise<void> {
+    const state = this.state;
+    if (state?.phase !== "starting" || state.instanceId !== instanceId) return;
+    const detail = cold ? "new container" : "idle container reused";
+    await this.recordTimeline([timelineEntry(cold ? "container-starting" : "container-warm", at, detail)]);
   }
 
   /** The handler has started in the instance's container. */
@@ -266,12 +287,18 @@ export class AsyncEventObject extends DurableObject<Env> {
   /**
    * Terminates the event. Forced (default): ends it ABORTED and destroys its container. Graceful:
    * sends SIGTERM to the running handler, whose end then makes the event ABORTED (forced after
-   * GRACEFUL_TERMINATE_TIMEOUT_MS). A queued or starting event is aborted without running.
+   * graceMs, by default GRACEFUL_TERMINATE_TIMEOUT_MS). A queued or starting event is aborted
+   * without running.
    */
-  async terminate(graceful: boolean): Promise<RpcResult<PublicEvent>> {
+  async terminate(graceful: boolean, graceMs?: number): Promise<RpcResult<PublicEvent>> {
     const before = this.state;
     if (!before) return eventNotFound();
-    const applied = await this.apply({ type: "terminate", graceful, at: Date.now() });
+    const applied = await this.apply({
+      type: "terminate",
+      graceful,
+      at: Date.now(),
+      ...(graceful && graceMs !== undefined ? { graceMs } : {}),
+    });
     if (!applied.ok) {
       return rpcFail(applied.code === "TERMINATING" ? "EVENT_TERMINATING" : "EVENT_ALREADY_ENDED", applied.message);
     }
@@ -280,9 +307,38 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (instanceId) {
       const instance = instanceStub(this.env, instanceId);
       if (isTerminal(after.phase)) await instance.repossess(before.requestId);
-      else await instance.signalTerminate(before.requestId);
+      else if ((await instance.signalTerminate(before.requestId)).delivered) {
+        await this.markSignalDelivered(Date.now());
+      }
     }
     return rpcOk(publicEvent(this.state ?? after));
+  }
+
+  /**
+   * The claimant is about to send its handler the deadline warning's SIGTERM, `secondsBefore` the
+   * timeout: logged as a platform line while the event runs. Another instance's call, or one for an
+   * event no longer running, changes nothing.
+   */
+  async noteDeadlineWarning(instanceId: string, secondsBefore: number, at: number): Promise<void> {
+    const state = this.state;
+    if (state?.phase !== "running" || state.instanceId !== instanceId) return;
+    this.log.platformNote(
+      `[PLATFORM] Deadline warning: SIGTERM sent, ${secondsBefore} s before the timeout (the handler runs on until it returns or the timeout ends it)`,
+      at,
+    );
+  }
+
+  /** Records when the graceful terminate's SIGTERM reached the handler (see recordSignalDelivered). */
+  private async markSignalDelivered(at: number): Promise<void> {
+    const state = this.state;
+    const next = state ? recordSignalDelivered(state, at) : undefined;
+    if (!next) return;
+    this.state = next;
+    await this.storage.saveState(next);
+    // Its timeline entry, live (followers of an ended event have had its end).
+    if (state && !isTerminal(state.phase)) {
+      this.log.publishTimeline(newTimelineEntries(state.timeline, next.timeline).map(publicTimelineEntry));
+    }
   }
 
   /** The public view with the first lines of the log as one text (SCF's GetFunctionLogs entries). */
@@ -398,8 +454,16 @@ export class AsyncEventObject extends DurableObject<Env> {
 
   /** The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). */
   async view(): Promise<RpcResult<PublicEvent>> {
-    if (!this.state) return eventNotFound();
-    return rpcOk(publicEvent(this.state));
+    const state = this.state;
+    if (!state) return eventNotFound();
+    const view = publicEvent(state);
+    if (state.phase !== "queued") return rpcOk(view);
+    // Why it waits is the scheduler's to say (paused, concurrency, namespace quota); unknown when it
+    // does not answer.
+    const reason = await schedulerStub(this.env, schedulerName(state.namespace, state.functionName))
+      .queuedReason(state.requestId)
+      .catch(() => null);
+    return rpcOk({ ...view, queuedReason: reason });
   }
 
   /**
@@ -455,6 +519,9 @@ export class AsyncEventObject extends DurableObject<Env> {
         await this.storage.scheduleWatchdog(delay, now + delay);
         await this.armAlarm();
         await sendDispatch(this.env, dispatchMessageOf(state));
+        if (this.state?.phase === "queued") {
+          await this.recordTimeline([timelineEntry("queued", Date.now(), "dispatched again by the watchdog")]);
+        }
         return;
       }
       case "start-backstop":
@@ -536,6 +603,22 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (owesIndex) await this.index.flush(this.state);
     if (owedDelivery) await this.delivery.flush(this.state);
     return rpcOk(undefined);
+  }
+
+  /**
+   * Adds steps that are not transitions of the machine (the container, a watchdog re-dispatch; the
+   * signal delivered is recorded by recordSignalDelivered) to the timeline, stores it and sends them to live followers; repeats are left out.
+   */
+  private async recordTimeline(entries: readonly TimelineEntry[]): Promise<void> {
+    const state = this.state;
+    if (!state) return;
+    const next = recordTimeline(state, entries);
+    if (!next) return;
+    this.state = next;
+    await this.storage.saveState(next);
+    this.log.publishTimeline(
+      entries.filter((entry) => next.timeline?.includes(entry)).map((entry) => publicTimelineEntry(entry)),
+    );
   }
 
   /** The event's next deadline (see nextDeadline), with the stored watchdog time of a queued event. */

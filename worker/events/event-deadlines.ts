@@ -16,8 +16,18 @@ export const MAX_DISPATCH_WATCHDOG_MS = 5 * 60_000;
 export const START_TIMEOUT_MS = 120_000;
 /** The instance enforces the timeout; the event object fails the event itself only after this grace. */
 export const TIMEOUT_BACKSTOP_GRACE_MS = 10_000;
-/** How long a graceful terminate waits for the handler after SIGTERM before forcing the stop. */
+/**
+ * How long a graceful terminate waits for the handler after SIGTERM before forcing the stop, unless
+ * its request names a grace period (graceSeconds, MIN_GRACE_SECONDS to MAX_GRACE_SECONDS).
+ */
 export const GRACEFUL_TERMINATE_TIMEOUT_MS = 30_000;
+/** Shortest grace period a graceful terminate request may name, in seconds. */
+export const MIN_GRACE_SECONDS = 1;
+/**
+ * Longest grace period a graceful terminate request may name, in seconds (15 minutes): the
+ * function's timeout still ends a handler that runs past it.
+ */
+export const MAX_GRACE_SECONDS = 900;
 
 /**
  * When a `starting` event is ended by its object's backstop: a container start (START_TIMEOUT_MS)
@@ -67,7 +77,7 @@ export function nextDeadline(state: EventState, now: number, watchdogAt: number 
       if (state.terminateRequestedAt === undefined) return timeout;
       const forced: Deadline = {
         kind: "terminate-grace",
-        at: state.terminateRequestedAt + GRACEFUL_TERMINATE_TIMEOUT_MS,
+        at: state.terminateRequestedAt + (state.terminateGraceMs ?? GRACEFUL_TERMINATE_TIMEOUT_MS),
       };
       return forced.at <= now || forced.at <= timeout.at ? forced : timeout;
     }

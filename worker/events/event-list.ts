@@ -1,8 +1,9 @@
-import { and, asc, count, desc, eq, gte, inArray, lt, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gte, inArray, lt, lte, type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { z } from "zod";
 import { type EventIndexRow, events } from "../db/schema";
 import { isAliasQualifier, isQualifier, MAX_QUALIFIER_CHARS, QUALIFIER_RULE } from "../functions/qualifiers";
+import { fromBase64, toBase64 } from "../shared/encoding";
 import { eventIdentityOf } from "./event-identity";
 
 /** How long the event index keeps a row (by its start time). */
@@ -26,6 +27,19 @@ export const SCF_INVOKE_TYPES = [
 ] as const;
 /** Most invoke types one list filter names. */
 export const MAX_INVOKE_TYPE_FILTERS = 10;
+/** Most StatusCodes one list filter (`statusCodes`) names. */
+export const MAX_STATUS_CODE_FILTERS = 10;
+/** Largest StatusCode a filter may name (StatusCodes are three-digit, HTTP-like: 200, 430, 499, ...). */
+export const MAX_STATUS_CODE = 999;
+/**
+ * Largest duration bound of a list filter (`minDurationMs`, `maxDurationMs`): the index's retention
+ * window (3 days), longer than any indexed event can have run.
+ */
+export const MAX_DURATION_FILTER_MS = EVENT_INDEX_RETENTION_MS;
+/** Longest `cursor` accepted (characters); a real one is about 120. */
+export const MAX_CURSOR_CHARS = 256;
+/** Largest `offset` accepted. */
+export const MAX_LIST_OFFSET = 1_000_000;
 
 /**
  * A list's qualifier filter: a version ("$LATEST", "1", ...) matches the version the event ran, an
@@ -56,12 +70,94 @@ const commaSeparated = z.string().transform((value) =>
     .filter(Boolean),
 );
 
+/**
+ * Where a page ended: the order it was read in, the last row's order key (its start or end time,
+ * null for an event without an end time) and RequestId. The next page continues strictly after that
+ * row, so rows arriving meanwhile never shift it.
+ */
+export interface ListCursor {
+  orderBy: "startTime" | "endTime";
+  order: "ASC" | "DESC";
+  key: number | null;
+  requestId: string;
+}
+
+/** The cursor's version, its first field: a cursor of another version is refused as malformed. */
+const CURSOR_VERSION = 1;
+const cursorFieldsSchema = z.tuple([
+  z.literal(CURSOR_VERSION),
+  z.enum(["startTime", "endTime"]),
+  z.enum(["ASC", "DESC"]),
+  z.number().int().min(0).nullable(),
+  z.string().min(1).max(64),
+]);
+
+/**
+ * The opaque text of a cursor: base64url of a small JSON tuple. Not signed, on purpose: it carries
+ * no authority (the list's namespace, function and filters come from the request, never from it),
+ * so a forged one can only move where a page starts, as the time filters can; it is validated
+ * field by field and tied to the order it was made for.
+ */
+export function encodeCursor(cursor: ListCursor): string {
+  const json = JSON.stringify([CURSOR_VERSION, cursor.orderBy, cursor.order, cursor.key, cursor.requestId]);
+  return toBase64(new TextEncoder().encode(json)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** The cursor an `encodeCursor` text stands for, or undefined for any other text. */
+export function decodeCursor(text: string): ListCursor | undefined {
+  if (text.length === 0 || text.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
+  try {
+    const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
+    const json = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
+      fromBase64(base64 + "=".repeat((4 - (base64.length % 4)) % 4)),
+    );
+    const parsed = cursorFieldsSchema.safeParse(JSON.parse(json));
+    if (!parsed.success) return undefined;
+    const [, orderBy, order, key, requestId] = parsed.data;
+    // Every event has a start time: only an end-time order has rows without a key.
+    if (key === null && orderBy === "startTime") return undefined;
+    return { orderBy, order, key, requestId };
+  } catch {
+    return undefined;
+  }
+}
+
+const cursorSchema = z
+  .string()
+  .max(MAX_CURSOR_CHARS)
+  .transform((text, context) => {
+    const cursor = decodeCursor(text);
+    if (cursor === undefined) {
+      context.addIssue({ code: "custom", message: "not a cursor of this list: pass a nextCursor back unchanged" });
+      return z.NEVER;
+    }
+    return cursor;
+  });
+
+/** A duration bound of a list filter, in milliseconds. */
+const durationBoundSchema = z.coerce.number().int().min(0).max(MAX_DURATION_FILTER_MS);
+
 /** The filters of an event list (all optional but the function, which comes from the path). */
 export const listEventsQuerySchema = z
   .object({
     qualifier: qualifierFilterSchema.optional(),
     invokeTypes: commaSeparated.pipe(z.array(z.enum(SCF_INVOKE_TYPES)).min(1).max(MAX_INVOKE_TYPE_FILTERS)).optional(),
     statuses: commaSeparated.pipe(z.array(z.enum(PUBLIC_STATUSES)).min(1).max(4)).optional(),
+    statusCodes: commaSeparated
+      .pipe(
+        z
+          .array(
+            z
+              .string()
+              .regex(/^\d{1,3}$/, `a StatusCode is an integer from 0 to ${MAX_STATUS_CODE}`)
+              .transform(Number),
+          )
+          .min(1)
+          .max(MAX_STATUS_CODE_FILTERS),
+      )
+      .optional(),
+    minDurationMs: durationBoundSchema.optional(),
+    maxDurationMs: durationBoundSchema.optional(),
     requestId: z.string().min(1).max(64).optional(),
     startTimeFrom: timeSchema.optional(),
     startTimeTo: timeSchema.optional(),
@@ -69,10 +165,30 @@ export const listEventsQuerySchema = z
     endTimeTo: timeSchema.optional(),
     orderBy: z.enum(["startTime", "endTime"]).default("startTime"),
     order: orderSchema,
-    offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+    offset: z.coerce.number().int().min(0).max(MAX_LIST_OFFSET).optional(),
+    cursor: cursorSchema.optional(),
     limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(20),
   })
-  .strict();
+  .strict()
+  .superRefine((query, context) => {
+    if (query.cursor !== undefined && query.offset !== undefined) {
+      context.addIssue({ code: "custom", path: ["cursor"], message: "give either cursor or offset, not both" });
+    }
+    if (query.cursor !== undefined && (query.cursor.orderBy !== query.orderBy || query.cursor.order !== query.order)) {
+      context.addIssue({
+        code: "custom",
+        path: ["cursor"],
+        message: `made for orderBy=${query.cursor.orderBy}&order=${query.cursor.order}, not orderBy=${query.orderBy}&order=${query.order}`,
+      });
+    }
+    if (
+      query.minDurationMs !== undefined &&
+      query.maxDurationMs !== undefined &&
+      query.minDurationMs > query.maxDurationMs
+    ) {
+      context.addIssue({ code: "custom", path: ["minDurationMs"], message: "must not exceed maxDurationMs" });
+    }
+  });
 /** Validated list filters. */
 export type ListEventsQuery = z.infer<typeof listEventsQuerySchema>;
 
@@ -90,15 +206,45 @@ export function listedEvent(row: EventIndexRow) {
 }
 
 /**
- * Lists events of one function from the D1 index. Time intervals are left-closed, right-open.
- * Ties in the order are broken by RequestId so that pages never overlap.
+ * The rows strictly after a cursor's row in the list's order (the order key, then the RequestId),
+ * as one or two conditions whose rows follow each other in that order. Each is a range of the
+ * (namespace, function, key, request_id) indexes, so the next page is an index seek however deep
+ * the walk: `(key, request_id) > (?, ?)` for keyed rows, `key IS NULL AND request_id > ?` for rows
+ * without a key (an end-time order's running events), which SQLite puts first ascending and last
+ * descending; a row value comparison with NULL is never true, so those two kinds are read apart.
+ */
+function afterCursor(cursor: ListCursor): SQL[] {
+  const after = (left: SQL, right: SQL) => (cursor.order === "ASC" ? sql`${left} > ${right}` : sql`${left} < ${right}`);
+  if (cursor.orderBy === "startTime") {
+    return [after(sql`(${events.startTime}, ${events.requestId})`, sql`(${cursor.key}, ${cursor.requestId})`)];
+  }
+  const unkeyed = sql`${events.endTime} IS NULL`;
+  if (cursor.key === null) {
+    const rest = and(unkeyed, after(sql`${events.requestId}`, sql`${cursor.requestId}`)) as SQL;
+    return cursor.order === "ASC" ? [rest, sql`${events.endTime} IS NOT NULL`] : [rest];
+  }
+  const keyed = after(sql`(${events.endTime}, ${events.requestId})`, sql`(${cursor.key}, ${cursor.requestId})`);
+  return cursor.order === "ASC" ? [keyed] : [keyed, unkeyed];
+}
+
+/**
+ * Lists events of one function from the D1 index. Time intervals are left-closed, right-open;
+ * the duration range is closed (both bounds included; an event without a duration, still running,
+ * never matches one). Ties in the order are broken by RequestId so that pages never overlap.
+ * A page starts at `offset` or just after `cursor`; `nextCursor` continues after its last row (null
+ * when no row follows). `total` counts every matching row, whatever the page.
+ *
+ * Indexes: the function and the order key select the (namespace, function, start_time | end_time,
+ * request_id) index, or the status-covering one with `statuses`; `statusCodes` and the duration
+ * range (status_code, duration_ms, in no index) are checked on the rows that walk reaches, in
+ * order, so a page stops after `limit + 1` matches.
  */
 export async function listEvents(
   db: D1Database,
   namespace: string,
   functionName: string,
   query: ListEventsQuery,
-): Promise<{ total: number; events: EventIndexRow[] }> {
+): Promise<{ total: number; events: EventIndexRow[]; nextCursor: string | null }> {
   const conditions: SQL[] = [eq(events.namespace, namespace), eq(events.functionName, functionName)];
   if (query.qualifier !== undefined) {
     conditions.push(
@@ -112,22 +258,43 @@ export async function listEvents(
   if (query.startTimeTo !== undefined) conditions.push(lt(events.startTime, query.startTimeTo));
   if (query.endTimeFrom !== undefined) conditions.push(gte(events.endTime, query.endTimeFrom));
   if (query.endTimeTo !== undefined) conditions.push(lt(events.endTime, query.endTimeTo));
+  if (query.statusCodes !== undefined) conditions.push(inArray(events.statusCode, query.statusCodes));
+  if (query.minDurationMs !== undefined) conditions.push(gte(events.durationMs, query.minDurationMs));
+  if (query.maxDurationMs !== undefined) conditions.push(lte(events.durationMs, query.maxDurationMs));
   const where = and(...conditions);
   const direction = query.order === "ASC" ? asc : desc;
   const column = query.orderBy === "endTime" ? events.endTime : events.startTime;
   const orm = drizzle(db);
-  // One round trip to D1 for the page and the total.
-  const [rows, totals] = await orm.batch([
+  // One row more than the page tells whether another page follows.
+  const pageOf = (after: SQL | undefined) =>
     orm
       .select()
       .from(events)
-      .where(where)
+      .where(after !== undefined ? and(where, after) : where)
       .orderBy(direction(column), direction(events.requestId))
-      .limit(query.limit)
-      .offset(query.offset),
-    orm.select({ total: count() }).from(events).where(where),
-  ]);
-  return { total: totals[0]?.total ?? 0, events: rows };
+      .limit(query.limit + 1)
+      .offset(query.offset ?? 0);
+  const total = orm.select({ total: count() }).from(events).where(where);
+  const [first, second] = query.cursor !== undefined ? afterCursor(query.cursor) : [];
+  // One round trip to D1 for the page (in one or two parts, one after the other) and the total.
+  const [totals, rows] =
+    second !== undefined
+      ? await orm
+          .batch([total, pageOf(first), pageOf(second)])
+          .then(([counted, head, tail]) => [counted, [...head, ...tail].slice(0, query.limit + 1)] as const)
+      : await orm.batch([total, pageOf(first)]);
+  const page = rows.slice(0, query.limit);
+  const last = page[page.length - 1];
+  const nextCursor =
+    rows.length > query.limit && last !== undefined
+      ? encodeCursor({
+          orderBy: query.orderBy,
+          order: query.order,
+          key: query.orderBy === "endTime" ? last.endTime : last.startTime,
+          requestId: last.requestId,
+        })
+      : null;
+  return { total: totals[0]?.total ?? 0, events: page, nextCursor };
 }
 
 /** Deletes index rows that started before the retention window; returns how many went. */

@@ -13,6 +13,7 @@ import {
   type StoredLogRecord,
 } from "./event-log-store";
 import { type EventState, isTerminal, type PublicEvent, publicEvent, publicStatus } from "./event-machine";
+import { newTimelineEntries, type PublicTimelineEntry, publicTimelineEntry } from "./event-timeline";
 import { LogFollowers, type LogStreamEnd } from "./log-followers";
 import { truncateUtf8 } from "./text-bounds";
 
@@ -110,7 +111,12 @@ export class EventLog {
    * the event has ended), or undefined when the event already has the most followers allowed.
    */
   follow(after: number, state: EventState, filter?: LogFilter): ReadableStream<Uint8Array> | undefined {
-    return this.followers.open(after, isTerminal(state.phase) ? streamEndOf(state) : undefined, filter);
+    return this.followers.open(
+      after,
+      isTerminal(state.phase) ? streamEndOf(state) : undefined,
+      filter,
+      (state.timeline ?? []).map(publicTimelineEntry),
+    );
   }
 
   /**
@@ -170,11 +176,22 @@ export class EventLog {
     return log;
   }
 
+  /** Stores one platform line that is not a transition's (the deadline warning) and sends it live. */
+  platformNote(line: string, at: number): void {
+    this.followers.publish([this.store.appendPlatform(line, at)]);
+  }
+
+  /** Sends timeline entries recorded outside a transition (see AsyncEventObject.recordTimeline) live. */
+  publishTimeline(entries: readonly PublicTimelineEntry[]): void {
+    this.followers.publishTimeline(entries);
+  }
+
   /**
-   * Platform lines for a transition: the start (instance, cold or warm) and the end, sent live;
-   * at the end, the followers get the final status and their streams close.
+   * The transition's new timeline entries and platform lines, sent live: the start (instance, cold
+   * or warm) and the end; at the end, the followers get the final status and their streams close.
    */
   narrate(before: EventState, after: EventState): void {
+    this.followers.publishTimeline(newTimelineEntries(before.timeline, after.timeline).map(publicTimelineEntry));
     const lines: StoredLogRecord[] = [];
     if (after.phase === "running" && before.phase !== "running") {
       lines.push(

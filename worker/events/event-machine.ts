@@ -2,6 +2,7 @@
 // The AsyncEvent Durable Object persists what this returns before any side effect.
 import type { FunctionSnapshot } from "../functions/model";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
+import { GRACEFUL_TERMINATE_TIMEOUT_MS } from "./event-deadlines";
 import {
   type Ending,
   type EventPhase,
@@ -11,11 +12,22 @@ import {
   MAX_ERROR_MESSAGE_BYTES,
   MAX_ERROR_STACK_BYTES,
   publicStatus,
+  STATUS_CODE,
   TERMINATED_AFTER_SIGTERM,
   TERMINATED_ENDING,
   terminatedEndingOf,
+  USER_PROCESS_EXIT_MESSAGE,
 } from "./event-endings";
 import { type EventIdentity, eventIdentityOf } from "./event-identity";
+import {
+  addTimelineEntries,
+  addTimelineEntryBeforeEnd,
+  publicTimelineEntry,
+  type TimelineEntry,
+  timelineEntry,
+  timelineTotal,
+} from "./event-timeline";
+import type { QueuedReason } from "./queued-reason";
 import { truncateUtf8 } from "./text-bounds";
 
 // The status vocabulary and the endings live in event-endings.ts; importers of this module keep
@@ -54,6 +66,18 @@ export interface EventState extends EventIdentity {
   cold?: boolean;
   /** Set when a graceful terminate sent SIGTERM; the execution's end then makes the event ABORTED. */
   terminateRequestedAt?: number;
+  /** How the event was terminated on request (see TerminationMode); absent when it was not. */
+  terminationMode?: TerminationMode;
+  /** The grace period of the graceful terminate (its request's, else GRACEFUL_TERMINATE_TIMEOUT_MS). */
+  terminateGraceMs?: number;
+  /** When the instance confirmed the graceful terminate's SIGTERM reached the handler. */
+  signalDeliveredAt?: number;
+  /**
+   * After a graceful terminate, once ended: true when the handler's own end (returned, threw,
+   * exited, died of a signal, its memory limit) came within the grace period; false when the
+   * platform stopped it (the grace period ran out, a forced terminate, the timeout, a platform error).
+   */
+  endedWithinGrace?: boolean;
   statusCode?: number;
   /** JSON text of the handler's return value. */
   result?: string;
@@ -67,6 +91,27 @@ export interface EventState extends EventIdentity {
   replays?: string[];
   /** How many replays were recorded, listed or not (see recordReplay). */
   replayCount?: number;
+  /** The transitions so far, oldest first (see event-timeline.ts): bounded, with a truncation marker. */
+  timeline?: readonly TimelineEntry[];
+}
+
+/**
+ * How a terminate request ended the event: `graceful` when SIGTERM went to the running handler
+ * (kept when a forced terminate or the grace period's end then stops it: endedWithinGrace says so),
+ * `forced` when the event was ended at once (a forced request, or any request before the handler ran).
+ */
+export type TerminationMode = "forced" | "graceful";
+
+/**
+ * The state with the graceful terminate's SIGTERM recorded as delivered at `at`, or undefined when
+ * nothing changes (no graceful terminate, or already recorded). Recorded even once the event ended:
+ * the handler's end may reach the event before the instance's answer to the signal does.
+ */
+export function recordSignalDelivered(state: EventState, at: number): EventState | undefined {
+  if (state.terminationMode !== "graceful" || state.signalDeliveredAt !== undefined) return undefined;
+  // On the timeline before the end, should the end have been reported first.
+  const timeline = addTimelineEntryBeforeEnd(state.timeline, timelineEntry("signal-delivered", at, "SIGTERM"));
+  return { ...state, signalDeliveredAt: at, timeline };
 }
 
 /** Most replay RequestIds an event lists; past it the list stops growing and only replayCount grows. */
@@ -94,7 +139,7 @@ export type EventCommand =
   | { type: "started"; instanceId: string; cold: boolean; containerId: string; at: number }
   | { type: "complete"; instanceId: string; outcome: ExecutionOutcome; at: number; memoryUsageKb?: number }
   | { type: "timeout"; at: number }
-  | { type: "terminate"; graceful: boolean; at: number };
+  | { type: "terminate"; graceful: boolean; at: number; graceMs?: number };
 
 /** Why a command was refused. */
 export type TransitionErrorCode = "ENDED" | "TERMINATING" | "CLAIMED_BY_OTHER" | "WRONG_INSTANCE";
@@ -138,8 +183,87 @@ function refused(code: TransitionErrorCode, message: string): TransitionResult {
   return rpcFail(code, message);
 }
 
-/** Applies one command. Repeated commands (at-least-once delivery) leave the state unchanged. */
+/**
+ * Applies one command. Repeated commands (at-least-once delivery) leave the state unchanged; a
+ * changing one also records its steps on the timeline (see timelineOfTransition).
+ */
 export function transition(state: EventState, command: EventCommand): TransitionResult {
+  const result = applyCommand(state, command);
+  if (!result.ok || !result.value.changed) return result;
+  const next = result.value.state;
+  const entries = timelineOfTransition(state, next, command);
+  return entries.length === 0 ? result : changedTo({ ...next, timeline: addTimelineEntries(state.timeline, entries) });
+}
+
+/** The state with entries added to its timeline (repeats left out), or undefined when nothing was added. */
+export function recordTimeline(state: EventState, entries: readonly TimelineEntry[]): EventState | undefined {
+  const timeline = addTimelineEntries(state.timeline, entries);
+  return timelineTotal(timeline) === timelineTotal(state.timeline) ? undefined : { ...state, timeline };
+}
+
+/**
+ * The timeline steps of an applied command: the claim assigns the instance; the start is the
+ * container (when the instance did not report it earlier) then running; a terminate is requested
+ * (graceful, forced, or forced once the grace period ran out); every end is `ended`.
+ */
+export function timelineOfTransition(before: EventState, after: EventState, command: EventCommand): TimelineEntry[] {
+  const entries: TimelineEntry[] = [];
+  if (command.type === "claim" && after.phase === "starting" && before.phase === "queued") {
+    entries.push(timelineEntry("instance-assigned", command.at, command.instanceId));
+  }
+  if (command.type === "started" && after.phase === "running" && before.phase !== "running") {
+    // Recorded only when the instance's earlier report is missing (repeats are left out).
+    const container = command.cold ? "container-starting" : "container-warm";
+    entries.push(timelineEntry(container, command.at, command.cold ? "new container" : "idle container reused"));
+    entries.push(timelineEntry("running", command.at, command.cold ? "cold start" : "warm start"));
+  }
+  if (command.type === "terminate") {
+    const mode =
+      before.terminateRequestedAt !== undefined && !command.graceful
+        ? "forced after SIGTERM"
+        : command.graceful && after.terminateRequestedAt !== undefined && !isTerminal(after.phase)
+          ? "graceful"
+          : "forced";
+    entries.push(timelineEntry("terminate-requested", command.at, mode));
+  }
+  if (isTerminal(after.phase) && !isTerminal(before.phase)) {
+    const code = after.statusCode !== undefined ? ` ${after.statusCode}` : "";
+    entries.push(timelineEntry("ended", after.endedAt ?? command.at, `${publicStatus(after.phase)}${code}`));
+  }
+  return entries;
+}
+
+/**
+ * After a graceful terminate: whether the instance's outcome is the handler's own end within the
+ * grace period (a timeout or a platform outcome is the platform stopping it).
+ */
+function endedWithinGraceOf(state: EventState, outcome: ExecutionOutcome, at: number): boolean {
+  const graceEnd = (state.terminateRequestedAt ?? at) + (state.terminateGraceMs ?? GRACEFUL_TERMINATE_TIMEOUT_MS);
+  const platformStopped =
+    outcome.kind === "timeout" ||
+    outcome.kind === "crashed" ||
+    outcome.kind === "error" ||
+    outcome.kind === "platform_stop";
+  return !platformStopped && at <= graceEnd;
+}
+
+/**
+ * The ending of an execution no terminate was asked for. A handler killed by the SIGTERM of its
+ * function's deadline warning (it had no listener) exited while running (439), not a platform stop.
+ */
+function untouchedEndingOf(state: EventState, outcome: ExecutionOutcome): Ending {
+  if (outcome.kind === "sigterm" && (state.function.deadlineWarningSeconds ?? 0) > 0) {
+    return {
+      phase: "failed",
+      statusCode: STATUS_CODE.USER_PROCESS_EXIT,
+      errorMessage: `${USER_PROCESS_EXIT_MESSAGE} (SIGTERM of the deadline warning not handled)`,
+    };
+  }
+  return endingOf(outcome, state.function.timeoutSeconds);
+}
+
+/** Applies one command to the state (transition adds the timeline). */
+function applyCommand(state: EventState, command: EventCommand): TransitionResult {
   const unchanged = changedTo(state, false);
   switch (command.type) {
     case "claim": {
@@ -177,20 +301,21 @@ export function transition(state: EventState, command: EventCommand): Transition
       if (state.instanceId === undefined || state.instanceId !== command.instanceId) {
         return refused("WRONG_INSTANCE", `event belongs to ${state.instanceId}`);
       }
-      const ending =
-        state.terminateRequestedAt !== undefined
-          ? terminatedEndingOf(command.outcome, state.function.timeoutSeconds)
-          : endingOf(command.outcome, state.function.timeoutSeconds);
-      return changedTo(end(state, ending, command.at, command.memoryUsageKb));
+      if (state.terminateRequestedAt !== undefined) {
+        const ending = terminatedEndingOf(command.outcome, state.function.timeoutSeconds);
+        const ended = end(state, ending, command.at, command.memoryUsageKb);
+        return changedTo({ ...ended, endedWithinGrace: endedWithinGraceOf(state, command.outcome, command.at) });
+      }
+      return changedTo(end(state, untouchedEndingOf(state, command.outcome), command.at, command.memoryUsageKb));
     }
     case "timeout": {
       if (isTerminal(state.phase)) return unchanged;
       const timedOut: ExecutionOutcome = { kind: "timeout" };
-      const ending =
-        state.terminateRequestedAt !== undefined
-          ? terminatedEndingOf(timedOut, state.function.timeoutSeconds)
-          : endingOf(timedOut, state.function.timeoutSeconds);
-      return changedTo(end(state, ending, command.at));
+      if (state.terminateRequestedAt !== undefined) {
+        const ending = terminatedEndingOf(timedOut, state.function.timeoutSeconds);
+        return changedTo({ ...end(state, ending, command.at), endedWithinGrace: false });
+      }
+      return changedTo(end(state, endingOf(timedOut, state.function.timeoutSeconds), command.at));
     }
     case "terminate": {
       if (isTerminal(state.phase)) return refused("ENDED", `event has already ended (${publicStatus(state.phase)})`);
@@ -199,10 +324,19 @@ export function transition(state: EventState, command: EventCommand): Transition
         if (state.terminateRequestedAt !== undefined) {
           return refused("TERMINATING", "a graceful terminate is already in progress");
         }
-        return changedTo({ ...state, terminateRequestedAt: command.at, version: state.version + 1 });
+        return changedTo({
+          ...state,
+          terminateRequestedAt: command.at,
+          terminationMode: "graceful",
+          terminateGraceMs: command.graceMs ?? GRACEFUL_TERMINATE_TIMEOUT_MS,
+          version: state.version + 1,
+        });
       }
-      const forced = state.terminateRequestedAt !== undefined ? TERMINATED_AFTER_SIGTERM : TERMINATED_ENDING;
-      return changedTo(end(state, forced, command.at));
+      if (state.terminateRequestedAt !== undefined) {
+        // A forced terminate during the grace period, or the grace period's end: the platform stops it.
+        return changedTo({ ...end(state, TERMINATED_AFTER_SIGTERM, command.at), endedWithinGrace: false });
+      }
+      return changedTo({ ...end(state, TERMINATED_ENDING, command.at), terminationMode: "forced" });
     }
     default: {
       const unreachable: never = command;
@@ -219,6 +353,8 @@ export function publicEvent(state: EventState) {
     status: publicStatus(state.phase),
     statusCode: state.statusCode ?? null,
     phase: state.phase,
+    /** Why a queued event waits (see queued-reason.ts): set by the event object's view, else null. */
+    queuedReason: null as QueuedReason | null,
     invokedAt: new Date(state.invokedAt).toISOString(),
     startedAt: state.startedAt !== undefined ? new Date(state.startedAt).toISOString() : null,
     endedAt: state.endedAt !== undefined ? new Date(state.endedAt).toISOString() : null,
@@ -232,11 +368,16 @@ export function publicEvent(state: EventState) {
     coldStart: state.cold ?? null,
     terminateRequestedAt:
       state.terminateRequestedAt !== undefined ? new Date(state.terminateRequestedAt).toISOString() : null,
+    terminationMode: state.terminationMode ?? null,
+    signalDeliveredAt: state.signalDeliveredAt !== undefined ? new Date(state.signalDeliveredAt).toISOString() : null,
+    endedWithinGrace: state.endedWithinGrace ?? null,
     replayOf: state.replayOf ?? null,
     replays: state.replays ?? [],
     replayCount: state.replayCount ?? 0,
     /** True when replays were recorded past MAX_REPLAYS_LISTED: `replays` lists the first ones only. */
     replaysTruncated: (state.replayCount ?? 0) > (state.replays?.length ?? 0),
+    /** The transitions so far, oldest first (a `truncated` entry stands for those left out). */
+    timeline: (state.timeline ?? []).map(publicTimelineEntry),
   };
 }
 

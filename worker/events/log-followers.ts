@@ -1,4 +1,5 @@
 import { type LogFilter, type LogPage, matchesFilter, type StoredLogRecord } from "./event-log-store";
+import { MAX_TIMELINE_ENTRIES, type PublicTimelineEntry } from "./event-timeline";
 
 /** What a follower receives when the event ends. */
 export interface LogStreamEnd {
@@ -37,6 +38,14 @@ const encoder = new TextEncoder();
 /** One Server-Sent Event for a log line; its id is the seq a client resumes after. */
 export function sseLogEvent(record: StoredLogRecord): string {
   return `id: ${record.seq}\nevent: log\ndata: ${JSON.stringify(record)}\n\n`;
+}
+
+/**
+ * One Server-Sent Event for a timeline entry (see event-timeline.ts). It has no id: a client resumes
+ * by log seq, and a new stream opens with the timeline so far.
+ */
+export function sseTimelineEvent(entry: PublicTimelineEntry): string {
+  return `event: timeline\ndata: ${JSON.stringify(entry)}\n\n`;
 }
 
 /** The Server-Sent Event that closes a log stream. */
@@ -84,6 +93,11 @@ interface Follower {
   ended: LogStreamEnd | undefined;
   /** When its client last asked for more (a pull), for BACKLOG_IDLE_MS. */
   lastPullAt: number;
+  /**
+   * Timeline entries that happened while it read its backlog, sent once it has caught up (so they
+   * follow the older lines); at most MAX_TIMELINE_ENTRIES, the oldest dropped past it.
+   */
+  pendingTimeline: string[];
 }
 
 /**
@@ -103,21 +117,35 @@ export class LogFollowers {
   ) {}
 
   /**
-   * Opens a stream: the lines after `after`, then live lines until end() (or the end at once after
-   * the backlog, if the event has already ended). Undefined when MAX_FOLLOWERS_PER_EVENT are open.
+   * Opens a stream: the event's timeline so far, the lines after `after`, then live lines and
+   * timeline entries in the order they happen until end() (or the end at once after the backlog,
+   * if the event has already ended). Undefined when MAX_FOLLOWERS_PER_EVENT are open.
    */
-  open(after: number, ended?: LogStreamEnd, filter?: LogFilter): ReadableStream<Uint8Array> | undefined {
+  open(
+    after: number,
+    ended?: LogStreamEnd,
+    filter?: LogFilter,
+    timeline: readonly PublicTimelineEntry[] = [],
+  ): ReadableStream<Uint8Array> | undefined {
     if (this.followers.size >= MAX_FOLLOWERS_PER_EVENT) return undefined;
     let follower: Follower | undefined;
     const stream = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
-          follower = { controller, cursor: after, filter, live: false, ended, lastPullAt: Date.now() };
+          follower = {
+            controller,
+            cursor: after,
+            filter,
+            live: false,
+            ended,
+            lastPullAt: Date.now(),
+            pendingTimeline: [],
+          };
           this.followers.add(follower);
           // The beat keeps live followers' connections and closes backlog followers gone idle.
           this.heartbeat ??= setInterval(() => this.beat(), HEARTBEAT_MS);
           // An opening comment so that the client sees the stream is live before the first line.
-          this.enqueue(follower, ": following\n\n");
+          this.enqueue(follower, `: following\n\n${timeline.map(sseTimelineEvent).join("")}`);
         },
         // A pull that reads older lines from R2 returns its promise: the stream pulls again after it.
         pull: () => (follower ? this.pump(follower) : undefined),
@@ -141,6 +169,19 @@ export class LogFollowers {
       if (!last) continue;
       const fresh = newer.filter((record) => matchesFilter(record, follower.filter));
       if (fresh.length === 0 || this.enqueue(follower, fresh.map(sseLogEvent).join(""))) follower.cursor = last.seq;
+    }
+  }
+
+  /**
+   * Sends new timeline entries to every live follower, after the lines published before them; a
+   * follower still reading its backlog gets them once it has caught up.
+   */
+  publishTimeline(entries: readonly PublicTimelineEntry[]): void {
+    if (entries.length === 0) return;
+    const events = entries.map(sseTimelineEvent);
+    for (const follower of this.followers) {
+      if (follower.live) this.enqueue(follower, events.join(""));
+      else follower.pendingTimeline = [...follower.pendingTimeline, ...events].slice(-MAX_TIMELINE_ENTRIES);
     }
   }
 
@@ -198,6 +239,12 @@ export class LogFollowers {
     follower.cursor = Math.max(follower.cursor, page.lastSeq);
     if ((follower.controller.desiredSize ?? 0) <= 0 && page.records.length > 0) return false;
     if (page.more || !synchronous) return true;
+    // Caught up: the timeline entries that happened meanwhile, then the end or live lines.
+    if (follower.pendingTimeline.length > 0) {
+      const pending = follower.pendingTimeline.join("");
+      follower.pendingTimeline = [];
+      if (!this.enqueue(follower, pending)) return false;
+    }
     if (follower.ended) {
       this.finish(follower);
       return false;

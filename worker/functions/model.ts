@@ -47,6 +47,13 @@ const MIB = 1024 * 1024;
 export const DEFAULT_LOG_LIMIT_MB = DEFAULT_LOG_LIMIT_BYTES / MIB;
 export const MIN_LOG_LIMIT_MB = MIN_LOG_LIMIT_BYTES / MIB;
 export const MAX_LOG_LIMIT_MB = MAX_LOG_LIMIT_BYTES / MIB;
+/**
+ * The deadline warning: the handler gets SIGTERM this many seconds before the function's timeout
+ * (so that a long job can save a checkpoint), then runs on until it returns or the timeout ends it.
+ * 0 (the default) is off; otherwise 1 to the timeout − 1 (checked against the timeout by the registry).
+ */
+export const DEFAULT_DEADLINE_WARNING_SECONDS = 0;
+export const MAX_DEADLINE_WARNING_SECONDS = MAX_ASYNC_TIMEOUT_SECONDS - 1;
 /** The default namespace. */
 export const DEFAULT_NAMESPACE = "default";
 
@@ -150,7 +157,18 @@ const configurationFields = {
     .int(`logLimitMb: a whole number of MiB, ${MIN_LOG_LIMIT_MB}-${MAX_LOG_LIMIT_MB}`)
     .min(MIN_LOG_LIMIT_MB, `logLimitMb: ${MIN_LOG_LIMIT_MB}-${MAX_LOG_LIMIT_MB} (MiB)`)
     .max(MAX_LOG_LIMIT_MB, `logLimitMb: ${MIN_LOG_LIMIT_MB}-${MAX_LOG_LIMIT_MB} (MiB)`),
+  deadlineWarningSeconds: z
+    .number()
+    .int("deadlineWarningSeconds: a whole number of seconds (0: off)")
+    .min(0, "deadlineWarningSeconds: 0 (off) or a number of seconds less than the timeout")
+    .max(MAX_DEADLINE_WARNING_SECONDS, "deadlineWarningSeconds: 0 (off) or a number of seconds less than the timeout"),
 };
+
+/** Why a deadline warning does not fit the timeout, or undefined: it must be 0 (off) or less than it. */
+export function deadlineWarningProblem(deadlineWarningSeconds: number, timeoutSeconds: number): string | undefined {
+  if (deadlineWarningSeconds === 0 || deadlineWarningSeconds < timeoutSeconds) return undefined;
+  return `deadlineWarningSeconds: ${deadlineWarningSeconds} s is not less than the timeout (${timeoutSeconds} s); use 0 (off) or 1-${timeoutSeconds - 1}`;
+}
 
 /** Longest webhook URL of a result destination, in characters. */
 export const MAX_WEBHOOK_URL_CHARS = 2048;
@@ -283,6 +301,7 @@ export const createFunctionSchema = z.strictObject({
   qpsLimit: configurationFields.qpsLimit.default(DEFAULT_QPS_LIMIT),
   idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.default(DEFAULT_IDEMPOTENCY_WINDOW_SECONDS),
   logLimitMb: configurationFields.logLimitMb.default(DEFAULT_LOG_LIMIT_MB),
+  deadlineWarningSeconds: configurationFields.deadlineWarningSeconds.default(DEFAULT_DEADLINE_WARNING_SECONDS),
   destinations: destinationsSchema.nullable().optional(),
 });
 /** A validated create request. */
@@ -299,6 +318,7 @@ export const updateConfigurationSchema = z.strictObject({
   qpsLimit: configurationFields.qpsLimit.optional(),
   idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.optional(),
   logLimitMb: configurationFields.logLimitMb.optional(),
+  deadlineWarningSeconds: configurationFields.deadlineWarningSeconds.optional(),
   /** Per kind: absent keeps it, null removes it, a value replaces it; `destinations: null` removes all. */
   destinations: destinationsSchema.nullable().optional(),
   runtime: z.enum(RUNTIMES, { message: `runtime must be one of ${RUNTIMES.join(", ")}` }).optional(),
@@ -347,6 +367,11 @@ export interface FunctionSnapshot {
   /** Log output one execution keeps, in MiB; absent from snapshots stored before it existed. */
   logLimitMb?: number;
   /**
+   * Seconds before the timeout at which the handler gets SIGTERM (0: off); absent from snapshots
+   * stored before it existed (off).
+   */
+  deadlineWarningSeconds?: number;
+  /**
    * Where the event's end record is delivered (secrets encrypted), as configured when it was
    * invoked. Absent when none is configured, and from snapshots stored before it existed.
    */
@@ -375,6 +400,8 @@ export function snapshotOf(row: FunctionRow): FunctionSnapshot {
     asyncRunEnable: row.asyncRunEnable,
     idempotencyWindowSeconds: row.idempotencyWindowSeconds,
     logLimitMb: row.logLimitMb,
+    // A version published before the field existed has none: off.
+    deadlineWarningSeconds: row.deadlineWarningSeconds ?? DEFAULT_DEADLINE_WARNING_SECONDS,
     ...(row.destinations ? { destinations: storedDestinationsOf(row) } : {}),
   };
 }
@@ -397,6 +424,7 @@ export function publicFunction(row: FunctionRow) {
     qpsLimit: row.qpsLimit,
     idempotencyWindowSeconds: row.idempotencyWindowSeconds,
     logLimitMb: row.logLimitMb,
+    deadlineWarningSeconds: row.deadlineWarningSeconds ?? DEFAULT_DEADLINE_WARNING_SECONDS,
     destinations: publicDestinations(storedDestinationsOf(row)),
     createdAt: new Date(row.createdAt).toISOString(),
     updatedAt: new Date(row.updatedAt).toISOString(),

@@ -3,11 +3,12 @@ import { drizzle } from "drizzle-orm/d1";
 import { events, type FunctionRow, functionAliases, functions, functionVersions, triggers } from "../db/schema";
 import { fromBase64, sha256Hex } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
-import { timerTriggerStub } from "../shared/objects";
+import { schedulerName, schedulerStub, timerTriggerStub } from "../shared/objects";
 import { destinationsColumn, nextDestinations } from "./destinations";
 import {
   type CreateFunctionInput,
   codeKeyOf,
+  deadlineWarningProblem,
   type FunctionSnapshot,
   MAX_CODE_PACKAGE_BYTES,
   snapshotOf,
@@ -108,6 +109,8 @@ export class FunctionRegistry {
         `timeout: at most ${MAX_SYNC_TIMEOUT_SECONDS} s unless asyncRunEnable is true`,
       );
     }
+    const warningProblem = deadlineWarningProblem(input.deadlineWarningSeconds, input.timeout);
+    if (warningProblem) throw new PlatformError("INVALID_PARAMETER", warningProblem);
     const code = await decodeCodePackage(input.code.zipFile);
     const codeKey = codeKeyOf(namespace, input.name, code.sha256);
     const destinations = await nextDestinations(this.env, namespace, input.name, input.destinations ?? null, {});
@@ -129,6 +132,7 @@ export class FunctionRegistry {
       qpsLimit: input.qpsLimit,
       idempotencyWindowSeconds: input.idempotencyWindowSeconds,
       logLimitMb: input.logLimitMb,
+      deadlineWarningSeconds: input.deadlineWarningSeconds,
       destinations: destinationsColumn(destinations),
       createdAt: now,
       updatedAt: now,
@@ -159,6 +163,12 @@ export class FunctionRegistry {
         `timeout: at most ${MAX_SYNC_TIMEOUT_SECONDS} s unless asyncRunEnable is true`,
       );
     }
+    // Checked against the timeout it will run with: a shorter timeout may leave a warning too late.
+    const warningProblem = deadlineWarningProblem(
+      input.deadlineWarningSeconds ?? current.deadlineWarningSeconds ?? 0,
+      timeout,
+    );
+    if (warningProblem) throw new PlatformError("INVALID_PARAMETER", warningProblem);
     const destinations =
       input.destinations !== undefined
         ? destinationsColumn(
@@ -178,6 +188,7 @@ export class FunctionRegistry {
         ? { idempotencyWindowSeconds: input.idempotencyWindowSeconds }
         : {}),
       ...(input.logLimitMb !== undefined ? { logLimitMb: input.logLimitMb } : {}),
+      ...(input.deadlineWarningSeconds !== undefined ? { deadlineWarningSeconds: input.deadlineWarningSeconds } : {}),
       ...(destinations !== undefined ? { destinations } : {}),
       updatedAt: Date.now(),
     };
@@ -227,6 +238,8 @@ export class FunctionRegistry {
       .from(triggers)
       .where(and(eq(triggers.namespace, namespace), eq(triggers.functionName, name), eq(triggers.type, "timer")));
     await Promise.all(timers.map((timer) => timerTriggerStub(this.env, timer.id).disarm()));
+    // A paused dispatch goes with the function: one re-created under the same name starts unpaused.
+    await schedulerStub(this.env, schedulerName(namespace, name)).resumeDispatch();
     // The function, its published versions, its aliases and its triggers go together.
     await this.db.batch([
       this.db.delete(functions).where(byName(namespace, name)),

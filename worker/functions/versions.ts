@@ -83,7 +83,8 @@ const CONFIG_JSON = `json_object(
   'timeoutSeconds', f.timeout_seconds, 'memoryMb', f.memory_mb, 'environment', f.environment,
   'description', f.description, 'asyncRunEnable', f.async_run_enable, 'maxConcurrency', f.max_concurrency,
   'qpsLimit', f.qps_limit, 'idempotencyWindowSeconds', f.idempotency_window_seconds,
-  'destinations', f.destinations, 'logLimitMb', f.log_limit_mb)`;
+  'destinations', f.destinations, 'logLimitMb', f.log_limit_mb,
+  'deadlineWarningSeconds', f.deadline_warning_seconds)`;
 
 /**
  * One statement: the next number (above every number ever given, tombstone included) and the
@@ -159,7 +160,7 @@ async function functionRow(db: D1Database, namespace: string, name: string): Pro
         timeout_seconds AS timeoutSeconds, memory_mb AS memoryMb, environment, description,
         async_run_enable AS asyncRunEnable, max_concurrency AS maxConcurrency, qps_limit AS qpsLimit,
         idempotency_window_seconds AS idempotencyWindowSeconds, destinations, log_limit_mb AS logLimitMb,
-        created_at AS createdAt, updated_at AS updatedAt
+        deadline_warning_seconds AS deadlineWarningSeconds, created_at AS createdAt, updated_at AS updatedAt
        FROM functions WHERE namespace = ?1 AND name = ?2`,
     )
     .bind(namespace, name)

@@ -1,9 +1,11 @@
 import { DEFAULT_MEMORY_MB } from "../functions/model";
 import type { AgentHealth } from "./agent-client";
 import type { ContainerSelfCheck } from "./container-lifecycle";
+import { isWarningDue, nextExecutionAlarm } from "./deadline-warning";
 import type { HoldPhase, HoldStatus } from "./diagnostic-holds";
 import {
   CURRENT_KEY,
+  type CurrentExecution,
   IDLE_CONTAINER_MS,
   InstanceExecution,
   RELAY_CHECK_INTERVAL_MS,
@@ -180,6 +182,7 @@ export class InstanceContainer extends InstanceExecution {
       await this.finish(current.requestId, { kind: "timeout" });
       return;
     }
+    if (isWarningDue(current, Date.now())) await this.sendDeadlineWarning(current);
     if (current.deadline !== undefined && !this.relaying) {
       // This object restarted mid-run: pick the agent's stream up where the last relay stopped.
       this.ctx.waitUntil(this.relayAndFinish(current.requestId));
@@ -189,8 +192,32 @@ export class InstanceContainer extends InstanceExecution {
       // nothing is starting it any more, so start it again under the same claim.
       await this.resumeStart(current.requestId);
     }
-    const next = Date.now() + RELAY_CHECK_INTERVAL_MS;
-    await this.ctx.storage.setAlarm(current.deadline !== undefined ? Math.min(current.deadline, next) : next);
+    await this.ctx.storage.setAlarm(nextExecutionAlarm(current, Date.now() + RELAY_CHECK_INTERVAL_MS));
+  }
+
+  /**
+   * The deadline warning (see deadline-warning.ts): marked sent first (never twice), logged on the
+   * event, then SIGTERM through the agent as for a graceful terminate. The handler runs on; the
+   * container is not reused after it.
+   */
+  private async sendDeadlineWarning(current: CurrentExecution): Promise<void> {
+    const { requestId, deadline, warnAt } = current;
+    // A graceful terminate already sent SIGTERM: the handler is ending, no second signal.
+    const signalled = current.terminated === true;
+    current.warned = true;
+    current.terminated = true;
+    await this.ctx.storage.put(CURRENT_KEY, current);
+    if (signalled) return;
+    const secondsBefore = deadline !== undefined && warnAt !== undefined ? Math.round((deadline - warnAt) / 1000) : 0;
+    // Logged before the signal, so that the line comes before anything the handler prints on it.
+    await this.eventStub(requestId)
+      .noteDeadlineWarning(this.instanceId, secondsBefore, Date.now())
+      .catch((error: unknown) => console.warn("logging the deadline warning failed", requestId, String(error)));
+    if (this.current?.requestId !== requestId || !this.lifecycle.running) return;
+    await this.lifecycle
+      .agent()
+      .signal(requestId)
+      .catch((error: unknown) => console.warn("sending the deadline warning failed", requestId, String(error)));
   }
 
   /**

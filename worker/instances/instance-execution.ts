@@ -5,6 +5,7 @@ import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
 import { eventStub, instanceName, namespaceOfScheduler, namespaceQuotaStub, schedulerStub } from "../shared/objects";
 import { readStartedRecord } from "./agent-stream";
 import { ContainerLifecycle } from "./container-lifecycle";
+import { deadlineWarningAt, nextExecutionAlarm } from "./deadline-warning";
 import { DiagnosticHolds } from "./diagnostic-holds";
 import { executionSpecOf, type RelayedEnd, relayRecords } from "./execution-relay";
 
@@ -17,8 +18,15 @@ export interface CurrentExecution {
   deadline?: number;
   /** Highest agent record seq already relayed to the event. */
   lastSeq: number;
-  /** SIGTERM was forwarded (graceful terminate): however it ends, the container is not reused. */
+  /**
+   * SIGTERM was forwarded (graceful terminate, or the deadline warning): however it ends, the
+   * container is not reused.
+   */
   terminated?: boolean;
+  /** Epoch ms of the deadline warning's SIGTERM (see deadline-warning.ts); absent when it is off. */
+  warnAt?: number;
+  /** The deadline warning was sent (never twice, a restart included). */
+  warned?: boolean;
 }
 
 /** The scheduler slot an instance serves (its Durable Object name is `schedulerName#slot`). */
@@ -130,6 +138,10 @@ export abstract class InstanceExecution extends DurableObject<Env> {
     try {
       // After each wait, check the event is still ours: a terminate may have repossessed it.
       const cold = !this.lifecycle.isWarmFor(snapshot.memoryMb);
+      // The event's timeline: a new container starting, or the idle one reused (best effort).
+      await this.eventStub(requestId)
+        .markContainer(this.instanceId, cold, Date.now())
+        .catch((error: unknown) => console.warn("reporting the container failed", requestId, String(error)));
       const health = await this.lifecycle.ensureStarted(snapshot.memoryMb);
       if (this.current?.requestId !== requestId) return;
       const agent = this.lifecycle.agent();
@@ -154,9 +166,11 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       const answeredAt = Date.now();
       const startedAt = handedOver ? Math.min(Math.max(handedOver.ts, postedAt), answeredAt) : answeredAt;
       current.deadline = startedAt + timeoutMs;
+      const warnAt = deadlineWarningAt(current.deadline, snapshot.deadlineWarningSeconds, snapshot.timeoutSeconds);
+      if (warnAt !== undefined) current.warnAt = warnAt;
       if (handedOver) current.lastSeq = Math.max(current.lastSeq, handedOver.seq);
       await this.ctx.storage.put(CURRENT_KEY, current);
-      await this.ctx.storage.setAlarm(Math.min(current.deadline, Date.now() + RELAY_CHECK_INTERVAL_MS));
+      await this.ctx.storage.setAlarm(nextExecutionAlarm(current, Date.now() + RELAY_CHECK_INTERVAL_MS));
       const started = await this.eventStub(requestId).markStarted(this.instanceId, cold, health.bootId, startedAt);
       if (!started.ok) {
         // Terminated while the container was starting: the event has ended, stop the handler.

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { DispatchMessage } from "../events/dispatch-message";
+import type { QueuedReason } from "../events/queued-reason";
 import { instanceName, instanceStub, namespaceOfScheduler, namespaceQuotaStub } from "../shared/objects";
 import { SqlSettings } from "../shared/sql-settings";
 import { parseNamespaceMaxContainers } from "./namespace-quota-rules";
@@ -22,6 +23,22 @@ const DUPLICATES_IGNORED_KEY = "duplicatesIgnored";
 const CLAIMS_REFUSED_KEY = "claimsRefused";
 /** The scheduler's durable counters. */
 type CounterKey = typeof DUPLICATES_IGNORED_KEY | typeof CLAIMS_REFUSED_KEY;
+/**
+ * Settings key of the time (epoch ms) the function's dispatch was paused; absent while dispatch
+ * runs. Durable: a paused scheduler stays paused across restarts until resumed (or the function is
+ * deleted).
+ */
+const PAUSED_AT_KEY = "dispatchPausedAt";
+
+/** The function's dispatch as pause, resume and GET of the function show it. */
+export interface DispatchState {
+  /** True while dispatch is paused: accepted events wait in the queue. */
+  dispatchPaused: boolean;
+  /** When dispatch was paused (epoch ms), null while it runs. */
+  pausedAt: number | null;
+  /** Events waiting in this scheduler for an instance (those still on the dispatch queue not counted). */
+  pendingEvents: number;
+}
 
 interface Assignment {
   slot: number;
@@ -45,6 +62,10 @@ interface Assignment {
  * the lease back when it destroys its container. An event refused by the namespace's cap returns to
  * the front of the pending queue in its original order and waits for the quota object's wake(),
  * with this object's alarm as the backstop.
+ *
+ * Pause: while the function's dispatch is paused (pauseDispatch), events are still taken and kept
+ * in the pending queue in their order, but none is assigned to a slot; events already assigned or
+ * running are not affected. resumeDispatch assigns them again, oldest first.
  */
 export class FunctionSchedulerObject extends DurableObject<Env> {
   /** Wakes received from the quota object: tells a refusal that raced a wake to pump again. */
@@ -114,6 +135,49 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     return { acquiring: this.pump() > 0 };
   }
 
+  /**
+   * Pauses the function's dispatch (`name` is its scheduler name, namespace/function): events
+   * arriving or waiting stay pending. Idempotent: pausing a paused function keeps its pausedAt.
+   */
+  async pauseDispatch(name: string): Promise<DispatchState> {
+    // A function whose events never reached this scheduler has no name yet: resume needs it.
+    if (this.settings.get("name") === undefined) this.settings.set("name", name);
+    if (this.pausedAt() === null) this.settings.set(PAUSED_AT_KEY, String(Date.now()));
+    return this.dispatchState();
+  }
+
+  /**
+   * Resumes the function's dispatch: the pending events are assigned again, oldest first, up to
+   * the function's concurrency. Idempotent: resuming a running dispatch changes nothing.
+   */
+  async resumeDispatch(): Promise<DispatchState> {
+    if (this.pausedAt() !== null) {
+      this.settings.delete(PAUSED_AT_KEY);
+      this.pump();
+    }
+    return this.dispatchState();
+  }
+
+  /** Whether the function's dispatch is paused, since when, and how many events wait here. */
+  async dispatchState(): Promise<DispatchState> {
+    const pausedAt = this.pausedAt();
+    return { dispatchPaused: pausedAt !== null, pausedAt, pendingEvents: this.pendingCount() };
+  }
+
+  /**
+   * Why a queued event of this function waits (see QUEUED_REASONS), null when it is not held here
+   * for a reason (on the dispatch queue, or handed to an instance): `paused` for any event not yet
+   * in a slot while dispatch is paused; `namespace-quota` or `concurrency` for a pending one.
+   */
+  async queuedReason(requestId: string): Promise<QueuedReason | null> {
+    if (this.holds(requestId)) return null;
+    if (this.pausedAt() !== null) return "paused";
+    const pending = this.ctx.storage.sql.exec("SELECT 1 FROM pending WHERE request_id = ?", requestId).toArray();
+    if (pending.length === 0) return null;
+    if (this.waitingOnQuota) return "namespace-quota";
+    return this.busyCount() >= this.maxConcurrency() ? "concurrency" : null;
+  }
+
   /** Counts for observability and tests. */
   async stats(): Promise<{
     pending: number;
@@ -121,6 +185,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     slots: number;
     maxConcurrency: number;
     waitingOnNamespace: boolean;
+    dispatchPaused: boolean;
     /** Submissions of an event already waiting or in a slot, ignored (a redelivered dispatch). */
     duplicatesIgnored: number;
     /** Events handed to an instance whose claim the event refused (ended, or claimed elsewhere). */
@@ -134,6 +199,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       slots,
       maxConcurrency: this.maxConcurrency(),
       waitingOnNamespace: this.waitingOnQuota,
+      dispatchPaused: this.pausedAt() !== null,
       duplicatesIgnored: this.counted(DUPLICATES_IGNORED_KEY),
       claimsRefused: this.counted(CLAIMS_REFUSED_KEY),
     };
@@ -171,15 +237,19 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       }
     }
     this.pump();
-    const waiting = this.waitingOnQuota && this.pendingCount() > 0;
+    // Paused: nothing is assigned, so nothing waits on the namespace's cap (resume pumps).
+    const waiting = this.waitingOnQuota && this.pendingCount() > 0 && this.pausedAt() === null;
     if (waiting) await this.ctx.storage.setAlarm(Date.now() + QUOTA_RETRY_INTERVAL_MS);
     else if (this.busyCount() > 0) await this.ctx.storage.setAlarm(Date.now() + AUDIT_INTERVAL_MS);
   }
 
-  /** Assigns waiting events to slots up to the concurrency limit, then starts them; returns how many. */
+  /**
+   * Assigns waiting events to slots up to the concurrency limit, then starts them; returns how many
+   * (none while dispatch is paused).
+   */
   private pump(): number {
     const name = this.settings.get("name");
-    if (!name) return 0;
+    if (!name || this.pausedAt() !== null) return 0;
     const { assignments, busy } = this.assign();
     if (assignments.length > 0) this.ctx.waitUntil(this.startAssigned(name, assignments));
     if (busy > 0) this.ctx.waitUntil(this.ensureAlarmWithin(AUDIT_INTERVAL_MS));
@@ -349,6 +419,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
   private quotaStub(schedulerName: string) {
     const namespace = namespaceOfScheduler(schedulerName);
     return namespaceQuotaStub(this.env, namespace);
+  }
+
+  /** When dispatch was paused (epoch ms), or null while it runs. */
+  private pausedAt(): number | null {
+    const stored = this.settings.get(PAUSED_AT_KEY);
+    return stored === undefined ? null : Number(stored);
   }
 
   private maxConcurrency(): number {

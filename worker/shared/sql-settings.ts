@@ -18,4 +18,8 @@ export class SqlSettings {
       value,
     );
   }
+
+  delete(key: string): void {
+    this.sql.exec("DELETE FROM settings WHERE key = ?", key);
+  }
 }

@@ -22,6 +22,7 @@ const TENCENT_FIELD: Record<string, string> = {
   environment: "Environment",
   description: "Description",
   idempotencyWindowSeconds: "IdempotencyWindow",
+  deadlineWarningSeconds: "DeadlineWarningSeconds",
 };
 
 /** Validates a domain input built from Tencent fields, naming the Tencent field on error. */
@@ -62,6 +63,7 @@ function functionFields(row: FunctionRow) {
     Environment: { Variables: Object.entries(environment).map(([Key, Value]) => ({ Key, Value })) },
     AsyncRunEnable: row.asyncRunEnable ? "TRUE" : "FALSE",
     IdempotencyWindow: row.idempotencyWindowSeconds,
+    DeadlineWarningSeconds: row.deadlineWarningSeconds ?? 0,
     Status: "Active",
     FunctionVersion: "$LATEST",
     Qualifier: "$LATEST",
@@ -87,6 +89,8 @@ export const createFunction: Action = async ({ env, principal, params }) => {
       AsyncRunEnable: booleanString.optional(),
       // This platform's extension: the function's idempotency window, seconds (idempotencyWindowSeconds).
       IdempotencyWindow: z.number().optional(),
+      // This platform's extension: SIGTERM this many seconds before the timeout (0: off).
+      DeadlineWarningSeconds: z.number().optional(),
     }),
     params,
   );
@@ -105,6 +109,7 @@ export const createFunction: Action = async ({ env, principal, params }) => {
     ...(environment !== undefined ? { environment } : {}),
     ...(p.AsyncRunEnable !== undefined ? { asyncRunEnable: p.AsyncRunEnable } : {}),
     ...(p.IdempotencyWindow !== undefined ? { idempotencyWindowSeconds: p.IdempotencyWindow } : {}),
+    ...(p.DeadlineWarningSeconds !== undefined ? { deadlineWarningSeconds: p.DeadlineWarningSeconds } : {}),
   });
   await new FunctionRegistry(env).create(namespace, input);
   return {};
@@ -166,6 +171,8 @@ export const updateFunctionConfiguration: Action = async ({ env, principal, para
       Environment: environmentParam.optional(),
       // This platform's extension: the function's idempotency window, seconds (idempotencyWindowSeconds).
       IdempotencyWindow: z.number().optional(),
+      // This platform's extension: SIGTERM this many seconds before the timeout (0: off).
+      DeadlineWarningSeconds: z.number().optional(),
     }),
     params,
   );
@@ -177,6 +184,7 @@ export const updateFunctionConfiguration: Action = async ({ env, principal, para
     ...(p.Runtime !== undefined ? { runtime: p.Runtime } : {}),
     ...(environment !== undefined ? { environment } : {}),
     ...(p.IdempotencyWindow !== undefined ? { idempotencyWindowSeconds: p.IdempotencyWindow } : {}),
+    ...(p.DeadlineWarningSeconds !== undefined ? { deadlineWarningSeconds: p.DeadlineWarningSeconds } : {}),
   });
   await new FunctionRegistry(env).updateConfiguration(namespaceOf(principal, p.Namespace), p.FunctionName, input);
   return {};

@@ -38,6 +38,16 @@ export async function render(container, params) {
         event.terminateRequestedAt
           ? h("span", { class: "muted" }, ` · terminate requested ${time(event.terminateRequestedAt)}`)
           : null,
+        event.terminationMode
+          ? h(
+              "span",
+              { class: "muted", id: "event-termination" },
+              ` · ${event.terminationMode} terminate`,
+              event.signalDeliveredAt ? `, SIGTERM delivered ${time(event.signalDeliveredAt)}` : "",
+              event.endedWithinGrace === true ? ", ended within the grace period" : "",
+              event.endedWithinGrace === false ? ", stopped by the platform after SIGTERM" : "",
+            )
+          : null,
       ),
       facts(
         [

@@ -3,11 +3,22 @@ import type { TypedResponse } from "hono";
 import type { AppEnv } from "../../auth/credentials";
 import { MAX_LOGGED_ATTEMPTS } from "../../events/delivery";
 import { visibleEvent, visibleEventView } from "../../events/event-access";
-import { listEvents, listEventsQuerySchema, listedEvent } from "../../events/event-list";
+import { GRACEFUL_TERMINATE_TIMEOUT_MS, MAX_GRACE_SECONDS, MIN_GRACE_SECONDS } from "../../events/event-deadlines";
+import {
+  listEvents,
+  listEventsQuerySchema,
+  listedEvent,
+  MAX_CURSOR_CHARS,
+  MAX_DURATION_FILTER_MS,
+  MAX_LIST_OFFSET,
+  MAX_STATUS_CODE_FILTERS,
+} from "../../events/event-list";
 import { MAX_REPLAYS_LISTED } from "../../events/event-machine";
+import { MAX_TIMELINE_ENTRIES, TIMELINE_HEAD_ENTRIES, TIMELINE_KINDS } from "../../events/event-timeline";
 import { IDEMPOTENCY_KEY_RULE, idempotencyKeySchemaFor } from "../../events/idempotency";
 import { invokeAsync, MAX_ASYNC_PAYLOAD_BYTES } from "../../events/invoke";
 import { invokeSync, SYNC_LOG_TAIL_BYTES, SYNC_START_ALLOWANCE_MS } from "../../events/invoke-sync";
+import { QUEUED_REASONS } from "../../events/queued-reason";
 import { replayEvent } from "../../events/replay";
 import { admitRead } from "../../ratelimit/read-limit";
 import { PlatformError, unwrap } from "../../shared/errors";
@@ -28,7 +39,26 @@ import {
 /** Largest body of a terminate request. */
 const MAX_TERMINATE_BODY_BYTES = 4096;
 
-const terminateBodySchema = z.strictObject({ graceful: z.boolean().default(false) });
+/** The grace period's rule, in every message about it. */
+const GRACE_SECONDS_RULE = `graceSeconds: a whole number of seconds, ${MIN_GRACE_SECONDS}-${MAX_GRACE_SECONDS} (default ${GRACEFUL_TERMINATE_TIMEOUT_MS / 1000})`;
+
+const terminateBodySchema = z
+  .strictObject({
+    graceful: z.boolean().default(false),
+    graceSeconds: z
+      .number()
+      .int(GRACE_SECONDS_RULE)
+      .min(MIN_GRACE_SECONDS, GRACE_SECONDS_RULE)
+      .max(MAX_GRACE_SECONDS, GRACE_SECONDS_RULE)
+      .optional()
+      .openapi({
+        description: `With graceful: true, how long the handler has after SIGTERM before it is stopped by force (${MIN_GRACE_SECONDS}-${MAX_GRACE_SECONDS} s, default ${GRACEFUL_TERMINATE_TIMEOUT_MS / 1000}); the function's timeout still applies`,
+      }),
+  })
+  .refine((body) => body.graceSeconds === undefined || body.graceful, {
+    message: "graceSeconds applies to a graceful terminate: send graceful: true with it",
+    path: ["graceSeconds"],
+  });
 
 /** Largest body of a replay request (the body is empty or `{}`). */
 const MAX_REPLAY_BODY_BYTES = 4096;
@@ -58,6 +88,18 @@ const eventIdentityFields = {
   invokeType: z.string(),
 };
 
+/** One step of an event's timeline (events/event-timeline.ts). */
+const timelineEntrySchema = z
+  .object({
+    at: z.string().openapi({ format: "date-time" }),
+    kind: z.enum(TIMELINE_KINDS),
+    detail: z
+      .string()
+      .nullable()
+      .openapi({ description: "The queue reason, instance, start mode, terminate mode or end" }),
+  })
+  .openapi("TimelineEntry");
+
 /** One event as GET /v1/events/{requestId} and terminate show it (events/event-machine.ts publicEvent). */
 export const eventViewSchema = z
   .object({
@@ -65,6 +107,10 @@ export const eventViewSchema = z
     status: eventStatusSchema,
     statusCode: z.number().int().nullable(),
     phase: z.string().openapi({ description: "The event's phase in the platform's state machine" }),
+    queuedReason: z.enum(QUEUED_REASONS).nullable().openapi({
+      description:
+        'Why a queued event waits: "paused" (its function\'s dispatch is paused), "concurrency" (the function runs maxConcurrency events), "namespace-quota" (the namespace is at its container cap); null otherwise',
+    }),
     invokedAt: z.string().openapi({ format: "date-time" }),
     startedAt: z.string().nullable(),
     endedAt: z.string().nullable(),
@@ -77,6 +123,17 @@ export const eventViewSchema = z
     containerId: z.string().nullable(),
     coldStart: z.boolean().nullable(),
     terminateRequestedAt: z.string().nullable(),
+    terminationMode: z.enum(["forced", "graceful"]).nullable().openapi({
+      description:
+        "How a terminate request ended the event: graceful (SIGTERM went to the running handler), forced (ended at once: a forced request, or any request before the handler ran); null when none did",
+    }),
+    signalDeliveredAt: z.string().nullable().openapi({
+      description: "When the graceful terminate's SIGTERM reached the handler (the instance confirmed it); else null",
+    }),
+    endedWithinGrace: z.boolean().nullable().openapi({
+      description:
+        "After a graceful terminate, once ended: true when the handler ended by itself within the grace period, false when the platform stopped it (the grace period ran out, a forced terminate, the timeout, a platform error); else null",
+    }),
     replayOf: z.string().nullable().openapi({ description: "The RequestId of the event this one replays" }),
     replays: z.array(z.string()).openapi({
       description: `RequestIds of this event's replays, oldest first: the first ${MAX_REPLAYS_LISTED} only`,
@@ -85,6 +142,9 @@ export const eventViewSchema = z
     replaysTruncated: z
       .boolean()
       .openapi({ description: `True when replayCount is over ${MAX_REPLAYS_LISTED}: replays lists the first ones` }),
+    timeline: z.array(timelineEntrySchema).openapi({
+      description: `The event's transitions, oldest first, at most ${MAX_TIMELINE_ENTRIES} (past it the first ${TIMELINE_HEAD_ENTRIES}, a \`truncated\` entry counting those left out, then the latest). Also streamed as \`event: timeline\` on GET /v1/events/{requestId}/logs/stream`,
+    }),
   })
   .openapi("Event");
 
@@ -201,11 +261,20 @@ const listFunctionEvents = createRoute({
   tags: [TAG],
   summary: "List a function's events (the last 3 days)",
   description:
-    "Filters: `qualifier` (a version such as $LATEST or 1 matches the version the event ran; an alias such as $DEFAULT the alias it was invoked through), `invokeTypes` (a comma list of SCF's invoke types: CMQ, CKAFKA_TRIGGER, APIGW, COS, TRIGGER_TIMER, MPS_TRIGGER, CLS_TRIGGER, OTHERS; API invocations are OTHERS), `statuses`, `requestId` and the time intervals (left-closed, right-open).",
+    "Filters: `qualifier` (a version such as $LATEST or 1 matches the version the event ran; an alias such as $DEFAULT the alias it was invoked through), `invokeTypes` (a comma list of SCF's invoke types: CMQ, CKAFKA_TRIGGER, APIGW, COS, TRIGGER_TIMER, MPS_TRIGGER, CLS_TRIGGER, OTHERS; API invocations are OTHERS), `statuses`, `requestId` and the time intervals (left-closed, right-open)." +
+    ` \`statusCodes\`: a comma list of at most ${MAX_STATUS_CODE_FILTERS} StatusCodes (200, 430, 433, 434, 439, 499, 500, 503; a running event has none). \`minDurationMs\` / \`maxDurationMs\`: a closed range of durations (0 to ${MAX_DURATION_FILTER_MS}, min not over max; a running event has no duration and never matches).` +
+    ` Pages: \`offset\` (at most ${MAX_LIST_OFFSET}) or \`cursor\` (at most ${MAX_CURSOR_CHARS} characters), not both. Every answer carries \`nextCursor\`, null on the last page: pass it back unchanged, with the same \`orderBy\` and \`order\` (another order, or a malformed cursor, is a 400), to read the rows just after the page's last one; rows that arrive meanwhile never shift a cursor's next page, as they shift an offset's. \`total\` counts every matching row.`,
   middleware: [pathFirst(functionParams)],
   request: { params: functionParams, query: queryOf(listEventsQuerySchema) },
   responses: {
-    200: jsonResponse("One page of events", z.object({ total: z.number().int(), events: z.array(listedEventSchema) })),
+    200: jsonResponse(
+      "One page of events",
+      z.object({
+        total: z.number().int(),
+        events: z.array(listedEventSchema),
+        nextCursor: z.string().nullable().openapi({ description: "The cursor of the next page; null on the last" }),
+      }),
+    ),
     ...errorResponses(...COMMON_ERROR_STATUSES),
   },
 });
@@ -215,7 +284,7 @@ const terminate = createRoute({
   path: "/v1/events/{requestId}/terminate",
   tags: [TAG],
   summary: "Terminate an event",
-  description: `graceful: true sends SIGTERM first. The body (optional, at most ${MAX_TERMINATE_BODY_BYTES} bytes) is read and checked by the route.`,
+  description: `graceful: true sends SIGTERM first; graceSeconds (${MIN_GRACE_SECONDS}-${MAX_GRACE_SECONDS}, default ${GRACEFUL_TERMINATE_TIMEOUT_MS / 1000}) is how long the handler then has before it is stopped by force. The body (optional, at most ${MAX_TERMINATE_BODY_BYTES} bytes) is read and checked by the route.`,
   request: { params: eventParams, body: documentedJsonBody("TerminateRequest", "How to terminate", false) },
   responses: {
     200: jsonResponse("The event, terminating or ended", eventViewSchema),
@@ -371,7 +440,7 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
     const query = c.req.valid("query");
     admitRead(c.var.principal.secretId);
     const page = await listEvents(c.env.DB, namespace, name, query);
-    return c.json({ total: page.total, events: page.events.map(listedEvent) }, 200);
+    return c.json({ total: page.total, events: page.events.map(listedEvent), nextCursor: page.nextCursor }, 200);
   })
   .openapi(terminate, async (c) => {
     const event = await visibleEvent(c.env, c.var.principal, c.req.valid("param").requestId);
@@ -384,8 +453,11 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
         throw new PlatformError("INVALID_JSON", "request body is not valid JSON");
       }
     }
-    const { graceful } = parseWith(terminateBodySchema, body);
-    return c.json(unwrap(await event.terminate(graceful)), 200);
+    const { graceful, graceSeconds } = parseWith(terminateBodySchema, body);
+    return c.json(
+      unwrap(await event.terminate(graceful, graceSeconds !== undefined ? graceSeconds * 1000 : undefined)),
+      200,
+    );
   })
   .openapi(getEvent, async (c) => {
     const { event } = await visibleEventView(c.env, c.var.principal, c.req.valid("param").requestId);

@@ -9,6 +9,7 @@ import {
   updateConfigurationSchema,
 } from "../../functions/model";
 import { FunctionRegistry } from "../../functions/registry";
+import { functionDispatchFields } from "../../scheduling/dispatch-pause";
 import { functionNameSchema, namespaceSchema } from "../../shared/names";
 import { MAX_JSON_BODY_BYTES, readJson } from "../../shared/validation";
 import {
@@ -65,6 +66,10 @@ const functionSchema = z
       description:
         "Log output one execution keeps, in MiB of UTF-8 (1-3072, default 1024); past it lines are counted and dropped with a [PLATFORM] marker",
     }),
+    deadlineWarningSeconds: z.number().int().openapi({
+      description:
+        "The deadline warning: the handler gets SIGTERM this many seconds before the timeout (a [PLATFORM] line logs it) and runs on until it returns or the timeout ends it; 0 (default) is off, else less than the timeout",
+    }),
     destinations: z
       .object({
         onSuccess: publicDestinationSchema.optional(),
@@ -77,6 +82,14 @@ const functionSchema = z
       }),
     createdAt: z.string().openapi({ format: "date-time" }),
     updatedAt: z.string().openapi({ format: "date-time" }),
+    dispatchPaused: z.boolean().optional().openapi({
+      description:
+        "GET of one function only: true while its dispatch is paused (POST .../dispatch/pause): accepted events stay queued",
+    }),
+    pausedAt: z.string().nullable().optional().openapi({
+      format: "date-time",
+      description: "GET of one function only: when its dispatch was paused; null while it runs",
+    }),
   })
   .openapi("Function");
 
@@ -180,7 +193,8 @@ export const functionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInval
   })
   .openapi(getFunction, async (c) => {
     const { namespace, name } = c.req.valid("param");
-    return c.json(publicFunction(await new FunctionRegistry(c.env).get(namespace, name)), 200);
+    const row = await new FunctionRegistry(c.env).get(namespace, name);
+    return c.json({ ...publicFunction(row), ...(await functionDispatchFields(c.env, namespace, name)) }, 200);
   })
   .openapi(updateConfiguration, async (c) => {
     const { namespace, name } = c.req.valid("param");

@@ -1,0 +1,1 @@
+ALTER TABLE `functions` ADD `deadline_warning_seconds` integer DEFAULT 0 NOT NULL;
