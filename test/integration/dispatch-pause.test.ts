@@ -6,10 +6,11 @@
 import { env, evictDurableObject, SELF } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MAX_DISPATCH_BODY_BYTES } from "../../worker/api/routes/dispatch";
+import { withQueuedReason } from "../../worker/events/queued-reason";
 import { parseNamespaceMaxContainers } from "../../worker/scheduling/namespace-quota-rules";
 import { instanceName, namespaceQuotaStub, schedulerStub } from "../../worker/shared/objects";
 import { executionOn, installFakeRunners, waitFor } from "../helpers/fake-agent-runner";
-import { acceptedEvent, eventView, uniqueFunction } from "../helpers/fake-dispatch";
+import { acceptedEvent, eventView as localView, uniqueFunction } from "../helpers/fake-dispatch";
 import { zipBase64 } from "../helpers/zip";
 
 const BASE = "https://platform.test";
@@ -34,6 +35,11 @@ async function functionWithEvents(count: number, maxConcurrency = 1) {
   const events = [];
   for (let index = 0; index < count; index++) events.push(await acceptedEvent(snapshot, { index }));
   return { snapshot, scheduler, stub: schedulerStub(env, scheduler), events };
+}
+
+/** The event's status as GET of the event shows it: the object's local view, then its queued reason. */
+async function eventView(requestId: string) {
+  return withQueuedReason(env, await localView(requestId));
 }
 
 /** Waits until the scheduler counts `busy` busy slots and `pending` waiting events. */
@@ -165,7 +171,22 @@ describe("FunctionSchedulerObject paused", () => {
     await becomes(only.requestId, "FINISHED");
   });
 
-  it("terminates a queued event while paused as ever; resume runs only the others", async () => {
+  it("keeps the event object's view a local read: queuedReason is null there, the status adds it", async () => {
+    const { scheduler, stub, events } = await functionWithEvents(1);
+    const [only] = events;
+    if (!only) throw new Error("one event expected");
+    await stub.pauseDispatch(scheduler);
+    await stub.submit([only.message]);
+    // The object does not ask the scheduler (another tenant's GET reaches it before the access check).
+    expect(await localView(only.requestId)).toMatchObject({ phase: "queued", queuedReason: null });
+    expect(await eventView(only.requestId)).toMatchObject({ phase: "queued", queuedReason: "paused" });
+    await stub.resumeDispatch();
+    const execution = await executionOn(fakes.of(instanceName(scheduler, 0)), only.requestId);
+    execution.end({ kind: "returned", result: "done" });
+    await becomes(only.requestId, "FINISHED");
+  });
+
+  it("terminates a queued event while paused as ever (it leaves the pending queue); resume runs only the others", async () => {
     const { scheduler, stub, events } = await functionWithEvents(2);
     const [first, second] = events;
     if (!first || !second) throw new Error("two events expected");
@@ -179,7 +200,8 @@ describe("FunctionSchedulerObject paused", () => {
     execution.end({ kind: "returned", result: "done" });
     await becomes(second.requestId, "FINISHED");
     expect(await eventView(first.requestId)).toMatchObject({ status: "ABORTED", queuedReason: null });
-    expect((await stub.stats()).claimsRefused).toBe(1);
+    // The terminated event left the pending queue at once: it was never handed to an instance.
+    expect((await stub.stats()).claimsRefused).toBe(0);
   });
 });
 

@@ -9,6 +9,7 @@ import {
   listEvents,
   listEventsQuerySchema,
   MAX_CURSOR_CHARS,
+  MAX_CURSOR_KEY_MS,
   MAX_DURATION_FILTER_MS,
   MAX_STATUS_CODE_FILTERS,
 } from "../../worker/events/event-list";
@@ -393,6 +394,8 @@ describe("cursor pagination", () => {
 });
 
 describe("cursor refusals", () => {
+  /** A well-formed RequestId of no event. */
+  const UUID = "55555555-5555-4555-8555-555555555555";
   const valid = encodeCursor({ orderBy: "startTime", order: "DESC", key: NOW, requestId: rows[0]?.requestId ?? "" });
   const base64url = (text: string) => btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   const malformed: [string, string][] = [
@@ -404,6 +407,17 @@ describe("cursor refusals", () => {
     ["a negative key", base64url(JSON.stringify([1, "startTime", "DESC", -1, "x"]))],
     ["no key in a start-time order", base64url(JSON.stringify([1, "startTime", "DESC", null, "x"]))],
     ["an over-long RequestId", base64url(JSON.stringify([1, "startTime", "DESC", 1, "r".repeat(65)]))],
+    // Forged but well-formed: base64url of a JSON tuple of the right shape, with fields no list makes.
+    ["a RequestId that is no UUID", base64url(JSON.stringify([1, "startTime", "DESC", 1, "x"]))],
+    ["a RequestId with a NUL", base64url(JSON.stringify([1, "startTime", "DESC", 1, `${UUID.slice(0, -1)}\u0000`]))],
+    [
+      "a RequestId with a lone surrogate",
+      base64url(JSON.stringify([1, "startTime", "DESC", 1, `${UUID.slice(0, -1)}\ud800`])),
+    ],
+    ["an empty RequestId", base64url(JSON.stringify([1, "endTime", "ASC", null, ""]))],
+    ["a key past the last date", base64url(JSON.stringify([1, "startTime", "DESC", MAX_CURSOR_KEY_MS + 1, UUID]))],
+    ["a fractional key", base64url(JSON.stringify([1, "startTime", "DESC", 1.5, UUID]))],
+    ["an unsafe integer key", base64url(JSON.stringify([1, "endTime", "ASC", 1e300, UUID]))],
     ["an empty cursor", ""],
     [`more than ${MAX_CURSOR_CHARS} characters`, `${valid}${"A".repeat(MAX_CURSOR_CHARS)}`],
     ["a valid cursor cut short", valid.slice(0, -3)],
@@ -416,6 +430,26 @@ describe("cursor refusals", () => {
       expect(page.error?.message).toContain("cursor");
     });
   }
+
+  it("accepts a forged cursor of a well-formed RequestId of no event: it only moves where the page starts", async () => {
+    const key = NOW - 5 * HOUR;
+    // Past every seeded RequestId: the page starts with the rows of time `key` itself, then older ones.
+    const forged = encodeCursor({
+      orderBy: "startTime",
+      order: "DESC",
+      key,
+      requestId: "ffffffff-ffff-4fff-bfff-ffffffffffff",
+    });
+    const page = await list(`cursor=${forged}&limit=100`);
+    expect(page.status).toBe(200);
+    const startsAt = rows.filter((row) => row.startTime <= key).map((row) => row.requestId);
+    expect(page.ids).toEqual(
+      reference(rows, {})
+        .filter((id) => startsAt.includes(id))
+        .slice(0, 100),
+    );
+    expect(page.total).toBe(rows.length);
+  });
 
   it("refuses a cursor used with another order or orderBy", async () => {
     const first = await list({ limit: 5 });

@@ -2,12 +2,13 @@
 // terminate's outcome in the event (terminationMode, signalDeliveredAt, endedWithinGrace), and the
 // function's deadlineWarningSeconds (SIGTERM before the timeout). The instance runs on a fake
 // runner (test/helpers/fake-agent-runner.ts); the REST and Tencent checks go through the Worker.
-import { env, runDurableObjectAlarm, SELF } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GRACEFUL_TERMINATE_TIMEOUT_MS, MAX_GRACE_SECONDS } from "../../worker/events/event-deadlines";
 import { STATUS_CODE } from "../../worker/events/event-machine";
 import type { FunctionSnapshot } from "../../worker/functions/model";
 import { MAX_DEADLINE_WARNING_SECONDS } from "../../worker/functions/model";
+import { IDLE_CONTAINER_MS } from "../../worker/instances/instance-container";
 import { eventStub, instanceName, instanceStub } from "../../worker/shared/objects";
 import { executionOn, installFakeRunners, waitFor } from "../helpers/fake-agent-runner";
 import { acceptedEvent, eventLogLines, eventView, uniqueFunction } from "../helpers/fake-dispatch";
@@ -44,6 +45,12 @@ async function runOnSlotZero(overrides: Partial<FunctionSnapshot> = {}) {
 async function viewOnce(requestId: string, status: string) {
   await waitFor(async () => (await eventView(requestId)).status === status, `event ${requestId} to be ${status}`);
   return eventView(requestId);
+}
+
+/** The InstanceContainer internals the warning-race test reaches into. */
+interface WarningInternals {
+  current: { requestId: string; warnAt?: number } | undefined;
+  eventStub: (requestId: string) => unknown;
 }
 
 let counter = 0;
@@ -212,6 +219,33 @@ describe("the deadline warning", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(execution.signals).toBe(1);
     expect((await eventLogLines(requestId)).some((line) => line.includes("Deadline warning"))).toBe(false);
+  });
+
+  it("stops the alarm after the warning when the execution ended meanwhile, keeping the idle alarm its end set", async () => {
+    const { requestId, name, execution } = await runOnSlotZero({ timeoutSeconds: 60, deadlineWarningSeconds: 3 });
+    const alarmAt = await runInDurableObject(instanceStub(env, name), async (instance, state) => {
+      const object = instance as unknown as WarningInternals;
+      const live = object.current;
+      if (live?.requestId !== requestId) throw new Error("the execution is not current");
+      live.warnAt = Date.now() - 1; // The warning is due now.
+      const original = object.eventStub;
+      // While the warning's log line is written, the handler returns and the relay ends the execution.
+      object.eventStub = (_id: string) => {
+        object.eventStub = original;
+        return {
+          noteDeadlineWarning: async () => {
+            execution.end({ kind: "returned", result: "done" });
+            await waitFor(() => object.current === undefined, "the execution to end during the warning");
+          },
+        };
+      };
+      await instance.alarm();
+      return state.storage.getAlarm();
+    });
+    await viewOnce(requestId, "FINISHED");
+    // The end's idle alarm (IDLE_CONTAINER_MS), not a relay check of the ended execution.
+    expect(alarmAt ?? 0).toBeGreaterThan(Date.now() + IDLE_CONTAINER_MS - 60_000);
+    expect(execution.signals).toBe(0);
   });
 
   it("sends nothing when the warning is off", async () => {

@@ -7,7 +7,14 @@ import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
 import { instanceName, instanceStub, schedulerName, schedulerStub } from "../shared/objects";
 import { type DispatchMessage, dispatchMessageOf } from "./dispatch-message";
 import { sendDispatch } from "./dispatch-send";
-import { type Deadline, DISPATCH_WATCHDOG_MS, nextDeadline, nextWatchdogDelay } from "./event-deadlines";
+import {
+  type Deadline,
+  DISPATCH_WATCHDOG_MS,
+  MAX_DISPATCH_WATCHDOG_MS,
+  nextDeadline,
+  nextWatchdogDelay,
+  WATCHDOG_HELD_RECHECK_MS,
+} from "./event-deadlines";
 import { EventDeliveryDuty } from "./event-delivery-duty";
 import { type EventIdentity, eventIdentityOf } from "./event-identity";
 import { EventIndexDuty } from "./event-index-duty";
@@ -304,6 +311,15 @@ export class AsyncEventObject extends DurableObject<Env> {
     }
     const after = this.state ?? before;
     const instanceId = before.instanceId;
+    if (before.phase === "queued" && isTerminal(after.phase)) {
+      // Ended before it was assigned: it leaves its scheduler's pending queue (best effort; the
+      // claim refuses it should it be assigned still).
+      await schedulerStub(this.env, schedulerName(before.namespace, before.functionName))
+        .forget(before.requestId)
+        .catch((error: unknown) =>
+          console.warn("scheduler did not forget the ended event", before.requestId, String(error)),
+        );
+    }
     if (instanceId) {
       const instance = instanceStub(this.env, instanceId);
       if (isTerminal(after.phase)) await instance.repossess(before.requestId);
@@ -452,18 +468,15 @@ export class AsyncEventObject extends DurableObject<Env> {
     }
   }
 
-  /** The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). */
+  /**
+   * The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). A local
+   * read: queuedReason is null here; GET of the event adds it after its access check
+   * (queued-reason.ts withQueuedReason).
+   */
   async view(): Promise<RpcResult<PublicEvent>> {
     const state = this.state;
     if (!state) return eventNotFound();
-    const view = publicEvent(state);
-    if (state.phase !== "queued") return rpcOk(view);
-    // Why it waits is the scheduler's to say (paused, concurrency, namespace quota); unknown when it
-    // does not answer.
-    const reason = await schedulerStub(this.env, schedulerName(state.namespace, state.functionName))
-      .queuedReason(state.requestId)
-      .catch(() => null);
-    return rpcOk({ ...view, queuedReason: reason });
+    return rpcOk(publicEvent(state));
   }
 
   /**
@@ -514,6 +527,15 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (now < deadline.at) return this.armAlarm();
     switch (deadline.kind) {
       case "dispatch-watchdog": {
+        // Held in its paused scheduler's pending queue: nothing is lost, so nothing is sent; looked
+        // at again after WATCHDOG_HELD_RECHECK_MS. Dispatch running, or an unanswered ask: it sends.
+        const held = await schedulerStub(this.env, schedulerName(state.namespace, state.functionName))
+          .holdsPending(state.requestId)
+          .catch(() => false);
+        if (held) {
+          await this.storage.scheduleWatchdog(MAX_DISPATCH_WATCHDOG_MS, now + WATCHDOG_HELD_RECHECK_MS);
+          return this.armAlarm();
+        }
         // Dispatch was lost or is waiting for capacity: enqueue again (consumers are idempotent).
         const delay = nextWatchdogDelay(await this.storage.watchdogDelay());
         await this.storage.scheduleWatchdog(delay, now + delay);

@@ -9,6 +9,12 @@ export const DISPATCH_WATCHDOG_MS = 30_000;
 /** Longest wait between two watchdog re-enqueues of a queued event. */
 export const MAX_DISPATCH_WATCHDOG_MS = 5 * 60_000;
 /**
+ * The watchdog's next look at a queued event its scheduler holds pending (paused, or waiting for
+ * capacity): nothing is re-sent while it is held, so a paused backlog costs one scheduler call per
+ * event per this time instead of a queue message, an index write and a timeline entry per 5 min.
+ */
+export const WATCHDOG_HELD_RECHECK_MS = 30 * 60_000;
+/**
  * How long an instance may take from claiming the event to a ready container. The handler's hand-over
  * may come later by as much as the function's timeout (its code loading at a cold start: the agent
  * fails code still loading past the timeout with 433); see startLimitOf.

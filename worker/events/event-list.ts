@@ -84,12 +84,18 @@ export interface ListCursor {
 
 /** The cursor's version, its first field: a cursor of another version is refused as malformed. */
 const CURSOR_VERSION = 1;
+/**
+ * Largest order key a cursor may carry (epoch ms): the last instant a JavaScript Date holds (year
+ * 275760). Every start or end time of the index is far below it.
+ */
+export const MAX_CURSOR_KEY_MS = 8_640_000_000_000_000;
 const cursorFieldsSchema = z.tuple([
   z.literal(CURSOR_VERSION),
   z.enum(["startTime", "endTime"]),
   z.enum(["ASC", "DESC"]),
-  z.number().int().min(0).nullable(),
-  z.string().min(1).max(64),
+  z.number().int().min(0).max(MAX_CURSOR_KEY_MS).nullable(),
+  // A RequestId is a UUID everywhere (event-access.ts): no other text (NUL, lone surrogates) is a cursor's.
+  z.uuid(),
 ]);
 
 /**

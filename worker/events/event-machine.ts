@@ -353,7 +353,7 @@ export function publicEvent(state: EventState) {
     status: publicStatus(state.phase),
     statusCode: state.statusCode ?? null,
     phase: state.phase,
-    /** Why a queued event waits (see queued-reason.ts): set by the event object's view, else null. */
+    /** Why a queued event waits: null here; GET of the event fills it in (queued-reason.ts withQueuedReason). */
     queuedReason: null as QueuedReason | null,
     invokedAt: new Date(state.invokedAt).toISOString(),
     startedAt: state.startedAt !== undefined ? new Date(state.startedAt).toISOString() : null,

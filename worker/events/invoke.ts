@@ -5,6 +5,7 @@ import { DistributedQpsLimiter } from "../ratelimit/qps-limiter";
 import { PlatformError } from "../shared/errors";
 import { eventStub, qpsBucketStub } from "../shared/objects";
 import { checkIdempotencyKey, type InvocationAnswer, invokeIdempotent } from "./idempotency";
+import { checkPausedBacklog } from "./paused-backlog";
 
 /** Largest async event payload (JSON), as SCF allows. */
 export const MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024;
@@ -96,8 +97,8 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
 }
 
 /**
- * Chooses the version the event runs (an alias's weighted routing), takes a token of the function's
- * QPS limit, then hands the event to its object as `requestId`: its `qualifier` is the version
+ * Chooses the version the event runs (an alias's weighted routing), refuses a paused function past
+ * its backlog bound (paused-backlog.ts), takes a token of the function's QPS limit, then hands the event to its object as `requestId`: its `qualifier` is the version
  * chosen, its `alias` the alias named (if any), its snapshot that version's.
  */
 async function admitAndAccept(
@@ -108,6 +109,8 @@ async function admitAndAccept(
 ): Promise<{ requestId: string }> {
   const chosen = chooseVersion(route);
   const snapshot = chosen.snapshot;
+  // A paused function past its backlog bound is refused before a QPS token is taken.
+  await checkPausedBacklog(env, request.namespace, request.functionName);
   const bucketKey = `fn:${request.namespace}/${request.functionName}`;
   const admission = await limiter.admit(bucketKey, snapshot.qpsLimit, () => qpsBucketStub(env, bucketKey));
   if (!admission.admitted) {

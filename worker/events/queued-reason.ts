@@ -1,6 +1,9 @@
 // Why a queued event is still waiting: answered by its function's scheduler
 // (scheduling/function-scheduler-object.ts queuedReason) and shown as `queuedReason` in the
-// event's status (GET /v1/events/{requestId}).
+// event's status (GET /v1/events/{requestId}). The event object's view stays a local read (its
+// queuedReason is null there): the route adds the reason after its access check, bounded in time.
+import { schedulerName, schedulerStub } from "../shared/objects";
+import { answerWithin } from "../shared/within";
 
 /**
  * The reasons a queued event waits:
@@ -11,3 +14,33 @@
 export const QUEUED_REASONS = ["paused", "concurrency", "namespace-quota"] as const;
 /** Why a queued event waits (see QUEUED_REASONS). */
 export type QueuedReason = (typeof QUEUED_REASONS)[number];
+
+/**
+ * How long GET of an event waits for its scheduler to say why a queued event waits; past it (or on
+ * the scheduler's error) queuedReason is null, "unknown", and the GET answers as ever.
+ */
+export const QUEUED_REASON_TIMEOUT_MS = 300;
+
+/** The fields of an event's view that asking for (and showing) its queued reason needs. */
+interface QueuedReasonView {
+  requestId: string;
+  namespace: string;
+  functionName: string;
+  phase: string;
+  queuedReason: QueuedReason | null;
+}
+
+/**
+ * The view with its queuedReason filled in from the function's scheduler when the event is queued
+ * (unchanged otherwise). Call it only after the caller was found allowed to see the event: it asks
+ * the event's own function's scheduler, at most QUEUED_REASON_TIMEOUT_MS, then null.
+ */
+export async function withQueuedReason<T extends QueuedReasonView>(env: Pick<Env, "SCHEDULER">, view: T): Promise<T> {
+  if (view.phase !== "queued") return view;
+  const reason = await answerWithin(
+    schedulerStub(env, schedulerName(view.namespace, view.functionName)).queuedReason(view.requestId),
+    QUEUED_REASON_TIMEOUT_MS,
+    null,
+  );
+  return { ...view, queuedReason: reason };
+}

@@ -143,6 +143,9 @@ export class FunctionRegistry {
     }
     // Stored after the row exists so a refused duplicate never overwrites anything.
     await this.env.CODE_BUCKET.put(codeKey, code.bytes, { sha256: code.sha256 });
+    // A new function starts unpaused: a pause its name's scheduler kept (one that raced a delete of
+    // an earlier function of that name) is cleared, only once the row is ours.
+    await schedulerStub(this.env, schedulerName(namespace, input.name)).resumeDispatch();
     cache.delete(cacheKey(namespace, input.name));
     forgetQualifiers(namespace, input.name);
     return row;
@@ -238,8 +241,6 @@ export class FunctionRegistry {
       .from(triggers)
       .where(and(eq(triggers.namespace, namespace), eq(triggers.functionName, name), eq(triggers.type, "timer")));
     await Promise.all(timers.map((timer) => timerTriggerStub(this.env, timer.id).disarm()));
-    // A paused dispatch goes with the function: one re-created under the same name starts unpaused.
-    await schedulerStub(this.env, schedulerName(namespace, name)).resumeDispatch();
     // The function, its published versions, its aliases and its triggers go together.
     await this.db.batch([
       this.db.delete(functions).where(byName(namespace, name)),
@@ -253,6 +254,13 @@ export class FunctionRegistry {
     ]);
     cache.delete(cacheKey(namespace, name));
     forgetQualifiers(namespace, name);
+    // A paused dispatch goes with the function, resumed after the row is gone: a pause that raced
+    // the delete either came before this (and is undone here) or re-checks the row after pausing
+    // and rolls itself back (dispatch-pause.ts). A failure is logged, not thrown (the row is gone
+    // already): create resumes as well, before a function of this name can have events.
+    await schedulerStub(this.env, schedulerName(namespace, name))
+      .resumeDispatch()
+      .catch((error: unknown) => console.warn("resuming a deleted function's dispatch failed", name, String(error)));
     await Promise.all(timers.map((timer) => timerTriggerStub(this.env, timer.id).disarm()));
     // Every code package of the function ($LATEST's and its versions'), page by page.
     let cursor: string | undefined;

@@ -165,7 +165,7 @@ export class InstanceContainer extends InstanceExecution {
 
   /** Timeout enforcement, relay resumption after a restart, and idle-container clean-up. */
   override async alarm(): Promise<void> {
-    const current = this.current;
+    let current = this.current;
     if (!current) {
       if (this.starting > 0) {
         // An event is being claimed here: it will use the container (or idle it again).
@@ -182,7 +182,15 @@ export class InstanceContainer extends InstanceExecution {
       await this.finish(current.requestId, { kind: "timeout" });
       return;
     }
-    if (isWarningDue(current, Date.now())) await this.sendDeadlineWarning(current);
+    if (isWarningDue(current, Date.now())) {
+      await this.sendDeadlineWarning(current);
+      // The warning awaited the event and the agent: the execution may have ended meanwhile (its end
+      // set the idle alarm), or been replaced. Go on only with the live copy of the same execution;
+      // its deadline stays enforced (nextExecutionAlarm below, or the next alarm).
+      const live = this.current;
+      if (live?.requestId !== current.requestId) return;
+      current = live;
+    }
     if (current.deadline !== undefined && !this.relaying) {
       // This object restarted mid-run: pick the agent's stream up where the last relay stopped.
       this.ctx.waitUntil(this.relayAndFinish(current.requestId));

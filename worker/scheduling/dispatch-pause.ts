@@ -1,8 +1,11 @@
 // Pause / resume dispatch per function: the service the REST routes (api/routes/dispatch.ts) and
 // GET of a function call. The state lives in the function's FunctionSchedulerObject (it decides
 // dispatch), durable in its SQLite settings; invocations are accepted as ever while paused.
+import { forgetDispatchRunning } from "../events/paused-backlog";
 import { FunctionRegistry } from "../functions/registry";
+import { PlatformError } from "../shared/errors";
 import { schedulerName, schedulerStub } from "../shared/objects";
+import { answerWithin } from "../shared/within";
 import type { DispatchState } from "./function-scheduler-object";
 
 /** The function's dispatch as the API shows it (pausedAt as an ISO date). */
@@ -14,8 +17,16 @@ export interface PublicDispatchState {
   pendingEvents: number;
 }
 
-/** What the function's GET adds: whether its dispatch is paused, and since when. */
-export type FunctionDispatchFields = Pick<PublicDispatchState, "dispatchPaused" | "pausedAt">;
+/**
+ * What the function's GET adds: whether its dispatch is paused, and since when; both null when its
+ * scheduler does not answer within DISPATCH_FIELDS_TIMEOUT_MS (or fails): unknown, not an error.
+ */
+export type FunctionDispatchFields =
+  | Pick<PublicDispatchState, "dispatchPaused" | "pausedAt">
+  | { dispatchPaused: null; pausedAt: null };
+
+/** How long GET of a function waits for its scheduler's dispatch state; then both fields are null. */
+export const DISPATCH_FIELDS_TIMEOUT_MS = 300;
 
 function publicState(namespace: string, functionName: string, state: DispatchState): PublicDispatchState {
   return {
@@ -27,7 +38,7 @@ function publicState(namespace: string, functionName: string, state: DispatchSta
   };
 }
 
-function scheduler(env: Env, namespace: string, functionName: string) {
+function scheduler(env: Pick<Env, "SCHEDULER">, namespace: string, functionName: string) {
   return schedulerStub(env, schedulerName(namespace, functionName));
 }
 
@@ -37,8 +48,18 @@ function scheduler(env: Env, namespace: string, functionName: string) {
  * FUNCTION_NOT_FOUND for a function that does not exist.
  */
 export async function pauseDispatch(env: Env, namespace: string, functionName: string): Promise<PublicDispatchState> {
-  await new FunctionRegistry(env).get(namespace, functionName);
-  const state = await scheduler(env, namespace, functionName).pauseDispatch(schedulerName(namespace, functionName));
+  const registry = new FunctionRegistry(env);
+  await registry.get(namespace, functionName);
+  const stub = scheduler(env, namespace, functionName);
+  const state = await stub.pauseDispatch(schedulerName(namespace, functionName));
+  forgetDispatchRunning(namespace, functionName);
+  // A delete between the check and the pause would leave the deleted function's scheduler paused:
+  // checked again (from D1, not the isolate's cache) and rolled back. The delete resumes after
+  // removing the row, and create resumes too, so either order ends unpaused.
+  await registry.get(namespace, functionName).catch(async (error: unknown) => {
+    if (error instanceof PlatformError && error.code === "FUNCTION_NOT_FOUND") await stub.resumeDispatch();
+    throw error;
+  });
   return publicState(namespace, functionName, state);
 }
 
@@ -52,12 +73,21 @@ export async function resumeDispatch(env: Env, namespace: string, functionName: 
   return publicState(namespace, functionName, state);
 }
 
-/** Whether an existing function's dispatch is paused (one call to its scheduler). */
+/**
+ * Whether an existing function's dispatch is paused (one call to its scheduler, bounded by
+ * DISPATCH_FIELDS_TIMEOUT_MS): `dispatchPaused: null, pausedAt: null` when the scheduler fails or
+ * does not answer in time, so that GET of the function never fails on it.
+ */
 export async function functionDispatchFields(
-  env: Env,
+  env: Pick<Env, "SCHEDULER">,
   namespace: string,
   functionName: string,
 ): Promise<FunctionDispatchFields> {
-  const state = await scheduler(env, namespace, functionName).dispatchState();
+  const state = await answerWithin(
+    scheduler(env, namespace, functionName).dispatchState(),
+    DISPATCH_FIELDS_TIMEOUT_MS,
+    null,
+  );
+  if (state === null) return { dispatchPaused: null, pausedAt: null };
   return { dispatchPaused: state.dispatchPaused, pausedAt: publicState(namespace, functionName, state).pausedAt };
 }

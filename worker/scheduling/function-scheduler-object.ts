@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { DispatchMessage } from "../events/dispatch-message";
+import { MAX_PAUSED_BACKLOG } from "../events/paused-backlog";
 import type { QueuedReason } from "../events/queued-reason";
 import { instanceName, instanceStub, namespaceOfScheduler, namespaceQuotaStub } from "../shared/objects";
 import { SqlSettings } from "../shared/sql-settings";
@@ -156,6 +157,38 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       this.pump();
     }
     return this.dispatchState();
+  }
+
+  /**
+   * True while dispatch is paused and the event waits in the pending queue: the event's dispatch
+   * watchdog then does not send its dispatch again (a paused backlog would otherwise cost a queue
+   * message and an index write per event every few minutes). When dispatch runs it answers false,
+   * so the watchdog re-sends as it always did (the backstop for an assignment whose instance call
+   * failed); it pumps either way, as a re-sent dispatch's submit would.
+   */
+  async holdsPending(requestId: string): Promise<boolean> {
+    this.pump();
+    if (this.pausedAt() === null) return false;
+    const pending = this.ctx.storage.sql.exec("SELECT 1 FROM pending WHERE request_id = ?", requestId).toArray();
+    return pending.length > 0;
+  }
+
+  /**
+   * The event ended before it was assigned (a queued event terminated): it leaves the pending
+   * queue, so pendingEvents and the paused backlog stop counting it. An event in a slot is left to
+   * its instance (the claim refuses it).
+   */
+  async forget(requestId: string): Promise<void> {
+    this.ctx.storage.sql.exec("DELETE FROM pending WHERE request_id = ?", requestId);
+  }
+
+  /**
+   * Whether a new invocation is admitted: refused only while dispatch is paused and at least
+   * MAX_PAUSED_BACKLOG events wait here (see events/paused-backlog.ts).
+   */
+  async admission(): Promise<{ admitted: boolean; dispatchPaused: boolean; pendingEvents: number }> {
+    const { dispatchPaused, pendingEvents } = await this.dispatchState();
+    return { admitted: !dispatchPaused || pendingEvents < MAX_PAUSED_BACKLOG, dispatchPaused, pendingEvents };
   }
 
   /** Whether the function's dispatch is paused, since when, and how many events wait here. */

@@ -18,7 +18,7 @@ import { MAX_TIMELINE_ENTRIES, TIMELINE_HEAD_ENTRIES, TIMELINE_KINDS } from "../
 import { IDEMPOTENCY_KEY_RULE, idempotencyKeySchemaFor } from "../../events/idempotency";
 import { invokeAsync, MAX_ASYNC_PAYLOAD_BYTES } from "../../events/invoke";
 import { invokeSync, SYNC_LOG_TAIL_BYTES, SYNC_START_ALLOWANCE_MS } from "../../events/invoke-sync";
-import { QUEUED_REASONS } from "../../events/queued-reason";
+import { QUEUED_REASON_TIMEOUT_MS, QUEUED_REASONS, withQueuedReason } from "../../events/queued-reason";
 import { replayEvent } from "../../events/replay";
 import { admitRead } from "../../ratelimit/read-limit";
 import { PlatformError, unwrap } from "../../shared/errors";
@@ -107,10 +107,12 @@ export const eventViewSchema = z
     status: eventStatusSchema,
     statusCode: z.number().int().nullable(),
     phase: z.string().openapi({ description: "The event's phase in the platform's state machine" }),
-    queuedReason: z.enum(QUEUED_REASONS).nullable().openapi({
-      description:
-        'Why a queued event waits: "paused" (its function\'s dispatch is paused), "concurrency" (the function runs maxConcurrency events), "namespace-quota" (the namespace is at its container cap); null otherwise',
-    }),
+    queuedReason: z
+      .enum(QUEUED_REASONS)
+      .nullable()
+      .openapi({
+        description: `Why a queued event waits: "paused" (its function's dispatch is paused), "concurrency" (the function runs maxConcurrency events), "namespace-quota" (the namespace is at its container cap); null otherwise. Filled in by GET of the event only (not the terminate answer), asking the function's scheduler for at most ${QUEUED_REASON_TIMEOUT_MS} ms: null when it does not answer in time`,
+      }),
     invokedAt: z.string().openapi({ format: "date-time" }),
     startedAt: z.string().nullable(),
     endedAt: z.string().nullable(),
@@ -461,7 +463,8 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
   })
   .openapi(getEvent, async (c) => {
     const { event } = await visibleEventView(c.env, c.var.principal, c.req.valid("param").requestId);
-    return c.json(event, 200);
+    // Why a queued event waits: asked of its scheduler only now, after the access check, and bounded.
+    return c.json(await withQueuedReason(c.env, event), 200);
   })
   .openapi(getPayload, async (c) => {
     admitRead(c.var.principal.secretId);

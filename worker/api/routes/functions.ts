@@ -9,7 +9,7 @@ import {
   updateConfigurationSchema,
 } from "../../functions/model";
 import { FunctionRegistry } from "../../functions/registry";
-import { functionDispatchFields } from "../../scheduling/dispatch-pause";
+import { DISPATCH_FIELDS_TIMEOUT_MS, functionDispatchFields } from "../../scheduling/dispatch-pause";
 import { functionNameSchema, namespaceSchema } from "../../shared/names";
 import { MAX_JSON_BODY_BYTES, readJson } from "../../shared/validation";
 import {
@@ -82,13 +82,16 @@ const functionSchema = z
       }),
     createdAt: z.string().openapi({ format: "date-time" }),
     updatedAt: z.string().openapi({ format: "date-time" }),
-    dispatchPaused: z.boolean().optional().openapi({
-      description:
-        "GET of one function only: true while its dispatch is paused (POST .../dispatch/pause): accepted events stay queued",
-    }),
+    dispatchPaused: z
+      .boolean()
+      .nullable()
+      .optional()
+      .openapi({
+        description: `GET of one function only: true while its dispatch is paused (POST .../dispatch/pause): accepted events stay queued; null (and pausedAt null) when its scheduler does not answer within ${DISPATCH_FIELDS_TIMEOUT_MS} ms: unknown`,
+      }),
     pausedAt: z.string().nullable().optional().openapi({
       format: "date-time",
-      description: "GET of one function only: when its dispatch was paused; null while it runs",
+      description: "GET of one function only: when its dispatch was paused; null while it runs, or when unknown",
     }),
   })
   .openapi("Function");
