@@ -60,6 +60,12 @@ export const events = sqliteTable(
     durationMs: integer("duration_ms"),
     version: integer("version").notNull(),
     updatedAt: integer("updated_at").notNull().default(sql`(unixepoch() * 1000)`),
+    /** The invocation's tags as a JSON object of strings (null: none); filtered through `event_tags`. */
+    tags: text("tags"),
+    /** The handler's last reported progress (0 to 100), its message and when (epoch ms); null: none. */
+    progressPercent: real("progress_percent"),
+    progressMessage: text("progress_message"),
+    progressAt: integer("progress_at"),
   },
   // Each list orders by a time and then the RequestId, so the indexes end with both (no sort step);
   // the status index also carries the other filter columns, so counting a filtered list reads the
@@ -198,3 +204,51 @@ export const triggers = sqliteTable(
 
 /** A trigger row. */
 export type TriggerRow = typeof triggers.$inferSelect;
+
+/**
+ * One row per tag of an event (its key and value), written with the event's first index row: the
+ * list and the bulk operations filter by tag through it. Deleted with the event's index row.
+ */
+export const eventTags = sqliteTable(
+  "event_tags",
+  {
+    requestId: text("request_id").notNull(),
+    namespace: text("namespace").notNull(),
+    functionName: text("function_name").notNull(),
+    key: text("key").notNull(),
+    value: text("value").notNull(),
+    startTime: integer("start_time").notNull(),
+  },
+  (table) => [
+    primaryKey({ columns: [table.requestId, table.key] }),
+    index("event_tags_by_function_tag").on(
+      table.namespace,
+      table.functionName,
+      table.key,
+      table.value,
+      table.startTime,
+      table.requestId,
+    ),
+    index("event_tags_by_namespace_tag").on(table.namespace, table.key, table.value, table.startTime),
+    index("event_tags_by_start").on(table.startTime),
+  ],
+);
+
+/** An event tag row. */
+export type EventTagRow = typeof eventTags.$inferSelect;
+
+/**
+ * Per-namespace settings (a row only where a namespace changed a default): how long its ended events
+ * are kept, and whether they are archived to R2 before deletion.
+ */
+export const namespaceSettings = sqliteTable("namespace_settings", {
+  namespace: text("namespace").primaryKey(),
+  /** Hours an ended event stays readable and listed (72 by default, SCF's). */
+  retentionHours: integer("retention_hours").notNull().default(72),
+  /** Whether an event is archived (status, timeline, logs) to R2 before it is deleted. */
+  archiveEnabled: integer("archive_enabled", { mode: "boolean" }).notNull().default(false),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/** A namespace settings row. */
+export type NamespaceSettingsRow = typeof namespaceSettings.$inferSelect;
