@@ -6,8 +6,11 @@
 // test size, default 1000), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5),
 // BENCH_WEBHOOK_SAMPLES (webhook deliveries timed, default 20), BENCH_LOG_LINES (lines the log
 // volume handler prints, default 1000000), BENCH_TIMER_SECONDS (how long the every-second timer
-// trigger runs for its lateness figures, default 30), BENCH_ONLY=logVolume or triggers (that part
-// alone, with its own /healthz baseline).
+// trigger runs for its lateness figures, default 30), BENCH_STATISTICS_EVENTS (index rows seeded for
+// the statistics figure, default 100000), BENCH_STATISTICS_SAMPLES (reads timed per route, default
+// 60), BENCH_BULK_EVENTS / BENCH_BULK_RUNS (queued events per bulk termination, default 1000, and
+// runs, default 3), BENCH_ONLY=logVolume, triggers, statistics or bulk (that part alone, with its own
+// /healthz baseline).
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -28,7 +31,7 @@ const LIST_SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 150);
 const WEBHOOK_SAMPLES = Number(process.env.BENCH_WEBHOOK_SAMPLES ?? 20);
 const LOG_LINES = Number(process.env.BENCH_LOG_LINES ?? 1_000_000);
 const TIMER_SECONDS = Number(process.env.BENCH_TIMER_SECONDS ?? 30);
-/** `logVolume` or `triggers`: only that part (its own baseline, the /dev/null run, is measured in it). */
+/** `logVolume`, `triggers` or `statistics`: only that part (its own baseline, the /dev/null run, is measured in it). */
 const ONLY = process.env.BENCH_ONLY;
 /** The bench function's webhook secret (a throwaway, local receiver only). */
 const WEBHOOK_SECRET = "bench-webhook-secret-0123456789";
@@ -357,6 +360,181 @@ async function httpTriggerAccept(api: ApiClient, baseUrl: string): Promise<Recor
   };
 }
 
+/** Index rows seeded for the statistics figure (one function, over the index's 3 days). */
+const STATISTICS_FIXTURE_SIZE = Number(process.env.BENCH_STATISTICS_EVENTS ?? 100_000);
+/** Timed reads of the statistics endpoint (and of the list endpoint, and of /healthz, beside it). */
+const STATISTICS_SAMPLES = Number(process.env.BENCH_STATISTICS_SAMPLES ?? 60);
+/** Rows per seeding request: a D1 batch per request, well under the route's 32 MiB body bound. */
+const SEED_BATCH_ROWS = 2000;
+
+/**
+ * The statistics endpoint (counts per status and hour over 3 days) over STATISTICS_FIXTURE_SIZE
+ * index rows of one function, seeded through /_diagnostics/seed-index, beside /healthz and the
+ * list endpoint (newest 20) on the same data, all timed sequentially from the same client.
+ */
+async function statisticsLatency(api: ApiClient, baseUrl: string): Promise<Record<string, unknown>> {
+  const fn = await createTrivial(api, { maxConcurrency: 1 });
+  const statuses = ["RUNNING", "FINISHED", "FAILED", "ABORTED"];
+  const now = Date.now();
+  // Spread over the statistics window: its 72 hours start at the top of the hour 71 hours before
+  // the current one (the current hour included), so every row is counted (unless an hour turns
+  // while the rows are seeded: the count check below says so).
+  const hour = 3_600_000;
+  const window = now - (Math.floor(now / hour) * hour - 71 * hour);
+  const seedStarted = Date.now();
+  for (let i = 0; i < STATISTICS_FIXTURE_SIZE; i += SEED_BATCH_ROWS) {
+    const rows = Array.from({ length: Math.min(SEED_BATCH_ROWS, STATISTICS_FIXTURE_SIZE - i) }, (_, k) => {
+      const n = i + k;
+      const status = statuses[n % 4] as string;
+      const startTime = now - ((n * 7919) % window);
+      return {
+        requestId: `20000000-0000-4000-8000-${n.toString().padStart(12, "0")}`,
+        namespace: NAMESPACE,
+        functionName: fn,
+        qualifier: "$LATEST",
+        invokeType: "OTHERS",
+        status,
+        statusCode: status === "RUNNING" ? null : status === "FINISHED" ? 200 : 430,
+        phase: status.toLowerCase(),
+        startTime,
+        endTime: status === "RUNNING" ? null : startTime + (n % 600) * 1000,
+        durationMs: status === "RUNNING" ? null : (n % 600) * 1000,
+        version: 2,
+      };
+    });
+    const seeded = await fetch(`${baseUrl}/_diagnostics/seed-index`, {
+      method: "POST",
+      headers: ADMIN_HEADERS,
+      body: JSON.stringify({ rows }),
+    });
+    if (!seeded.ok) throw new Error(`seeding answered ${seeded.status}`);
+  }
+  const seedMs = Date.now() - seedStarted;
+  const base = `/v1/namespaces/${NAMESPACE}/functions/${fn}`;
+  const check = await api.json<{ totals: Record<string, number>; buckets: unknown[] }>(`${base}/statistics`);
+  if (check.status !== 200) throw new Error(`statistics answered ${check.status}`);
+  const counted = Object.values(check.body.totals).reduce((sum, count) => sum + count, 0);
+  if (counted !== STATISTICS_FIXTURE_SIZE)
+    throw new Error(`statistics counted ${counted} events of ${STATISTICS_FIXTURE_SIZE} seeded`);
+  // Interleaved rounds, so a noisy moment of the shared machine touches all three alike.
+  const rounds = 5;
+  const per = Math.ceil(STATISTICS_SAMPLES / rounds);
+  const stats: number[] = [];
+  const list: number[] = [];
+  const health: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    health.push(...(await timedSamples(per, () => fetch(`${baseUrl}/healthz`))));
+    stats.push(...(await timedSamples(per, () => api.request(`${base}/statistics`))));
+    list.push(...(await timedSamples(per, () => api.request(`${base}/events?limit=20`))));
+  }
+  const summary = (values: number[]) => ({ p50: percentile(values, 50), p99: percentile(values, 99) });
+  const healthz = summary(health);
+  const statistics = summary(stats);
+  return {
+    indexedEvents: STATISTICS_FIXTURE_SIZE,
+    buckets: check.body.buckets.length,
+    seedMs,
+    samplesEach: per * rounds,
+    healthz,
+    statistics,
+    listNewest20: summary(list),
+    statisticsP50OverHealthzP50: Math.round((statistics.p50 / Math.max(0.1, healthz.p50)) * 10) / 10,
+  };
+}
+
+/** `samples` sequential latencies (ms) of `get`, paced under the per-caller read limit (20/s). */
+async function timedSamples(samples: number, get: () => Promise<Response>): Promise<number[]> {
+  const latencies: number[] = [];
+  while (latencies.length < samples) {
+    const t0 = performance.now();
+    const response = await get();
+    await response.text();
+    const elapsed = performance.now() - t0;
+    if (response.status === 429) {
+      // The read limit (20/s per caller) bit: wait it out and take this sample again.
+      await new Promise((r) => setTimeout(r, 1000 * Number(response.headers.get("retry-after") ?? 1)));
+      continue;
+    }
+    if (response.status !== 200) throw new Error(`read answered ${response.status}`);
+    latencies.push(elapsed);
+    await new Promise((r) => setTimeout(r, 60));
+  }
+  return latencies;
+}
+
+/** Queued events one bulk termination run ends (BENCH_BULK_EVENTS). */
+const BULK_EVENTS = Number(process.env.BENCH_BULK_EVENTS ?? 1000);
+/** Bulk termination runs timed (BENCH_BULK_RUNS); the figure is their median. */
+const BULK_RUNS = Number(process.env.BENCH_BULK_RUNS ?? 3);
+/** Invocations in flight at once while queueing a run's events. */
+const BULK_INVOKE_CONCURRENCY = 20;
+
+/**
+ * A bulk termination of BULK_EVENTS queued events (a paused function's): from the POST to the job
+ * FINISHED, and to every event read back ABORTED; the median of BULK_RUNS runs, beside /healthz.
+ */
+async function bulkTerminate(api: ApiClient, baseUrl: string): Promise<Record<string, unknown>> {
+  const health = await timedSamples(20, () => fetch(`${baseUrl}/healthz`));
+  const runs: { jobMs: number; allAbortedMs: number; counts: unknown; queueMs: number }[] = [];
+  for (let run = 0; run < BULK_RUNS; run++) {
+    const fn = await createTrivial(api, { maxConcurrency: 1 });
+    const base = `/v1/namespaces/${NAMESPACE}/functions/${fn}`;
+    const paused = await api.request(`${base}/dispatch/pause`, { method: "POST" });
+    if (paused.status !== 200) throw new Error(`pause answered ${paused.status}`);
+    const queueStarted = Date.now();
+    const ids: string[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: BULK_INVOKE_CONCURRENCY }, async () => {
+        while (next < BULK_EVENTS) {
+          next += 1;
+          ids.push(await api.invoke(NAMESPACE, fn, {}));
+        }
+      }),
+    );
+    const queueMs = Date.now() - queueStarted;
+    const bulk = `/v1/namespaces/${NAMESPACE}/bulk-terminations`;
+    // Every event in the index (its row may trail its acceptance by a moment) before the clock starts.
+    for (let counted = 0; counted < BULK_EVENTS; ) {
+      const dry = await api.json<{ count: number }>(bulk, {
+        method: "POST",
+        body: JSON.stringify({ functionName: fn, dryRun: true }),
+      });
+      counted = dry.body.count;
+      if (counted < BULK_EVENTS) await new Promise((r) => setTimeout(r, 200));
+    }
+    log(`bulk run ${run + 1}/${BULK_RUNS}: ${BULK_EVENTS} events queued in ${queueMs} ms; terminating`);
+    const t0 = Date.now();
+    const started = await api.json<{ jobId: string }>(bulk, {
+      method: "POST",
+      body: JSON.stringify({ functionName: fn }),
+    });
+    if (started.status !== 202) throw new Error(`bulk termination answered ${started.status}`);
+    let job: { status: string; counts: unknown } = { status: "RUNNING", counts: null };
+    while (job.status === "RUNNING") {
+      await new Promise((r) => setTimeout(r, 100));
+      job = (await api.json<typeof job>(`${bulk}/${started.body.jobId}`)).body;
+    }
+    const jobMs = Date.now() - t0;
+    if (job.status !== "FINISHED") throw new Error(`bulk termination ended ${job.status}`);
+    const statuses = await waitAllEnded(api, ids, 120_000);
+    const allAbortedMs = Date.now() - t0;
+    const aborted = [...statuses.values()].filter((status) => status === "ABORTED").length;
+    if (aborted !== BULK_EVENTS) throw new Error(`${aborted} of ${BULK_EVENTS} events ABORTED`);
+    runs.push({ jobMs, allAbortedMs, counts: job.counts, queueMs });
+  }
+  const median = (values: number[]) => percentile(values, 50);
+  return {
+    events: BULK_EVENTS,
+    runs: runs.length,
+    postToJobFinishedMs: median(runs.map((r) => r.jobMs)),
+    postToAllReadAbortedMs: median(runs.map((r) => r.allAbortedMs)),
+    eventsPerSecond: Math.round((BULK_EVENTS * 1000) / Math.max(1, median(runs.map((r) => r.jobMs)))),
+    each: runs,
+    healthz: { p50: percentile(health, 50), p99: percentile(health, 99) },
+  };
+}
+
 async function main(): Promise<void> {
   log("starting the platform");
   const platform = await startPlatform({
@@ -372,6 +550,18 @@ async function main(): Promise<void> {
         `log volume only: ${LOG_LINES} lines printed as fast as possible by one handler, to /dev/null then to stdout`,
       );
       figures.logVolume = await logVolume(api, platform.baseUrl);
+      process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+      return;
+    }
+    if (ONLY === "statistics") {
+      log(`statistics only: the endpoint over ${STATISTICS_FIXTURE_SIZE} index rows beside /healthz and the list`);
+      figures.statisticsLatencyMs = await statisticsLatency(api, platform.baseUrl);
+      process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+      return;
+    }
+    if (ONLY === "bulk") {
+      log(`bulk only: ${BULK_RUNS} bulk terminations of ${BULK_EVENTS} queued events each, beside /healthz`);
+      figures.bulkTerminate = await bulkTerminate(api, platform.baseUrl);
       process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
       return;
     }
@@ -489,6 +679,9 @@ async function main(): Promise<void> {
       healthzSameClient: { p50: percentile(healthSamples, 50), p99: percentile(healthSamples, 99) },
       ...listLatency,
     };
+
+    log(`statistics endpoint over ${STATISTICS_FIXTURE_SIZE} index rows of one function`);
+    figures.statisticsLatencyMs = await statisticsLatency(api, platform.baseUrl);
 
     log("draining the events of the latency run");
     await new Promise((r) => setTimeout(r, 2_000));

@@ -1,5 +1,5 @@
 import { createApp } from "./api/app";
-import { deleteExpiredIndexRows } from "./events/event-list";
+import { purgeExpiredIndexRows } from "./events/event-retention";
 import { consumeDeadLetters, consumeDispatchBatch } from "./scheduling/dispatch-consumer";
 import { consumeCosNotifications, R2_EVENTS_QUEUE } from "./triggers/cos";
 import { consumeTriggerQueueBatch, isTriggerQueue } from "./triggers/queue";
@@ -7,6 +7,7 @@ import { consumeTriggerDeadLetters } from "./triggers/source-consumer";
 
 export { SignatureLedgerObject } from "./auth/signature-ledger";
 export { AsyncEventObject } from "./events/async-event-object";
+export { BulkTerminationObject } from "./events/bulk-terminate-object";
 export { DeliveryObject } from "./events/delivery-object";
 export { IdempotencyObject } from "./events/idempotency-object";
 export { InstanceContainer } from "./instances/instance-container";
@@ -41,8 +42,8 @@ export default {
     batch.retryAll({ delaySeconds: UNKNOWN_QUEUE_RETRY_SECONDS });
   },
   async scheduled(controller, env): Promise<void> {
-    const deleted = await deleteExpiredIndexRows(env.DB, controller.scheduledTime);
-    if (deleted > 0) console.log(`event index retention: ${deleted} rows older than 3 days deleted`);
+    const deleted = await purgeExpiredIndexRows(env.DB, controller.scheduledTime);
+    if (deleted > 0) console.log(`event index retention: ${deleted} rows past their namespace's retention deleted`);
     // Keeps the query planner's statistics current as the index grows and shrinks.
     await env.DB.exec("PRAGMA optimize");
   },

@@ -20,6 +20,7 @@ const bundled = (await import(join(AGENT_DIR, "contract.gen.mjs"))) as typeof so
 
 interface RuntimeTableModule {
   RUNTIMES: Record<string, unknown>;
+  runtimeOf(name: unknown): unknown;
   bootstrapCommand(spec: { runtime: unknown; handler: string }, codeDir: string): [string, string[]];
 }
 const runtimeTable = (await import(join(AGENT_DIR, "runtimes.mjs"))) as RuntimeTableModule;
@@ -148,11 +149,13 @@ describe("the agent and the container contract", () => {
 });
 
 describe("the runtime table", () => {
-  it("lists the same runtimes as the contract (source and bundle) and the function model", () => {
-    const names = [...source.RUNTIME_NAMES].sort();
-    expect(Object.keys(runtimeTable.RUNTIMES).sort()).toEqual(names);
-    expect([...bundled.RUNTIME_NAMES].sort()).toEqual(names);
-    expect([...MODEL_RUNTIMES].sort()).toEqual(names);
+  it("runs the contract's engines (source and bundle), and every runtime name of the model on one", () => {
+    const engines = [...source.RUNTIME_ENGINES].sort();
+    expect(Object.keys(runtimeTable.RUNTIMES).sort()).toEqual(engines);
+    expect([...bundled.RUNTIME_ENGINES].sort()).toEqual(engines);
+    expect([...bundled.RUNTIME_NAMES].sort()).toEqual([...source.RUNTIME_NAMES].sort());
+    expect([...MODEL_RUNTIMES].sort()).toEqual([...source.RUNTIME_NAMES].sort());
+    for (const name of MODEL_RUNTIMES) expect(runtimeTable.runtimeOf(name), name).toBeDefined();
   });
 
   it("starts no bootstrap for an unknown runtime instead of falling through to another one", () => {
@@ -165,5 +168,10 @@ describe("the runtime table", () => {
     expect(nodeArgs.slice(-3)).toEqual([join(AGENT_DIR, "bootstrap-node.mjs"), "/code", "index.main"]);
     const [python, pythonArgs] = runtimeTable.bootstrapCommand({ runtime: "Python3.11", handler: "i.h" }, "/code");
     expect([python, ...pythonArgs]).toEqual(["python3", "-u", join(AGENT_DIR, "bootstrap.py"), "/code", "i.h"]);
+    // An SCF name runs on its engine's bootstrap.
+    const [, scfNodeArgs] = runtimeTable.bootstrapCommand({ runtime: "Nodejs16.13", handler: "index.main" }, "/code");
+    expect(scfNodeArgs.slice(-3)).toEqual([join(AGENT_DIR, "bootstrap-node.mjs"), "/code", "index.main"]);
+    const [scfPython] = runtimeTable.bootstrapCommand({ runtime: "Python3.9", handler: "i.h" }, "/code");
+    expect(scfPython).toBe("python3");
   });
 });

@@ -41,6 +41,14 @@ const NAMESPACE = `console-${suffix}`;
 const SCOPED_NAMESPACE = `console-own-${suffix}`;
 const FUNCTION = `console-job-${suffix}`;
 
+/** A progress message full of markup: the views must show it as text, never as HTML. */
+const PROGRESS_MESSAGE = `<img src=x onerror="window.__injected=1"> step <b>2</b> & <script>window.__injected=2</script>`;
+/** Tags of the console's invocation (values allow no markup characters: the text still must stay text). */
+const TAGS = { team: "video", stage: "a/b+c=d" };
+const TAGS_TEXT = Object.entries(TAGS)
+  .map(([key, value]) => `${key}=${value}`)
+  .join(",");
+
 let browser: Browser | undefined;
 let context: BrowserContext;
 let page: Page;
@@ -60,7 +68,7 @@ async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
   });
   opened.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
   opened.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console: ${message.text()}`);
+    if (message.type() === "error") problems.push(`console: ${message.text()} (${message.location().url})`);
   });
   return { context: fresh, page: opened };
 }
@@ -116,6 +124,12 @@ async function screenshot(target: Page, name: string): Promise<void> {
   const file = join(SCREENSHOTS, `console-${name}.png`);
   const bytes = await target.screenshot({ path: file, fullPage: false });
   expect(bytes.length, `${file} is over ${MAX_SCREENSHOT_BYTES} bytes`).toBeLessThan(MAX_SCREENSHOT_BYTES);
+}
+
+/** The page made no element of user text and ran none of its scripts. */
+async function assertNoInjection(target: Page): Promise<void> {
+  expect(await target.locator("#view img, #view b, #view script").count()).toBe(0);
+  expect(await target.evaluate(() => (window as unknown as { __injected?: number }).__injected)).toBeUndefined();
 }
 
 async function signIn(target: Page, secretId: string, secretKey: string, namespace: string): Promise<void> {
@@ -213,7 +227,8 @@ describe("the console page", () => {
   it("offers exactly the platform's runtimes", async () => {
     const source = await (await fetch(`${baseUrl}/console/views/common.js`)).text();
     const listed = /export const RUNTIMES = (\[[^\]]*\]);/.exec(source)?.[1];
-    expect(JSON.parse(listed ?? "null")).toEqual([...RUNTIME_NAMES]);
+    // The array as biome formats it: one name a line, with a trailing comma (not JSON).
+    expect(JSON.parse(listed?.replace(/,\s*\]$/, "]") ?? "null")).toEqual([...RUNTIME_NAMES]);
   });
 });
 
@@ -366,6 +381,39 @@ describe("the console in a browser", () => {
     expect(await page.locator("#event-state").textContent()).toContain("200");
   });
 
+  it("shows the ended event's timeline and termination outcome as its status has them", async () => {
+    const status = await api.json<{
+      timeline: { kind: string; detail: string | null }[];
+      terminationMode: string | null;
+      signalDeliveredAt: string | null;
+      endedWithinGrace: boolean | null;
+    }>(`/v1/events/${requestId}`);
+    expect(status.body).toMatchObject({ terminationMode: "graceful", endedWithinGrace: true });
+    expect(status.body.signalDeliveredAt).not.toBeNull();
+    // A fresh load of the view: everything below comes from one GET of the ended event.
+    await page.reload();
+    const entries = page.locator("#event-timeline li");
+    await expect.poll(() => entries.count(), { timeout: VIEW_TIMEOUT_MS }).toBe(status.body.timeline.length);
+    const shown = await entries.evaluateAll((items) =>
+      items.map((item) => ({
+        kind: (item as HTMLElement).dataset.kind,
+        detail: item.querySelector(".detail")?.textContent ?? "",
+      })),
+    );
+    expect(shown).toEqual(status.body.timeline.map(({ kind, detail }) => ({ kind, detail: detail ?? "" })));
+    expect(shown.map(({ kind }) => kind)).toEqual(
+      expect.arrayContaining(["accepted", "running", "terminate-requested", "signal-delivered", "ended"]),
+    );
+    expect(shown[0]?.kind).toBe("accepted");
+    expect(shown.at(-1)?.kind).toBe("ended");
+    const termination = (await page.locator("#event-termination").textContent()) ?? "";
+    expect(termination).toContain("graceful terminate");
+    expect(termination).toContain("SIGTERM delivered");
+    expect(termination).toContain("ended within the grace period");
+    await page.locator("#event-timeline").scrollIntoViewIfNeeded();
+    await screenshot(page, "event-timeline");
+  });
+
   it("downloads the event's whole log as a text file", async () => {
     const [download] = await Promise.all([
       page.waitForEvent("download", { timeout: VIEW_TIMEOUT_MS }),
@@ -424,6 +472,123 @@ describe("the console in a browser", () => {
       .toContain(FUNCTION);
     await page.getByLabel("Search by name").fill("no-such-name");
     await page.getByText("No function's name contains “no-such-name”.").waitFor({ timeout: VIEW_TIMEOUT_MS });
+  });
+
+  it("pauses dispatch after confirmation, shows a new event queued as paused, and resumes it", async () => {
+    const functionPath = `/v1/namespaces/${NAMESPACE}/functions/${FUNCTION}`;
+    const dispatchPaused = async () => (await api.json<{ dispatchPaused: boolean }>(functionPath)).body.dispatchPaused;
+    await page.goto(`${baseUrl}/console?view=function&ns=${NAMESPACE}&fn=${FUNCTION}`);
+    const state = page.locator("#dispatch-state");
+    const toggle = page.locator("#dispatch-toggle");
+    await state.waitFor({ timeout: VIEW_TIMEOUT_MS });
+    expect(await state.getAttribute("data-state")).toBe("running");
+    expect(await toggle.textContent()).toBe("Pause dispatch");
+    // Cancelling the confirmation changes nothing.
+    await toggle.click();
+    await page.locator("#confirm").getByRole("button", { name: "Cancel" }).click();
+    expect(await dispatchPaused()).toBe(false);
+    expect(await state.getAttribute("data-state")).toBe("running");
+
+    await toggle.click();
+    await page.locator("#confirm").getByRole("button", { name: "Pause dispatch" }).click();
+    await expect.poll(() => state.getAttribute("data-state"), { timeout: VIEW_TIMEOUT_MS }).toBe("paused");
+    expect(await toggle.textContent()).toBe("Resume dispatch");
+    expect(await dispatchPaused()).toBe(true);
+    // A fresh load shows what the API says.
+    await page.reload();
+    await expect.poll(() => state.getAttribute("data-state"), { timeout: VIEW_TIMEOUT_MS }).toBe("paused");
+    await screenshot(page, "function-paused");
+
+    // An event invoked meanwhile waits, its view saying why.
+    const held = await api.invoke(NAMESPACE, FUNCTION, { runMs: 0 });
+    await page.goto(`${baseUrl}/console?view=event&id=${held}`);
+    const reason = page.locator("#event-queued-reason");
+    await expect.poll(() => reason.getAttribute("data-reason"), { timeout: VIEW_TIMEOUT_MS }).toBe("paused");
+    expect(await reason.textContent()).toContain("dispatch is paused");
+    expect(await page.locator("#event-state .badge").textContent()).toBe("RUNNING");
+
+    await page.goto(`${baseUrl}/console?view=function&ns=${NAMESPACE}&fn=${FUNCTION}`);
+    await expect.poll(() => toggle.textContent(), { timeout: VIEW_TIMEOUT_MS }).toBe("Resume dispatch");
+    await toggle.click();
+    await page.locator("#confirm").getByRole("button", { name: "Resume dispatch" }).click();
+    await expect.poll(() => state.getAttribute("data-state"), { timeout: VIEW_TIMEOUT_MS }).toBe("running");
+    expect(await toggle.textContent()).toBe("Pause dispatch");
+    expect(await dispatchPaused()).toBe(false);
+    // The held event then runs.
+    expect((await api.waitForEvent(held, undefined, RUN_TIMEOUT_MS)).status).toBe("FINISHED");
+  });
+
+  it("shows tags and progress in the event and the list, filters by tag, and renders their text as text", async () => {
+    const reporter = `console-progress-${suffix}`;
+    const created = await api.createFunction(NAMESPACE, {
+      name: reporter,
+      runtime: "Nodejs22",
+      files: {
+        "index.js": `exports.main_handler = async (event, context) => {
+  context.progress(60, ${JSON.stringify(PROGRESS_MESSAGE)});
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  return { reported: true };
+};\n`,
+      },
+      timeout: 30,
+    });
+    expect(created.status).toBe(201);
+    // The tagged event is invoked from the console's invoke form; an untagged one beside it.
+    await page.goto(`${baseUrl}/console?view=function&ns=${NAMESPACE}&fn=${reporter}`);
+    await page.locator("#invoke-form").waitFor({ timeout: VIEW_TIMEOUT_MS });
+    await page.locator("#invoke-tags").fill(TAGS_TEXT);
+    await page.locator("#invoke-button").click();
+    const link = page.locator("#invoked-request-id");
+    await link.waitFor({ timeout: VIEW_TIMEOUT_MS });
+    const tagged = (await link.textContent()) ?? "";
+    const untagged = await api.invoke(NAMESPACE, reporter, {});
+    const ended = await api.waitForEvent(tagged, undefined, RUN_TIMEOUT_MS);
+    await api.waitForEvent(untagged, undefined, RUN_TIMEOUT_MS);
+    expect(ended).toMatchObject({
+      status: "FINISHED",
+      tags: TAGS,
+      progress: { percent: 60, message: PROGRESS_MESSAGE },
+    });
+
+    await page.goto(`${baseUrl}/console?view=event&id=${tagged}`);
+    await page.locator("#event-progress").waitFor({ timeout: VIEW_TIMEOUT_MS });
+    expect(await page.locator("#event-progress-percent").textContent()).toBe("60%");
+    expect(await page.locator("#event-progress-message").textContent()).toBe(PROGRESS_MESSAGE);
+    expect(await page.locator("#event-progress progress").getAttribute("value")).toBe("60");
+    expect(await page.locator("#event-state .tag").allTextContents()).toEqual(
+      Object.entries(TAGS).map(([key, value]) => `${key}=${value}`),
+    );
+    await assertNoInjection(page);
+
+    // The list: a tags and a progress column; the tag filter from the form, into the URL.
+    await page.goto(`${baseUrl}/console?view=events&ns=${NAMESPACE}&fn=${reporter}`);
+    const rows = page.locator("#events-table tbody tr");
+    await expect.poll(() => rows.count(), { timeout: VIEW_TIMEOUT_MS }).toBe(2);
+    expect(await page.locator("#events-table thead th").allTextContents()).toEqual(
+      expect.arrayContaining(["Tags", "Progress"]),
+    );
+    const taggedRow = page.locator(`#events-table tbody tr[data-request-id="${tagged}"]`);
+    expect(await taggedRow.locator(".tag").allTextContents()).toContain("team=video");
+    expect(await taggedRow.locator(".progress-cell").textContent()).toContain(PROGRESS_MESSAGE);
+    await page.locator("#filter-tags").fill("team=video");
+    await page.locator("#apply-filters").click();
+    await expect.poll(() => new URL(page.url()).searchParams.get("tags")).toBe("team=video");
+    await expect.poll(() => rows.count(), { timeout: VIEW_TIMEOUT_MS }).toBe(1);
+    expect(await rows.first().getAttribute("data-request-id")).toBe(tagged);
+    // A tag of the row is a link to the events carrying it.
+    await taggedRow.locator(".tag", { hasText: "stage=" }).click();
+    await expect.poll(() => new URL(page.url()).searchParams.get("tags")).toBe(`stage=${TAGS.stage}`);
+    await expect.poll(() => rows.count(), { timeout: VIEW_TIMEOUT_MS }).toBe(1);
+    expect(await page.locator("#filter-tags").inputValue()).toBe(`stage=${TAGS.stage}`);
+    await page.locator("#events-table").scrollIntoViewIfNeeded();
+    await screenshot(page, "events-tags");
+    // The StatusCode filter: 200 keeps both, 430 none.
+    await page.goto(`${baseUrl}/console?view=events&ns=${NAMESPACE}&fn=${reporter}&statusCodes=430`);
+    await page.getByText("No events match").waitFor({ timeout: VIEW_TIMEOUT_MS });
+    expect(await page.locator("#filter-status-codes").inputValue()).toBe("430");
+    await page.goto(`${baseUrl}/console?view=events&ns=${NAMESPACE}&fn=${reporter}&statusCodes=200`);
+    await expect.poll(() => rows.count(), { timeout: VIEW_TIMEOUT_MS }).toBe(2);
+    await assertNoInjection(page);
   });
 
   it("edits the configuration, and shows the refusal to delete while an event runs", async () => {

@@ -73,6 +73,41 @@ describe("event index retention under npm start", () => {
   });
 });
 
+describe("event index retention per namespace", () => {
+  it("purges a namespace's ended rows past its own shorter retention and keeps the younger ones", async () => {
+    const namespace = "retention-short";
+    const set = await api.json(`/v1/namespaces/${namespace}/settings`, {
+      method: "PUT",
+      body: JSON.stringify({ retentionHours: 1 }),
+    });
+    expect(set.status).toBe(200);
+    const functionName = uniqueName("short");
+    const now = Date.now();
+    // Ended 2 h ago: past the namespace's 1 h, well inside the default 72 h.
+    const expired = { ...row(functionName, now - 3 * HOUR), namespace, endTime: now - 2 * HOUR };
+    const fresh = { ...row(functionName, now - 3 * HOUR), namespace, endTime: now - 10 * 60_000 };
+    const seeded = await fetch(`${inject("baseUrl")}/_diagnostics/seed-index`, {
+      method: "POST",
+      headers: { ...ADMIN_HEADERS, "content-type": "application/json" },
+      body: JSON.stringify({ rows: [expired, fresh] }),
+    });
+    expect(seeded.status).toBe(200);
+    const listed = async () => {
+      const { body } = await api.json<{ events: { requestId: string }[] }>(
+        `/v1/namespaces/${namespace}/functions/${functionName}/events?limit=100`,
+      );
+      return body.events.map((event) => event.requestId);
+    };
+    const deadline = Date.now() + PURGE_DEADLINE_MS;
+    let ids = await listed();
+    while (ids.includes(expired.requestId) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+      ids = await listed();
+    }
+    expect(ids, "the row past the namespace's retention is purged, the younger one kept").toEqual([fresh.requestId]);
+  });
+});
+
 /** Status of a GET of `path` on the platform with the given Host header (node:http: fetch would set its own). */
 function statusWithHost(path: string, host: string): Promise<number> {
   const url = new URL(path, inject("baseUrl"));

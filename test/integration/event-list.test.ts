@@ -214,12 +214,13 @@ describe("event list over a 10,500-event index", () => {
 });
 
 describe("event index retention", () => {
-  it("deletes rows that started more than 3 days before the scheduled run and keeps the rest", async () => {
+  it("deletes rows that ended more than 3 days before the scheduled run and keeps the rest", async () => {
     const fresh = crypto.randomUUID();
     const stale = crypto.randomUUID();
+    // The purge goes by the end (event-retention.ts); a row that never ended is kept its run longer.
     const insert = env.DB.prepare(
-      `INSERT INTO events (request_id, namespace, function_name, qualifier, invoke_type, status, phase, start_time, version)
-       VALUES (?, 'retention', 'fn-a', '$LATEST', 'OTHERS', 'FINISHED', 'finished', ?, 2)`,
+      `INSERT INTO events (request_id, namespace, function_name, qualifier, invoke_type, status, phase, start_time, end_time, version)
+       VALUES (?1, 'retention', 'fn-a', '$LATEST', 'OTHERS', 'FINISHED', 'finished', ?2 - 1000, ?2, 2)`,
     );
     const fixtureRows = async () =>
       (
@@ -228,7 +229,7 @@ describe("event index retention", () => {
           .first<{ n: number }>()
       )?.n;
     const before = await fixtureRows();
-    // Run as of the fixture's NOW: every fixture row started less than 3 days before it and stays.
+    // Run as of the fixture's NOW: every fixture row started (so ended) less than 3 days before it and stays.
     const runAt = NOW;
     await env.DB.batch([insert.bind(stale, runAt - 3 * DAY - 60_000), insert.bind(fresh, runAt - 3 * DAY + 60_000)]);
     await worker.scheduled(createScheduledController({ scheduledTime: runAt, cron: "* * * * *" }), env);

@@ -2,6 +2,7 @@
 // route files it mounts). Each case knows what is wrong with it; only malformed cases are kept.
 import fc from "fast-check";
 import { MAX_DISPATCH_BODY_BYTES } from "../../worker/api/routes/dispatch";
+import { MAX_BULK_TERMINATE_BODY_BYTES } from "../../worker/events/bulk-terminate";
 import { MAX_GRACE_SECONDS, MIN_GRACE_SECONDS } from "../../worker/events/event-deadlines";
 import {
   encodeCursor,
@@ -9,6 +10,13 @@ import {
   MAX_DURATION_FILTER_MS,
   MAX_STATUS_CODE_FILTERS,
 } from "../../worker/events/event-list";
+import { MAX_RETENTION_HOURS, MAX_SETTINGS_BODY_BYTES, MIN_RETENTION_HOURS } from "../../worker/events/event-retention";
+import {
+  MAX_TAG_FILTERS,
+  MAX_TAG_KEY_CHARS,
+  MAX_TAG_VALUE_CHARS,
+  MAX_TAGS_PER_EVENT,
+} from "../../worker/events/event-tags";
 import { MAX_ASYNC_PAYLOAD_BYTES } from "../../worker/events/invoke";
 import { MAX_DEADLINE_WARNING_SECONDS } from "../../worker/functions/model";
 import { FUNCTION_NAME_PATTERN, NAMESPACE_PATTERN } from "../../worker/shared/names";
@@ -80,9 +88,9 @@ const createSpecs: Record<string, FieldSpec> = {
     required: true,
   },
   runtime: {
-    valid: fc.constantFrom("Nodejs22", "Python3.11"),
+    valid: fc.constantFrom("Nodejs22", "Python3.11", "Nodejs18.15", "Python3.9"),
     wrongType: NOT_STRING,
-    invalid: ["", "nodejs22", "Nodejs18", "Go1", "constructor"],
+    invalid: ["", "nodejs22", "Nodejs18", "Go1", "Php7", "Python2.7", "constructor"],
     required: true,
   },
   handler: {
@@ -101,6 +109,14 @@ const createSpecs: Record<string, FieldSpec> = {
       { zipFile: 5 },
       { zipFile: OTHER_ZIP, extra: 1 },
       { ZipFile: OTHER_ZIP },
+      // Code from an R2 object (functions/code-from-object.ts): incomplete, mixed, foreign, missing.
+      { bucket: "afp-uploads" },
+      { key: "fuzz/a.zip" },
+      { zipFile: OTHER_ZIP, bucket: "afp-uploads", key: "fuzz/a.zip" },
+      { bucket: "afp-code", key: "fuzz/a.zip" },
+      { bucket: "Bad_Bucket", key: "fuzz/a.zip" },
+      { bucket: "afp-uploads", key: "fuzz/never-uploaded.zip" },
+      { bucket: "afp-uploads", key: longString(1025, "k") },
     ],
     required: true,
   },
@@ -162,7 +178,11 @@ const patchSpecs: Record<string, FieldSpec> = {
   qpsLimit: createSpecs.qpsLimit as FieldSpec,
   idempotencyWindowSeconds: createSpecs.idempotencyWindowSeconds as FieldSpec,
   deadlineWarningSeconds: createSpecs.deadlineWarningSeconds as FieldSpec,
-  runtime: { valid: fc.constantFrom("Nodejs22", "Python3.11"), wrongType: NOT_STRING, invalid: ["", "Go1"] },
+  runtime: {
+    valid: fc.constantFrom("Nodejs22", "Python3.11", "Nodejs18.15", "Python3.9"),
+    wrongType: NOT_STRING,
+    invalid: ["", "Go1", "Php7"],
+  },
   // The fixtures are async: asking for false is refused (IMMUTABLE_PARAMETER); true is a no-op.
   asyncRunEnable: { invalid: [false, ...NOT_BOOLEAN] },
 };
@@ -175,6 +195,9 @@ const codeSpecs: Record<string, FieldSpec> = {
     invalid: ["", "!!not base64!!", NOT_A_ZIP, "UEsDBA", `${OTHER_ZIP}====`],
     required: true,
   },
+  // Code from an R2 object: with zipFile, or without its partner, always refused.
+  bucket: { wrongType: NOT_STRING, invalid: ["afp-uploads", "afp-code", "Bad_Bucket"] },
+  key: { wrongType: NOT_STRING, invalid: ["fuzz/a.zip", ""] },
 };
 
 /** The credential creation body (admin-routes.ts, strict). */
@@ -245,6 +268,80 @@ const terminateObject: fc.Arbitrary<Judged<Record<string, unknown>>> = objectWit
     ? { value: judged.value, bad: [...judged.bad, "graceSeconds without graceful: true"] }
     : judged,
 );
+
+/** The bulk termination body (strict; every field optional, but the body itself is required). */
+const bulkTerminateSpecs: Record<string, FieldSpec> = {
+  functionName: {
+    wrongType: NOT_STRING,
+    invalid: ["", "a", "-ab", "ab-", "a/b", longString(61, "a"), MISSING_FUNCTION],
+  },
+  statuses: {
+    valid: fc.constant(["RUNNING"]),
+    wrongType: [null, "RUNNING", 1, {}],
+    invalid: [[], ["FINISHED"], ["RUNNING", "RUNNING"], ["running"], [1]],
+  },
+  qualifier: {
+    valid: fc.constantFrom("$LATEST", "$DEFAULT"),
+    wrongType: NOT_STRING,
+    invalid: ["", "a b", longString(70, "q")],
+  },
+  invokeTypes: {
+    valid: fc.constant(["OTHERS"]),
+    wrongType: [null, "OTHERS", 1, {}],
+    invalid: [[], ["HTTP"], ["others"], Array.from({ length: 11 }, () => "OTHERS")],
+  },
+  startTimeFrom: {
+    valid: fc.constantFrom(0, "2024-01-01T00:00:00Z"),
+    wrongType: [null, true, [], {}],
+    invalid: [-1, 1.5, "yesterday", "2024-13-01T00:00:00Z", ...NOT_SAFE_INTEGER],
+  },
+  tags: {
+    valid: fc.constant({ env: "fuzz" }),
+    wrongType: NOT_OBJECT,
+    invalid: [{ "bad key": "x" }, { env: 1 }, { env: "a,b" }, { a: "1", b: "1", c: "1", d: "1", e: "1", f: "1" }],
+  },
+  mode: { valid: fc.constant("forced"), wrongType: NOT_STRING, invalid: ["", "gentle", "FORCED"] },
+  dryRun: { valid: fc.constant(true), wrongType: NOT_BOOLEAN, invalid: [] },
+};
+
+/** The bulk termination body, judged: graceSeconds belongs to mode "graceful" only (never sent here). */
+const bulkTerminateObject = objectWithMutations(bulkTerminateSpecs, { strict: true });
+
+/** The namespace settings body (strict; either field alone is valid). */
+const namespaceSettingsSpecs: Record<string, FieldSpec> = {
+  retentionHours: {
+    valid: fc.integer({ min: MIN_RETENTION_HOURS, max: MAX_RETENTION_HOURS }),
+    wrongType: NOT_NUMBER,
+    invalid: [...NOT_SAFE_INTEGER, 0, -1, 1.5, MAX_RETENTION_HOURS + 1],
+  },
+  archive: { valid: fc.boolean(), wrongType: NOT_BOOLEAN, invalid: [] },
+};
+
+/** RequestIds of no archived event: malformed, never archived, or longer than the path allows. */
+const ARCHIVE_REQUEST_IDS: readonly { id: string; bad: string }[] = [
+  { id: "not-a-uuid", bad: "requestId not a UUID" },
+  { id: "00000000-0000-4000-8000-0000000000aa", bad: "no archived event" },
+  { id: longString(65, "r"), bad: "requestId not a UUID" },
+];
+
+const archiveListQuery: Record<string, QuerySpec> = {
+  functionName: { valid: ["fuzz-fn"], invalid: ["", "1a", "-ab", longString(61, "a")] },
+  cursor: { valid: ["eyJ4IjoxfQ"], invalid: ["", longString(1025, "c")] },
+  limit: { valid: ["1", "100"], invalid: ["0", "101", "x", "1.5"] },
+};
+
+const archiveLogQuery: Record<string, QuerySpec> = {
+  after: { valid: ["0", "10"], invalid: ["-1", "x", "1.5", "1e400"] },
+  limit: { valid: ["1", "1000"], invalid: ["0", "1001", "x"] },
+};
+
+/** Job ids of no job the caller may see: malformed, unknown, or longer than the path allows. */
+const BULK_JOB_IDS: readonly string[] = [
+  "not-a-uuid",
+  "00000000-0000-4000-8000-000000000000",
+  "%2e%2e",
+  longString(65, "j"),
+];
 
 /** The replay body: `{}` (or empty) only; any field is unknown. */
 const replayObject: fc.Arbitrary<Judged<Record<string, unknown>>> = fc.oneof(
@@ -430,6 +527,26 @@ const LIST_CURSOR_END_ASC = encodeCursor({
   requestId: "00000000-0000-4000-8000-000000000000",
 });
 
+/** `count` distinct tags as the query's text: `k0=v,k1=v,...`. */
+function tagPairs(count: number): string {
+  return Array.from({ length: count }, (_, index) => `k${index}=v`).join(",");
+}
+
+/** Tag texts (`k=v,k2=v2`) every tag rule breaks (events/event-tags.ts), beside valid ones. */
+const BAD_TAG_TEXTS: readonly string[] = [
+  "",
+  "env",
+  "=prod",
+  "env=prod,",
+  "env=prod,env=dev",
+  "a b=c",
+  "-lead=x",
+  "k=v;w",
+  "k=名前",
+  `${longString(MAX_TAG_KEY_CHARS + 1, "k")}=v`,
+  `k=${longString(MAX_TAG_VALUE_CHARS + 1, "v")}`,
+];
+
 const listEventsQuery: Record<string, QuerySpec> = {
   qualifier: { valid: ["$LATEST", "$DEFAULT", "1", "prod"], invalid: ["", "a b", "$OTHER", longString(65, "q")] },
   invokeTypes: {
@@ -468,6 +585,10 @@ const listEventsQuery: Record<string, QuerySpec> = {
   cursor: {
     valid: [LIST_CURSOR_START_DESC, LIST_CURSOR_END_ASC],
     invalid: ["", "not a cursor", "eyJ4IjoxfQ", LIST_CURSOR_START_DESC.slice(0, -4), "A".repeat(MAX_CURSOR_CHARS + 1)],
+  },
+  tags: {
+    valid: ["env=prod", "env=prod,team=video", "empty=", tagPairs(MAX_TAG_FILTERS)],
+    invalid: [...BAD_TAG_TEXTS, tagPairs(MAX_TAG_FILTERS + 1)],
   },
 };
 
@@ -520,6 +641,7 @@ const functionLogsQuery: Record<string, QuerySpec> = {
 
 const statisticsQuery: Record<string, QuerySpec> = {
   hours: { valid: ["1", "24", "72"], invalid: ["0", "73", "-1", "x", "1.5", ""] },
+  tags: { valid: ["env=prod", "env=prod,team=video"], invalid: [...BAD_TAG_TEXTS, tagPairs(MAX_TAG_FILTERS + 1)] },
 };
 
 /** The filters of every log read. */
@@ -577,6 +699,32 @@ const qualifierQuery: fc.Arbitrary<Judged<string>> = fc.oneof(
       .map((value) => ({ value: `?qualifier=${encodeURIComponent(value)}`, bad: [`qualifier ${excerpt(value)}`] })),
   },
 );
+
+/** The invoke routes' `tags`: none, valid tags, or tags breaking a rule (appended to the qualifier's query). */
+const invocationTagsPart: fc.Arbitrary<Judged<string>> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant<Judged<string>>({ value: "", bad: [] }) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom("env=prod", "env=prod,team=video", "empty=", "a.b:c/d@e+f-g=x y=z", tagPairs(MAX_TAGS_PER_EVENT))
+      .map((value) => ({ value: `tags=${encodeURIComponent(value)}`, bad: [] })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom(...BAD_TAG_TEXTS, tagPairs(MAX_TAGS_PER_EVENT + 1))
+      .map((value) => ({ value: `tags=${encodeURIComponent(value)}`, bad: [`tags ${excerpt(value)}`] })),
+  },
+);
+
+/** The invoke routes' query: the qualifier's and the tags'. */
+const invokeQuery: fc.Arbitrary<Judged<string>> = fc
+  .tuple(qualifierQuery, invocationTagsPart)
+  .map(([qualifier, tags]) => {
+    if (tags.value === "") return qualifier;
+    const value = qualifier.value === "" ? `?${tags.value}` : `${qualifier.value}&${tags.value}`;
+    return { value, bad: [...qualifier.bad, ...tags.bad] };
+  });
 
 /** Idempotency-Key values that break the key's rule (events/idempotency.ts). */
 const BAD_IDEMPOTENCY_KEYS: readonly string[] = ["", "has space", "a/b", "k,k", "a;b", 'q"k', longString(129, "k")];
@@ -824,7 +972,7 @@ const REST_ROUTES: readonly {
     weight: 6,
     components: (caller) => ({
       path: functionPath(caller, { mustExist: true, suffix: "invocations" }),
-      query: qualifierQuery,
+      query: invokeQuery,
       body: invocationBody,
       headers: idempotencyKeyHeader,
     }),
@@ -836,7 +984,7 @@ const REST_ROUTES: readonly {
     weight: 3,
     components: (caller) => ({
       path: functionPath(caller, { mustExist: true, suffix: "invocations/sync" }),
-      query: qualifierQuery,
+      query: invokeQuery,
       body: invocationBody,
       headers: idempotencyKeyHeader,
     }),
@@ -1008,6 +1156,77 @@ const REST_ROUTES: readonly {
     }),
   },
   {
+    method: "POST",
+    path: "/v1/namespaces/:namespace/bulk-terminations",
+    weight: 4,
+    components: (caller) => ({
+      path: namespaceSegment(caller).map((namespace) => joinPath(["/v1/namespaces", namespace, "bulk-terminations"])),
+      body: jsonBody(bulkTerminateObject, { limitBytes: MAX_BULK_TERMINATE_BODY_BYTES }),
+    }),
+  },
+  ...(["GET", "DELETE"] as const).map((method) => ({
+    method,
+    path: "/v1/namespaces/:namespace/bulk-terminations/:jobId",
+    weight: 2,
+    components: (caller: Caller) => ({
+      path: fc.tuple(namespaceSegment(caller), fc.constantFrom(...BULK_JOB_IDS)).map(([namespace, jobId]) => ({
+        value: `/v1/namespaces/${namespace.value}/bulk-terminations/${jobId}`,
+        bad: [...namespace.bad, `no job ${excerpt(jobId)}`],
+      })),
+    }),
+  })),
+  {
+    method: "PUT",
+    path: "/v1/namespaces/:namespace/settings",
+    weight: 4,
+    components: (caller) => ({
+      path: namespaceSegment(caller).map((namespace) => joinPath(["/v1/namespaces", namespace, "settings"])),
+      body: jsonBody(objectWithMutations(namespaceSettingsSpecs, { strict: true }), {
+        limitBytes: MAX_SETTINGS_BODY_BYTES,
+      }),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/settings",
+    weight: 1,
+    components: (caller) => ({
+      path: namespaceSegment(caller).map((namespace) => joinPath(["/v1/namespaces", namespace, "settings"])),
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/namespaces/:namespace/archive/events",
+    weight: 2,
+    components: (caller) => ({
+      path: namespaceSegment(caller).map((namespace) => joinPath(["/v1/namespaces", namespace, "archive/events"])),
+      query: queryString(archiveListQuery, { strict: true }),
+    }),
+  },
+  ...(["", "/logs"] as const).map((suffix) => ({
+    method: "GET",
+    path: `/v1/namespaces/:namespace/archive/events/:requestId${suffix}`,
+    weight: 2,
+    components: (caller: Caller) => ({
+      path: fc.tuple(namespaceSegment(caller), fc.constantFrom(...ARCHIVE_REQUEST_IDS)).map(([namespace, entry]) => ({
+        value: `/v1/namespaces/${namespace.value}/archive/events/${entry.id}${suffix}`,
+        bad: [...namespace.bad, entry.bad],
+      })),
+      ...(suffix === "/logs" ? { query: queryString(archiveLogQuery, { strict: true }) } : {}),
+    }),
+  })),
+  {
+    method: "DELETE",
+    path: "/v1/namespaces/:namespace/archive/events/:requestId",
+    weight: 1,
+    components: (caller: Caller) => ({
+      path: fc.tuple(namespaceSegment(caller), fc.constantFrom(...ARCHIVE_REQUEST_IDS)).map(([namespace, entry]) => ({
+        value: `/v1/namespaces/${namespace.value}/archive/events/${entry.id}`,
+        bad: [...namespace.bad, entry.bad],
+      })),
+    }),
+  },
+  {
     method: "GET",
     path: "/v1/events/:requestId",
     weight: 3,
@@ -1119,6 +1338,11 @@ const DIAGNOSTICS_ROUTES: readonly { method: string; path: string; build: (segme
     method: "GET",
     path: "/_diagnostics/events/:requestId/log-stats",
     build: (s) => `/_diagnostics/events/${s}/log-stats`,
+  },
+  {
+    method: "POST",
+    path: "/_diagnostics/events/:requestId/expire",
+    build: (s) => `/_diagnostics/events/${s}/expire`,
   },
   {
     method: "POST",
@@ -1264,6 +1488,13 @@ const WRONG_METHODS: readonly { path: string; methods: readonly string[] }[] = [
   { path: `/v1/namespaces/${SCOPED_NAMESPACE}/functions/fuzz-fn/dispatch`, methods: ["GET", "POST"] },
   { path: `/v1/events/${FOREIGN_QUEUED_EVENT}`, methods: ["POST", "PUT", "PATCH", "DELETE"] },
   { path: `/v1/events/${FOREIGN_QUEUED_EVENT}/terminate`, methods: ["GET", "PUT", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/bulk-terminations`, methods: ["GET", "PUT", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/settings`, methods: ["POST", "PATCH", "DELETE"] },
+  { path: `/v1/namespaces/${SCOPED_NAMESPACE}/archive/events`, methods: ["POST", "PUT", "DELETE"] },
+  {
+    path: `/v1/namespaces/${SCOPED_NAMESPACE}/bulk-terminations/00000000-0000-4000-8000-000000000000`,
+    methods: ["POST", "PUT"],
+  },
   { path: `/v1/events/${OWN_ENDED_EVENT}/logs`, methods: ["POST", "DELETE"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/logs/stream`, methods: ["POST"] },
   { path: `/v1/events/${OWN_ENDED_EVENT}/logs.txt`, methods: ["POST", "DELETE"] },

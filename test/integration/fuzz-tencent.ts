@@ -355,13 +355,19 @@ const ACTION_SPECS: Readonly<
           { ZipFile: "" },
           ...zipFileInvalid.map((ZipFile) => ({ ZipFile })),
           { CosBucketName: "b" },
+          { CosBucketName: "afp-uploads" },
+          { CosObjectName: "fuzz/a.zip" },
+          { ZipFile: OTHER_ZIP, CosBucketName: "afp-uploads", CosObjectName: "fuzz/a.zip" },
+          { CosBucketName: "afp-code", CosObjectName: "fuzz/a.zip" },
+          { CosBucketName: "afp-uploads", CosObjectName: "fuzz/never-uploaded.zip" },
+          { CosBucketName: "afp-uploads", CosObjectName: 5 },
         ],
         required: true,
       },
       Runtime: {
-        valid: fc.constantFrom("Nodejs22", "Python3.11"),
+        valid: fc.constantFrom("Nodejs22", "Python3.11", "Nodejs18.15", "Python3.9"),
         wrongType: NOT_STRING,
-        invalid: ["", "Go1", "nodejs22"],
+        invalid: ["", "Go1", "nodejs22", "Php7", "CustomRuntime"],
         required: true,
       },
       Handler: {
@@ -389,7 +395,11 @@ const ACTION_SPECS: Readonly<
     mode: "existing",
     specs: {
       ...configurationSpecs,
-      Runtime: { valid: fc.constantFrom("Nodejs22", "Python3.11"), wrongType: NOT_STRING, invalid: ["", "Go1"] },
+      Runtime: {
+        valid: fc.constantFrom("Nodejs22", "Python3.11", "Nodejs16.13", "Python3.10"),
+        wrongType: NOT_STRING,
+        invalid: ["", "Go1", "Php7"],
+      },
       // Present at all, it is refused: AsyncRunEnable is fixed at creation.
       AsyncRunEnable: { invalid: ["TRUE", "FALSE", true] },
     },
@@ -403,6 +413,9 @@ const ACTION_SPECS: Readonly<
         invalid: ["", "index", "a.1", ".index.main"],
       },
       ZipFile: { valid: fc.constant(OTHER_ZIP), wrongType: NOT_STRING, invalid: zipFileInvalid, required: true },
+      // Code from an R2 object: beside ZipFile, or without its partner, always refused.
+      CosBucketName: { wrongType: NOT_STRING, invalid: ["afp-uploads", "afp-code"] },
+      CosObjectName: { wrongType: NOT_STRING, invalid: ["fuzz/a.zip"] },
     },
   },
   DeleteFunction: { mode: "existing", specs: {} },

@@ -255,7 +255,7 @@ describe("event index durability under D1 write failures", () => {
     expect(await listedStatus(functionName, running.requestId)).toBe("FINISHED");
   });
 
-  it("drops an owed write whose row is past the index's 3-day retention instead of writing it", async () => {
+  it("drops an owed write whose row is past the index's longest retention instead of writing it", async () => {
     const functionName = await createFunction();
     const old = eventState(functionName, "running", Date.now() - EVENT_INDEX_RETENTION_MS - MINUTE);
     const stub = await seedEvent(old, Date.now() + 10 * MINUTE, {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   inspectZipDirectory,
+  locateZipDirectory,
   MAX_ZIP_ENTRIES,
   MAX_ZIP_ENTRY_RATIO,
   MAX_ZIP_UNCOMPRESSED_BYTES,
@@ -237,6 +238,37 @@ describe("zip central directory inspection", () => {
     expect(inspectZipDirectory(commented)).toMatchObject({ entries: 1 });
   });
 
+  it("refuses bytes between the central directory and its end record (Python would read another directory)", async () => {
+    // The review's proof of concept (/tmp/r13/mk.py): a small file `a`, then a bomb `b`, then two
+    // directories of one entry each of the same length. The end record names the first (at its
+    // declared offset), with a gap before the end record; Python's zipfile reads the directory at
+    // the end record's position less its size (the second), shifting offsets by the gap: it
+    // extracts the bomb this checker never saw.
+    const zeros = new Uint8Array(4 * 1024 * 1024);
+    const bombData = await deflate(zeros);
+    const small = craftZip([{ name: "aaaa.js", data: encoder.encode("exports.x=1") }]);
+    const bomb = craftZip([{ name: "bbbb.js", method: 8, data: bombData, uncompressedSize: zeros.length }]);
+    const localOf = (archive: Uint8Array, dataLength: number) => archive.subarray(0, 30 + 7 + dataLength);
+    const directoryOf = (archive: Uint8Array, dataLength: number) =>
+      archive.slice(30 + 7 + dataLength, archive.length - 22);
+    const aLocal = concat([localOf(small, 11), new Uint8Array(64)]);
+    const bLocal = localOf(bomb, bombData.length);
+    const firstDirectory = directoryOf(small, 11);
+    const secondDirectory = directoryOf(bomb, bombData.length);
+    // The second directory points at `b` less the gap (its length): Python adds the gap back.
+    new DataView(secondDirectory.buffer).setUint32(42, aLocal.length - firstDirectory.length, true);
+    const end = new DataView(new ArrayBuffer(22));
+    end.setUint32(0, 0x06054b50, true);
+    end.setUint16(8, 1, true);
+    end.setUint16(10, 1, true);
+    end.setUint32(12, firstDirectory.length, true);
+    end.setUint32(16, aLocal.length + bLocal.length, true);
+    const crafted = concat([aLocal, bLocal, firstDirectory, secondDirectory, new Uint8Array(end.buffer)]);
+    expect(refusal(crafted)).toContain("ambiguous");
+    // The same gap read from an object's tail is refused as well.
+    expect(() => inspectZipDirectory(crafted.subarray(aLocal.length), { start: aLocal.length })).toThrow(/ambiguous/);
+  });
+
   it("reads ZIP64 end records and entry extra fields, and applies the same limits", async () => {
     const ok = craftZip([{ name: "a.js", data: encoder.encode("abc"), zip64: true }], { zip64End: true });
     expect(inspectZipDirectory(ok)).toEqual({ entries: 1, uncompressedBytes: 3, compressedBytes: 3 });
@@ -259,5 +291,49 @@ describe("zip central directory inspection", () => {
     const view = new DataView(archive.buffer, archive.byteOffset, archive.byteLength);
     view.setBigUint64(archive.length - 22 - 20 + 8, BigInt(archive.length), true);
     expect(refusal(archive)).toMatch(/ZIP64|truncated/);
+  });
+});
+
+describe("zip central directory inspection of an archive's tail (an R2 object's)", () => {
+  /** The archive's bytes from its central directory on, as code-from-object.ts reads them. */
+  function tailOf(archive: Uint8Array): { window: Uint8Array; start: number } {
+    const probe = Math.max(0, archive.length - 1024);
+    const { directoryOffset } = locateZipDirectory(archive.subarray(probe), probe);
+    return { window: archive.subarray(directoryOffset), start: directoryOffset };
+  }
+
+  it("reports what the whole archive reports, classic and ZIP64", () => {
+    const padding = "x".repeat(50_000);
+    for (const archive of [
+      zipFiles({ "index.js": "exports.main_handler = 1;", "pad.txt": padding }),
+      craftZip([{ name: "a.js", data: encoder.encode(padding), zip64: true }], { zip64End: true }),
+    ]) {
+      const { window, start } = tailOf(archive);
+      expect(start).toBeGreaterThan(50_000);
+      expect(inspectZipDirectory(window, { start })).toEqual(inspectZipDirectory(archive));
+    }
+  });
+
+  it("still refuses names, sizes running past the data and a lower uncompressed bound", () => {
+    const lying = craftZip([
+      { name: "pad.bin", data: new Uint8Array(4096) },
+      { name: "z.bin", method: 8, data: new Uint8Array(100), compressedSize: 50_000_000, uncompressedSize: 1000 },
+    ]);
+    const lyingTail = tailOf(lying);
+    expect(() => inspectZipDirectory(lyingTail.window, { start: lyingTail.start })).toThrow(
+      /runs past the archive data/,
+    );
+    const escaping = tailOf(craftZip([{ name: "../x.js", data: encoder.encode("1") }]));
+    expect(() => inspectZipDirectory(escaping.window, { start: escaping.start })).toThrow(/'\.\.' path segments/);
+    const ok = tailOf(zipFiles({ "a.txt": "y".repeat(2000) }));
+    expect(() => inspectZipDirectory(ok.window, { start: ok.start, maxUncompressedBytes: 1000 })).toThrow(
+      /more than 1000 bytes/,
+    );
+  });
+
+  it("refuses a window that starts after the directory", () => {
+    const archive = zipFiles({ "index.js": "exports.main_handler = 1;" });
+    const { window, start } = tailOf(archive);
+    expect(() => inspectZipDirectory(window.subarray(10), { start: start + 10 })).toThrow(PlatformError);
   });
 });

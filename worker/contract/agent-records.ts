@@ -69,6 +69,36 @@ export const agentEndRecordSchema = z.object({
 /** The end record. */
 export type AgentEndRecord = z.infer<typeof agentEndRecordSchema>;
 
+/** Highest progress percent a handler may report (the lowest is 0); outside it, clamped. */
+export const MAX_PROGRESS_PERCENT = 100;
+/**
+ * Longest progress message, in characters (UTF-16 units, marker included): a longer one is cut and
+ * ends with PROGRESS_TRUNCATED_MARKER. Newlines become spaces, NUL becomes U+FFFD.
+ */
+export const MAX_PROGRESS_MESSAGE_CHARS = 256;
+/** Ends a progress message that was cut to MAX_PROGRESS_MESSAGE_CHARS. */
+export const PROGRESS_TRUNCATED_MARKER = "…[truncated]";
+/**
+ * Shortest interval between two progress records of one execution (250 ms: at most 4 a second). The
+ * agent coalesces the reports made faster: the latest wins, and the latest one made before the
+ * end is always written before the end record.
+ */
+export const MIN_PROGRESS_INTERVAL_MS = 250;
+
+/**
+ * The handler's progress (`context.progress(percent, message)`), bounded and coalesced by the agent
+ * (see MIN_PROGRESS_INTERVAL_MS): only while the handler runs, never after the end record.
+ */
+export const agentProgressRecordSchema = z.object({
+  type: z.literal("progress"),
+  seq: seqSchema,
+  ts: tsSchema,
+  percent: z.number().min(0).max(MAX_PROGRESS_PERCENT),
+  message: z.string().max(MAX_PROGRESS_MESSAGE_CHARS),
+});
+/** A progress record. */
+export type AgentProgressRecord = z.infer<typeof agentProgressRecordSchema>;
+
 /** Written on an idle stream every 15 s so that proxies keep it open; it carries nothing else. */
 export const agentHeartbeatRecordSchema = z.object({ type: z.literal("heartbeat"), ts: tsSchema });
 /** A heartbeat record. */
@@ -83,6 +113,7 @@ export type AgentGapRecord = z.infer<typeof agentGapRecordSchema>;
 export const agentRecordSchema = z.discriminatedUnion("type", [
   agentStartedRecordSchema,
   agentLogRecordSchema,
+  agentProgressRecordSchema,
   agentEndRecordSchema,
   agentHeartbeatRecordSchema,
   agentGapRecordSchema,

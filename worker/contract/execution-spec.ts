@@ -3,10 +3,52 @@
 // (containers/runtime/agent/contract.gen.mjs): one set of patterns and bounds for both sides.
 import * as z from "zod";
 
-/** The runtimes the agent can run, by the platform's runtime name; anything else is refused. */
-export const RUNTIME_NAMES = ["Nodejs22", "Python3.11"] as const;
-/** A runtime name the agent can run. */
-export type RuntimeName = (typeof RUNTIME_NAMES)[number];
+/**
+ * The engines the agent runs: each has one bootstrap in the agent's runtime table
+ * (containers/runtime/agent/runtimes.mjs) and its language in the container image.
+ */
+export const RUNTIME_ENGINES = ["Nodejs22", "Python3.11"] as const;
+/** An engine the agent runs. */
+export type RuntimeEngine = (typeof RUNTIME_ENGINES)[number];
+
+/**
+ * THE runtime table: every runtime name a function may be created with, and the engine that runs
+ * it. The platform's own names (Nodejs22, Python3.11) and the SCF names of the languages shipped,
+ * each run on the shipped engine (so `Nodejs16.13` runs on Node.js 22): code written for an older
+ * version of a language mostly runs on a newer one. A function keeps and reports the name it was
+ * created with; the agent gets that name and looks its engine up here. Not here, so refused: SCF
+ * names of languages not shipped (Php*, Java8, Go1, CustomRuntime), Python2.7 (another language
+ * in practice), Nodejs6.10 and Nodejs8.9 (retired by SCF), and names newer than the engine
+ * (Python3.12 would run on 3.11).
+ */
+export const RUNTIME_TABLE = {
+  Nodejs22: "Nodejs22",
+  // SCF's console name for Node.js 20; not in the SDK model files checked (scf-reference.md §10).
+  "Nodejs20.15": "Nodejs22",
+  "Nodejs18.15": "Nodejs22",
+  "Nodejs16.13": "Nodejs22",
+  "Nodejs14.18": "Nodejs22",
+  "Nodejs12.16": "Nodejs22",
+  "Nodejs10.15": "Nodejs22",
+  "Python3.11": "Python3.11",
+  "Python3.10": "Python3.11",
+  "Python3.9": "Python3.11",
+  // 3.11 runs most 3.6+ code; what it removed (asyncio.coroutine, collections' ABC aliases) fails.
+  "Python3.7": "Python3.11",
+  "Python3.6": "Python3.11",
+} as const satisfies Record<string, RuntimeEngine>;
+
+/** A runtime name a function may use (a key of RUNTIME_TABLE). */
+export type RuntimeName = keyof typeof RUNTIME_TABLE;
+/** Every runtime name a function may use, in the table's order; anything else is refused. */
+export const RUNTIME_NAMES = Object.keys(RUNTIME_TABLE) as [RuntimeName, ...RuntimeName[]];
+
+/** The engine that runs a runtime name, or undefined for a name not in the table (own keys only). */
+export function engineOf(name: unknown): RuntimeEngine | undefined {
+  return typeof name === "string" && Object.hasOwn(RUNTIME_TABLE, name)
+    ? RUNTIME_TABLE[name as RuntimeName]
+    : undefined;
+}
 
 /** A code package's SHA-256, lower-case hex: the name of its folder in the agent's code cache. */
 export const SHA256_PATTERN = /^[0-9a-f]{64}$/;

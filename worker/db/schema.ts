@@ -84,6 +84,12 @@ export const events = sqliteTable(
       table.endTime,
     ),
     index("events_by_start").on(table.startTime),
+    // The retention purge: ended rows by end time, across namespaces (the default retention) and
+    // within one namespace (its own retention).
+    index("events_by_end").on(table.endTime),
+    index("events_by_namespace_end").on(table.namespace, table.endTime),
+    // Namespace-wide walks (bulk terminate without a function): by status, in start-time order.
+    index("events_by_namespace_status_start").on(table.namespace, table.status, table.startTime, table.requestId),
   ],
 );
 

@@ -4,7 +4,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { logLimitBytesOf } from "../functions/model";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
-import { instanceName, instanceStub, schedulerName, schedulerStub } from "../shared/objects";
+import { deliveryStub, instanceName, instanceStub, schedulerName, schedulerStub } from "../shared/objects";
+import { deliveryHandoffOf } from "./delivery";
 import { type DispatchMessage, dispatchMessageOf } from "./dispatch-message";
 import { sendDispatch } from "./dispatch-send";
 import {
@@ -34,8 +35,18 @@ import {
   recordTimeline,
   transition,
 } from "./event-machine";
+import {
+  type ProgressReport,
+  progressIndexDueAt,
+  progressStoreDelay,
+  publicProgress,
+  withProgress,
+} from "./event-progress";
 import type { ClaimResult, EventRefusalCode, ReportResult } from "./event-results";
+import { deleteIndexRowOf } from "./event-retention";
+import { EventRetentionDuty } from "./event-retention-duty";
 import { EventStorage } from "./event-storage";
+import type { EventTags } from "./event-tags";
 import { newTimelineEntries, publicTimelineEntry, type TimelineEntry, timelineEntry } from "./event-timeline";
 import { LeasedPlaces } from "./leased-places";
 import { MAX_FOLLOWERS_PER_EVENT } from "./log-followers";
@@ -56,7 +67,7 @@ export { MAX_INLINE_RESULT_BYTES } from "./event-storage";
 
 /** What invokeAsync (invoke.ts) hands to a new event: its identity, function snapshot and payload. */
 export type AcceptRequest = EventIdentity &
-  Pick<EventState, "function" | "invokedAt" | "replayOf"> & {
+  Pick<EventState, "function" | "invokedAt" | "replayOf" | "tags"> & {
     /** The event, as JSON text. */
     payload: string;
   };
@@ -94,8 +105,8 @@ export interface AwaitedEnd {
   logTail: string | null;
 }
 
-/** An event's payload as it was sent (JSON text), with the event's identity. */
-export type EventPayload = EventIdentity & { payload: string };
+/** An event's payload as it was sent (JSON text), with the event's identity and its tags (a replay keeps them). */
+export type EventPayload = EventIdentity & { payload: string; tags?: EventTags };
 
 /** A replay recorded on its original: how many it has, and whether this one is in its list. */
 export interface ReplayRecord {
@@ -120,6 +131,7 @@ export class AsyncEventObject extends DurableObject<Env> {
   private readonly storage: EventStorage;
   private readonly index: EventIndexDuty;
   private readonly delivery: EventDeliveryDuty;
+  private readonly retention: EventRetentionDuty;
   private readonly log: EventLog;
   /**
    * The callers waiting for the end, by waiter id, each with its lease (in memory: a restart ends
@@ -127,6 +139,13 @@ export class AsyncEventObject extends DurableObject<Env> {
    */
   private readonly endWaiters = new LeasedPlaces(MAX_END_WAITERS_PER_EVENT);
   private readonly endWakes = new Map<string, () => void>();
+  /**
+   * Progress coalescing (see reportProgress), in memory: when a report was last stored, whether a
+   * newer one is held in this.state only, and the timer that stores it.
+   */
+  private progressStoredAt: number | undefined;
+  private progressHeld = false;
+  private progressTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -139,9 +158,11 @@ export class AsyncEventObject extends DurableObject<Env> {
     this.storage = new EventStorage(ctx.storage);
     this.index = new EventIndexDuty(this.storage, env.DB, () => this.armAlarm());
     this.delivery = new EventDeliveryDuty(this.storage, env, () => this.armAlarm());
+    this.retention = new EventRetentionDuty(this.storage, env);
     ctx.blockConcurrencyWhile(async () => {
       const loaded = await this.storage.load();
       this.state = loaded.state;
+      this.retention.restore(await this.storage.retention());
       this.index.restore(loaded.pendingIndex);
       this.delivery.restore(loaded.pendingDelivery);
     });
@@ -160,6 +181,7 @@ export class AsyncEventObject extends DurableObject<Env> {
       version: 1,
       invokedAt: request.invokedAt,
       ...(request.replayOf !== undefined ? { replayOf: request.replayOf } : {}),
+      ...(request.tags !== undefined && Object.keys(request.tags).length > 0 ? { tags: request.tags } : {}),
       timeline: [
         timelineEntry("accepted", request.invokedAt),
         timelineEntry("queued", Math.max(request.invokedAt, Date.now()), "dispatch enqueued"),
@@ -248,6 +270,61 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (!this.state) return;
     if (instanceId !== undefined && instanceId !== this.state.instanceId) return;
     await this.log.appendCaptured(records);
+  }
+
+  /**
+   * The handler's progress, relayed by the claimant instance (see withProgress: ignored unless the
+   * event runs on that instance and the report is newer). Kept as the latest (its state version
+   * grows), sent live to the log followers, and owed to the index at most every
+   * PROGRESS_INDEX_INTERVAL_MS (progressIndexDueAt): the owed write is made by the alarm, never here.
+   * The instance's rate is not trusted: a report within MIN_PROGRESS_INTERVAL_MS of the last stored
+   * one is held in memory only (the latest winning; the status shows it at once) and stored, sent
+   * and owed once the interval has passed (progressStoreDelay), so a flood of reports costs at most
+   * one storage write per interval. The end (apply) stores the state with the held report; the
+   * alarm stores it before any index write. A restart may lose a held report: an intermediate one
+   * only, since the end never is.
+   */
+  async reportProgress(instanceId: string, report: ProgressReport): Promise<void> {
+    const state = this.state;
+    if (!state) return;
+    const now = Date.now();
+    const next = withProgress(state, instanceId, report, now);
+    if (!next) return;
+    this.state = next;
+    const delay = progressStoreDelay(now, this.progressStoredAt);
+    if (delay === 0) return this.storeProgress(next);
+    this.progressHeld = true;
+    this.progressTimer ??= setTimeout(() => {
+      this.progressTimer = undefined;
+      this.storeHeldProgress().catch((error: unknown) =>
+        console.warn("storing the held progress failed", next.requestId, String(error)),
+      );
+    }, delay);
+  }
+
+  /** Stores the state with its progress (the index write it owes with it), then sends it live. */
+  private async storeProgress(state: EventState): Promise<void> {
+    this.progressStoredAt = Date.now();
+    this.progressHeld = false;
+    const owed = this.index.oweAt(state.version, progressIndexDueAt(Date.now(), this.index.retryAt));
+    await this.storage.saveState(state, owed);
+    await this.armAlarm();
+    const progress = publicProgress(state.progress);
+    if (progress) this.log.publishProgress(progress);
+  }
+
+  /**
+   * Stores a progress report held in memory (see reportProgress). An event no longer running has
+   * stored it already: leaving running is a transition, stored with the state that holds it.
+   */
+  private async storeHeldProgress(): Promise<void> {
+    const state = this.state;
+    if (!this.progressHeld) return;
+    if (state?.phase !== "running") {
+      this.progressHeld = false;
+      return;
+    }
+    await this.storeProgress(state);
   }
 
   /** Log lines with seq > after that pass the filter, oldest first (see EventLog.page). */
@@ -342,6 +419,9 @@ export class AsyncEventObject extends DurableObject<Env> {
       `[PLATFORM] Deadline warning: SIGTERM sent, ${secondsBefore} s before the timeout (the handler runs on until it returns or the timeout ends it)`,
       at,
     );
+    await this.recordTimeline([
+      timelineEntry("deadline-warning", at, `deadline warning sent: SIGTERM ${secondsBefore} s before the timeout`),
+    ]);
   }
 
   /** Records when the graceful terminate's SIGTERM reached the handler (see recordSignalDelivered). */
@@ -374,7 +454,7 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (!state) return eventNotFound();
     // Stored with the state in one write at acceptance; "{}" only for a state stored without one.
     const payload = (await this.storage.payload()) ?? "{}";
-    return rpcOk({ ...eventIdentityOf(state), payload });
+    return rpcOk({ ...eventIdentityOf(state), payload, ...(state.tags !== undefined ? { tags: state.tags } : {}) });
   }
 
   /**
@@ -469,7 +549,8 @@ export class AsyncEventObject extends DurableObject<Env> {
   }
 
   /**
-   * The public view, or EVENT_NOT_FOUND (never existed, or deleted 72 h after it ended). A local
+   * The public view, or EVENT_NOT_FOUND (never existed, or deleted its namespace's retention, 72 h
+   * by default, after it ended). A local
    * read: queuedReason is null here; GET of the event adds it after its access check
    * (queued-reason.ts withQueuedReason).
    */
@@ -490,6 +571,19 @@ export class AsyncEventObject extends DurableObject<Env> {
     const message = dispatchMessageOf(state);
     await sendDispatch(this.env, message);
     return rpcOk(message);
+  }
+
+  /**
+   * Diagnostics only (the expire route): an ended event's retention is due now, whatever its
+   * namespace's setting; its alarm runs at once (archive, then deletion). False when the event is
+   * unknown or has not ended.
+   */
+  async expireNow(): Promise<boolean> {
+    const state = this.state;
+    if (!state || !isTerminal(state.phase)) return false;
+    await this.retention.force(Date.now());
+    await this.alarm();
+    return true;
   }
 
   /** The namespace of the event, or undefined when there is no such event. */
@@ -516,6 +610,8 @@ export class AsyncEventObject extends DurableObject<Env> {
    * wake for the index.
    */
   override async alarm(): Promise<void> {
+    // A held progress report is stored first: the index never gets a version the storage lacks.
+    await this.storeHeldProgress();
     // An owed index write is tried whenever the alarm runs (it is due, or the alarm woke anyway).
     if (this.index.owed) await this.index.flush(this.state);
     // An owed delivery handoff likewise.
@@ -554,15 +650,32 @@ export class AsyncEventObject extends DurableObject<Env> {
         return this.repossessInstance(state);
       case "timeout-backstop":
         return this.endByPlatform({ kind: "timeout" });
-      case "retention":
+      case "retention": {
+        // The namespace's retention, read again (a longer one re-arms), and its archive first.
+        const ready = await this.retention.readyToDelete(state, now, {
+          view: () => publicEvent(state),
+          page: (after, limit) => this.log.page(after, limit),
+          lastSeq: () => this.log.lastSeq(),
+        });
+        if (!ready) return this.armAlarm();
         // The log's R2 segments go first: were this to fail, the alarm retries with the event intact.
         await this.log.deleteSegments(state.namespace, state.requestId);
-        // The index row has expired by now too (it is kept 3 days from the start): nothing is owed.
+        // Nothing is owed to the index any more: its row and tags go now (best effort; the purge by
+        // its namespace's retention removes them otherwise, event-retention.ts).
         this.state = undefined;
         this.wakeEndWaiters();
         this.index.forget();
         this.delivery.forget();
-        return this.storage.deleteEverything();
+        await this.storage.deleteEverything();
+        await deleteIndexRowOf(this.env.DB, state.requestId);
+        // Its delivery log goes with it (best effort: the DeliveryObject expires by itself otherwise).
+        if (deliveryHandoffOf(state)) {
+          await deliveryStub(this.env, state.requestId)
+            .expire()
+            .catch((error: unknown) => console.warn("delivery log not expired", state.requestId, String(error)));
+        }
+        return;
+      }
       default: {
         const unreachable: never = deadline.kind;
         return unreachable;
@@ -619,6 +732,8 @@ export class AsyncEventObject extends DurableObject<Env> {
     // The end owes the result delivery's handoff, stored in the same write as the ending state.
     const owedDelivery = this.delivery.oweOnEnd(isTerminal(next.phase) && !isTerminal(state.phase), next, Date.now());
     await this.storage.saveState(next, owesIndex ? this.index.owe(next.version, Date.now()) : undefined, owedDelivery);
+    // The end arms the retention with the namespace's settings (re-read when it is due).
+    if (isTerminal(next.phase) && !isTerminal(state.phase)) await this.retention.onEnd(next);
     await this.armAlarm();
     this.log.narrate(state, next);
     if (isTerminal(next.phase)) this.wakeEndWaiters();
@@ -646,7 +761,8 @@ export class AsyncEventObject extends DurableObject<Env> {
   /** The event's next deadline (see nextDeadline), with the stored watchdog time of a queued event. */
   private async deadlineOf(state: EventState, now: number): Promise<Deadline> {
     const watchdogAt = state.phase === "queued" ? await this.storage.watchdogAt() : undefined;
-    return nextDeadline(state, now, watchdogAt);
+    const retentionAt = isTerminal(state.phase) ? this.retention.dueAt(state.endedAt ?? now) : undefined;
+    return nextDeadline(state, now, watchdogAt, retentionAt);
   }
 
   /** Sets the one alarm to the earliest of the next deadline and the retry of an owed index write. */

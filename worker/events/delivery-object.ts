@@ -1,7 +1,8 @@
 // DeliveryObject: one per ended event (named by its RequestId) that has a destination for its end.
 // It owns the delivery from the event's handoff on: it stores the end record, sends it to each
 // destination (webhook, queue) with retries on its alarm, keeps the attempt log and deletes
-// everything when the event itself expires (EVENT_RETENTION_MS after the end).
+// everything when the event itself is deleted (its namespace's retention after the end: the event
+// calls expire), at the latest MAX_RETENTION_MS after the end.
 import { DurableObject } from "cloudflare:workers";
 import { decryptSecret } from "../auth/credential-store";
 import { allowsHttpWebhooks, destinationQueue, webhookSecretContext } from "../functions/destinations";
@@ -24,7 +25,7 @@ import {
   SIGNATURE_HEADER,
   TIMESTAMP_HEADER,
 } from "./delivery";
-import { EVENT_RETENTION_MS } from "./event-deadlines";
+import { MAX_RETENTION_MS } from "./event-retention";
 
 /** A delivery's state: being tried, acknowledged, or given up. */
 export type DeliveryState = "pending" | "delivered" | "failed";
@@ -155,6 +156,12 @@ export class DeliveryObject extends DurableObject<Env> {
     return { deliveries: deliveries.length };
   }
 
+  /** The event is deleted: the deliveries and their log go too (pending ones are no longer sent). */
+  async expire(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+  }
+
   /** The deliveries and their logs ([] when the event had none). Reads only: it writes nothing. */
   async view(): Promise<PublicDelivery[]> {
     const deliveries = (await this.ctx.storage.get<StoredDelivery[]>(DELIVERIES_KEY)) ?? [];
@@ -181,7 +188,8 @@ export class DeliveryObject extends DurableObject<Env> {
       await this.ctx.storage.deleteAll();
       return;
     }
-    const expiresAt = header.endedAt + EVENT_RETENTION_MS;
+    // The event deletes it (expire) by its namespace's retention; this is the backstop.
+    const expiresAt = header.endedAt + MAX_RETENTION_MS;
     if (Date.now() >= expiresAt) {
       await this.ctx.storage.deleteAlarm();
       await this.ctx.storage.deleteAll();

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { eventIdentityOf } from "./event-identity";
 import type { EventState } from "./event-machine";
+import { invocationTagsSchema } from "./event-tags";
 
 /** The message on the dispatch queue: one accepted event waiting for an instance. */
 export const dispatchMessageSchema = z.object({
@@ -13,6 +14,8 @@ export const dispatchMessageSchema = z.object({
   invokeType: z.string().min(1),
   invokedAt: z.number().int(),
   maxConcurrency: z.number().int().min(1),
+  /** The invocation's tags (absent for none, and in older messages): the consumer's index row carries them. */
+  tags: invocationTagsSchema.optional(),
 });
 /** A parsed dispatch message. */
 export type DispatchMessage = z.infer<typeof dispatchMessageSchema>;
@@ -23,5 +26,6 @@ export function dispatchMessageOf(state: EventState): DispatchMessage {
     ...eventIdentityOf(state),
     invokedAt: state.invokedAt,
     maxConcurrency: state.function.maxConcurrency,
+    ...(state.tags !== undefined ? { tags: state.tags } : {}),
   };
 }

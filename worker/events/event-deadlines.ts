@@ -2,7 +2,10 @@
 // next one and acts on it once it is due.
 import type { EventState } from "./event-machine";
 
-/** Status stays readable this long after the event ends. */
+/**
+ * Status stays readable this long after the event ends by default; a namespace may set its own
+ * retention (event-retention.ts), which the event object passes to nextDeadline as `retentionAt`.
+ */
 export const EVENT_RETENTION_MS = 72 * 60 * 60 * 1000;
 /** A queued event whose dispatch has not been claimed by then is enqueued again. */
 export const DISPATCH_WATCHDOG_MS = 30_000;
@@ -20,6 +23,12 @@ export const WATCHDOG_HELD_RECHECK_MS = 30 * 60_000;
  * fails code still loading past the timeout with 433); see startLimitOf.
  */
 export const START_TIMEOUT_MS = 120_000;
+/**
+ * Longest shipping of one code package to the container (5 min): the transfer of up to 500 MiB (a
+ * package from an R2 object) and the agent's extraction. The instance ends a slower ship with its
+ * cause (instances/agent-client.ts); the start backstop allows for it (startLimitOf).
+ */
+export const CODE_SHIP_TIMEOUT_MS = 5 * 60_000;
 /** The instance enforces the timeout; the event object fails the event itself only after this grace. */
 export const TIMEOUT_BACKSTOP_GRACE_MS = 10_000;
 /**
@@ -36,12 +45,13 @@ export const MIN_GRACE_SECONDS = 1;
 export const MAX_GRACE_SECONDS = 900;
 
 /**
- * When a `starting` event is ended by its object's backstop: a container start (START_TIMEOUT_MS)
- * plus the code's loading (at most the function's timeout) after the claim. The instance and the
- * agent end the event earlier with the precise cause; this fires only when they are gone.
+ * When a `starting` event is ended by its object's backstop: a container start (START_TIMEOUT_MS),
+ * the code package's shipping (CODE_SHIP_TIMEOUT_MS) and the code's loading (at most the function's
+ * timeout) after the claim. The instance and the agent end the event earlier with the precise
+ * cause; this fires only when they are gone.
  */
-function startLimitOf(state: EventState, now: number): number {
-  return (state.claimedAt ?? now) + START_TIMEOUT_MS + state.function.timeoutSeconds * 1000;
+export function startLimitOf(state: EventState, now: number): number {
+  return (state.claimedAt ?? now) + START_TIMEOUT_MS + CODE_SHIP_TIMEOUT_MS + state.function.timeoutSeconds * 1000;
 }
 
 /** What the alarm does once a deadline is due. */
@@ -67,9 +77,15 @@ export interface Deadline {
  * The event's next deadline in its phase. `watchdogAt` is the stored time of a queued event's
  * dispatch watchdog (without one, the watchdog is due at once). A running event that was asked to
  * terminate gracefully has two: the forced stop is returned when it is due or comes first, else the
- * timeout backstop.
+ * timeout backstop. An ended event is deleted at `retentionAt` (its namespace's retention after the
+ * end, see event-retention-duty.ts), EVENT_RETENTION_MS after the end without one.
  */
-export function nextDeadline(state: EventState, now: number, watchdogAt: number | undefined): Deadline {
+export function nextDeadline(
+  state: EventState,
+  now: number,
+  watchdogAt: number | undefined,
+  retentionAt?: number,
+): Deadline {
   switch (state.phase) {
     case "queued":
       return { kind: "dispatch-watchdog", at: watchdogAt ?? now };
@@ -90,7 +106,7 @@ export function nextDeadline(state: EventState, now: number, watchdogAt: number 
     case "finished":
     case "failed":
     case "aborted":
-      return { kind: "retention", at: (state.endedAt ?? now) + EVENT_RETENTION_MS };
+      return { kind: "retention", at: retentionAt ?? (state.endedAt ?? now) + EVENT_RETENTION_MS };
     default: {
       const unreachable: never = state.phase;
       return unreachable;

@@ -51,6 +51,16 @@ export class EventIndexDuty {
   }
 
   /**
+   * A write owed for `version` because of a progress report: due at `dueAt` (see
+   * progressIndexDueAt), not tried now; the caller persists it with the state and re-arms the alarm,
+   * which writes the then-current state. An owed write keeps its attempts.
+   */
+  oweAt(version: number, dueAt: number): PendingIndexWrite {
+    this.pending = { version, attempts: this.pending?.attempts ?? 0, retryAt: dueAt };
+    return this.pending;
+  }
+
+  /**
    * The index may lack the row of `state` (the dispatch consumer's write of it failed): the event
    * takes the write over, persisted at once, and its alarm retries it until D1 has the row.
    */
@@ -76,7 +86,7 @@ export class EventIndexDuty {
     const owed = this.pending;
     if (!state || !owed) return;
     if (state.invokedAt < Date.now() - EVENT_INDEX_RETENTION_MS) {
-      // The index keeps rows 3 days from the start: this one would be purged, so it is not written.
+      // The index keeps no row past EVENT_INDEX_RETENTION_MS from the start: it would be purged.
       console.warn("event index write dropped: the row is past the index's retention", state.requestId);
       return this.settle(owed.version);
     }

@@ -67,18 +67,40 @@ export function indexEntryOf(state: EventState): EventIndexEntry {
     endTime: state.endedAt ?? null,
     durationMs: state.durationMs ?? null,
     version: state.version,
+    ...(state.tags !== undefined ? { tags: state.tags } : {}),
+    // The latest progress (event-progress.ts): every write carries it, the end's the final one.
+    progressPercent: state.progress?.percent ?? null,
+    progressMessage: state.progress?.message ?? null,
+    progressAt: state.progress?.at ?? null,
   };
 }
 
 const UPSERT_SQL = `INSERT INTO events
   (request_id, namespace, function_name, qualifier, invoke_type, status, status_code, phase,
-   start_time, end_time, duration_ms, version, updated_at, alias)
-  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+   start_time, end_time, duration_ms, version, updated_at, alias, tags,
+   progress_percent, progress_message, progress_at)
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
   ON CONFLICT (request_id) DO UPDATE SET
     status = excluded.status, status_code = excluded.status_code, phase = excluded.phase,
     end_time = excluded.end_time, duration_ms = excluded.duration_ms, version = excluded.version,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at, tags = COALESCE(events.tags, excluded.tags),
+    progress_percent = excluded.progress_percent, progress_message = excluded.progress_message,
+    progress_at = excluded.progress_at
   WHERE excluded.version > events.version`;
+
+/**
+ * An event's `event_tags` rows, from its tags as JSON text (?5): INSERT OR IGNORE, so a retried or
+ * late write of the same event adds nothing: the tags never change after acceptance, so the first
+ * write of a row carries them all (`events.tags` too; the upsert keeps a row's tags once set, and
+ * fills them in only when a row was first written without them, by a dispatch message of before tags).
+ */
+const TAGS_SQL = `INSERT OR IGNORE INTO event_tags (request_id, namespace, function_name, key, value, start_time)
+  SELECT ?1, ?2, ?3, json_each.key, json_each.value, ?4 FROM json_each(?5)`;
+
+/** An entry's tags as the `events.tags` column holds them: JSON text, null for none. */
+function tagsColumnOf(entry: EventIndexEntry): string | null {
+  return entry.tags && Object.keys(entry.tags).length > 0 ? JSON.stringify(entry.tags) : null;
+}
 
 /**
  * Writes index entries in one D1 batch. Idempotent and order-independent: an entry only replaces
@@ -88,9 +110,11 @@ export async function writeIndexEntries(db: D1Database, entries: readonly EventI
   if (entries.length === 0) return;
   const now = Date.now();
   const statement = db.prepare(UPSERT_SQL);
+  const tagsStatement = db.prepare(TAGS_SQL);
   await db.batch(
-    entries.map((entry) =>
-      statement.bind(
+    entries.flatMap((entry) => {
+      const tags = tagsColumnOf(entry);
+      const upsert = statement.bind(
         entry.requestId,
         entry.namespace,
         entry.functionName,
@@ -105,7 +129,15 @@ export async function writeIndexEntries(db: D1Database, entries: readonly EventI
         entry.version,
         now,
         entry.alias ?? null,
-      ),
-    ),
+        tags,
+        entry.progressPercent ?? null,
+        entry.progressMessage ?? null,
+        entry.progressAt ?? null,
+      );
+      // The tag rows go in the same batch (one transaction) as the row: a listed tagged event is
+      // always found by its tags.
+      if (tags === null) return [upsert];
+      return [upsert, tagsStatement.bind(entry.requestId, entry.namespace, entry.functionName, entry.startTime, tags)];
+    }),
   );
 }

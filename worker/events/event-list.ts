@@ -5,12 +5,18 @@ import { type EventIndexRow, events } from "../db/schema";
 import { isAliasQualifier, isQualifier, MAX_QUALIFIER_CHARS, QUALIFIER_RULE } from "../functions/qualifiers";
 import { fromBase64, toBase64 } from "../shared/encoding";
 import { eventIdentityOf } from "./event-identity";
+import { progressOfRow } from "./event-progress";
+import { MAX_INDEX_AGE_MS } from "./event-retention";
+import { tagFilterConditions, tagFilterSchema, tagsOfColumn } from "./event-tags";
 
-/** How long the event index keeps a row (by its start time). */
-export const EVENT_INDEX_RETENTION_MS = 3 * 24 * 60 * 60 * 1000;
+/**
+ * Oldest row the event index keeps (by its start time): the longest namespace retention after the
+ * longest run. Rows are purged earlier by their namespace's retention (event-retention.ts).
+ */
+export const EVENT_INDEX_RETENTION_MS = MAX_INDEX_AGE_MS;
 /** Most rows one list page may return. */
 export const MAX_LIST_LIMIT = 100;
-const PUBLIC_STATUSES = ["RUNNING", "FINISHED", "FAILED", "ABORTED"] as const;
+export const PUBLIC_STATUSES = ["RUNNING", "FINISHED", "FAILED", "ABORTED"] as const;
 /**
  * SCF's invoke types (ListAsyncEvents' InvokeType): an event records the one of its source, OTHERS
  * for an API invocation (Invoke, REST); a list filter naming another value is refused.
@@ -32,8 +38,8 @@ export const MAX_STATUS_CODE_FILTERS = 10;
 /** Largest StatusCode a filter may name (StatusCodes are three-digit, HTTP-like: 200, 430, 499, ...). */
 export const MAX_STATUS_CODE = 999;
 /**
- * Largest duration bound of a list filter (`minDurationMs`, `maxDurationMs`): the index's retention
- * window (3 days), longer than any indexed event can have run.
+ * Largest duration bound of a list filter (`minDurationMs`, `maxDurationMs`): the index's longest
+ * retention window (8 days), longer than any indexed event can have run.
  */
 export const MAX_DURATION_FILTER_MS = EVENT_INDEX_RETENTION_MS;
 /** Longest `cursor` accepted (characters); a real one is about 120. */
@@ -174,6 +180,8 @@ export const listEventsQuerySchema = z
     offset: z.coerce.number().int().min(0).max(MAX_LIST_OFFSET).optional(),
     cursor: cursorSchema.optional(),
     limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(20),
+    /** `k=v,k2=v2`: events carrying every one of these tags (event-tags.ts). */
+    tags: tagFilterSchema.optional(),
   })
   .strict()
   .superRefine((query, context) => {
@@ -208,6 +216,10 @@ export function listedEvent(row: EventIndexRow) {
     startTime: new Date(row.startTime).toISOString(),
     endTime: row.endTime !== null ? new Date(row.endTime).toISOString() : null,
     durationMs: row.durationMs,
+    /** The invocation's tags ({} when none). */
+    tags: tagsOfColumn(row.tags),
+    /** The latest progress the index has (written at most every PROGRESS_INDEX_INTERVAL_MS), null: none. */
+    progress: progressOfRow(row),
   };
 }
 
@@ -233,6 +245,52 @@ function afterCursor(cursor: ListCursor): SQL[] {
   return cursor.order === "ASC" ? [keyed] : [keyed, unkeyed];
 }
 
+/** The filters eventFilterConditions reads: those of the list's query (bulk operations give a subset). */
+export type EventFilter = Partial<
+  Pick<
+    ListEventsQuery,
+    | "qualifier"
+    | "invokeTypes"
+    | "statuses"
+    | "requestId"
+    | "startTimeFrom"
+    | "startTimeTo"
+    | "endTimeFrom"
+    | "endTimeTo"
+    | "statusCodes"
+    | "minDurationMs"
+    | "maxDurationMs"
+    | "tags"
+  >
+>;
+
+/**
+ * The conditions on the `events` index of a namespace's events (of one function, or of every
+ * function when `functionName` is undefined) matching `filter`: what the list and the bulk
+ * terminations (bulk-terminate.ts) select by. Time intervals are left-closed, right-open.
+ */
+export function eventFilterConditions(namespace: string, functionName: string | undefined, query: EventFilter): SQL[] {
+  const conditions: SQL[] = [eq(events.namespace, namespace)];
+  if (functionName !== undefined) conditions.push(eq(events.functionName, functionName));
+  if (query.qualifier !== undefined) {
+    conditions.push(
+      isAliasQualifier(query.qualifier) ? eq(events.alias, query.qualifier) : eq(events.qualifier, query.qualifier),
+    );
+  }
+  if (query.invokeTypes !== undefined) conditions.push(inArray(events.invokeType, query.invokeTypes));
+  if (query.statuses !== undefined) conditions.push(inArray(events.status, query.statuses));
+  if (query.requestId !== undefined) conditions.push(eq(events.requestId, query.requestId));
+  if (query.startTimeFrom !== undefined) conditions.push(gte(events.startTime, query.startTimeFrom));
+  if (query.startTimeTo !== undefined) conditions.push(lt(events.startTime, query.startTimeTo));
+  if (query.endTimeFrom !== undefined) conditions.push(gte(events.endTime, query.endTimeFrom));
+  if (query.endTimeTo !== undefined) conditions.push(lt(events.endTime, query.endTimeTo));
+  if (query.statusCodes !== undefined) conditions.push(inArray(events.statusCode, query.statusCodes));
+  if (query.minDurationMs !== undefined) conditions.push(gte(events.durationMs, query.minDurationMs));
+  if (query.maxDurationMs !== undefined) conditions.push(lte(events.durationMs, query.maxDurationMs));
+  if (query.tags !== undefined) conditions.push(...tagFilterConditions(namespace, functionName, query.tags));
+  return conditions;
+}
+
 /**
  * Lists events of one function from the D1 index. Time intervals are left-closed, right-open;
  * the duration range is closed (both bounds included; an event without a duration, still running,
@@ -251,23 +309,7 @@ export async function listEvents(
   functionName: string,
   query: ListEventsQuery,
 ): Promise<{ total: number; events: EventIndexRow[]; nextCursor: string | null }> {
-  const conditions: SQL[] = [eq(events.namespace, namespace), eq(events.functionName, functionName)];
-  if (query.qualifier !== undefined) {
-    conditions.push(
-      isAliasQualifier(query.qualifier) ? eq(events.alias, query.qualifier) : eq(events.qualifier, query.qualifier),
-    );
-  }
-  if (query.invokeTypes !== undefined) conditions.push(inArray(events.invokeType, query.invokeTypes));
-  if (query.statuses !== undefined) conditions.push(inArray(events.status, query.statuses));
-  if (query.requestId !== undefined) conditions.push(eq(events.requestId, query.requestId));
-  if (query.startTimeFrom !== undefined) conditions.push(gte(events.startTime, query.startTimeFrom));
-  if (query.startTimeTo !== undefined) conditions.push(lt(events.startTime, query.startTimeTo));
-  if (query.endTimeFrom !== undefined) conditions.push(gte(events.endTime, query.endTimeFrom));
-  if (query.endTimeTo !== undefined) conditions.push(lt(events.endTime, query.endTimeTo));
-  if (query.statusCodes !== undefined) conditions.push(inArray(events.statusCode, query.statusCodes));
-  if (query.minDurationMs !== undefined) conditions.push(gte(events.durationMs, query.minDurationMs));
-  if (query.maxDurationMs !== undefined) conditions.push(lte(events.durationMs, query.maxDurationMs));
-  const where = and(...conditions);
+  const where = and(...eventFilterConditions(namespace, functionName, query));
   const direction = query.order === "ASC" ? asc : desc;
   const column = query.orderBy === "endTime" ? events.endTime : events.startTime;
   const orm = drizzle(db);
@@ -301,19 +343,4 @@ export async function listEvents(
         })
       : null;
   return { total: totals[0]?.total ?? 0, events: page, nextCursor };
-}
-
-/** Deletes index rows that started before the retention window; returns how many went. */
-export async function deleteExpiredIndexRows(db: D1Database, nowMs: number): Promise<number> {
-  const cutoff = nowMs - EVENT_INDEX_RETENTION_MS;
-  let deleted = 0;
-  for (;;) {
-    const result = await db
-      .prepare("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE start_time < ? LIMIT 5000)")
-      .bind(cutoff)
-      .run();
-    const changes = result.meta.changes ?? 0;
-    deleted += changes;
-    if (changes < 5000) return deleted;
-  }
 }

@@ -13,6 +13,7 @@ import {
   type StoredLogRecord,
 } from "./event-log-store";
 import { type EventState, isTerminal, type PublicEvent, publicEvent, publicStatus } from "./event-machine";
+import { type PublicProgress, publicProgress } from "./event-progress";
 import { newTimelineEntries, type PublicTimelineEntry, publicTimelineEntry } from "./event-timeline";
 import { LogFollowers, type LogStreamEnd } from "./log-followers";
 import { truncateUtf8 } from "./text-bounds";
@@ -116,6 +117,7 @@ export class EventLog {
       isTerminal(state.phase) ? streamEndOf(state) : undefined,
       filter,
       (state.timeline ?? []).map(publicTimelineEntry),
+      publicProgress(state.progress),
     );
   }
 
@@ -179,6 +181,11 @@ export class EventLog {
   /** Stores one platform line that is not a transition's (the deadline warning) and sends it live. */
   platformNote(line: string, at: number): void {
     this.followers.publish([this.store.appendPlatform(line, at)]);
+  }
+
+  /** Sends a progress update live (see AsyncEventObject.reportProgress). */
+  publishProgress(progress: PublicProgress): void {
+    this.followers.publishProgress(progress);
   }
 
   /** Sends timeline entries recorded outside a transition (see AsyncEventObject.recordTimeline) live. */

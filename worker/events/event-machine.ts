@@ -19,6 +19,8 @@ import {
   USER_PROCESS_EXIT_MESSAGE,
 } from "./event-endings";
 import { type EventIdentity, eventIdentityOf } from "./event-identity";
+import { type EventProgress, publicProgress } from "./event-progress";
+import type { EventTags } from "./event-tags";
 import {
   addTimelineEntries,
   addTimelineEntryBeforeEnd,
@@ -93,6 +95,10 @@ export interface EventState extends EventIdentity {
   replayCount?: number;
   /** The transitions so far, oldest first (see event-timeline.ts): bounded, with a truncation marker. */
   timeline?: readonly TimelineEntry[];
+  /** The invocation's tags (event-tags.ts), fixed at acceptance; absent when it had none. */
+  tags?: EventTags;
+  /** The handler's latest progress report (event-progress.ts); absent before any. */
+  progress?: EventProgress;
 }
 
 /**
@@ -376,6 +382,10 @@ export function publicEvent(state: EventState) {
     replayCount: state.replayCount ?? 0,
     /** True when replays were recorded past MAX_REPLAYS_LISTED: `replays` lists the first ones only. */
     replaysTruncated: (state.replayCount ?? 0) > (state.replays?.length ?? 0),
+    /** The invocation's tags ({} when none), fixed at acceptance. */
+    tags: state.tags ?? {},
+    /** The handler's latest progress report, null before any (event-progress.ts). */
+    progress: publicProgress(state.progress),
     /** The transitions so far, oldest first (a `truncated` entry stands for those left out). */
     timeline: (state.timeline ?? []).map(publicTimelineEntry),
   };

@@ -2,6 +2,7 @@
 // dispatch watchdog and the index write it owes. The storage keys live here only.
 import type { PendingIndexWrite } from "./event-index";
 import type { EventState } from "./event-machine";
+import type { StoredRetention } from "./event-retention";
 import { utf8Length } from "./text-bounds";
 
 const STATE_KEY = "state";
@@ -14,6 +15,8 @@ const WATCHDOG_AT_KEY = "watchdogAt";
 const INDEX_PENDING_KEY = "indexPending";
 /** The result-delivery handoff this ended event still owes its DeliveryObject (PendingDelivery). */
 const DELIVERY_PENDING_KEY = "deliveryPending";
+/** An ended event's retention: its namespace's settings at the end, archive retries (StoredRetention). */
+const RETENTION_KEY = "retention";
 
 /** A handoff to the DeliveryObject still owed: its failed tries so far and when it is next tried. */
 export interface PendingDelivery {
@@ -137,6 +140,16 @@ export class EventStorage {
   /** Forgets the owed delivery handoff: the DeliveryObject has it. */
   async deletePendingDelivery(): Promise<void> {
     await this.storage.delete(DELIVERY_PENDING_KEY);
+  }
+
+  /** The ended event's stored retention (undefined: none stored, the default applies). */
+  retention(): Promise<StoredRetention | undefined> {
+    return this.storage.get<StoredRetention>(RETENTION_KEY);
+  }
+
+  /** Stores the ended event's retention. */
+  async saveRetention(retention: StoredRetention): Promise<void> {
+    await this.storage.put(RETENTION_KEY, retention);
   }
 
   /** Sets the object's one alarm. */

@@ -5,6 +5,7 @@
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { events, eventTags } from "../db/schema";
+import { PlatformError } from "../shared/errors";
 
 /** Most tags one event carries. */
 export const MAX_TAGS_PER_EVENT = 10;
@@ -36,43 +37,78 @@ export const invocationTagsSchema = z
   .refine((tags) => Object.keys(tags).length <= MAX_TAGS_PER_EVENT, `at most ${MAX_TAGS_PER_EVENT} tags`);
 
 /**
+ * `key=value` pairs separated by commas, at most `maxPairs`, each key once, parsed to an object of
+ * tags: the text form of both a filter and an invocation's tags given as a query parameter.
+ */
+function tagPairsSchema(maxPairs: number, what: string) {
+  return z
+    .string()
+    .max(maxPairs * (MAX_TAG_KEY_CHARS + MAX_TAG_VALUE_CHARS + 2))
+    .transform((text, context): EventTags => {
+      const tags: EventTags = {};
+      const parts = text.split(",");
+      if (parts.length > maxPairs) {
+        context.addIssue({ code: "custom", message: `at most ${maxPairs} tags in ${what}` });
+        return z.NEVER;
+      }
+      for (const part of parts) {
+        const separator = part.indexOf("=");
+        if (separator <= 0) {
+          context.addIssue({ code: "custom", message: "each tag is key=value, separated by commas" });
+          return z.NEVER;
+        }
+        const key = part.slice(0, separator);
+        const value = part.slice(separator + 1);
+        if (!tagKeySchema.safeParse(key).success) {
+          context.addIssue({ code: "custom", message: `a tag key is ${TAG_KEY_RULE}` });
+          return z.NEVER;
+        }
+        if (!tagValueSchema.safeParse(value).success) {
+          context.addIssue({ code: "custom", message: `a tag value is ${TAG_VALUE_RULE}` });
+          return z.NEVER;
+        }
+        if (Object.hasOwn(tags, key)) {
+          context.addIssue({ code: "custom", message: `tag key ${key} named twice` });
+          return z.NEVER;
+        }
+        tags[key] = value;
+      }
+      return tags;
+    });
+}
+
+/**
  * A tag filter as a query parameter: `key=value` pairs separated by commas, all of which must
  * match (`tags=env=prod,team=video`). A key may appear once.
  */
-export const tagFilterSchema = z
-  .string()
-  .max(MAX_TAG_FILTERS * (MAX_TAG_KEY_CHARS + MAX_TAG_VALUE_CHARS + 2))
-  .transform((text, context): EventTags => {
-    const tags: EventTags = {};
-    const parts = text.split(",");
-    if (parts.length > MAX_TAG_FILTERS) {
-      context.addIssue({ code: "custom", message: `at most ${MAX_TAG_FILTERS} tags in one filter` });
-      return z.NEVER;
-    }
-    for (const part of parts) {
-      const separator = part.indexOf("=");
-      if (separator <= 0) {
-        context.addIssue({ code: "custom", message: "each tag filter is key=value, separated by commas" });
-        return z.NEVER;
-      }
-      const key = part.slice(0, separator);
-      const value = part.slice(separator + 1);
-      if (!tagKeySchema.safeParse(key).success) {
-        context.addIssue({ code: "custom", message: `a tag key is ${TAG_KEY_RULE}` });
-        return z.NEVER;
-      }
-      if (!tagValueSchema.safeParse(value).success) {
-        context.addIssue({ code: "custom", message: `a tag value is ${TAG_VALUE_RULE}` });
-        return z.NEVER;
-      }
-      if (Object.hasOwn(tags, key)) {
-        context.addIssue({ code: "custom", message: `tag key ${key} named twice` });
-        return z.NEVER;
-      }
-      tags[key] = value;
-    }
-    return tags;
-  });
+export const tagFilterSchema = tagPairsSchema(MAX_TAG_FILTERS, "one filter");
+
+/**
+ * An invocation's tags as a query parameter of the REST invoke routes, in the filter's form
+ * (`tags=env=prod,team=video`): at most MAX_TAGS_PER_EVENT pairs, each key once. (The invoke body
+ * is the event's payload, whatever JSON it is, so the tags cannot be a field of it.)
+ */
+export const invocationTagsQuerySchema = tagPairsSchema(MAX_TAGS_PER_EVENT, "one invocation");
+
+/**
+ * An invocation's tags, checked (invokeAsync calls it for every caller): the tags, or undefined for
+ * none (absent or {}); INVALID_PARAMETER naming the rule broken otherwise.
+ */
+export function checkInvocationTags(tags: unknown): EventTags | undefined {
+  if (tags === undefined) return undefined;
+  const refuse = (rule: string) => new PlatformError("INVALID_PARAMETER", `tags: ${rule}`);
+  if (typeof tags !== "object" || tags === null || Array.isArray(tags)) {
+    throw refuse("an object of key to string value");
+  }
+  const entries = Object.entries(tags);
+  if (entries.length > MAX_TAGS_PER_EVENT) throw refuse(`at most ${MAX_TAGS_PER_EVENT} tags`);
+  for (const [key, value] of entries) {
+    if (!tagKeySchema.safeParse(key).success) throw refuse(`a tag key is ${TAG_KEY_RULE}`);
+    if (typeof value !== "string") throw refuse(`the value of ${key} is not a string`);
+    if (!tagValueSchema.safeParse(value).success) throw refuse(`a tag value is ${TAG_VALUE_RULE}`);
+  }
+  return entries.length > 0 ? Object.fromEntries(entries) : undefined;
+}
 
 /**
  * The conditions on the `events` index that keep only events carrying every tag of `filter`: one

@@ -11,6 +11,8 @@ export const TIMELINE_KINDS = [
   "running",
   "terminate-requested",
   "signal-delivered",
+  /** The function's deadline warning: SIGTERM sent to the handler N seconds before its timeout. */
+  "deadline-warning",
   "ended",
   /** Stands for entries left out past MAX_TIMELINE_ENTRIES (see addTimelineEntries). */
   "truncated",
@@ -53,6 +55,7 @@ const ONCE_KINDS: ReadonlySet<TimelineKind> = new Set([
   "instance-assigned",
   "running",
   "signal-delivered",
+  "deadline-warning",
   "ended",
 ]);
 const CONTAINER_KINDS: ReadonlySet<TimelineKind> = new Set(["container-starting", "container-warm"]);

@@ -122,8 +122,9 @@ export async function invokeIdempotent(
       // A duplicate is answered with a read of the key's event: it counts as one read.
       if (invocation.callerSecretId !== undefined) admitRead(invocation.callerSecretId);
       const view = await eventStub(env, answer.requestId).view();
-      // The key's window outlives no event (at most 72 h from the invocation, and an event is kept
-      // 72 h after it ends); were it gone all the same, the duplicate is told so.
+      // The key's window (at most 72 h from the invocation) outlives no event kept the default 72 h
+      // after its end; a namespace's shorter retention (event-retention.ts) may delete it first:
+      // the duplicate is then told so.
       if (view.ok === false) {
         throw new PlatformError("EVENT_NOT_FOUND", `the event of idempotency key ${invocation.key} no longer exists`);
       }

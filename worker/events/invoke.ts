@@ -4,6 +4,7 @@ import { FunctionRegistry, functionNotFound } from "../functions/registry";
 import { DistributedQpsLimiter } from "../ratelimit/qps-limiter";
 import { PlatformError } from "../shared/errors";
 import { eventStub, qpsBucketStub } from "../shared/objects";
+import { checkInvocationTags, type EventTags } from "./event-tags";
 import { checkIdempotencyKey, type InvocationAnswer, invokeIdempotent } from "./idempotency";
 import { checkPausedBacklog } from "./paused-backlog";
 
@@ -50,6 +51,13 @@ export interface InvocationRequest {
   requestId?: string;
   /** The caller's SecretId: a duplicate idempotency key's answer counts against its read limit. */
   callerSecretId?: string;
+  /**
+   * The invocation's tags (event-tags.ts), kept with the event: checked here for every caller
+   * (INVALID_PARAMETER naming the rule, before anything else is looked at). A replay passes its
+   * original's. They play no part in an idempotency key: a duplicate key answers with the key's
+   * event, whatever tags either invocation named.
+   */
+  tags?: EventTags;
 }
 
 /**
@@ -60,6 +68,7 @@ export interface InvocationRequest {
  */
 export async function invokeAsync(env: Env, request: InvocationRequest): Promise<InvocationAnswer> {
   if (request.idempotencyKey !== undefined) checkIdempotencyKey(request.idempotencyKey);
+  const tags = checkInvocationTags(request.tags);
   if (new TextEncoder().encode(request.payloadText).byteLength > MAX_ASYNC_PAYLOAD_BYTES) {
     throw new PlatformError("PAYLOAD_TOO_LARGE", `async event payload over ${MAX_ASYNC_PAYLOAD_BYTES} bytes`);
   }
@@ -81,7 +90,7 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
   const qualifier = request.qualifier ?? DEFAULT_QUALIFIER;
   const route = await resolveRoute(env, request.namespace, request.functionName, qualifier);
   if (request.idempotencyKey === undefined) {
-    return admitAndAccept(env, request, route, request.requestId ?? crypto.randomUUID());
+    return admitAndAccept(env, request, route, request.requestId ?? crypto.randomUUID(), tags);
   }
   const idempotent = {
     namespace: request.namespace,
@@ -93,7 +102,7 @@ export async function invokeAsync(env: Env, request: InvocationRequest): Promise
       request.idempotencyWindowSeconds ?? snapshot.idempotencyWindowSeconds ?? DEFAULT_IDEMPOTENCY_WINDOW_SECONDS,
     ...(request.callerSecretId !== undefined ? { callerSecretId: request.callerSecretId } : {}),
   };
-  return invokeIdempotent(env, idempotent, (requestId) => admitAndAccept(env, request, route, requestId));
+  return invokeIdempotent(env, idempotent, (requestId) => admitAndAccept(env, request, route, requestId, tags));
 }
 
 /**
@@ -106,6 +115,7 @@ async function admitAndAccept(
   request: InvocationRequest,
   route: QualifierRoute,
   requestId: string,
+  tags: EventTags | undefined,
 ): Promise<{ requestId: string }> {
   const chosen = chooseVersion(route);
   const snapshot = chosen.snapshot;
@@ -131,5 +141,6 @@ async function admitAndAccept(
     payload: request.payloadText,
     invokedAt: Date.now(),
     ...(request.replayOf !== undefined ? { replayOf: request.replayOf } : {}),
+    ...(tags !== undefined ? { tags } : {}),
   });
 }

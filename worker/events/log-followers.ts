@@ -1,4 +1,5 @@
 import { type LogFilter, type LogPage, matchesFilter, type StoredLogRecord } from "./event-log-store";
+import type { PublicProgress } from "./event-progress";
 import { MAX_TIMELINE_ENTRIES, type PublicTimelineEntry } from "./event-timeline";
 
 /** What a follower receives when the event ends. */
@@ -46,6 +47,14 @@ export function sseLogEvent(record: StoredLogRecord): string {
  */
 export function sseTimelineEvent(entry: PublicTimelineEntry): string {
   return `event: timeline\ndata: ${JSON.stringify(entry)}\n\n`;
+}
+
+/**
+ * One Server-Sent Event for a progress update (`{percent, message, at}`, see event-progress.ts).
+ * No id, as for the timeline: a new stream opens with the latest progress.
+ */
+export function sseProgressEvent(progress: PublicProgress): string {
+  return `event: progress\ndata: ${JSON.stringify(progress)}\n\n`;
 }
 
 /** The Server-Sent Event that closes a log stream. */
@@ -98,6 +107,8 @@ interface Follower {
    * follow the older lines); at most MAX_TIMELINE_ENTRIES, the oldest dropped past it.
    */
   pendingTimeline: string[];
+  /** The latest progress update made while it read its backlog, sent once it has caught up. */
+  pendingProgress?: string;
 }
 
 /**
@@ -126,6 +137,7 @@ export class LogFollowers {
     ended?: LogStreamEnd,
     filter?: LogFilter,
     timeline: readonly PublicTimelineEntry[] = [],
+    progress: PublicProgress | null = null,
   ): ReadableStream<Uint8Array> | undefined {
     if (this.followers.size >= MAX_FOLLOWERS_PER_EVENT) return undefined;
     let follower: Follower | undefined;
@@ -145,7 +157,10 @@ export class LogFollowers {
           // The beat keeps live followers' connections and closes backlog followers gone idle.
           this.heartbeat ??= setInterval(() => this.beat(), HEARTBEAT_MS);
           // An opening comment so that the client sees the stream is live before the first line.
-          this.enqueue(follower, `: following\n\n${timeline.map(sseTimelineEvent).join("")}`);
+          this.enqueue(
+            follower,
+            `: following\n\n${timeline.map(sseTimelineEvent).join("")}${progress ? sseProgressEvent(progress) : ""}`,
+          );
         },
         // A pull that reads older lines from R2 returns its promise: the stream pulls again after it.
         pull: () => (follower ? this.pump(follower) : undefined),
@@ -182,6 +197,18 @@ export class LogFollowers {
     for (const follower of this.followers) {
       if (follower.live) this.enqueue(follower, events.join(""));
       else follower.pendingTimeline = [...follower.pendingTimeline, ...events].slice(-MAX_TIMELINE_ENTRIES);
+    }
+  }
+
+  /**
+   * Sends a progress update to every live follower; a follower still reading its backlog gets the
+   * latest one once it has caught up (older updates it missed are superseded).
+   */
+  publishProgress(progress: PublicProgress): void {
+    const event = sseProgressEvent(progress);
+    for (const follower of this.followers) {
+      if (follower.live) this.enqueue(follower, event);
+      else follower.pendingProgress = event;
     }
   }
 
@@ -243,6 +270,11 @@ export class LogFollowers {
     if (follower.pendingTimeline.length > 0) {
       const pending = follower.pendingTimeline.join("");
       follower.pendingTimeline = [];
+      if (!this.enqueue(follower, pending)) return false;
+    }
+    if (follower.pendingProgress !== undefined) {
+      const pending = follower.pendingProgress;
+      follower.pendingProgress = undefined;
       if (!this.enqueue(follower, pending)) return false;
     }
     if (follower.ended) {

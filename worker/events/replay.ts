@@ -17,7 +17,7 @@ export interface ReplayAccepted {
 
 /**
  * Replays an event the caller may see (found with visibleEvent): reads its payload, invokes it
- * again as a new event carrying `replayOf`, then records the new RequestId on the original. The
+ * again as a new event carrying `replayOf` and the original's tags, then records the new RequestId on the original. The
  * original may be in any status. Refusals are those of the invocation (FUNCTION_NOT_FOUND when the
  * function was deleted, FUNCTION_NOT_ASYNC, RATE_LIMITED) and EVENT_NOT_FOUND when the original no
  * longer exists; nothing is recorded then.
@@ -33,6 +33,8 @@ export async function replayEvent(env: Env, original: EventStub): Promise<Replay
     qualifier: source.qualifier,
     payloadText: source.payload,
     replayOf: source.requestId,
+    // The replay keeps the original's tags (a filter by tag finds both).
+    ...(source.tags !== undefined ? { tags: source.tags } : {}),
   });
   await recordOnOriginal(original, source.requestId, accepted.requestId);
   return { requestId: accepted.requestId, replayOf: source.requestId };

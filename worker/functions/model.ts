@@ -12,7 +12,11 @@ import type { FunctionRow } from "../db/schema";
 import { functionNameSchema } from "../shared/names";
 import { webhookHostProblem } from "./webhook-host";
 
-/** Runtimes a function may use: the container contract's, which the agent's runtime table matches. */
+/**
+ * Runtimes a function may use: the names of the container contract's runtime table (RUNTIME_TABLE,
+ * SCF's names of the shipped languages among them, each run on its engine). A function keeps and
+ * reports the name it was created with.
+ */
 export const RUNTIMES = RUNTIME_NAMES;
 /** A supported runtime name. */
 export type Runtime = (typeof RUNTIMES)[number];
@@ -281,10 +285,43 @@ export function storedDestinationsOf(row: FunctionRow): StoredDestinations {
   return row.destinations ? (JSON.parse(row.destinations) as StoredDestinations) : {};
 }
 
-/** Body of `PUT /v1/namespaces/:namespace/functions/:name/code` and the create request's code. */
-export const codeSchema = z.strictObject({
-  zipFile: z.base64("code.zipFile must be base64").min(1, "code.zipFile is required"),
-});
+/** An R2 bucket's name, as cos triggers name buckets: 3-63 lower-case letters, digits and `-`. */
+const CODE_BUCKET_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+/** Longest R2 object key of a code package, in UTF-8 bytes (R2's own limit on keys). */
+export const MAX_CODE_OBJECT_KEY_BYTES = 1024;
+const keyEncoder = new TextEncoder();
+
+/**
+ * Body of `PUT /v1/namespaces/:namespace/functions/:name/code` and the create request's code:
+ * either `zipFile` (base64 of a zip, at most MAX_CODE_PACKAGE_BYTES) or `bucket` and `key`, an R2
+ * object of a bucket the namespace owns (functions/code-from-object.ts, SCF's Code.CosBucketName
+ * and Code.CosObjectName; at most MAX_OBJECT_CODE_PACKAGE_BYTES).
+ */
+export const codeSchema = z
+  .strictObject({
+    zipFile: z.base64("code.zipFile must be base64").min(1, "code.zipFile is required").optional(),
+    bucket: z
+      .string()
+      .regex(CODE_BUCKET_NAME_PATTERN, "code.bucket: an R2 bucket name (3-63 lower-case letters, digits and -)")
+      .optional(),
+    key: z
+      .string()
+      .min(1, "code.key is required with code.bucket")
+      .refine(
+        (key) => keyEncoder.encode(key).byteLength <= MAX_CODE_OBJECT_KEY_BYTES,
+        `code.key: at most ${MAX_CODE_OBJECT_KEY_BYTES} bytes (UTF-8)`,
+      )
+      .optional(),
+  })
+  .refine(
+    (code) =>
+      code.zipFile !== undefined
+        ? code.bucket === undefined && code.key === undefined
+        : code.bucket !== undefined && code.key !== undefined,
+    "code: give zipFile (a base64 zip) or bucket and key (an R2 object), not both",
+  );
+/** A function's code as a request gives it. */
+export type CodeInput = z.infer<typeof codeSchema>;
 
 /** Body of `POST /v1/namespaces/:namespace/functions`. */
 export const createFunctionSchema = z.strictObject({

@@ -4,8 +4,15 @@ import { events, type FunctionRow, functionAliases, functions, functionVersions,
 import { fromBase64, sha256Hex } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
 import { schedulerName, schedulerStub, timerTriggerStub } from "../shared/objects";
+import {
+  type CodeBucketAccess,
+  checkObjectPackage,
+  copyObjectPackage,
+  UNPACK_LIMIT_METADATA,
+} from "./code-from-object";
 import { destinationsColumn, nextDestinations } from "./destinations";
 import {
+  type CodeInput,
   type CreateFunctionInput,
   codeKeyOf,
   deadlineWarningProblem,
@@ -16,10 +23,15 @@ import {
   type UpdateConfigurationInput,
 } from "./model";
 import { forgetQualifiers } from "./qualifier-cache";
-import { inspectZipDirectory } from "./zip-directory";
+import { inspectZipDirectory, MAX_ZIP_UNCOMPRESSED_BYTES } from "./zip-directory";
 
 /** Longest time an isolate serves a cached function lookup on the invoke path. */
 export const FUNCTION_CACHE_TTL_MS = 2_000;
+/**
+ * A stored code package younger than this is never swept as superseded (15 min): it may be the
+ * package of a code update that stored it and has not yet written the row (see sweepCode).
+ */
+export const CODE_SWEEP_GRACE_MS = 15 * 60_000;
 /** Largest timeout of a function that is not async (SCF's synchronous limit). */
 const MAX_SYNC_TIMEOUT_SECONDS = 900;
 
@@ -55,12 +67,68 @@ export async function decodeCodePackage(zipBase64: string): Promise<{ bytes: Uin
   return { bytes, sha256: await sha256Hex(bytes) };
 }
 
+function functionExists(namespace: string, name: string): PlatformError {
+  return new PlatformError("FUNCTION_EXISTS", `function ${name} already exists in namespace ${namespace}`);
+}
+
+/** A checked code package, ready to store under its key. */
+interface PreparedCode {
+  sha256: string;
+  size: number;
+  store(codeKey: string): Promise<void>;
+}
+
 /** The function registry in D1, with code packages in R2. */
 export class FunctionRegistry {
   private readonly db;
 
-  constructor(private readonly env: Env) {
+  /**
+   * codeBuckets: the buckets a namespace may read code packages from (code.bucket and code.key);
+   * without it, code from an R2 object is refused.
+   */
+  constructor(
+    private readonly env: Env,
+    private readonly codeBuckets?: CodeBucketAccess,
+  ) {
     this.db = drizzle(env.DB);
+  }
+
+  /**
+   * Checks a package, inline (decodeCodePackage) or from an R2 object of a bucket the namespace
+   * owns (code-from-object.ts: read streaming, never whole in memory); stores nothing.
+   */
+  private async prepareCode(namespace: string, code: CodeInput | string): Promise<PreparedCode> {
+    const input = typeof code === "string" ? { zipFile: code } : code;
+    if (input.zipFile !== undefined) {
+      const decoded = await decodeCodePackage(input.zipFile);
+      return {
+        sha256: decoded.sha256,
+        size: decoded.bytes.byteLength,
+        store: async (codeKey) => {
+          await this.env.CODE_BUCKET.put(codeKey, decoded.bytes, {
+            sha256: decoded.sha256,
+            customMetadata: { [UNPACK_LIMIT_METADATA]: String(MAX_ZIP_UNCOMPRESSED_BYTES) },
+          });
+        },
+      };
+    }
+    if (input.bucket === undefined || input.key === undefined || !this.codeBuckets) {
+      throw new PlatformError(
+        "INVALID_PARAMETER",
+        "code: give zipFile (a base64 zip) or bucket and key (an R2 object)",
+      );
+    }
+    const source = {
+      bucket: this.codeBuckets.bucketFor(namespace, input.bucket, input.key),
+      bucketName: input.bucket,
+      key: input.key,
+    };
+    const checked = await checkObjectPackage(source);
+    return {
+      sha256: checked.sha256,
+      size: checked.size,
+      store: (codeKey) => copyObjectPackage(source, checked, this.env.CODE_BUCKET, codeKey),
+    };
   }
 
   async get(namespace: string, name: string): Promise<FunctionRow> {
@@ -111,7 +179,9 @@ export class FunctionRegistry {
     }
     const warningProblem = deadlineWarningProblem(input.deadlineWarningSeconds, input.timeout);
     if (warningProblem) throw new PlatformError("INVALID_PARAMETER", warningProblem);
-    const code = await decodeCodePackage(input.code.zipFile);
+    // A taken name is refused before the package is read (an object's may be 500 MiB).
+    if (await this.find(namespace, input.name)) throw functionExists(namespace, input.name);
+    const code = await this.prepareCode(namespace, input.code);
     const codeKey = codeKeyOf(namespace, input.name, code.sha256);
     const destinations = await nextDestinations(this.env, namespace, input.name, input.destinations ?? null, {});
     const now = Date.now();
@@ -121,7 +191,7 @@ export class FunctionRegistry {
       runtime: input.runtime,
       handler: input.handler,
       codeSha256: code.sha256,
-      codeSize: code.bytes.byteLength,
+      codeSize: code.size,
       codeKey,
       timeoutSeconds: input.timeout,
       memoryMb: input.memorySize,
@@ -137,12 +207,21 @@ export class FunctionRegistry {
       createdAt: now,
       updatedAt: now,
     };
+    // Stored before the row exists, so no function ever points at a package that is missing (a
+    // failed copy leaves no row: the create can be retried). The key is content-addressed: a create
+    // that then loses the name to another only rewrote identical bytes, or left its own package,
+    // removed here unless the winner has the same code.
+    await code.store(codeKey);
     const inserted = await this.db.insert(functions).values(row).onConflictDoNothing().returning();
     if (inserted.length === 0) {
-      throw new PlatformError("FUNCTION_EXISTS", `function ${input.name} already exists in namespace ${namespace}`);
+      const winner = await this.find(namespace, input.name);
+      if (winner?.codeKey !== codeKey) {
+        await this.env.CODE_BUCKET.delete(codeKey).catch((error: unknown) => {
+          console.warn("removing the package of a refused create failed", codeKey, String(error));
+        });
+      }
+      throw functionExists(namespace, input.name);
     }
-    // Stored after the row exists so a refused duplicate never overwrites anything.
-    await this.env.CODE_BUCKET.put(codeKey, code.bytes, { sha256: code.sha256 });
     // A new function starts unpaused: a pause its name's scheduler kept (one that raced a delete of
     // an earlier function of that name) is cleared, only once the row is ours.
     await schedulerStub(this.env, schedulerName(namespace, input.name)).resumeDispatch();
@@ -201,19 +280,63 @@ export class FunctionRegistry {
     return updated;
   }
 
-  async updateCode(namespace: string, name: string, zipBase64: string): Promise<FunctionRow> {
+  /** Replaces a function's code: a base64 zip, or a CodeInput (inline, or an R2 object). */
+  async updateCode(namespace: string, name: string, code: CodeInput | string): Promise<FunctionRow> {
     await this.get(namespace, name);
-    const code = await decodeCodePackage(zipBase64);
-    const codeKey = codeKeyOf(namespace, name, code.sha256);
-    await this.env.CODE_BUCKET.put(codeKey, code.bytes, { sha256: code.sha256 });
+    const prepared = await this.prepareCode(namespace, code);
+    const codeKey = codeKeyOf(namespace, name, prepared.sha256);
+    await prepared.store(codeKey);
     const [updated] = await this.db
       .update(functions)
-      .set({ codeSha256: code.sha256, codeSize: code.bytes.byteLength, codeKey, updatedAt: Date.now() })
+      .set({ codeSha256: prepared.sha256, codeSize: prepared.size, codeKey, updatedAt: Date.now() })
       .where(byName(namespace, name))
       .returning();
     cache.delete(cacheKey(namespace, name));
     if (!updated) throw functionNotFound(namespace, name);
+    // Superseded packages go (best effort: the function's delete removes what is left).
+    await this.sweepCode(namespace, name).catch((error: unknown) => {
+      console.warn("sweeping superseded code packages failed", namespace, name, String(error));
+    });
     return updated;
+  }
+
+  /**
+   * Deletes the function's stored code packages that nothing uses: not $LATEST's, not a published
+   * version's (versions freeze code by key), not stored within CODE_SWEEP_GRACE_MS (a concurrent
+   * update's, whose row is not written yet). Skipped while the function has events that have not
+   * ended (they carry the code key of when they were invoked). What remains is bounded: $LATEST,
+   * at most MAX_VERSIONS_PER_FUNCTION published versions, and the packages of the last
+   * CODE_SWEEP_GRACE_MS or of updates made while events ran (swept by the next update).
+   */
+  async sweepCode(namespace: string, name: string, graceMs = CODE_SWEEP_GRACE_MS): Promise<number> {
+    const active = await this.db
+      .select({ total: count() })
+      .from(events)
+      .where(and(eq(events.namespace, namespace), eq(events.functionName, name), eq(events.status, "RUNNING")));
+    if ((active[0]?.total ?? 0) > 0) return 0;
+    const current = await this.find(namespace, name);
+    if (!current) return 0;
+    const versions = await this.db
+      .select({ codeKey: sql<string | null>`json_extract(${functionVersions.config}, '$.codeKey')` })
+      .from(functionVersions)
+      .where(and(eq(functionVersions.namespace, namespace), eq(functionVersions.functionName, name)));
+    const used = new Set([current.codeKey, ...versions.map((version) => version.codeKey)]);
+    const settledBefore = Date.now() - graceMs;
+    let removed = 0;
+    let cursor: string | undefined;
+    do {
+      const listed = await this.env.CODE_BUCKET.list({
+        prefix: `code/${namespace}/${name}/`,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      const unused = listed.objects
+        .filter((object) => !used.has(object.key) && object.uploaded.getTime() < settledBefore)
+        .map((object) => object.key);
+      if (unused.length > 0) await this.env.CODE_BUCKET.delete(unused);
+      removed += unused.length;
+      cursor = listed.truncated ? listed.cursor : undefined;
+    } while (cursor !== undefined);
+    return removed;
   }
 
   /**

@@ -55,43 +55,53 @@ function refuse(message: string): PlatformError {
   return new PlatformError("INVALID_PARAMETER", `code.zipFile: ${message}`);
 }
 
-/** Bounds-checked little-endian reads over the archive. */
+/**
+ * Bounds-checked little-endian reads over the archive, or over a window of it: `bytes` are the
+ * archive's bytes from offset `start` to its end (`length`), as read from an R2 object's tail.
+ * Offsets are the archive's; a read before the window is refused as a read outside the archive.
+ */
 class Reader {
   private readonly view: DataView;
+  readonly length: number;
 
-  constructor(readonly bytes: Uint8Array) {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly start = 0,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.length = start + bytes.byteLength;
   }
 
-  get length(): number {
-    return this.bytes.byteLength;
+  /** True when the archive's bytes from offset on (length of them) are in this window. */
+  has(offset: number, length: number): boolean {
+    return offset >= this.start && offset + length <= this.length;
   }
 
   u16(offset: number): number {
     this.need(offset, 2);
-    return this.view.getUint16(offset, true);
+    return this.view.getUint16(offset - this.start, true);
   }
 
   u32(offset: number): number {
     this.need(offset, 4);
-    return this.view.getUint32(offset, true);
+    return this.view.getUint32(offset - this.start, true);
   }
 
   /** A 64-bit size or offset; refused when it cannot be a position in this archive's world. */
   u64(offset: number): number {
     this.need(offset, 8);
-    const value = this.view.getBigUint64(offset, true);
+    const value = this.view.getBigUint64(offset - this.start, true);
     if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw refuse("a ZIP64 size or offset is out of range");
     return Number(value);
   }
 
   slice(offset: number, length: number): Uint8Array {
     this.need(offset, length);
-    return this.bytes.subarray(offset, offset + length);
+    return this.bytes.subarray(offset - this.start, offset - this.start + length);
   }
 
   private need(offset: number, length: number): void {
-    if (offset < 0 || offset + length > this.bytes.byteLength) {
+    if (!this.has(offset, length)) {
       throw refuse("the archive is truncated or its directory points outside it");
     }
   }
@@ -113,7 +123,7 @@ interface DirectoryEnd {
  * extracts in the container) would read another directory than the one checked here.
  */
 function findEnd(reader: Reader): number {
-  const lowest = Math.max(0, reader.length - EOCD_SIZE - MAX_COMMENT_BYTES);
+  const lowest = Math.max(reader.start, reader.length - EOCD_SIZE - MAX_COMMENT_BYTES);
   let lastSignature: number | undefined;
   for (let offset = reader.length - 4; offset >= lowest; offset -= 1) {
     if (reader.u32(offset) !== EOCD_SIGNATURE) continue;
@@ -140,7 +150,7 @@ function readEnd(reader: Reader): DirectoryEnd {
   let directoryLimit = end;
   const deferred = entries === U16_MAX || directorySize === U32_MAX || directoryOffset === U32_MAX;
   const locator = end - ZIP64_LOCATOR_SIZE;
-  if (locator >= 0 && reader.u32(locator) === ZIP64_LOCATOR_SIGNATURE) {
+  if (reader.has(locator, ZIP64_LOCATOR_SIZE) && reader.u32(locator) === ZIP64_LOCATOR_SIGNATURE) {
     const zip64End = reader.u64(locator + 8);
     if (zip64End + ZIP64_EOCD_MIN_SIZE > locator || reader.u32(zip64End) !== ZIP64_EOCD_SIGNATURE) {
       throw refuse("the ZIP64 end-of-central-directory locator points to no ZIP64 record");
@@ -160,6 +170,12 @@ function readEnd(reader: Reader): DirectoryEnd {
   }
   if (directoryOffset + directorySize > directoryLimit) {
     throw refuse("the central directory's declared size and offset do not fit in the archive");
+  }
+  // No gap between the directory and its end record: Python's zipfile (the container's extractor)
+  // reads the directory at the end record's position less its size, shifting every offset by the
+  // gap ("concat" data before the archive), so a gap lets it read another directory than this one.
+  if (directoryOffset + directorySize !== directoryLimit) {
+    throw refuse("bytes between the central directory and its end record: ambiguous archive");
   }
   return { entries, directorySize, directoryOffset, directoryLimit };
 }
@@ -244,9 +260,19 @@ function readEntry(reader: Reader, at: number, directoryEnd: number): { entry: Z
   return { entry: { name, method: reader.u16(at + 10), ...sizes }, next };
 }
 
-/** Refuses an entry whose data is not where the directory says, before the directory. */
+/**
+ * Refuses an entry whose data is not where the directory says, before the directory. In a window
+ * (an R2 object's tail) the local header is outside it: only its position and the declared
+ * compressed size are checked; the extractor in the container reads the local headers again.
+ */
 function checkEntryData(reader: Reader, entry: ZipEntry, directoryOffset: number): void {
   const at = entry.localHeaderOffset;
+  if (!reader.has(at, LOCAL_HEADER_SIZE)) {
+    if (at + LOCAL_HEADER_SIZE + entry.compressedSize > directoryOffset) {
+      throw refuse(`entry ${JSON.stringify(entry.name)}: its declared compressed size runs past the archive data`);
+    }
+    return;
+  }
   if (at + LOCAL_HEADER_SIZE > directoryOffset || reader.u32(at) !== LOCAL_HEADER_SIGNATURE) {
     throw refuse(`entry ${JSON.stringify(entry.name)}: no local header where the directory points`);
   }
@@ -256,14 +282,40 @@ function checkEntryData(reader: Reader, entry: ZipEntry, directoryOffset: number
   }
 }
 
+/** Where an archive's central directory is and where it must end (see locateZipDirectory). */
+export interface ZipDirectoryLocation {
+  /** Offset of the central directory's first header. */
+  directoryOffset: number;
+  /** Offset of the first end record (ZIP64 or classic) after the directory. */
+  directoryLimit: number;
+}
+
+/**
+ * Finds the central directory from the archive's tail: `tail` holds the archive's bytes from offset
+ * `start` to its end. Throws INVALID_PARAMETER when the tail holds no valid end record.
+ */
+export function locateZipDirectory(tail: Uint8Array, start: number): ZipDirectoryLocation {
+  const end = readEnd(new Reader(tail, start));
+  return { directoryOffset: end.directoryOffset, directoryLimit: end.directoryLimit };
+}
+
+/** How inspectZipDirectory reads and bounds an archive. */
+export interface ZipInspectOptions {
+  /** The archive's offset of `bytes[0]`, when `bytes` are its tail (from the directory on); 0 by default. */
+  start?: number;
+  /** Largest total uncompressed size allowed; MAX_ZIP_UNCOMPRESSED_BYTES by default. */
+  maxUncompressedBytes?: number;
+}
+
 /**
  * Checks a zip archive's central directory: well formed and consistent with its end record, at most
- * MAX_ZIP_ENTRIES entries declaring at most MAX_ZIP_UNCOMPRESSED_BYTES in total, no entry over
- * MAX_ZIP_ENTRY_RATIO (beyond ZIP_RATIO_SMALL_ENTRY_BYTES), every name relative and inside the
- * code folder. Throws INVALID_PARAMETER naming the problem.
+ * MAX_ZIP_ENTRIES entries declaring at most MAX_ZIP_UNCOMPRESSED_BYTES (or the options' bound) in
+ * total, no entry over MAX_ZIP_ENTRY_RATIO (beyond ZIP_RATIO_SMALL_ENTRY_BYTES), every name
+ * relative and inside the code folder. Throws INVALID_PARAMETER naming the problem.
  */
-export function inspectZipDirectory(bytes: Uint8Array): ZipDirectorySummary {
-  const reader = new Reader(bytes);
+export function inspectZipDirectory(bytes: Uint8Array, options: ZipInspectOptions = {}): ZipDirectorySummary {
+  const maxUncompressedBytes = options.maxUncompressedBytes ?? MAX_ZIP_UNCOMPRESSED_BYTES;
+  const reader = new Reader(bytes, options.start ?? 0);
   const end = readEnd(reader);
   if (end.entries > MAX_ZIP_ENTRIES) {
     throw refuse(`${end.entries} entries, over the limit of ${MAX_ZIP_ENTRIES}`);
@@ -279,8 +331,8 @@ export function inspectZipDirectory(bytes: Uint8Array): ZipDirectorySummary {
     checkEntryData(reader, entry, end.directoryOffset);
     uncompressedBytes += entry.uncompressedSize;
     compressedBytes += entry.compressedSize;
-    if (uncompressedBytes > MAX_ZIP_UNCOMPRESSED_BYTES) {
-      throw refuse(`the files expand to more than ${MAX_ZIP_UNCOMPRESSED_BYTES} bytes, over the limit`);
+    if (uncompressedBytes > maxUncompressedBytes) {
+      throw refuse(`the files expand to more than ${maxUncompressedBytes} bytes, over the limit`);
     }
     at = next;
   }

@@ -7,6 +7,7 @@ import {
   problemOf,
   signalAnswerSchema,
 } from "../contract/agent-contract";
+import { CODE_SHIP_TIMEOUT_MS } from "../events/event-deadlines";
 
 export type { AgentHealth, ExecutionSpec } from "../contract/agent-contract";
 export { AGENT_PORT };
@@ -18,6 +19,17 @@ const AGENT_BOOT_POLL_MS = 25;
 const HEALTH_PROBE_TIMEOUT_MS = 2_000;
 /** Default limit of one request to the agent that is not a stream. */
 export const AGENT_REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * Limit of shipping one code package to the agent (5 min): the transfer of up to 500 MiB
+ * (functions/code-from-object.ts) and the agent's extraction (its own limit, EXTRACTION_TIMEOUT_MS).
+ * The event's start backstop allows for it (events/event-deadlines.ts startLimitOf).
+ */
+export { CODE_SHIP_TIMEOUT_MS };
+/**
+ * Header of PUT /code naming the bytes the package may unpack to (the agent applies the lower of it
+ * and its own MAX_UNPACKED_BYTES: containers/runtime/agent/code-package.mjs UNPACK_LIMIT_HEADER).
+ */
+export const UNPACK_LIMIT_HEADER = "x-afp-max-unpacked-bytes";
 /** Longest refusal text of the agent quoted in an error. */
 const MAX_REFUSAL_CHARS = 1_000;
 
@@ -96,9 +108,44 @@ export class AgentClient {
     return response.status === 200;
   }
 
-  /** Hands the agent a code package (a zip); throws with the agent's reason when it refuses it. */
-  async putCode(sha256: string, bytes: ArrayBuffer): Promise<void> {
-    const response = await this.request(`/code/${sha256}`, { method: "PUT", body: bytes });
+  /**
+   * Hands the agent a code package (a zip), bytes or a stream of `size` bytes (sent with that
+   * content-length, never buffered here), which may unpack to at most unpackLimit bytes; throws
+   * with the agent's reason when it refuses it (a 507: no disk space for it in the container).
+   * A request that fails before the body is read cancels the source stream (an R2 body).
+   */
+  async putCode(
+    sha256: string,
+    bytes: ArrayBuffer | ReadableStream<Uint8Array>,
+    size?: number,
+    unpackLimit?: number,
+  ): Promise<void> {
+    let body: ArrayBuffer | ReadableStream<Uint8Array> = bytes;
+    let piped: Promise<void> | undefined;
+    if (bytes instanceof ReadableStream) {
+      if (size === undefined) {
+        await bytes.cancel().catch(() => undefined);
+        throw new Error("a streamed code package needs its size");
+      }
+      const sized = new FixedLengthStream(size);
+      // A source that fails midway leaves the body short: the request fails, and says so.
+      piped = bytes.pipeTo(sized.writable).catch(() => undefined);
+      body = sized.readable;
+    }
+    let response: Response;
+    try {
+      response = await this.request(`/code/${sha256}`, {
+        method: "PUT",
+        body,
+        signal: AbortSignal.timeout(CODE_SHIP_TIMEOUT_MS),
+        ...(unpackLimit !== undefined ? { headers: { [UNPACK_LIMIT_HEADER]: String(unpackLimit) } } : {}),
+      });
+    } catch (error) {
+      // The body may never have been read: end the source's stream rather than leave it open.
+      if (body instanceof ReadableStream) await body.cancel().catch(() => undefined);
+      await piped;
+      throw error;
+    }
     if (!response.ok) throw new Error(`the code package was refused: ${await refusalOf(response)}`);
     await response.body?.cancel();
   }

@@ -5,7 +5,12 @@ export interface AgentApi {
   health(): Promise<AgentHealth>;
   waitUntilReady(timeoutMs?: number): Promise<AgentHealth>;
   hasCode(sha256: string): Promise<boolean>;
-  putCode(sha256: string, bytes: ArrayBuffer): Promise<void>;
+  putCode(
+    sha256: string,
+    bytes: ArrayBuffer | ReadableStream<Uint8Array>,
+    size?: number,
+    unpackLimit?: number,
+  ): Promise<void>;
   startExecution(spec: ExecutionSpec): Promise<StartedExecution>;
   openStream(requestId: string, after: number, signal: AbortSignal): Promise<ReadableStream<Uint8Array>>;
   signal(requestId: string): Promise<{ delivered: boolean }>;

@@ -8,6 +8,7 @@ export type {
   AgentGapRecord,
   AgentHeartbeatRecord,
   AgentLogRecord,
+  AgentProgressRecord,
   AgentRecord,
   AgentStartedRecord,
 } from "../contract/agent-contract";

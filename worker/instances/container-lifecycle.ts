@@ -1,3 +1,4 @@
+import { unpackLimitOfStored } from "../functions/code-from-object";
 import type { AgentHealth } from "./agent-client";
 import { type AgentApi, type AgentRunner, agentRunnerOf } from "./agent-runner";
 import { type ContainerBoot, containerStartOptions, isContainerBoot, newContainerBoot } from "./container-boot";
@@ -53,8 +54,12 @@ export class ContainerLifecycle {
   private boot: ContainerBoot | undefined;
   /** Why the container last started failed, as its monitor reported it (capacity refusals). */
   private startFailure: unknown;
-  /** Code packages the agent of a container boot already has ("bootId/sha256"). */
-  private readonly codeShipped = new Set<string>();
+  /**
+   * The code package the agent of a container boot was last seen to have ("bootId/sha256"): the
+   * agent keeps only its most recently used packages (code-package.mjs MAX_CACHED_PACKAGES), so
+   * any other is asked about again.
+   */
+  private lastCodeShipped: string | undefined;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -170,15 +175,17 @@ export class ContainerLifecycle {
   /** Sends the code package to the agent unless it has it cached. */
   async ensureCode(agent: AgentApi, bootId: string, sha256: string, codeKey: string): Promise<void> {
     const known = `${bootId}/${sha256}`;
-    if (this.codeShipped.has(known)) return;
+    if (this.lastCodeShipped === known) return;
     if (await agent.hasCode(sha256)) {
-      this.codeShipped.add(known);
+      this.lastCodeShipped = known;
       return;
     }
     const object = await this.env.CODE_BUCKET.get(codeKey);
     if (!object) throw new Error(`code package ${codeKey} not found`);
-    await agent.putCode(sha256, await object.arrayBuffer());
-    this.codeShipped.add(known);
+    // Streamed: a package from an R2 object may be 500 MiB (functions/code-from-object.ts); it may
+    // unpack to its own bound (256 MiB inline, 1 GiB from an object), which the agent enforces.
+    await agent.putCode(sha256, object.body, object.size, unpackLimitOfStored(object));
+    this.lastCodeShipped = known;
   }
 
   /**

@@ -2,7 +2,7 @@ import type { ClaimedEvent } from "../events/async-event-object";
 import type { LogRecord } from "../events/event-log-store";
 import { logLimitBytesOf } from "../functions/model";
 import type { ExecutionSpec } from "./agent-client";
-import { type AgentEndRecord, readAgentRecords } from "./agent-stream";
+import { type AgentEndRecord, type AgentProgressRecord, readAgentRecords } from "./agent-stream";
 import { LogForwarder } from "./log-forwarder";
 
 /** The function version an execution reports to its handler when its claim names none. */
@@ -47,6 +47,12 @@ export interface RelayTarget {
   stillCurrent(): boolean;
   /** Forwards a batch of log lines to the event (batches never overlap; see LogForwarder). */
   sendLogs(batch: LogRecord[]): Promise<void>;
+  /**
+   * Forwards the handler's progress to the event (the agent sends at most a few a second; see
+   * MIN_PROGRESS_INTERVAL_MS). A failure is the target's to absorb: progress is never worth a relay.
+   * Without it, progress records are skipped.
+   */
+  sendProgress?(record: AgentProgressRecord): Promise<void>;
 }
 
 /**
@@ -76,6 +82,8 @@ export async function relayRecords(
           line: `[PLATFORM] ${record.to - record.from + 1} log records (seq ${record.from}-${record.to} of the execution) were lost in the container and cannot be sent`,
         });
         if (full) await full;
+      } else if (record.type === "progress") {
+        await target.sendProgress?.(record);
       } else if (record.type === "end") {
         return { end: record, finalLogs: await forwarder.drain() };
       }

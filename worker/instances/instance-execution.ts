@@ -248,6 +248,11 @@ export abstract class InstanceExecution extends DurableObject<Env> {
           await this.ctx.storage.put(CURRENT_KEY, current);
         }
       },
+      sendProgress: async (record) => {
+        await event
+          .reportProgress(this.instanceId, { percent: record.percent, message: record.message, seq: record.seq })
+          .catch((error: unknown) => console.warn("relaying progress failed", requestId, String(error)));
+      },
     });
   }
 

@@ -111,6 +111,7 @@ export async function consumeDispatchBatch(
     endTime: null,
     durationMs: null,
     version: 1,
+    ...(body.tags !== undefined ? { tags: body.tags } : {}),
   }));
   let indexed: ReadonlySet<string>;
   try {

@@ -23,6 +23,8 @@ export const ERROR_STATUS = {
   TRIGGER_LIMIT_EXCEEDED: 409,
   /** A version or alias (qualifier) the function does not have (functions/qualifiers.ts). */
   QUALIFIER_NOT_FOUND: 404,
+  /** A code package's R2 object (code.bucket/code.key, Code.CosObjectName) that does not exist. */
+  CODE_OBJECT_NOT_FOUND: 400,
   /** A version still routed to by an alias, targeted by a trigger or running events (functions/versions.ts). */
   VERSION_IN_USE: 409,
   /** A function already has the most published versions allowed (functions/versions.ts MAX_VERSIONS_PER_FUNCTION). */

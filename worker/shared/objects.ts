@@ -80,3 +80,8 @@ export function deliveryStub(env: Pick<Env, "DELIVERY">, requestId: string) {
 export function timerTriggerStub(env: Pick<Env, "TIMER_TRIGGER">, triggerId: string) {
   return env.TIMER_TRIGGER.get(env.TIMER_TRIGGER.idFromName(triggerId));
 }
+
+/** A namespace's bulk termination jobs (worker/events/bulk-terminate-object.ts), by the namespace. */
+export function bulkTerminationStub(env: Pick<Env, "BULK_TERMINATION">, namespace: string) {
+  return env.BULK_TERMINATION.get(env.BULK_TERMINATION.idFromName(namespace));
+}

@@ -23,6 +23,7 @@ export const TENCENT_ERROR_CODE: Record<ErrorCode, string> = {
   TRIGGER_EXISTS: "ResourceInUse.Trigger",
   TRIGGER_LIMIT_EXCEEDED: "LimitExceeded.Trigger",
   QUALIFIER_NOT_FOUND: "ResourceNotFound.Qualifier",
+  CODE_OBJECT_NOT_FOUND: "InvalidParameterValue.CosObjectName",
   VERSION_IN_USE: "FailedOperation.DeleteFunctionVersion",
   VERSION_LIMIT_EXCEEDED: "LimitExceeded.Version",
   ALIAS_EXISTS: "ResourceInUse.Alias",

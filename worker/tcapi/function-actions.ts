@@ -3,9 +3,10 @@
 // to the function registry's inputs, and function rows translated to Tencent's function model.
 import { z } from "zod";
 import type { FunctionRow } from "../db/schema";
-import { createFunctionSchema, updateConfigurationSchema } from "../functions/model";
+import { codeSchema, createFunctionSchema, updateConfigurationSchema } from "../functions/model";
 import { FunctionRegistry } from "../functions/registry";
 import { describeIssues } from "../shared/validation";
+import { codeBucketAccess } from "../triggers/code-buckets";
 import { tcTime } from "./envelope";
 import { type Action, functionNameParam, namespaceOf, namespaceParam, parseParams, TcApiError } from "./params";
 import { functionTriggers } from "./trigger-actions";
@@ -45,6 +46,26 @@ function environmentOf(value: z.infer<typeof environmentParam> | undefined): Rec
   return Object.fromEntries(value.Variables.map((variable) => [variable.Key, variable.Value]));
 }
 
+/**
+ * SCF's code location fields (Code.ZipFile, or Code.CosBucketName and Code.CosObjectName: an R2
+ * object of a bucket the namespace owns; CosBucketRegion is accepted and ignored, R2 has one region).
+ */
+const codeParam = z.object({
+  ZipFile: z.string().optional(),
+  CosBucketName: z.string().optional(),
+  CosObjectName: z.string().optional(),
+  CosBucketRegion: z.string().max(64).optional(),
+});
+
+/** The domain's code input of SCF's code fields (checked by codeSchema afterwards). */
+function codeOf(code: z.infer<typeof codeParam>): Record<string, string> {
+  return {
+    ...(code.ZipFile !== undefined ? { zipFile: code.ZipFile } : {}),
+    ...(code.CosBucketName !== undefined ? { bucket: code.CosBucketName } : {}),
+    ...(code.CosObjectName !== undefined ? { key: code.CosObjectName.replace(/^\//, "") } : {}),
+  };
+}
+
 /** Tencent's "TRUE"/"FALSE" strings as a boolean. */
 const booleanString = z.enum(["TRUE", "FALSE"]).transform((value) => value === "TRUE");
 
@@ -73,12 +94,12 @@ function functionFields(row: FunctionRow) {
   };
 }
 
-/** CreateFunction: stores a new function from a base64 zip (Code.ZipFile only). */
+/** CreateFunction: stores a new function from a base64 zip (Code.ZipFile) or an R2 object (Code.CosBucketName/CosObjectName). */
 export const createFunction: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
       FunctionName: functionNameParam,
-      Code: z.object({ ZipFile: z.string().optional() }),
+      Code: codeParam,
       Handler: z.string().optional(),
       Description: z.string().optional(),
       MemorySize: z.number().optional(),
@@ -95,13 +116,11 @@ export const createFunction: Action = async ({ env, principal, params }) => {
     params,
   );
   const namespace = namespaceOf(principal, p.Namespace);
-  if (!p.Code.ZipFile)
-    throw new TcApiError("InvalidParameterValue.Code", "only Code.ZipFile (base64 zip) is supported");
   const environment = environmentOf(p.Environment);
   const input = parseDomain(createFunctionSchema, {
     name: p.FunctionName,
     runtime: p.Runtime,
-    code: { zipFile: p.Code.ZipFile },
+    code: codeOf(p.Code),
     ...(p.Handler !== undefined ? { handler: p.Handler } : {}),
     ...(p.Description !== undefined ? { description: p.Description } : {}),
     ...(p.MemorySize !== undefined ? { memorySize: p.MemorySize } : {}),
@@ -111,7 +130,7 @@ export const createFunction: Action = async ({ env, principal, params }) => {
     ...(p.IdempotencyWindow !== undefined ? { idempotencyWindowSeconds: p.IdempotencyWindow } : {}),
     ...(p.DeadlineWarningSeconds !== undefined ? { deadlineWarningSeconds: p.DeadlineWarningSeconds } : {}),
   });
-  await new FunctionRegistry(env).create(namespace, input);
+  await new FunctionRegistry(env, codeBucketAccess(env)).create(namespace, input);
   return {};
 };
 
@@ -190,26 +209,36 @@ export const updateFunctionConfiguration: Action = async ({ env, principal, para
   return {};
 };
 
-/** UpdateFunctionCode: replaces a function's code (ZipFile or Code.ZipFile), optionally its Handler. */
+/**
+ * UpdateFunctionCode: replaces a function's code (ZipFile, or CosBucketName and CosObjectName; at
+ * the top level or in Code), optionally its Handler.
+ */
 export const updateFunctionCode: Action = async ({ env, principal, params }) => {
   const p = parseParams(
     z.object({
       FunctionName: functionNameParam,
       Namespace: namespaceParam.optional(),
       Handler: z.string().optional(),
-      ZipFile: z.string().optional(),
-      Code: z.object({ ZipFile: z.string().optional() }).optional(),
+      ...codeParam.shape,
+      Code: codeParam.optional(),
     }),
     params,
   );
-  const zipFile = p.ZipFile ?? p.Code?.ZipFile;
-  if (!zipFile) throw new TcApiError("MissingParameter", "ZipFile (or Code.ZipFile) is required");
+  // The top-level fields when any is given (as SCF documents them), else those of Code.
+  const top = { ZipFile: p.ZipFile, CosBucketName: p.CosBucketName, CosObjectName: p.CosObjectName };
+  const given = codeOf(Object.values(top).some((value) => value !== undefined) ? top : (p.Code ?? {}));
+  if (Object.keys(given).length === 0) {
+    throw new TcApiError(
+      "MissingParameter",
+      "ZipFile, or CosBucketName and CosObjectName (at the top level or in Code), is required",
+    );
+  }
   const namespace = namespaceOf(principal, p.Namespace);
   // Every input is validated before anything is stored: a bad Handler must not leave new code behind.
-  const code = parseDomain(z.base64(), zipFile);
+  const { code } = parseDomain(z.object({ code: codeSchema }), { code: given });
   const configuration =
     p.Handler !== undefined ? parseDomain(updateConfigurationSchema, { handler: p.Handler }) : undefined;
-  const registry = new FunctionRegistry(env);
+  const registry = new FunctionRegistry(env, codeBucketAccess(env));
   await registry.updateCode(namespace, p.FunctionName, code);
   if (configuration) await registry.updateConfiguration(namespace, p.FunctionName, configuration);
   return {};

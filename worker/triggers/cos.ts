@@ -31,11 +31,11 @@ export const MAX_COS_FILTER_CHARS = 1024;
 /** An R2 bucket name: 3-63 lower-case letters, digits and `-`, starting and ending with a letter or digit. */
 export const BUCKET_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
 /**
- * The platform's own buckets (wrangler.toml: CODE_BUCKET, LOG_BUCKET): code packages and event
- * logs. No cos trigger may name them, whatever COS_TRIGGER_BUCKETS says, and their notifications
- * (should a rule send any) reach no trigger.
+ * The platform's own buckets (wrangler.toml: CODE_BUCKET, LOG_BUCKET, ARCHIVE_BUCKET): code
+ * packages, event logs and the archive of every namespace's events. No cos trigger may name them,
+ * whatever COS_TRIGGER_BUCKETS says, and their notifications (should a rule send any) reach no trigger.
  */
-export const PLATFORM_BUCKETS: readonly string[] = ["afp-code", "afp-logs"];
+export const PLATFORM_BUCKETS: readonly string[] = ["afp-code", "afp-logs", "afp-archive"];
 /** The region the events name (R2 has one: `auto`). */
 const REGION = "auto";
 

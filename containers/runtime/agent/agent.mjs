@@ -14,12 +14,12 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { agentTokenCheck } from "./auth.mjs";
 import { waitForCgroupLimits } from "./cgroup-limits.mjs";
-import { CodeStore } from "./code-package.mjs";
+import { CodeStore, unpackLimitOf } from "./code-package.mjs";
 import { AGENT_PORT, agentHealthSchema, MAX_EXECUTION_SPEC_BYTES } from "./contract.gen.mjs";
 import { Execution, streamRecords } from "./execution.mjs";
 import { HandlerProcess } from "./handler-process.mjs";
 import { HANDLER_ID, killHandlerUser } from "./handler-user.mjs";
-import { json, readBody, readJson } from "./http.mjs";
+import { json, readJson } from "./http.mjs";
 import { MAX_CODE_PACKAGE_BYTES, platformStopGraceMs } from "./limits.mjs";
 import { resetSpoolRoot } from "./spool.mjs";
 import { checkExecutionSpec, checkSignalRequest, REQUEST_ID_PATTERN, SHA256_PATTERN } from "./validation.mjs";
@@ -27,7 +27,12 @@ import { checkExecutionSpec, checkSignalRequest, REQUEST_ID_PATTERN, SHA256_PATT
 /** Whether a request carries this boot's token (read, then removed from the environment). */
 const isAuthorized = agentTokenCheck(process.env);
 const PORT = Number(process.env.AGENT_PORT ?? AGENT_PORT);
-const codeStore = new CodeStore(process.env.AGENT_CODE_ROOT ?? "/var/afp/code");
+// Packages in use are never evicted: the running execution's and the warm handler process's.
+const codeStore = new CodeStore(process.env.AGENT_CODE_ROOT ?? "/var/afp/code", () =>
+  [currentExecution()?.spec.codeSha256, handlerProcess?.exited ? undefined : handlerProcess?.codeSha256].filter(
+    (sha256) => sha256 !== undefined,
+  ),
+);
 /**
  * The executions' log spools (spool.mjs): a folder of the agent's own (0700, root in the image; the
  * handler's uid can neither list, read nor write it), emptied at start. One file per kept execution,
@@ -171,8 +176,14 @@ async function route(request, response) {
       return json(response, 400, { error: "code hash must be 64 lower-case hex digits" });
     if (request.method === "GET") return json(response, codeStore.has(parts[1]) ? 200 : 404, {});
     if (request.method === "PUT") {
-      const zip = await readBody(request, MAX_CODE_PACKAGE_BYTES);
-      const { status, body } = await codeStore.store(parts[1], zip);
+      // Streamed to disk: a package may be up to MAX_CODE_PACKAGE_BYTES (500 MiB); it unpacks to at
+      // most the Worker's limit for it (UNPACK_LIMIT_HEADER), never past MAX_UNPACKED_BYTES.
+      const { status, body } = await codeStore.storeFrom(
+        parts[1],
+        request,
+        MAX_CODE_PACKAGE_BYTES,
+        unpackLimitOf(request),
+      );
       return json(response, status, body);
     }
   }

@@ -5,7 +5,13 @@ import { existsSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
-import { MAX_ERROR_MESSAGE_BYTES, MAX_ERROR_STACK_BYTES, MAX_RESULT_BYTES, truncateUtf8 } from "./limits.mjs";
+import {
+  boundedProgress,
+  MAX_ERROR_MESSAGE_BYTES,
+  MAX_ERROR_STACK_BYTES,
+  MAX_RESULT_BYTES,
+  truncateUtf8,
+} from "./limits.mjs";
 
 const [codeDir, handlerSpec] = process.argv.slice(2);
 const separator = handlerSpec.lastIndexOf(".");
@@ -103,18 +109,138 @@ try {
   loadError = describe(error);
 }
 
+/**
+ * The handler's `context.progress(percent, message?)`: reports how far the event has got, as a
+ * `progress` report on fd 3 (bounded by boundedProgress: percent clamped to 0..100, message cut to
+ * MAX_PROGRESS_MESSAGE_CHARS). A percent that is not a finite number, or a message that is not a
+ * string, throws a TypeError (the handler may catch it; nothing is reported). Once the event has
+ * ended (`isRunning()` false) a call does nothing. The agent coalesces the reports (PROTOCOL.md).
+ */
+function progressReporter(requestId, isRunning) {
+  return (percent, message) => {
+    const bounded = boundedProgress(percent, message);
+    if (!bounded) {
+      throw new TypeError(
+        "context.progress(percent, message): percent must be a finite number (0 to 100) and message a string",
+      );
+    }
+    if (!isRunning()) return;
+    writeSync(3, `${JSON.stringify({ requestId, kind: "progress", ...bounded })}\n`);
+  };
+}
+
+/** Pause between two looks at the event loop while a callback-style invocation waits for it to drain. */
+const DRAIN_POLL_MS = 10;
+
+/** The resources keeping the event loop alive, counted by type (process.getActiveResourcesInfo). */
+function activeResources() {
+  const counts = new Map();
+  for (const type of process.getActiveResourcesInfo()) counts.set(type, (counts.get(type) ?? 0) + 1);
+  return counts;
+}
+
+/**
+ * Resolves once the event loop holds, of every type, no more resources than `baseline` (taken just
+ * before the handler was called): the handler's timers, sockets and requests are done; what was
+ * there before (this bootstrap's pipes, an earlier event's leftovers) does not count. The look runs
+ * on an unref'ed timer, which the list leaves out. A loop that never drains is ended by the
+ * function's timeout (the agent kills the process: a timeout, as in SCF).
+ */
+function loopDrained(baseline) {
+  return new Promise((resolve) => {
+    const look = () => {
+      for (const [type, count] of activeResources()) {
+        if (count > (baseline.get(type) ?? 0)) return setTimeout(look, DRAIN_POLL_MS).unref();
+      }
+      resolve();
+    };
+    setTimeout(look, DRAIN_POLL_MS).unref();
+  });
+}
+
+/** The outcome of what a handler returned (its promise's value) or threw. */
+async function outcomeOf(value) {
+  try {
+    const result = await value;
+    return { kind: "returned", result: result === undefined ? null : result };
+  } catch (error) {
+    return { kind: "threw", ...describe(error) };
+  }
+}
+
+/** Ends a callback-style invocation early (an unhandled rejection fails it); undefined when none waits. */
+let settleInvocation;
+
+/**
+ * Calls the handler and answers its outcome. A handler declared with three parameters or more
+ * (`handler.length >= 3`, how SCF-compatible runtimes tell the styles apart) is callback style: it
+ * gets `callback(err, result)` as its third argument; `callback(err)` with any err but null or
+ * undefined fails the event as a throw would, `callback(null, result)` returns result, and the first
+ * call wins (later ones do nothing). With `context.callbackWaitsForEmptyEventLoop` true (the
+ * default, as in SCF) the outcome waits for the event loop to drain; set false before calling back,
+ * it is reported at once. If the handler returns a promise (an async handler), whichever comes
+ * first, the promise settling or the callback, is the outcome: an async handler that never calls
+ * back ends with its promise's value. A handler that returns no promise and never calls back ends
+ * with result null once the event loop has drained (or times out if it never does). A synchronous
+ * throw fails the event at once. A handler with fewer parameters is promise style: its return value
+ * (awaited) is the result, without waiting for the loop.
+ */
+function invoke(event, context) {
+  if (handler.length < 3) return outcomeOf(handler(event, context));
+  return new Promise((resolve) => {
+    const baseline = activeResources();
+    let settled = false;
+    const settle = (outcome) => {
+      if (settled) return;
+      settled = true;
+      settleInvocation = undefined;
+      resolve(outcome);
+    };
+    settleInvocation = settle;
+    let calledBack = false;
+    const callback = (error, result) => {
+      if (calledBack || settled) return;
+      calledBack = true;
+      const outcome =
+        error !== null && error !== undefined
+          ? { kind: "threw", ...describe(error) }
+          : { kind: "returned", result: result === undefined ? null : result };
+      if (context.callbackWaitsForEmptyEventLoop === false) settle(outcome);
+      else loopDrained(baseline).then(() => settle(outcome));
+    };
+    let returned;
+    try {
+      returned = handler(event, context, callback);
+    } catch (error) {
+      return settle({ kind: "threw", ...describe(error) });
+    }
+    if (typeof returned?.then === "function") {
+      outcomeOf(returned).then((outcome) => {
+        if (!calledBack) settle(outcome);
+      });
+    } else {
+      loopDrained(baseline).then(() => {
+        if (!calledBack) settle({ kind: "returned", result: null });
+      });
+    }
+  });
+}
+
 async function run(command) {
   if (loadError) return report(command.requestId, { kind: "threw", ...loadError });
-  const context = { ...command.context, callbackWaitsForEmptyEventLoop: false };
+  // SCF's default; a callback-style handler may set it false (see invoke).
+  const context = { ...command.context, callbackWaitsForEmptyEventLoop: true };
   const deadline = Date.now() + (context.time_limit_in_ms ?? 0);
   context.getRemainingTimeInMillis = () => Math.max(0, deadline - Date.now());
+  let running = true;
+  context.progress = progressReporter(command.requestId, () => running);
   let outcome;
   try {
-    const result = await handler(command.event, context);
-    outcome = { kind: "returned", result: result === undefined ? null : result };
+    outcome = await invoke(command.event, context);
   } catch (error) {
     outcome = { kind: "threw", ...describe(error) };
   }
+  running = false;
   await report(command.requestId, outcome);
 }
 
@@ -122,6 +248,8 @@ async function run(command) {
 let currentRequestId;
 process.on("unhandledRejection", (error) => {
   if (!currentRequestId) return;
+  // A callback-style invocation still waiting ends with it (its run reports it once).
+  if (settleInvocation) return settleInvocation({ kind: "threw", ...describe(error) });
   // A report that cannot be written leaves the process unusable: it dies, as a sync throw would.
   report(currentRequestId, { kind: "threw", ...describe(error) }).catch((failure) =>
     process.nextTick(() => {

@@ -8,11 +8,14 @@ import json
 import os
 import resource
 import sys
+import threading
 import traceback
 
 code_dir, handler_spec = sys.argv[1], sys.argv[2]
 file_name, _, function_name = handler_spec.rpartition(".")
 report_stream = os.fdopen(3, "w")
+# A handler's threads may report progress while the main thread reports: one whole line at a time.
+report_lock = threading.Lock()
 
 
 END_MARK = "\u0000AFP_END:"
@@ -23,6 +26,45 @@ MAX_ERROR_STACK_BYTES = 32 * 1024
 """Longest error stack, in UTF-8 bytes (marker included)."""
 MAX_RESULT_BYTES = 1024 * 1024
 """Largest result, in UTF-8 bytes of its JSON; a larger one fails the event."""
+# Progress bounds, the same as limits.mjs and the container contract (the agent applies them again).
+MIN_PROGRESS_PERCENT = 0
+MAX_PROGRESS_PERCENT = 100
+"""A finite percent outside 0..100 is clamped."""
+MAX_PROGRESS_MESSAGE_CHARS = 256
+"""Longest progress message, in characters (marker included); a longer one is cut."""
+PROGRESS_TRUNCATED_MARKER = "\u2026[truncated]"
+"""Ends a progress message that was cut."""
+
+
+class Context(dict):
+    """The handler's context: SCF's dict of fields, plus progress(percent, message)."""
+
+    def __init__(self, fields, request_id):
+        super().__init__(fields)
+        self._request_id = request_id
+        self._running = True
+
+    def progress(self, percent, message=""):
+        """Reports how far the event has got: percent (a number, clamped to 0..100) and an optional
+        message (a string, cut to MAX_PROGRESS_MESSAGE_CHARS). Raises TypeError for a percent that is
+        not a finite number or a message that is not a string; does nothing once the event ended."""
+        if isinstance(percent, bool) or not isinstance(percent, (int, float)) or percent != percent \
+                or percent in (float("inf"), float("-inf")):
+            raise TypeError("context.progress(percent, message): percent must be a finite number (0 to 100)")
+        if message is None:
+            message = ""
+        if not isinstance(message, str):
+            raise TypeError("context.progress(percent, message): message must be a string")
+        if not self._running:
+            return
+        text = message.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").replace("\0", "\ufffd")
+        if len(text) > MAX_PROGRESS_MESSAGE_CHARS:
+            text = text[:MAX_PROGRESS_MESSAGE_CHARS - len(PROGRESS_TRUNCATED_MARKER)] + PROGRESS_TRUNCATED_MARKER
+        value = float(min(MAX_PROGRESS_PERCENT, max(MIN_PROGRESS_PERCENT, percent)))
+        record = {"requestId": self._request_id, "kind": "progress", "percent": value, "message": text}
+        with report_lock:
+            report_stream.write(json.dumps(record) + "\n")
+            report_stream.flush()
 
 
 def truncate_utf8(text, max_bytes):
@@ -71,8 +113,9 @@ def report(request_id, outcome):
     sys.stdout.flush()
     sys.stderr.write(f"{END_MARK}{request_id}\n")
     sys.stderr.flush()
-    report_stream.write(line + "\n")
-    report_stream.flush()
+    with report_lock:
+        report_stream.write(line + "\n")
+        report_stream.flush()
 
 
 def describe(error):
@@ -108,12 +151,16 @@ for line in sys.stdin:
     if load_error is not None:
         report(request_id, {"kind": "threw", **load_error})
         continue
+    context = Context(command["context"], request_id)
     try:
-        result = handler(command["event"], command["context"])
+        result = handler(command["event"], context)
+        context._running = False
         sys.stdout.flush()
         sys.stderr.flush()
         report(request_id, {"kind": "returned", "result": result})
     except MemoryError as error:
+        context._running = False
         report(request_id, {"kind": "oom", **describe(error)})
     except Exception as error:  # noqa: BLE001
+        context._running = False
         report(request_id, {"kind": "threw", **describe(error)})

@@ -3,8 +3,13 @@
 // contract's agentRecordSchema (PROTOCOL.md); the end record's outcome is checked against it before
 // it is written. Every record but the end record is spooled to disk (spool.mjs) as it is made, so a
 // reader resumes from any seq without a gap; only the end record stays in memory.
-import { DEFAULT_LOG_LIMIT_BYTES, executionOutcomeSchema, problemOf } from "./contract.gen.mjs";
-import { boundedOutcome, MAX_LINE_CHARS, platformStopOutcome, SPOOL_READ_BYTES } from "./limits.mjs";
+import {
+  DEFAULT_LOG_LIMIT_BYTES,
+  executionOutcomeSchema,
+  MIN_PROGRESS_INTERVAL_MS,
+  problemOf,
+} from "./contract.gen.mjs";
+import { boundedOutcome, boundedProgress, MAX_LINE_CHARS, platformStopOutcome, SPOOL_READ_BYTES } from "./limits.mjs";
 import { recordJson, Spool } from "./spool.mjs";
 
 /** Interval of the heartbeat record that keeps an idle stream open through proxies. */
@@ -44,14 +49,18 @@ export class Execution {
     this.sigtermAt = undefined;
     this.verdictLogged = false;
     this.process = undefined;
+    /** Progress coalescing (see reportProgress): the report waiting, its timer, the last write. */
+    this.pendingProgress = undefined;
+    this.progressTimer = undefined;
+    this.lastProgressAt = undefined;
     if (this.spool.failed) this.spoolFailed(this.spool.failed);
   }
 
-  /** Adds a started or log record (seq and ts given here); the end record is end()'s. */
+  /** Adds a started, progress or log record (seq and ts given here); the end record is end()'s. */
   push(type, stream, line) {
     const seq = this.nextSeq++;
     const ts = Date.now();
-    if (!this.spool.append(seq, ts, type === "started" ? "started" : stream, line)) {
+    if (!this.spool.append(seq, ts, type === "log" ? stream : type, line)) {
       this.memoryRecords.push(type === "started" ? { seq, ts, type } : { seq, ts, type, stream, line });
       this.progress();
     }
@@ -102,6 +111,43 @@ export class Execution {
     if (this.ended || this.handedOverAt !== undefined) return;
     this.handedOverAt = this.push("started");
     this.startedAt = this.handedOverAt;
+  }
+
+  /**
+   * The handler reported progress (`context.progress`): bounded (boundedProgress; a report whose
+   * percent is not a finite number is ignored) and coalesced: at most one progress record every
+   * MIN_PROGRESS_INTERVAL_MS, the latest report winning; the one still waiting at the end is written
+   * before the end record (see end). Ignored once the execution has ended. Once the spool has failed
+   * (records are then kept in memory), only the latest report is kept, waiting, and written once,
+   * before the end record: memory never grows with the reports.
+   */
+  reportProgress(percent, message) {
+    if (this.ended) return;
+    const bounded = boundedProgress(percent, message);
+    if (!bounded) return;
+    this.pendingProgress = bounded;
+    const wait = this.lastProgressAt === undefined ? 0 : this.lastProgressAt + MIN_PROGRESS_INTERVAL_MS - Date.now();
+    if (wait <= 0) {
+      this.writeProgress();
+      return;
+    }
+    this.progressTimer ??= setTimeout(() => {
+      this.progressTimer = undefined;
+      this.writeProgress();
+    }, wait);
+  }
+
+  /**
+   * Writes the waiting progress report as a record: `<percent> <message>` on the spool. After a
+   * spool failure it keeps waiting (only the latest is kept) until the end (`atEnd`).
+   */
+  writeProgress(atEnd = false) {
+    const progress = this.pendingProgress;
+    if (!progress || this.ended) return;
+    if (this.spool.failed && !atEnd) return;
+    this.pendingProgress = undefined;
+    this.lastProgressAt = Date.now();
+    this.push("progress", undefined, `${progress.percent} ${progress.message}`);
   }
 
   /**
@@ -184,6 +230,10 @@ export class Execution {
     this.signalVerdict(outcome.kind !== "sigterm");
     const stop = this.platformStop;
     const final = stop === undefined ? outcome : platformStopOutcome(outcome, stop.expired ? stop.graceMs : undefined);
+    // The latest progress report is never lost to the coalescing: it goes before the end record.
+    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.progressTimer = undefined;
+    this.writeProgress(true);
     if (this.droppedLines > 0) {
       this.platform(
         `[PLATFORM] ${this.droppedLines} lines (${this.droppedBytes} bytes) over the log limit were dropped`,

@@ -11,6 +11,7 @@ import { HANDLER_ID, signalGroup } from "./handler-user.mjs";
 import { MAX_REPORT_LINE_CHARS, outcomeOfReport } from "./limits.mjs";
 import { captureLines, captureReports, outputPipe, pipeReadable } from "./output-capture.mjs";
 import { bootstrapCommand } from "./runtimes.mjs";
+import { builtinEnvironment, handlerContext } from "./scf-context.mjs";
 
 /** Marks the end of one event's output on a stream (written by the bootstraps). */
 const END_MARK = "\u0000AFP_END:";
@@ -46,6 +47,8 @@ export class HandlerProcess {
   /** pipeDir: an agent-only folder where the output pipes are made (and unlinked at once). */
   constructor(spec, codeDir, pipeDir) {
     this.key = HandlerProcess.keyOf(spec);
+    /** The code package it runs (the code store keeps it while the process lives). */
+    this.codeSha256 = spec.codeSha256;
     this.current = undefined;
     this.exited = false;
     this.stderrTail = "";
@@ -64,6 +67,7 @@ export class HandlerProcess {
           HOME: "/tmp",
           LANG: "C.UTF-8",
           ...spec.environment,
+          ...builtinEnvironment(spec, codeDir),
           AFP_MEMORY_LIMIT_MB: String(spec.memoryLimitMb ?? 0),
         },
         stdio: ["pipe", pipes[0]?.writeFd ?? "pipe", pipes[1]?.writeFd ?? "pipe", "pipe"],
@@ -110,7 +114,18 @@ export class HandlerProcess {
   }
 
   static keyOf(spec) {
-    return JSON.stringify([spec.runtime, spec.codeSha256, spec.handler, spec.memoryLimitMb, spec.environment]);
+    // The function's name, namespace and version too: its process's built-in variables name them.
+    const { function_name, namespace, function_version } = spec.context ?? {};
+    return JSON.stringify([
+      spec.runtime,
+      spec.codeSha256,
+      spec.handler,
+      spec.memoryLimitMb,
+      spec.environment,
+      function_name,
+      namespace,
+      function_version,
+    ]);
   }
 
   /**
@@ -123,7 +138,7 @@ export class HandlerProcess {
     execution.process = this;
     const spec = execution.spec;
     this.child.stdin.write(
-      `${JSON.stringify({ requestId: spec.requestId, event: spec.event ?? {}, context: spec.context ?? {} })}\n`,
+      `${JSON.stringify({ requestId: spec.requestId, event: spec.event ?? {}, context: handlerContext(spec) })}\n`,
     );
     this.armTimeout();
   }
@@ -218,6 +233,11 @@ export class HandlerProcess {
     // Not an outcome: the bootstrap took the event and calls the handler now.
     if (report.kind === "received") return this.handOver();
     this.handOver();
+    // Not an outcome either: the handler's progress, while it runs (none once its outcome came).
+    if (report.kind === "progress") {
+      if (!this.current.report) this.current.execution.reportProgress(report.percent, report.message);
+      return;
+    }
     if (this.current.report) return; // the first outcome of an event counts
     this.current.report = report;
     this.maybeEnd();

@@ -38,8 +38,11 @@ export const MAX_RESULT_BYTES = 1024 * 1024;
  */
 export const MAX_REPORT_LINE_CHARS = MAX_RESULT_BYTES + MAX_ERROR_STACK_BYTES + MAX_ERROR_MESSAGE_BYTES + 64 * 1024;
 
-/** Largest code package body of PUT /code/:sha256. */
-export const MAX_CODE_PACKAGE_BYTES = 256 * 1024 * 1024;
+/**
+ * Largest code package body of PUT /code/:sha256 (500 MiB: the Worker's bound for a package from
+ * an R2 object, functions/code-from-object.ts MAX_OBJECT_CODE_PACKAGE_BYTES); streamed to disk.
+ */
+export const MAX_CODE_PACKAGE_BYTES = 500 * 1024 * 1024;
 
 /** Cuts text to at most maxBytes of UTF-8, ending with a visible marker when it was cut. */
 export function truncateUtf8(text, maxBytes) {
@@ -146,4 +149,36 @@ function handlerEndingAfterPlatformStop(outcome, graceExpiredMs) {
  */
 export function platformStopOutcome(outcome, graceExpiredMs) {
   return { kind: "platform_stop", message: boundedMessage(handlerEndingAfterPlatformStop(outcome, graceExpiredMs)) };
+}
+
+// Progress reports (`context.progress(percent, message)`): the same bounds as the container
+// contract's (worker/contract/agent-records.ts; a test checks they agree), applied by the bootstraps
+// and again by the agent, since a handler can write to its report channel directly.
+/** Lowest and highest progress percent; a finite number outside them is clamped. */
+export const MIN_PROGRESS_PERCENT = 0;
+export const MAX_PROGRESS_PERCENT = 100;
+/** Longest progress message in characters, the marker included. */
+export const MAX_PROGRESS_MESSAGE_CHARS = 256;
+/** Ends a progress message that was cut to MAX_PROGRESS_MESSAGE_CHARS. */
+export const PROGRESS_TRUNCATED_MARKER = "…[truncated]";
+
+/**
+ * A progress report's percent and message, bounded: the percent clamped to 0..100, the message a
+ * single line (newlines become spaces, NUL U+FFFD) of at most MAX_PROGRESS_MESSAGE_CHARS, cut with
+ * PROGRESS_TRUNCATED_MARKER. Undefined when the percent is not a finite number or the message is
+ * neither a string nor absent (null/undefined: no message).
+ */
+export function boundedProgress(percent, message) {
+  if (typeof percent !== "number" || !Number.isFinite(percent)) return undefined;
+  if (message !== undefined && message !== null && typeof message !== "string") return undefined;
+  let text = message ?? "";
+  if (text.includes("\n") || text.includes("\r")) text = text.replace(/\r\n|[\r\n]/g, " ");
+  if (text.includes("\u0000")) text = text.replaceAll("\u0000", "\uFFFD");
+  if (text.length > MAX_PROGRESS_MESSAGE_CHARS) {
+    let kept = text.slice(0, MAX_PROGRESS_MESSAGE_CHARS - PROGRESS_TRUNCATED_MARKER.length);
+    // A cut between the halves of a surrogate pair leaves no lone half.
+    if (/[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
+    text = `${kept}${PROGRESS_TRUNCATED_MARKER}`;
+  }
+  return { percent: Math.min(MAX_PROGRESS_PERCENT, Math.max(MIN_PROGRESS_PERCENT, percent)), message: text };
 }

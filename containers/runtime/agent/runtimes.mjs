@@ -1,14 +1,16 @@
-// The agent's runtime table: for each runtime name of the container contract (RUNTIME_NAMES), the
-// bootstrap that runs its handlers and how it is started. Adding a runtime is a line here, its
-// bootstrap file beside this one, its name in worker/contract/execution-spec.ts (RUNTIME_NAMES) and
-// in worker/functions/model.ts; a test checks the three lists agree. See PROTOCOL.md for what a
-// bootstrap must do.
+// The agent's runtime table: for each engine of the container contract (RUNTIME_ENGINES), the
+// bootstrap that runs its handlers and how it is started. A runtime name (RUNTIME_TABLE in
+// worker/contract/execution-spec.ts, SCF's names among them) runs on its engine: another name for a
+// shipped engine is a line there only; a new engine is a line here too, its bootstrap file beside
+// this one and its language in the Dockerfile. A test checks the engines agree. See PROTOCOL.md for
+// what a bootstrap must do.
 import { join } from "node:path";
+import { engineOf } from "./contract.gen.mjs";
 
 const BOOTSTRAP_DIR = new URL(".", import.meta.url).pathname;
 
 /**
- * Runtime name → { bootstrap: its file in this folder, program: what runs it, programArgs(spec):
+ * Engine → { bootstrap: its file in this folder, program: what runs it, programArgs(spec):
  * the arguments before the bootstrap's path }. The bootstrap then gets the code folder and the
  * handler (`file.function`) as its two arguments.
  */
@@ -27,9 +29,13 @@ export const RUNTIMES = Object.freeze({
   }),
 });
 
-/** The table entry of a runtime name, or undefined for an unknown one (own properties only). */
+/**
+ * The table entry of a runtime name (its engine's), or undefined for an unknown one (own
+ * properties only): `Nodejs18.15` runs on the Nodejs22 engine.
+ */
 export function runtimeOf(name) {
-  return typeof name === "string" && Object.hasOwn(RUNTIMES, name) ? RUNTIMES[name] : undefined;
+  const engine = engineOf(name);
+  return engine !== undefined && Object.hasOwn(RUNTIMES, engine) ? RUNTIMES[engine] : undefined;
 }
 
 /**

@@ -13,8 +13,8 @@
 // The file is UTF-8 text, one record a line, in seq order from seq 1, compact so that the disk it
 // takes stays close to the log limit: `<ms>` `<tag>` `<line>` `\n`, where <ms> is the record's ts
 // minus the previous record's in decimal ("" when 0, "-N" when the clock went back), <tag> one
-// letter (s started, o stdout, e stderr, p platform) and <line> the line as kept (it never holds a
-// newline). Each block's first seq, byte offset and the ts before it are in the index.
+// letter (s started, o stdout, e stderr, p platform, g progress) and <line> the line as kept (it
+// never holds a newline; a progress record's is `<percent> <message>`). Each block's first seq, byte offset and the ts before it are in the index.
 import {
   chmodSync,
   closeSync,
@@ -30,8 +30,8 @@ import {
 import { join } from "node:path";
 import { MAX_SPOOL_QUEUED_BYTES, SPOOL_BLOCK_CHARS } from "./limits.mjs";
 
-/** Tag letter of a record by its type (started) or its stream (log records). */
-const TAG_OF = { started: "s", stdout: "o", stderr: "e", platform: "p" };
+/** Tag letter of a record by its type (started, progress) or its stream (log records). */
+const TAG_OF = { started: "s", stdout: "o", stderr: "e", platform: "p", progress: "g" };
 /** Stream of a log record by its tag letter. */
 const STREAM_OF = { o: "stdout", e: "stderr", p: "platform" };
 /** Block index entries allocated at first; the arrays double when full. */
@@ -105,7 +105,7 @@ export class Spool {
   }
 
   /**
-   * Appends one record (started or log): type "started", or a stream name. Returns false when the
+   * Appends one record (started, progress or log): type "started" or "progress", or a stream name. Returns false when the
    * spool has failed (the caller keeps the record elsewhere).
    */
   append(seq, ts, kind, line) {
@@ -267,9 +267,17 @@ export class Spool {
   }
 }
 
-/** The NDJSON line of a started or log record (as JSON.stringify writes it, built faster). */
+/**
+ * The NDJSON line of a started, progress or log record (as JSON.stringify writes it, built faster).
+ * A progress record's line is `<percent> <message>` (see Execution.reportProgress).
+ */
 export function recordJson(seq, ts, type, stream, line) {
   if (type === "started") return `{"seq":${seq},"ts":${ts},"type":"started"}\n`;
+  if (type === "progress") {
+    const space = line.indexOf(" ");
+    const percent = JSON.stringify(Number(line.slice(0, space)));
+    return `{"seq":${seq},"ts":${ts},"type":"progress","percent":${percent},"message":${JSON.stringify(line.slice(space + 1))}}\n`;
+  }
   return `{"seq":${seq},"ts":${ts},"type":"log","stream":"${stream}","line":${JSON.stringify(line)}}\n`;
 }
 
@@ -293,7 +301,9 @@ function parseRecords(text, firstSeq, prevTs, from) {
       json +=
         tag === "s"
           ? recordJson(seq, ts, "started")
-          : recordJson(seq, ts, "log", STREAM_OF[tag], text.slice(index + 1, newline));
+          : tag === "g"
+            ? recordJson(seq, ts, "progress", undefined, text.slice(index + 1, newline))
+            : recordJson(seq, ts, "log", STREAM_OF[tag], text.slice(index + 1, newline));
       lastSeq = seq;
     }
     seq += 1;

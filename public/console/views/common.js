@@ -23,7 +23,20 @@ export function errorNotice(error, { namespace } = {}) {
 }
 
 /** The runtimes a function may use: RUNTIME_NAMES of worker/contract/execution-spec.ts (the console test checks). */
-export const RUNTIMES = ["Nodejs22", "Python3.11"];
+export const RUNTIMES = [
+  "Nodejs22",
+  "Nodejs20.15",
+  "Nodejs18.15",
+  "Nodejs16.13",
+  "Nodejs14.18",
+  "Nodejs12.16",
+  "Nodejs10.15",
+  "Python3.11",
+  "Python3.10",
+  "Python3.9",
+  "Python3.7",
+  "Python3.6",
+];
 
 /** A small handler for the inline editor, per runtime family. */
 export function templateFor(runtime) {

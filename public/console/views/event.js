@@ -21,6 +21,7 @@ export async function render(container, params) {
   }
 
   const state = h("div", { id: "event-state" });
+  const timeline = h("div", { id: "event-timeline" });
   const actions = h("div", { class: "actions", id: "event-actions" });
   const actionStatus = h("div", { id: "terminate-status" });
   const extras = h("div", { class: "columns" });
@@ -38,6 +39,7 @@ export async function render(container, params) {
         event.terminateRequestedAt
           ? h("span", { class: "muted" }, ` · terminate requested ${time(event.terminateRequestedAt)}`)
           : null,
+        queuedText(event),
         event.terminationMode
           ? h(
               "span",
@@ -74,6 +76,7 @@ export async function render(container, params) {
           ["Instance", event.instanceId ?? "—"],
           ["Container", event.containerId ?? "—"],
           ["Start", event.coldStart === null ? "—" : event.coldStart ? "cold" : "warm"],
+          ...(event.tags !== undefined ? [["Tags", tagList(event.tags, event)]] : []),
           ["Replay of", event.replayOf ? link(event.replayOf, "event", { id: event.replayOf }) : "—"],
           [
             "Replays",
@@ -89,8 +92,10 @@ export async function render(container, params) {
         ],
         "facts pairs",
       ),
+      ...(event.progress ? [progressView(event.progress)] : []),
       ...(event.status !== "RUNNING" ? [outcome(event)] : []),
     );
+    timeline.replaceChildren(timelineView(event.timeline));
     const running = event.status === "RUNNING";
     // replaceChildren would write a null as the text "null": only the buttons that apply.
     const buttons = [
@@ -209,6 +214,12 @@ export async function render(container, params) {
       actions,
       actionStatus,
     ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "timeline-title" },
+      h("h2", { id: "timeline-title" }, "Timeline"),
+      timeline,
+    ),
     logSection,
     extras,
   );
@@ -241,6 +252,82 @@ export async function render(container, params) {
     stopped = true;
     logSection.stop();
   };
+}
+
+/** What a queued event waits for (queuedReason of its status), as words; nothing otherwise. */
+const QUEUED_REASONS = {
+  paused: "its function's dispatch is paused: it starts once dispatch is resumed",
+  concurrency: "its function already runs as many events as its concurrency allows",
+  "namespace-quota": "the namespace runs as many containers as its quota allows",
+};
+
+function queuedText(event) {
+  if (!event.queuedReason) return null;
+  return h(
+    "span",
+    { class: "queued-reason", id: "event-queued-reason", dataset: { reason: event.queuedReason } },
+    ` · queued: ${QUEUED_REASONS[event.queuedReason] ?? event.queuedReason}`,
+  );
+}
+
+/** Tags as key=value chips, each a link to the function's events with that tag. */
+export function tagList(tags, event) {
+  const entries = Object.entries(tags ?? {});
+  if (entries.length === 0) return "—";
+  return h(
+    "span",
+    { class: "tags" },
+    entries.map(([key, value]) =>
+      link(
+        `${key}=${value}`,
+        "events",
+        { ns: event.namespace, fn: event.functionName, tags: `${key}=${value}` },
+        { class: "tag", title: `Events of ${event.functionName} tagged ${key}=${value}` },
+      ),
+    ),
+  );
+}
+
+/** The handler's last progress report: a bar, its percent and message, and when it came. */
+function progressView(progress) {
+  const percent = Math.max(0, Math.min(100, Number(progress.percent) || 0));
+  return h(
+    "div",
+    { class: "progress-report", id: "event-progress" },
+    h("h3", {}, "Progress"),
+    h(
+      "p",
+      {},
+      h("progress", { max: 100, value: percent, "aria-label": "Progress" }),
+      " ",
+      h("strong", { id: "event-progress-percent" }, `${percent}%`),
+      progress.message ? [" — ", h("span", { id: "event-progress-message" }, progress.message)] : "",
+      h("span", { class: "muted" }, ` (reported ${time(progress.at)})`),
+    ),
+  );
+}
+
+/** The event's transitions: each one's time, its offset from acceptance, what happened and detail. */
+function timelineView(entries) {
+  if (!Array.isArray(entries) || entries.length === 0)
+    return h("p", { class: "muted" }, "No transitions recorded for this event.");
+  const first = Date.parse(entries[0].at);
+  return h(
+    "ol",
+    { class: "timeline" },
+    entries.map((entry) => {
+      const at = Date.parse(entry.at);
+      const offset = Number.isNaN(at) || Number.isNaN(first) ? "" : `+${duration(at - first)}`;
+      return h(
+        "li",
+        { class: `timeline-entry kind-${entry.kind}`, dataset: { kind: entry.kind } },
+        h("time", { datetime: entry.at, title: entry.at }, time(entry.at)),
+        h("span", { class: "offset muted" }, offset),
+        h("span", { class: "kind" }, entry.kind),
+        h("span", { class: "detail" }, entry.detail ?? ""),
+      );
+    }),
+  );
 }
 
 /** The payload's exact text (pretty-printed when it parses). */

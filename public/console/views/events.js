@@ -4,6 +4,7 @@ import { api, path } from "../api.js";
 import { badge, duration, h, link, navigate, time, viewUrl } from "../dom.js";
 import { statisticsChart } from "./chart.js";
 import { errorNotice } from "./common.js";
+import { tagList } from "./event.js";
 import { pager } from "./functions.js";
 
 const STATUSES = ["RUNNING", "FINISHED", "FAILED", "ABORTED"];
@@ -19,11 +20,15 @@ const FILTERS = [
   "invokeTypes",
   "qualifier",
   "requestId",
+  "statusCodes",
+  "tags",
   ...TIME_FILTERS.map(([key]) => key),
   "orderBy",
   "order",
   "limit",
 ];
+/** Longest tag filter the API takes: 5 key=value pairs (MAX_TAG_FILTERS × (64 + 128 + 2) characters). */
+const MAX_TAG_FILTER_CHARS = 5 * (64 + 128 + 2);
 /** Live refresh period, in ms. */
 const REFRESH_MS = 3000;
 
@@ -95,6 +100,36 @@ export async function render(container, params, { namespace }) {
         spellcheck: "false",
       }),
     ),
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: "filter-status-codes" }, "StatusCodes"),
+      h("input", {
+        id: "filter-status-codes",
+        name: "statusCodes",
+        value: filters.statusCodes,
+        placeholder: "430,499",
+        maxlength: 40,
+        pattern: "\\d{1,3}(,\\d{1,3})*",
+        title: "StatusCodes separated by commas, such as 430,499",
+        spellcheck: "false",
+      }),
+    ),
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: "filter-tags" }, "Tags"),
+      h("input", {
+        id: "filter-tags",
+        name: "tags",
+        value: filters.tags,
+        placeholder: "env=prod,team=video",
+        maxlength: MAX_TAG_FILTER_CHARS,
+        title: "key=value pairs separated by commas: every one must match",
+        spellcheck: "false",
+        autocomplete: "off",
+      }),
+    ),
     TIME_FILTERS.map(([key, label]) =>
       h(
         "div",
@@ -159,7 +194,8 @@ export async function render(container, params, { namespace }) {
     event.preventDefault();
     const data = new FormData(form);
     const next = { ns: namespace, fn: name, statuses: data.getAll("statuses").join(",") };
-    for (const key of ["invokeTypes", "qualifier", "requestId", "orderBy", "order", "limit"])
+    if (!form.reportValidity()) return;
+    for (const key of ["invokeTypes", "qualifier", "requestId", "statusCodes", "tags", "orderBy", "order", "limit"])
       next[key] = String(data.get(key) ?? "").trim();
     for (const [key] of TIME_FILTERS) {
       const value = String(data.get(key) ?? "");
@@ -228,9 +264,28 @@ export async function render(container, params, { namespace }) {
   return () => clearInterval(timer);
 }
 
+/** A list row's progress: a small bar, the percent, and the message (its full text as the title). */
+function progressCell(progress) {
+  if (!progress) return "—";
+  const percent = Math.max(0, Math.min(100, Number(progress.percent) || 0));
+  return h(
+    "span",
+    { class: "progress-small", title: progress.message ? `${percent}% — ${progress.message}` : `${percent}%` },
+    h("progress", { max: 100, value: percent, "aria-label": `${percent}%` }),
+    ` ${percent}%`,
+    progress.message ? h("span", { class: "progress-message" }, ` ${progress.message}`) : "",
+  );
+}
+
 function table(body, name, offset, size) {
   if (body.total === 0) return h("p", { class: "empty" }, "No events match (the index keeps 3 days).");
   const last = Math.min(offset + body.events.length, body.total);
+  // Tags and progress get a column when a row carries some (older platforms send neither field).
+  const withTags = body.events.some((event) => event.tags && Object.keys(event.tags).length > 0);
+  const withProgress = body.events.some((event) => event.progress);
+  const labels = ["RequestId", "Status", "StatusCode", "Invoke type", "Qualifier", "Started", "Ended", "Duration"];
+  if (withTags) labels.push("Tags");
+  if (withProgress) labels.push("Progress");
   return h(
     "div",
     {},
@@ -244,9 +299,7 @@ function table(body, name, offset, size) {
         h(
           "tr",
           {},
-          ["RequestId", "Status", "StatusCode", "Invoke type", "Qualifier", "Started", "Ended", "Duration"].map(
-            (label) => h("th", { scope: "col" }, label),
-          ),
+          labels.map((label) => h("th", { scope: "col" }, label)),
         ),
       ),
       h(
@@ -264,6 +317,8 @@ function table(body, name, offset, size) {
             h("td", {}, time(event.startTime)),
             h("td", {}, time(event.endTime)),
             h("td", { class: "num" }, duration(event.durationMs)),
+            withTags ? h("td", { class: "tags-cell" }, tagList(event.tags, { ...event, functionName: name })) : null,
+            withProgress ? h("td", { class: "progress-cell" }, progressCell(event.progress)) : null,
           ),
         ),
       ),

@@ -7,6 +7,8 @@ import { codeFields, configurationFields, readCode, readConfiguration } from "./
 
 /** Largest payload of an async invocation, in bytes (the API's MAX_ASYNC_PAYLOAD_BYTES: 128 KB). */
 export const MAX_PAYLOAD_BYTES = 128 * 1024;
+/** Longest tags text of an invocation: 10 tags (MAX_TAGS_PER_EVENT) of a 64-character key and a 128-character value. */
+const MAX_TAGS_TEXT_CHARS = 10 * (64 + 128 + 2);
 
 export async function render(container, params, { namespace }) {
   const name = params.get("fn") ?? "";
@@ -27,6 +29,7 @@ export async function render(container, params, { namespace }) {
         ["Execution", fn.asyncRunEnable ? "async (fixed at creation)" : "sync (fixed at creation)"],
         ["Timeout", `${fn.timeout} s`],
         ["Memory", `${fn.memorySize} MB`],
+        ["Dispatch", dispatchText(fn)],
         ["Concurrency", String(fn.maxConcurrency)],
         ["QPS limit", String(fn.qpsLimit)],
         ["Idempotency window", `${fn.idempotencyWindowSeconds} s`],
@@ -38,6 +41,47 @@ export async function render(container, params, { namespace }) {
       ]),
     );
   showOverview();
+
+  // Pause / resume dispatch (POST .../dispatch/pause|resume): the button says what it will do.
+  const dispatchStatus = h("div", { id: "dispatch-status" });
+  const dispatchButton = h("button", { type: "button", id: "dispatch-toggle" });
+  const showDispatchButton = () => {
+    const paused = fn.dispatchPaused === true;
+    dispatchButton.textContent = paused ? "Resume dispatch" : "Pause dispatch";
+    dispatchButton.dataset.action = paused ? "resume" : "pause";
+    dispatchButton.hidden = fn.dispatchPaused === undefined;
+  };
+  showDispatchButton();
+  dispatchButton.addEventListener("click", async () => {
+    const pausing = dispatchButton.dataset.action === "pause";
+    const sure = await confirmAction(
+      pausing ? `Pause dispatch of ${name}?` : `Resume dispatch of ${name}?`,
+      pausing
+        ? "Invocations are still accepted, but their events stay queued until dispatch is resumed. Events already running go on."
+        : "The events held while paused start, oldest first, within the function's concurrency.",
+      pausing ? "Pause dispatch" : "Resume dispatch",
+    );
+    if (!sure) return;
+    dispatchButton.disabled = true;
+    try {
+      const { body } = await api("POST", `${functionPath}/dispatch/${pausing ? "pause" : "resume"}`, { body: {} });
+      fn = { ...fn, dispatchPaused: body.dispatchPaused, pausedAt: body.pausedAt };
+      showOverview();
+      showDispatchButton();
+      dispatchStatus.replaceChildren(
+        notice(
+          "ok",
+          body.dispatchPaused
+            ? `Dispatch paused: new events stay queued (${body.pendingEvents} waiting).`
+            : `Dispatch resumed (${body.pendingEvents} waiting to start).`,
+        ),
+      );
+    } catch (error) {
+      dispatchStatus.replaceChildren(errorNotice(error, { namespace }));
+    } finally {
+      dispatchButton.disabled = false;
+    }
+  });
 
   const deleteStatus = h("div");
   const deleteButton = h("button", { type: "button", class: "danger", id: "delete-function" }, "Delete");
@@ -75,9 +119,11 @@ export async function render(container, params, { namespace }) {
         "div",
         { class: "actions" },
         link("Events", "events", { ns: namespace, fn: name }, { class: "button" }),
+        dispatchButton,
         deleteButton,
       ),
     ),
+    dispatchStatus,
     params.get("created") ? notice("ok", `Function ${name} created.`) : "",
     deleteStatus,
     h(
@@ -98,7 +144,8 @@ export async function render(container, params, { namespace }) {
       statisticsChart(namespace, name),
     ),
     editPanel(namespace, name, fn, (updated) => {
-      fn = updated;
+      // PATCH and PUT .../code answer without the dispatch fields (GET of the function has them).
+      fn = { ...updated, dispatchPaused: fn.dispatchPaused, pausedAt: fn.pausedAt };
       showOverview();
     }),
     h(
@@ -114,6 +161,21 @@ export async function render(container, params, { namespace }) {
   );
 }
 
+/** The function's dispatch state (dispatchPaused and pausedAt of GET of the function). */
+function dispatchText(fn) {
+  if (fn.dispatchPaused === undefined) return undefined;
+  if (fn.dispatchPaused === null) return h("span", { id: "dispatch-state", dataset: { state: "unknown" } }, "unknown");
+  return fn.dispatchPaused
+    ? h(
+        "span",
+        { id: "dispatch-state", class: "paused", dataset: { state: "paused" } },
+        h("strong", {}, "paused"),
+        fn.pausedAt ? ` since ${time(fn.pausedAt)}` : "",
+        ": new events stay queued",
+      )
+    : h("span", { id: "dispatch-state", dataset: { state: "running" } }, "running");
+}
+
 /** The invoke form: a JSON payload checked as typed, its size against the 128 KB bound. */
 function invokePanel(namespace, name) {
   const editor = h(
@@ -123,6 +185,14 @@ function invokePanel(namespace, name) {
   );
   const check = h("p", { id: "payload-check", class: "hint" });
   const key = h("input", { id: "idempotency-key", maxlength: 128, autocomplete: "off", spellcheck: "false" });
+  const tags = h("input", {
+    id: "invoke-tags",
+    maxlength: MAX_TAGS_TEXT_CHARS,
+    placeholder: "env=prod,team=video",
+    title: "key=value pairs separated by commas (at most 10)",
+    autocomplete: "off",
+    spellcheck: "false",
+  });
   const button = h("button", { type: "submit", class: "primary", id: "invoke-button" }, "Invoke");
   const result = h("div", { id: "invoke-result" });
   const validate = () => {
@@ -152,6 +222,8 @@ function invokePanel(namespace, name) {
     check,
     h("label", { for: "idempotency-key" }, "Idempotency-Key (optional)"),
     key,
+    h("label", { for: "invoke-tags" }, "Tags (optional)"),
+    tags,
     h("div", { class: "actions" }, button),
     result,
   );
@@ -165,6 +237,7 @@ function invokePanel(namespace, name) {
       const { body } = await api("POST", path("v1", "namespaces", namespace, "functions", name, "invocations"), {
         body: text,
         headers,
+        query: { tags: tags.value.trim() },
       });
       result.replaceChildren(
         notice(

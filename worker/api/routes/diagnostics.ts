@@ -64,6 +64,12 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
     const requestId = parseWith(holdRequestIdSchema, c.req.param("requestId"));
     return c.json(unwrap(await eventStub(c.env, requestId).logStats()));
   })
+  .post("/_diagnostics/events/:requestId/expire", async (c) => {
+    // An ended event's retention is due now (its archive, then its deletion), whatever its
+    // namespace's retention: the e2e test of retention and archive without waiting an hour.
+    const requestId = parseWith(holdRequestIdSchema, c.req.param("requestId"));
+    return c.json({ expired: await eventStub(c.env, requestId).expireNow() });
+  })
   .get("/_diagnostics/instances/:name", async (c) => {
     const instance = instanceStub(c.env, c.req.param("name"));
     return c.json(await instance.status());

@@ -14,6 +14,19 @@ import {
   MAX_STATUS_CODE_FILTERS,
 } from "../../events/event-list";
 import { MAX_REPLAYS_LISTED } from "../../events/event-machine";
+import {
+  MAX_PROGRESS_MESSAGE_CHARS,
+  MAX_PROGRESS_PERCENT,
+  MIN_PROGRESS_INTERVAL_MS,
+  PROGRESS_INDEX_INTERVAL_MS,
+} from "../../events/event-progress";
+import {
+  invocationTagsQuerySchema,
+  MAX_TAG_FILTERS,
+  MAX_TAGS_PER_EVENT,
+  TAG_KEY_RULE,
+  TAG_VALUE_RULE,
+} from "../../events/event-tags";
 import { MAX_TIMELINE_ENTRIES, TIMELINE_HEAD_ENTRIES, TIMELINE_KINDS } from "../../events/event-timeline";
 import { IDEMPOTENCY_KEY_RULE, idempotencyKeySchemaFor } from "../../events/idempotency";
 import { invokeAsync, MAX_ASYNC_PAYLOAD_BYTES } from "../../events/invoke";
@@ -86,7 +99,30 @@ const eventIdentityFields = {
     description: 'The alias the invocation named ("$DEFAULT" when it named none), null when it named a version',
   }),
   invokeType: z.string(),
+  tags: z.record(z.string(), z.string()).openapi({
+    description: "The tags the invocation was given (a replay keeps its original's), {} when none",
+    example: { env: "prod", team: "video" },
+  }),
 };
+
+/** The `tags` query parameter of the invoke routes (events/event-tags.ts). */
+const invocationTagsQuery = invocationTagsQuerySchema.optional().openapi({
+  type: "string",
+  description: `Tags kept with the event, shown in its status and list rows and filterable in the list: \`key=value\` pairs separated by commas (\`env=prod,team=video\`), at most ${MAX_TAGS_PER_EVENT}, each key once. A key is ${TAG_KEY_RULE}; a value is ${TAG_VALUE_RULE}. A bad one is 400 INVALID_PARAMETER and no event is created. An Idempotency-Key duplicate answers with the key's event whatever its tags.`,
+  example: "env=prod,team=video",
+});
+
+/** The handler's latest progress report (events/event-progress.ts). */
+const progressSchema = z
+  .object({
+    percent: z.number().openapi({ description: `0 to ${MAX_PROGRESS_PERCENT}` }),
+    message: z.string().openapi({ description: `At most ${MAX_PROGRESS_MESSAGE_CHARS} characters` }),
+    at: z.string().openapi({ format: "date-time", description: "When the event received it" }),
+  })
+  .nullable()
+  .openapi("Progress", {
+    description: `The handler's latest \`context.progress(percent, message)\` report, null before any. The agent coalesces reports to one every ${MIN_PROGRESS_INTERVAL_MS} ms at most (the last one before the end is kept); each update is also streamed as \`event: progress\` on GET /v1/events/{requestId}/logs/stream. A list row shows what the event index has: it is written with the progress at most every ${PROGRESS_INDEX_INTERVAL_MS} ms while the event runs, and at its end with the final one`,
+  });
 
 /** One step of an event's timeline (events/event-timeline.ts). */
 const timelineEntrySchema = z
@@ -147,6 +183,7 @@ export const eventViewSchema = z
     timeline: z.array(timelineEntrySchema).openapi({
       description: `The event's transitions, oldest first, at most ${MAX_TIMELINE_ENTRIES} (past it the first ${TIMELINE_HEAD_ENTRIES}, a \`truncated\` entry counting those left out, then the latest). Also streamed as \`event: timeline\` on GET /v1/events/{requestId}/logs/stream`,
     }),
+    progress: progressSchema,
   })
   .openapi("Event");
 
@@ -159,6 +196,7 @@ const listedEventSchema = z
     startTime: z.string().openapi({ format: "date-time" }),
     endTime: z.string().nullable(),
     durationMs: z.number().nullable(),
+    progress: progressSchema,
   })
   .openapi("ListedEvent");
 
@@ -193,6 +231,7 @@ const invoke = createRoute({
           description:
             "A version ($LATEST, 1, ...) or an alias; $DEFAULT when absent (it routes to $LATEST until updated). The event records the version run as qualifier and the alias as alias.",
         }),
+        tags: invocationTagsQuery,
       }),
     ),
     headers: invokeHeaders,
@@ -243,7 +282,12 @@ const invokeSyncRoute = createRoute({
   middleware: [pathFirst(functionParams)],
   request: {
     params: functionParams,
-    query: queryOf(z.object({ qualifier: z.string().optional().openapi({ description: "Version or alias" }) })),
+    query: queryOf(
+      z.object({
+        qualifier: z.string().optional().openapi({ description: "Version or alias" }),
+        tags: invocationTagsQuery,
+      }),
+    ),
     headers: invokeHeaders,
     body: documentedBody("The payload", { description: "Any JSON value" }, false),
   },
@@ -261,10 +305,11 @@ const listFunctionEvents = createRoute({
   method: "get",
   path: "/v1/namespaces/{namespace}/functions/{name}/events",
   tags: [TAG],
-  summary: "List a function's events (the last 3 days)",
+  summary: "List a function's events (kept by the namespace's retention, 72 hours by default)",
   description:
     "Filters: `qualifier` (a version such as $LATEST or 1 matches the version the event ran; an alias such as $DEFAULT the alias it was invoked through), `invokeTypes` (a comma list of SCF's invoke types: CMQ, CKAFKA_TRIGGER, APIGW, COS, TRIGGER_TIMER, MPS_TRIGGER, CLS_TRIGGER, OTHERS; API invocations are OTHERS), `statuses`, `requestId` and the time intervals (left-closed, right-open)." +
     ` \`statusCodes\`: a comma list of at most ${MAX_STATUS_CODE_FILTERS} StatusCodes (200, 430, 433, 434, 439, 499, 500, 503; a running event has none). \`minDurationMs\` / \`maxDurationMs\`: a closed range of durations (0 to ${MAX_DURATION_FILTER_MS}, min not over max; a running event has no duration and never matches).` +
+    ` \`tags\`: \`key=value\` pairs separated by commas (\`env=prod,team=video\`), at most ${MAX_TAG_FILTERS}: events carrying every one of them.` +
     ` Pages: \`offset\` (at most ${MAX_LIST_OFFSET}) or \`cursor\` (at most ${MAX_CURSOR_CHARS} characters), not both. Every answer carries \`nextCursor\`, null on the last page: pass it back unchanged, with the same \`orderBy\` and \`order\` (another order, or a malformed cursor, is a 400), to read the rows just after the page's last one; rows that arrive meanwhile never shift a cursor's next page, as they shift an offset's. \`total\` counts every matching row.`,
   middleware: [pathFirst(functionParams)],
   request: { params: functionParams, query: queryOf(listEventsQuerySchema) },
@@ -309,7 +354,7 @@ const getPayload = createRoute({
   tags: [TAG],
   summary: "Get an event's payload as it was sent",
   description:
-    "The exact JSON text the event was invoked with, readable as long as the event is (72 hours after it ends). Counted by the read limit.",
+    "The exact JSON text the event was invoked with, readable as long as the event is (its namespace's retention after it ends, 72 hours by default). Counted by the read limit.",
   request: { params: eventParams },
   responses: {
     // A JSON Schema, not a zod one: the answer is the stored text itself, not a value c.json writes.
@@ -383,13 +428,14 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
   .openapi(invoke, async (c) => {
     const { namespace, name } = c.req.valid("param");
     const payloadText = await readBodyText(c, MAX_ASYNC_PAYLOAD_BYTES);
-    const { qualifier } = c.req.valid("query");
+    const { qualifier, tags } = c.req.valid("query");
     const idempotencyKey = c.req.valid("header")["idempotency-key"];
     const accepted = await invokeAsync(c.env, {
       namespace,
       functionName: name,
       payloadText: payloadText.length === 0 ? "{}" : payloadText,
       ...(qualifier !== undefined ? { qualifier } : {}),
+      ...(tags !== undefined ? { tags } : {}),
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
       callerSecretId: c.var.principal.secretId,
     });
@@ -402,7 +448,7 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
   .openapi(invokeSyncRoute, async (c) => {
     const { namespace, name } = c.req.valid("param");
     const payloadText = await readBodyText(c, MAX_ASYNC_PAYLOAD_BYTES);
-    const { qualifier } = c.req.valid("query");
+    const { qualifier, tags } = c.req.valid("query");
     const idempotencyKey = c.req.valid("header")["idempotency-key"];
     const invoked = await invokeSync(
       c.env,
@@ -411,6 +457,7 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
         functionName: name,
         payloadText: payloadText.length === 0 ? "{}" : payloadText,
         ...(qualifier !== undefined ? { qualifier } : {}),
+        ...(tags !== undefined ? { tags } : {}),
         ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
         callerSecretId: c.var.principal.secretId,
       },

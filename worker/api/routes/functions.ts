@@ -1,5 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../../auth/credentials";
+import { deleteFunctionArchives } from "../../events/event-archive";
+import { MAX_OBJECT_CODE_PACKAGE_BYTES } from "../../functions/code-from-object";
 import {
   codeSchema,
   createFunctionSchema,
@@ -12,6 +14,7 @@ import { FunctionRegistry } from "../../functions/registry";
 import { DISPATCH_FIELDS_TIMEOUT_MS, functionDispatchFields } from "../../scheduling/dispatch-pause";
 import { functionNameSchema, namespaceSchema } from "../../shared/names";
 import { MAX_JSON_BODY_BYTES, readJson } from "../../shared/validation";
+import { codeBucketAccess } from "../../triggers/code-buckets";
 import {
   COMMON_ERROR_STATUSES,
   documentedJsonBody,
@@ -103,7 +106,7 @@ const createFunction = createRoute({
   path: "/v1/namespaces/{namespace}/functions",
   tags: [TAG],
   summary: "Create a function",
-  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the code package as base64 of a zip.`,
+  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the code package as base64 of a zip (code.zipFile), or names an R2 object holding it (code.bucket and code.key: a bucket the namespace owns, an object of at most ${MAX_OBJECT_CODE_PACKAGE_BYTES} bytes).`,
   middleware: [pathFirst(namespaceParams)],
   request: { params: namespaceParams, body: documentedJsonBody("CreateFunctionRequest", "The new function") },
   responses: {
@@ -157,7 +160,7 @@ const updateCode = createRoute({
   path: "/v1/namespaces/{namespace}/functions/{name}/code",
   tags: [TAG],
   summary: "Replace a function's code package",
-  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the zip as base64.`,
+  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the zip as base64 (zipFile), or names an R2 object holding it (bucket and key: a bucket the namespace owns, an object of at most ${MAX_OBJECT_CODE_PACKAGE_BYTES} bytes).`,
   middleware: [pathFirst(functionParams)],
   request: { params: functionParams, body: documentedJsonBody("CodeRequest", "The new code package") },
   responses: {
@@ -185,7 +188,7 @@ export const functionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInval
   .openapi(createFunction, async (c) => {
     const { namespace } = c.req.valid("param");
     const input = await readJson(c, createFunctionSchema);
-    const row = await new FunctionRegistry(c.env).create(namespace, input);
+    const row = await new FunctionRegistry(c.env, codeBucketAccess(c.env)).create(namespace, input);
     return c.json(publicFunction(row), 201);
   })
   .openapi(listFunctions, async (c) => {
@@ -208,12 +211,19 @@ export const functionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInval
   .openapi(updateCode, async (c) => {
     const { namespace, name } = c.req.valid("param");
     const input = await readJson(c, codeSchema);
-    const row = await new FunctionRegistry(c.env).updateCode(namespace, name, input.zipFile);
+    const row = await new FunctionRegistry(c.env, codeBucketAccess(c.env)).updateCode(namespace, name, input);
     return c.json(publicFunction(row), 200);
   })
   .openapi(deleteFunction, async (c) => {
     const { namespace, name } = c.req.valid("param");
     await new FunctionRegistry(c.env).delete(namespace, name);
+    // Its archives written until now go in the background (bounded; later ones are kept).
+    const deletedAt = Date.now();
+    c.executionCtx.waitUntil(
+      deleteFunctionArchives(c.env.ARCHIVE_BUCKET, namespace, name, deletedAt).catch((error: unknown) =>
+        console.warn("a deleted function's archives were not all deleted", namespace, name, String(error)),
+      ),
+    );
     return c.body(null, 204);
   });
 

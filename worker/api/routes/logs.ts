@@ -161,7 +161,7 @@ const followEventLog = createRoute({
   tags: [TAG],
   summary: "Follow an event's log live (Server-Sent Events)",
   description:
-    "Each log line is one SSE event (`event: log`) whose id is its seq; the stream ends when the event has ended and every line was sent (`event: end`). Every stream opens with the event's timeline so far, one `event: timeline` per entry (`{at, kind, detail}`, no id; see the event's `timeline`); later entries are sent as they happen, in order with the log lines (to a follower still reading older lines, once it has caught up). The Last-Event-ID header (sent by EventSource when it reconnects) takes precedence over `after`.",
+    "Each log line is one SSE event (`event: log`) whose id is its seq; the stream ends when the event has ended and every line was sent (`event: end`). Every stream opens with the event's timeline so far, one `event: timeline` per entry (`{at, kind, detail}`, no id; see the event's `timeline`); later entries are sent as they happen, in order with the log lines (to a follower still reading older lines, once it has caught up). The handler's progress (`context.progress(percent, message)`) comes as `event: progress` (`{percent, message, at}`, no id): the latest one when the stream opens, then each update as it happens (a follower still reading older lines gets the latest once it has caught up). The Last-Event-ID header (sent by EventSource when it reconnects) takes precedence over `after`.",
   middleware: [readableEvent] as const,
   request: { params: eventParams, query: queryOf(followQuerySchema) },
   responses: {

@@ -6,6 +6,7 @@ import {
   STATISTICS_BUCKET_MS,
   statisticsQuerySchema,
 } from "../../events/event-statistics";
+import { MAX_TAG_FILTERS } from "../../events/event-tags";
 import { FunctionRegistry } from "../../functions/registry";
 import { admitRead } from "../../ratelimit/read-limit";
 import { functionNameSchema, namespaceSchema } from "../../shared/names";
@@ -42,8 +43,8 @@ const getStatistics = createRoute({
   method: "get",
   path: "/v1/namespaces/{namespace}/functions/{name}/statistics",
   tags: ["Events"],
-  summary: "Count a function's events per status and hour (the last 3 days)",
-  description: `Events of the index (kept 3 days) counted by status per hour of their start time, over the last \`hours\` hours (1-${MAX_STATISTICS_HOURS}, default ${MAX_STATISTICS_HOURS}; the current hour included). Counted by the read limit.`,
+  summary: "Count a function's events per status and hour (the last 72 hours)",
+  description: `Events of the index counted by status per hour of their start time, over the last \`hours\` hours (1-${MAX_STATISTICS_HOURS}, default ${MAX_STATISTICS_HOURS}; the current hour included). \`tags\` (as the list's: \`env=prod,team=video\`, at most ${MAX_TAG_FILTERS}) counts only the events carrying every one of them. Counted by the read limit.`,
   middleware: [pathFirst(functionParams)],
   request: { params: functionParams, query: queryOf(statisticsQuerySchema) },
   responses: {
@@ -57,10 +58,10 @@ export const statisticsRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInv
   getStatistics,
   async (c) => {
     const { namespace, name } = c.req.valid("param");
-    const { hours } = c.req.valid("query");
+    const { hours, tags } = c.req.valid("query");
     admitRead(c.var.principal.secretId);
     // An unknown function is FUNCTION_NOT_FOUND rather than an empty chart.
     await new FunctionRegistry(c.env).get(namespace, name);
-    return c.json(await functionStatistics(c.env.DB, namespace, name, hours), 200);
+    return c.json(await functionStatistics(c.env.DB, namespace, name, hours, Date.now(), tags ?? {}), 200);
   },
 );
