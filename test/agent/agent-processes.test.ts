@@ -13,11 +13,16 @@ exports.main_handler = async (event) => {
       pgid: Number(stat()[2]), sid: Number(stat()[3]), home: process.env.HOME };
   }
   if (event.child) {
+    // Listening before the child exists: the child's "ready" line can never come before the listener.
+    const term = event.listen
+      ? new Promise((resolve) => process.once("SIGTERM", () => { console.log("handler got TERM"); resolve(); }))
+      : undefined;
     const child = spawn("sh", ["-c", "trap 'echo child got TERM; exit 0' TERM; echo child ready $$; while :; do sleep 0.05; done"],
       { stdio: ["ignore", "inherit", "inherit"], detached: Boolean(event.escape) });
-    if (event.listen) process.once("SIGTERM", () => console.log("handler got TERM"));
     if (event.exitAfterMs) setTimeout(() => process.exit(3), event.exitAfterMs);
     await new Promise((resolve) => child.once("exit", resolve));
+    // The child's exit and the handler's own SIGTERM come in either order under load: wait for both.
+    if (term) await term;
     return { childExited: true };
   }
   return { ok: true };
