@@ -9,13 +9,15 @@
 // trigger runs for its lateness figures, default 30), BENCH_STATISTICS_EVENTS (index rows seeded for
 // the statistics figure, default 100000), BENCH_STATISTICS_SAMPLES (reads timed per route, default
 // 60), BENCH_BULK_EVENTS / BENCH_BULK_RUNS (queued events per bulk termination, default 1000, and
-// runs, default 3), BENCH_ONLY=logVolume, triggers, statistics or bulk (that part alone, with its own
-// /healthz baseline).
+// runs, default 3), BENCH_ONLY=logVolume, triggers, statistics, bulk (that part alone, with its own
+// /healthz baseline) or coldStart (cold start per kind of function alone: Node.js, Python, a bash
+// Custom Runtime; BENCH_COLD_SAMPLES new functions each).
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
-import { ADMIN_HEADERS, ApiClient, followLogs, TEST_CREDENTIALS } from "../test/helpers/api-client";
+import { ADMIN_HEADERS, ApiClient, followLogs, TEST_CREDENTIALS, uniqueName } from "../test/helpers/api-client";
+import { customRuntimeZip } from "../test/helpers/custom-runtime";
 import { startPlatform } from "../test/helpers/platform";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -114,6 +116,63 @@ function autocannon(args: string[]): Promise<AutocannonResult> {
       resolvePromise(JSON.parse(out) as AutocannonResult);
     });
   });
+}
+
+/** TRIVIAL_HANDLER in Python. */
+const TRIVIAL_PYTHON_HANDLER = `import time
+
+
+def main_handler(event, context):
+    return {"handlerStartedAt": int(time.time() * 1000), "n": event.get("n")}
+`;
+
+/** TRIVIAL_HANDLER as a bash Custom Runtime (SCF's runtime API over /dev/tcp; the image has no curl). */
+const TRIVIAL_BASH_BOOTSTRAP = `#!/bin/bash
+http() {
+  local body="\${3-}" line
+  exec 5<>"/dev/tcp/$SCF_RUNTIME_API/$SCF_RUNTIME_API_PORT"
+  printf '%s %s HTTP/1.0\\r\\nContent-Length: %d\\r\\n\\r\\n%s' "$1" "$2" "$(LC_ALL=C; echo \${#body})" "$body" >&5
+  BODY=$(cat <&5); exec 5<&-
+}
+http POST /runtime/init/ready " "
+while true; do
+  http GET /runtime/invocation/next
+  http POST /runtime/invocation/response "{\\"handlerStartedAt\\":$(date +%s%3N)}"
+done
+`;
+
+/**
+ * Cold start per kind of function: BENCH_COLD_SAMPLES new functions each (RequestId returned →
+ * handler started, through dispatchLatency). Image functions come in a later round.
+ */
+async function coldStartPerKind(api: ApiClient): Promise<Record<string, unknown>> {
+  const kinds: Record<string, () => Promise<string>> = {
+    nodejs: () => createTrivial(api),
+    python: () => createTrivial(api, { runtime: "Python3.11", files: { "index.py": TRIVIAL_PYTHON_HANDLER } }),
+    customRuntime: async () => {
+      const name = uniqueName("bench-custom");
+      const zipFile = Buffer.from(customRuntimeZip({ script: TRIVIAL_BASH_BOOTSTRAP })).toString("base64");
+      const created = await api.createFunction(NAMESPACE, {
+        name,
+        runtime: "CustomRuntime",
+        code: { zipFile },
+        timeout: 60,
+        maxConcurrency: 10,
+        qpsLimit: 100_000,
+      });
+      if (created.status !== 201) throw new Error(`create ${name} answered ${created.status}`);
+      return name;
+    },
+  };
+  const figures: Record<string, unknown> = {};
+  for (const [kind, create] of Object.entries(kinds)) {
+    const cold: number[] = [];
+    for (let i = 0; i < COLD_SAMPLES; i++) cold.push(await dispatchLatency(api, await create(), i));
+    figures[kind] = { p50: percentile(cold, 50), max: Math.max(...cold), samples: cold.length };
+  }
+  figures.image = null;
+  figures.imageNote = "image functions are not built yet (issue 13, a later round)";
+  return figures;
 }
 
 function createTrivial(api: ApiClient, options: Record<string, unknown> = {}): Promise<string> {
@@ -565,6 +624,12 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
       return;
     }
+    if (ONLY === "coldStart") {
+      log(`cold start only: ${COLD_SAMPLES} new functions of each kind (Node.js, Python, Custom Runtime)`);
+      figures.coldStartMs = await coldStartPerKind(api);
+      process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+      return;
+    }
     if (ONLY === "triggers") {
       log("triggers only: function URL accept latency beside /healthz, then timer firing accuracy");
       figures.httpTriggerAcceptMs = await httpTriggerAccept(api, platform.baseUrl);
@@ -693,10 +758,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < WARM_SAMPLES; i++) warm.push(await dispatchLatency(api, warmFn, i));
     figures.warmDispatchMs = { p50: percentile(warm, 50), p99: percentile(warm, 99), samples: warm.length };
 
-    log(`cold start (${COLD_SAMPLES} new functions)`);
-    const cold: number[] = [];
-    for (let i = 0; i < COLD_SAMPLES; i++) cold.push(await dispatchLatency(api, await createTrivial(api), i));
-    figures.coldStartMs = { p50: percentile(cold, 50), max: Math.max(...cold), samples: cold.length };
+    log(`cold start (${COLD_SAMPLES} new functions of each kind)`);
+    figures.coldStartMs = await coldStartPerKind(api);
 
     log(`${EVENT_COUNT} trivial events at concurrency 10`);
     const batchFn = await createTrivial(api, { maxConcurrency: 10 });

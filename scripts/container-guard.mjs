@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Local container guard: gives every function container that `wrangler dev` starts the memory and
-// process-count caps of its function. workerd (local development) neither passes `labels` to
+// process-count caps of its function, whatever its container class (compute size: InstanceContainer,
+// InstanceContainerStandard, InstanceContainerLarge; it reads the environment, never the name). workerd (local development) neither passes `labels` to
 // Docker nor turns `instance: { memoryMib }` into a Docker limit, so the instance Durable Object
 // states the caps in the container's environment and this guard applies them with `docker update`
 // as soon as Docker reports the container (its `create` event, re-checked on `start`):

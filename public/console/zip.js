@@ -16,6 +16,9 @@ function crc32(bytes) {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
+/** Files made executable (0755, "made on Unix"): a Custom Runtime's bootstrap. */
+const EXECUTABLE_NAMES = new Set(["scf_bootstrap", "bootstrap"]);
+
 /** A zip archive holding the files ({name: text}), as bytes. */
 export function zipFiles(files) {
   const encoder = new TextEncoder();
@@ -36,8 +39,10 @@ export function zipFiles(files) {
     parts.push(new Uint8Array(local.buffer), nameBytes, data);
     const entry = new DataView(new ArrayBuffer(46));
     entry.setUint32(0, 0x02014b50, true);
-    entry.setUint16(4, 20, true);
+    const executable = EXECUTABLE_NAMES.has(name);
+    entry.setUint16(4, executable ? (3 << 8) | 20 : 20, true);
     entry.setUint16(6, 20, true);
+    if (executable) entry.setUint32(38, (0o100755 << 16) >>> 0, true);
     entry.setUint32(16, crc, true);
     entry.setUint32(20, data.length, true);
     entry.setUint32(24, data.length, true);

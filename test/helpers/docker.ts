@@ -1,13 +1,18 @@
 // Asks Docker itself, not the platform, what became of a function's container. Locally workerd
-// names an instance's container `workerd-<session>-<script>-InstanceContainer-<Durable Object id>`
-// and starts a network sidecar beside it under the same name plus `-proxy`; the diagnostics route
+// names an instance's container `workerd-<session>-<script>-<class>-<Durable Object id>`, <class>
+// one of the container classes (InstanceContainer, InstanceContainerStandard, InstanceContainerLarge:
+// one per compute size), and starts a network sidecar beside it under the same name plus `-proxy`; the diagnostics route
 // GET /_diagnostics/instances/:name answers the instance's Durable Object id.
 import { execFileSync } from "node:child_process";
 import { ADMIN_HEADERS } from "./api-client";
 import { pollUntil } from "./wait";
 
-/** What precedes the Durable Object id in the name of an instance's container. */
-const CONTAINER_NAME_MARK = "-InstanceContainer-";
+/** The container classes of function instances (wrangler.toml [[containers]]), one per compute size. */
+export const INSTANCE_CONTAINER_CLASSES = ["InstanceContainer", "InstanceContainerStandard", "InstanceContainerLarge"];
+/** The name of one of the instance's function containers (never its `-proxy` sidecar), in any class. */
+function isContainerOf(name: string, durableObjectId: string): boolean {
+  return INSTANCE_CONTAINER_CLASSES.some((className) => name.endsWith(`-${className}-${durableObjectId}`));
+}
 /** Longest one docker CLI call may take (the engine is shared and can be slow). */
 const DOCKER_CALL_TIMEOUT_MS = 30_000;
 /** Docker states of a container whose processes still exist. */
@@ -31,6 +36,8 @@ export interface InstanceStatus {
   requestId: string | null;
   /** The instance's Durable Object id: the end of its container's Docker name. */
   durableObjectId: string;
+  /** The compute size of the instance's container class, null before its first event. */
+  instanceType?: string | null;
 }
 
 function docker(args: string[]): string {
@@ -50,15 +57,22 @@ export async function instanceStatus(baseUrl: string, instanceId: string): Promi
 /** Every function container of the instance (sidecar excluded), in any state, as Docker lists them. */
 export function functionContainers(durableObjectId: string): FunctionContainer[] {
   if (!/^[0-9a-f]+$/.test(durableObjectId)) throw new Error(`not a Durable Object id: ${durableObjectId}`);
-  const suffix = `${CONTAINER_NAME_MARK}${durableObjectId}`;
-  return docker(["ps", "-a", "--no-trunc", "--filter", `name=${suffix}`, "--format", "{{.ID}}\t{{.Names}}\t{{.State}}"])
+  return docker([
+    "ps",
+    "-a",
+    "--no-trunc",
+    "--filter",
+    `name=${durableObjectId}`,
+    "--format",
+    "{{.ID}}\t{{.Names}}\t{{.State}}",
+  ])
     .split("\n")
     .filter(Boolean)
     .map((row) => {
       const [id = "", name = "", state = ""] = row.split("\t");
       return { id, name, state };
     })
-    .filter((container) => container.name.endsWith(suffix));
+    .filter((container) => isContainerOf(container.name, durableObjectId));
 }
 
 /** The instance's function containers whose processes still exist (running, paused or restarting). */
@@ -116,7 +130,6 @@ export function waitUntilInstanceContainersGone(
  * function containers from sinceMs (epoch ms) until now, oldest first.
  */
 export function containerActions(durableObjectId: string, sinceMs: number): { action: string; id: string }[] {
-  const suffix = `${CONTAINER_NAME_MARK}${durableObjectId}`;
   const seconds = (ms: number) => (ms / 1000).toFixed(3);
   return docker([
     "events",
@@ -132,7 +145,7 @@ export function containerActions(durableObjectId: string, sinceMs: number): { ac
     .split("\n")
     .filter(Boolean)
     .map((row) => row.split("\t"))
-    .filter(([, , name]) => name?.endsWith(suffix))
+    .filter(([, , name]) => name !== undefined && isContainerOf(name, durableObjectId))
     .map(([action = "", id = ""]) => ({ action, id }));
 }
 

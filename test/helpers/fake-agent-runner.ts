@@ -6,6 +6,7 @@ import { env } from "cloudflare:test";
 import type { AgentHealth, AgentRecord, ExecutionOutcome, ExecutionSpec } from "../../worker/contract/agent-contract";
 import type { StartedExecution } from "../../worker/instances/agent-client";
 import { type AgentApi, type AgentRunner, installAgentRunnersForTests } from "../../worker/instances/agent-runner";
+import { instanceClassOf, parseInstanceName } from "../../worker/shared/objects";
 
 /** How often waitFor reads its condition again, and how many times at most (2.5 s and more: a test times out at 5 s). */
 const WAIT_POLL_MS = 10;
@@ -217,8 +218,12 @@ export function installFakeRunners() {
   };
   installAgentRunnersForTests(runnerOf);
   return {
-    /** The fake of the instance named `schedulerName#slot`. */
-    of: (instanceName: string) => runnerOf(env.INSTANCE.idFromName(instanceName).toString()),
+    /** The fake of the instance named `schedulerName#slot` (in the container class its name says). */
+    of: (instanceName: string) => {
+      const parsed = parseInstanceName(instanceName);
+      const binding = instanceClassOf(parsed ? parsed.slot : 0).binding;
+      return runnerOf(env[binding].idFromName(instanceName).toString());
+    },
     uninstall: () => installAgentRunnersForTests(undefined),
   };
 }

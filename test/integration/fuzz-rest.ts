@@ -88,9 +88,9 @@ const createSpecs: Record<string, FieldSpec> = {
     required: true,
   },
   runtime: {
-    valid: fc.constantFrom("Nodejs22", "Python3.11", "Nodejs18.15", "Python3.9"),
+    valid: fc.constantFrom("Nodejs22", "Python3.11", "Nodejs18.15", "Python3.9", "CustomRuntime"),
     wrongType: NOT_STRING,
-    invalid: ["", "nodejs22", "Nodejs18", "Go1", "Php7", "Python2.7", "constructor"],
+    invalid: ["", "nodejs22", "Nodejs18", "Go1", "Php7", "Python2.7", "constructor", "customruntime"],
     required: true,
   },
   handler: {
@@ -144,10 +144,17 @@ const createSpecs: Record<string, FieldSpec> = {
   },
   description: { valid: fc.constantFrom("", "fuzz"), wrongType: NOT_STRING, invalid: [longString(1001)] },
   asyncRunEnable: { valid: fc.constant(true), wrongType: NOT_BOOLEAN, invalid: [] },
+  // 50: FUNCTION_MAX_CONCURRENCY's default (the registry refuses above it; the schema above 1000).
   maxConcurrency: {
     valid: fc.integer({ min: 1, max: 50 }),
     wrongType: NOT_NUMBER,
-    invalid: [...NOT_SAFE_INTEGER, 0, 51, -5],
+    invalid: [...NOT_SAFE_INTEGER, 0, 51, 1000, 1001, -5],
+  },
+  // Up to 1024 MiB fits every memorySize (basic's disk: functions/instance-types.ts LOG_LIMIT_CAP_MB).
+  logLimitMb: {
+    valid: fc.integer({ min: 1, max: 1024 }),
+    wrongType: NOT_NUMBER,
+    invalid: [...NOT_SAFE_INTEGER, 0, -1, 1.5, 3073],
   },
   qpsLimit: {
     valid: fc.integer({ min: 1, max: 100_000 }),
@@ -175,6 +182,7 @@ const patchSpecs: Record<string, FieldSpec> = {
   environment: createSpecs.environment as FieldSpec,
   description: createSpecs.description as FieldSpec,
   maxConcurrency: createSpecs.maxConcurrency as FieldSpec,
+  logLimitMb: createSpecs.logLimitMb as FieldSpec,
   qpsLimit: createSpecs.qpsLimit as FieldSpec,
   idempotencyWindowSeconds: createSpecs.idempotencyWindowSeconds as FieldSpec,
   deadlineWarningSeconds: createSpecs.deadlineWarningSeconds as FieldSpec,

@@ -365,9 +365,9 @@ const ACTION_SPECS: Readonly<
         required: true,
       },
       Runtime: {
-        valid: fc.constantFrom("Nodejs22", "Python3.11", "Nodejs18.15", "Python3.9"),
+        valid: fc.constantFrom("Nodejs22", "Python3.11", "Nodejs18.15", "Python3.9", "CustomRuntime"),
         wrongType: NOT_STRING,
-        invalid: ["", "Go1", "nodejs22", "Php7", "CustomRuntime"],
+        invalid: ["", "Go1", "nodejs22", "Php7", "customruntime"],
         required: true,
       },
       Handler: {

@@ -7,7 +7,7 @@ import * as z from "zod";
  * The engines the agent runs: each has one bootstrap in the agent's runtime table
  * (containers/runtime/agent/runtimes.mjs) and its language in the container image.
  */
-export const RUNTIME_ENGINES = ["Nodejs22", "Python3.11"] as const;
+export const RUNTIME_ENGINES = ["Nodejs22", "Python3.11", "CustomRuntime"] as const;
 /** An engine the agent runs. */
 export type RuntimeEngine = (typeof RUNTIME_ENGINES)[number];
 
@@ -16,10 +16,12 @@ export type RuntimeEngine = (typeof RUNTIME_ENGINES)[number];
  * it. The platform's own names (Nodejs22, Python3.11) and the SCF names of the languages shipped,
  * each run on the shipped engine (so `Nodejs16.13` runs on Node.js 22): code written for an older
  * version of a language mostly runs on a newer one. A function keeps and reports the name it was
- * created with; the agent gets that name and looks its engine up here. Not here, so refused: SCF
- * names of languages not shipped (Php*, Java8, Go1, CustomRuntime), Python2.7 (another language
- * in practice), Nodejs6.10 and Nodejs8.9 (retired by SCF), and names newer than the engine
- * (Python3.12 would run on 3.11).
+ * created with; the agent gets that name and looks its engine up here. `CustomRuntime` is SCF's
+ * Custom Runtime: the package's own executable `scf_bootstrap` (or `bootstrap`) runs any language,
+ * served SCF's runtime API by the agent's `bootstrap-custom.mjs`. Not here, so refused: SCF names
+ * of languages not shipped (Php*, Java8, Go1), Python2.7 (another language in practice),
+ * Nodejs6.10 and Nodejs8.9 (retired by SCF), and names newer than the engine (Python3.12 would run
+ * on 3.11).
  */
 export const RUNTIME_TABLE = {
   Nodejs22: "Nodejs22",
@@ -36,6 +38,8 @@ export const RUNTIME_TABLE = {
   // 3.11 runs most 3.6+ code; what it removed (asyncio.coroutine, collections' ABC aliases) fails.
   "Python3.7": "Python3.11",
   "Python3.6": "Python3.11",
+  // SCF's Custom Runtime (scf-reference.md §7): the handler string is the program's (`_HANDLER`).
+  CustomRuntime: "CustomRuntime",
 } as const satisfies Record<string, RuntimeEngine>;
 
 /** A runtime name a function may use (a key of RUNTIME_TABLE). */

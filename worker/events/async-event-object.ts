@@ -2,9 +2,18 @@
 // commands. Storage, the index row, the log and the deadlines each live in their own module
 // (event-storage, event-index-duty, event-log, event-deadlines).
 import { DurableObject } from "cloudflare:workers";
+import { type ContainerSize, containerSizes, sizeForMemory } from "../functions/instance-types";
 import { logLimitBytesOf } from "../functions/model";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
-import { deliveryStub, instanceName, instanceStub, schedulerName, schedulerStub } from "../shared/objects";
+import {
+  classOfSlot,
+  deliveryStub,
+  instanceStub,
+  instanceTypeOfName,
+  parseInstanceName,
+  schedulerName,
+  schedulerStub,
+} from "../shared/objects";
 import { deliveryHandoffOf } from "./delivery";
 import { type DispatchMessage, dispatchMessageOf } from "./dispatch-message";
 import { sendDispatch } from "./dispatch-send";
@@ -42,7 +51,7 @@ import {
   publicProgress,
   withProgress,
 } from "./event-progress";
-import type { ClaimResult, EventRefusalCode, ReportResult } from "./event-results";
+import type { ClaimResult, EventRefusalCode, ReportResult, WrongSizeRefusal } from "./event-results";
 import { deleteIndexRowOf } from "./event-retention";
 import { EventRetentionDuty } from "./event-retention-duty";
 import { EventStorage } from "./event-storage";
@@ -62,7 +71,7 @@ export {
   TIMEOUT_BACKSTOP_GRACE_MS,
 } from "./event-deadlines";
 export { type EventWithLog, FUNCTION_LOG_RESULT_BYTES, MAX_LOG_PAGE_CHARS, MAX_LOG_READ } from "./event-log";
-export type { ClaimedEvent, ClaimResult, EventRefusalCode, ReportResult } from "./event-results";
+export type { ClaimedEvent, ClaimResult, EventRefusalCode, ReportResult, WrongSizeRefusal } from "./event-results";
 export { MAX_INLINE_RESULT_BYTES } from "./event-storage";
 
 /** What invokeAsync (invoke.ts) hands to a new event: its identity, function snapshot and payload. */
@@ -114,10 +123,30 @@ export interface ReplayRecord {
   listed: boolean;
 }
 
-/** True when an instance id names a slot of this event's function: `${schedulerName}#${slot}`. */
+/** True when an instance id names a slot of this event's function (shared/objects.ts instanceName). */
 export function isInstanceOfFunction(instanceId: string, namespace: string, functionName: string): boolean {
-  const prefix = instanceName(schedulerName(namespace, functionName), 0).slice(0, -1);
-  return instanceId.startsWith(prefix) && /^(0|[1-9][0-9]{0,5})$/.test(instanceId.slice(prefix.length));
+  return parseInstanceName(instanceId)?.schedulerName === schedulerName(namespace, functionName);
+}
+
+/**
+ * The refusal of a claim by an instance whose container class is not the one `memoryMb` runs in
+ * (see WrongSizeRefusal), or undefined when it is.
+ */
+export function wrongSizeRefusal(
+  instanceId: string,
+  memoryMb: number,
+  sizes: ContainerSize[],
+): WrongSizeRefusal | undefined {
+  const slot = parseInstanceName(instanceId)?.slot;
+  if (slot === undefined) return undefined;
+  const size = sizeForMemory(memoryMb, sizes);
+  if (size.classIndex === classOfSlot(slot)) return undefined;
+  return {
+    ok: false,
+    code: "WRONG_SIZE",
+    message: `memorySize ${memoryMb} MB runs in ${size.instanceType}, not in ${instanceTypeOfName(instanceId)} (${instanceId})`,
+    memoryMb,
+  };
 }
 
 /** The refusal every read of an event that does not exist (or was deleted) answers. */
@@ -209,6 +238,11 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (!state) return rpcFail("UNKNOWN_EVENT", "unknown event");
     if (!isInstanceOfFunction(instanceId, state.namespace, state.functionName)) {
       return rpcFail("FOREIGN_INSTANCE", `instance ${instanceId} does not belong to function ${state.functionName}`);
+    }
+    // A new claim only from a slot of the container class the event's memorySize runs in.
+    if (state.phase === "queued") {
+      const wrongSize = wrongSizeRefusal(instanceId, state.function.memoryMb, containerSizes(this.env));
+      if (wrongSize) return wrongSize;
     }
     const applied = await this.apply({ type: "claim", instanceId, at: Date.now() });
     if (!applied.ok) return applied;

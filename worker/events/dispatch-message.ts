@@ -14,18 +14,21 @@ export const dispatchMessageSchema = z.object({
   invokeType: z.string().min(1),
   invokedAt: z.number().int(),
   maxConcurrency: z.number().int().min(1),
+  /** The event's memorySize (MB): its scheduler runs it in that size's container class (absent in older messages). */
+  memoryMb: z.number().int().min(1).optional(),
   /** The invocation's tags (absent for none, and in older messages): the consumer's index row carries them. */
   tags: invocationTagsSchema.optional(),
 });
 /** A parsed dispatch message. */
 export type DispatchMessage = z.infer<typeof dispatchMessageSchema>;
 
-/** The dispatch message of an event: its identity, when it was invoked and its function's concurrency cap. */
+/** The dispatch message of an event: its identity, when it was invoked, its function's concurrency cap and memory size. */
 export function dispatchMessageOf(state: EventState): DispatchMessage {
   return {
     ...eventIdentityOf(state),
     invokedAt: state.invokedAt,
     maxConcurrency: state.function.maxConcurrency,
+    memoryMb: state.function.memoryMb,
     ...(state.tags !== undefined ? { tags: state.tags } : {}),
   };
 }

@@ -1,6 +1,8 @@
 // The event object's log side: its stored log (recent lines in SQLite, older ones in R2
 // segments), its live followers, the platform's START and END lines, the download, and the log
 // excerpt of function-log answers.
+import { effectiveLogLimitMb } from "../functions/instance-types";
+import { INSTANCE_CLASSES } from "../shared/objects";
 import { SegmentReader } from "./event-log-segments";
 import {
   EventLogStore,
@@ -207,6 +209,8 @@ export class EventLog {
           after.startedAt,
         ),
       );
+      const clamp = logLimitClampLine(after);
+      if (clamp) lines.push(this.store.appendPlatform(clamp, after.startedAt));
     }
     if (isTerminal(after.phase) && !isTerminal(before.phase)) {
       const memory = after.memoryUsageKb !== undefined ? ` Memory: ${(after.memoryUsageKb / 1024).toFixed(1)} MB` : "";
@@ -221,4 +225,18 @@ export class EventLog {
     this.followers.publish(lines);
     if (isTerminal(after.phase)) this.followers.end(streamEndOf(after));
   }
+}
+
+/**
+ * The [PLATFORM] line written after START when the function's logLimitMb is more than the disk of
+ * its container class holds (accepted under other compute sizes): the instance clamps the execution's
+ * log limit to that class's cap (instances/instance-execution.ts clampedSpecOf). Undefined when it
+ * fits, and for an event claimed before compute sizes (its class is not recorded).
+ */
+export function logLimitClampLine(state: EventState): string | undefined {
+  const instanceType = INSTANCE_CLASSES.find((entry) => entry.instanceType === state.instanceType)?.instanceType;
+  if (!instanceType) return undefined;
+  const { limitMb, clamped, configuredMb } = effectiveLogLimitMb(state.function.logLimitMb, instanceType);
+  if (!clamped) return undefined;
+  return `[PLATFORM] Log limit: logLimitMb ${configuredMb} MiB does not fit the disk of instance type ${instanceType} (memorySize ${state.function.memoryMb} MB); this execution keeps at most ${limitMb} MiB of log`;
 }

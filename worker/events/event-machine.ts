@@ -2,6 +2,7 @@
 // The AsyncEvent Durable Object persists what this returns before any side effect.
 import type { FunctionSnapshot } from "../functions/model";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
+import { instanceTypeOfName } from "../shared/objects";
 import { GRACEFUL_TERMINATE_TIMEOUT_MS } from "./event-deadlines";
 import {
   type Ending,
@@ -63,6 +64,11 @@ export interface EventState extends EventIdentity {
   startedAt?: number;
   endedAt?: number;
   instanceId?: string;
+  /**
+   * The compute size (instance type) of the instance's container class, fixed at the claim; absent
+   * in events claimed before compute sizes (their container class's type was another then).
+   */
+  instanceType?: string;
   /** The boot of the container that ran the handler (a fresh container has a new one). */
   containerId?: string;
   cold?: boolean;
@@ -282,6 +288,7 @@ function applyCommand(state: EventState, command: EventCommand): TransitionResul
         ...state,
         phase: "starting",
         instanceId: command.instanceId,
+        instanceType: instanceTypeOfName(command.instanceId),
         claimedAt: command.at,
         version: state.version + 1,
       });
@@ -370,6 +377,11 @@ export function publicEvent(state: EventState) {
     errorMessage: state.errorMessage ?? null,
     errorStack: state.errorStack ?? null,
     instanceId: state.instanceId ?? null,
+    /**
+     * The compute size (instance type) of the container class the event was given to, as recorded at
+     * its claim: null before, and for events claimed before compute sizes (not guessed from the id).
+     */
+    instanceType: state.instanceType ?? null,
     containerId: state.containerId ?? null,
     coldStart: state.cold ?? null,
     terminateRequestedAt:

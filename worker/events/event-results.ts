@@ -23,5 +23,17 @@ export interface ClaimedEvent {
   qualifier?: string;
 }
 
+/**
+ * A claim refused because the claiming slot is of another container class than the event's
+ * memorySize runs in (CONTAINER_SIZES): nothing changed, the event stays queued; `memoryMb` tells
+ * the scheduler which class it needs (FunctionSchedulerObject.misplaced).
+ */
+export interface WrongSizeRefusal {
+  ok: false;
+  code: "WRONG_SIZE";
+  message: string;
+  memoryMb: number;
+}
+
 /** The answer to a claim: the claimed event, or why the claim is refused. */
-export type ClaimResult = RpcResult<ClaimedEvent, EventRefusalCode>;
+export type ClaimResult = RpcResult<ClaimedEvent, EventRefusalCode> | WrongSizeRefusal;

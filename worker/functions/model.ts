@@ -33,9 +33,13 @@ export const MIN_MEMORY_MB = 64;
 export const MAX_MEMORY_MB = 3072;
 /** Default per-function QPS limit. */
 export const DEFAULT_QPS_LIMIT = 1_000;
-/** Default and largest per-function concurrency (containers running at once). */
+/**
+ * Per-function concurrency (containers running at once): the default when DEFAULT_MAX_CONCURRENCY
+ * is not set, and the absolute bound; the platform's own bound is FUNCTION_MAX_CONCURRENCY (default
+ * 50, checked by the registry: functions/instance-types.ts).
+ */
 export const DEFAULT_MAX_CONCURRENCY = 10;
-export const MAX_CONCURRENCY_LIMIT = 50;
+export const MAX_CONCURRENCY_LIMIT = 1_000;
 /**
  * How long an idempotency key of an invocation holds (from its first use), by default and at most
  * (seconds): 24 h by default; 72 h at most, as an event stays readable for 72 h after it ends.
@@ -334,7 +338,8 @@ export const createFunctionSchema = z.strictObject({
   environment: configurationFields.environment.default({}),
   description: configurationFields.description.default(""),
   asyncRunEnable: z.boolean().default(true),
-  maxConcurrency: configurationFields.maxConcurrency.default(DEFAULT_MAX_CONCURRENCY),
+  // Absent: the platform's DEFAULT_MAX_CONCURRENCY (default 10), applied by the registry.
+  maxConcurrency: configurationFields.maxConcurrency.optional(),
   qpsLimit: configurationFields.qpsLimit.default(DEFAULT_QPS_LIMIT),
   idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.default(DEFAULT_IDEMPOTENCY_WINDOW_SECONDS),
   logLimitMb: configurationFields.logLimitMb.default(DEFAULT_LOG_LIMIT_MB),

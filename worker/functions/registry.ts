@@ -11,6 +11,7 @@ import {
   UNPACK_LIMIT_METADATA,
 } from "./code-from-object";
 import { destinationsColumn, nextDestinations } from "./destinations";
+import { containerSizes, defaultMaxConcurrency, logLimitProblem, maxConcurrencyProblem } from "./instance-types";
 import {
   type CodeInput,
   type CreateFunctionInput,
@@ -179,6 +180,8 @@ export class FunctionRegistry {
     }
     const warningProblem = deadlineWarningProblem(input.deadlineWarningSeconds, input.timeout);
     if (warningProblem) throw new PlatformError("INVALID_PARAMETER", warningProblem);
+    const maxConcurrency = input.maxConcurrency ?? defaultMaxConcurrency(this.env);
+    this.checkCapacity(maxConcurrency, input.memorySize, input.logLimitMb);
     // A taken name is refused before the package is read (an object's may be 500 MiB).
     if (await this.find(namespace, input.name)) throw functionExists(namespace, input.name);
     const code = await this.prepareCode(namespace, input.code);
@@ -198,7 +201,7 @@ export class FunctionRegistry {
       environment: JSON.stringify(input.environment),
       description: input.description,
       asyncRunEnable: input.asyncRunEnable,
-      maxConcurrency: input.maxConcurrency,
+      maxConcurrency,
       qpsLimit: input.qpsLimit,
       idempotencyWindowSeconds: input.idempotencyWindowSeconds,
       logLimitMb: input.logLimitMb,
@@ -251,6 +254,13 @@ export class FunctionRegistry {
       timeout,
     );
     if (warningProblem) throw new PlatformError("INVALID_PARAMETER", warningProblem);
+    // A bound lowered since does not refuse an update that leaves maxConcurrency as it is.
+    this.checkCapacity(
+      input.maxConcurrency,
+      input.memorySize ?? current.memoryMb,
+      input.logLimitMb ?? current.logLimitMb,
+      input.memorySize !== undefined || input.logLimitMb !== undefined,
+    );
     const destinations =
       input.destinations !== undefined
         ? destinationsColumn(
@@ -278,6 +288,24 @@ export class FunctionRegistry {
     cache.delete(cacheKey(namespace, name));
     if (!updated) throw functionNotFound(namespace, name);
     return updated;
+  }
+
+  /**
+   * The platform's capacity bounds (functions/instance-types.ts): maxConcurrency (when given) at most
+   * FUNCTION_MAX_CONCURRENCY, and, when sizing changes, a log limit the disk of the memorySize's
+   * compute size holds.
+   */
+  private checkCapacity(
+    maxConcurrency: number | undefined,
+    memoryMb: number,
+    logLimitMb: number,
+    sizingChanged = true,
+  ): void {
+    const concurrencyProblem =
+      maxConcurrency === undefined ? undefined : maxConcurrencyProblem(maxConcurrency, this.env);
+    if (concurrencyProblem) throw new PlatformError("INVALID_PARAMETER", concurrencyProblem);
+    const logProblem = sizingChanged ? logLimitProblem(logLimitMb, memoryMb, containerSizes(this.env)) : undefined;
+    if (logProblem) throw new PlatformError("INVALID_PARAMETER", logProblem);
   }
 
   /** Replaces a function's code: a base64 zip, or a CodeInput (inline, or an R2 object). */

@@ -1,4 +1,5 @@
 import { DEFAULT_MEMORY_MB } from "../functions/model";
+import { instanceClassOf, instanceName } from "../shared/objects";
 import type { AgentHealth } from "./agent-client";
 import type { ContainerSelfCheck } from "./container-lifecycle";
 import { isWarningDue, nextExecutionAlarm } from "./deadline-warning";
@@ -51,11 +52,18 @@ export class InstanceContainer extends InstanceExecution {
    * this object's Durable Object id: locally, workerd names the instance's Docker container after it
    * (`workerd-<session>-<script>-InstanceContainer-<id>`), so a test can ask Docker itself.
    */
-  async status(): Promise<{ containerRunning: boolean; requestId: string | null; durableObjectId: string }> {
+  async status(): Promise<{
+    containerRunning: boolean;
+    requestId: string | null;
+    durableObjectId: string;
+    /** The compute size (instance type) of this object's container class, null before its first event. */
+    instanceType: string | null;
+  }> {
     return {
       containerRunning: this.lifecycle.running,
       requestId: this.current?.requestId ?? null,
       durableObjectId: this.ctx.id.toString(),
+      instanceType: this.owner ? instanceClassOf(this.owner.slot).instanceType : null,
     };
   }
 
@@ -96,6 +104,17 @@ export class InstanceContainer extends InstanceExecution {
   }
 
   /**
+   * The scheduler no longer uses this slot (its function moved to another container class, see
+   * FunctionSchedulerObject): destroys the container if idle (evictIfIdle) and gives the slot's
+   * namespace lease back. Answers whether it did; a busy instance keeps both (its idle alarm ends them).
+   */
+  async retireIfIdle(): Promise<boolean> {
+    if (!(await this.evictIfIdle())) return false;
+    await this.releaseLease(this.owner);
+    return true;
+  }
+
+  /**
    * Starts the container unless one runs that this object started for the same memory size (a
    * container of another size, or of unknown boot, is destroyed first), then waits for the agent.
    */
@@ -126,10 +145,22 @@ export class InstanceContainer extends InstanceExecution {
 
   /** runEvent's body, run while `starting` counts it. */
   private async claimAndRun(request: RunRequest): Promise<{ started: boolean; reason?: string }> {
-    const instanceId = `${request.schedulerName}#${request.slot}`;
+    const instanceId = instanceName(request.schedulerName, request.slot);
     const event = this.eventStub(request.requestId);
     const claim = await event.claim(instanceId);
     if (!claim.ok) {
+      if (claim.code === "WRONG_SIZE") {
+        // This slot's container class is not the one the event's memorySize runs in: the event stays
+        // queued; its scheduler frees the slot and queues it in its class (or leaves it to the event's
+        // watchdog, should the two disagree on the sizes). Were this call lost, the audit frees the
+        // slot and the watchdog dispatches the event again: it is never started here, nor lost.
+        await this.schedulerStub(request.schedulerName)
+          .misplaced(request.slot, request.requestId, claim.memoryMb)
+          .catch((error: unknown) =>
+            console.warn("handing back a misplaced event failed", request.requestId, String(error)),
+          );
+        return { started: false, reason: claim.message };
+      }
       // Ended, terminated or run elsewhere already: nothing to do, give the slot back.
       await this.schedulerStub(request.schedulerName).release(request.slot, request.requestId);
       return { started: false, reason: claim.message };

@@ -2,7 +2,16 @@ import { DurableObject } from "cloudflare:workers";
 import type { ClaimedEvent } from "../events/async-event-object";
 import type { LogRecord } from "../events/event-log-store";
 import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
-import { eventStub, instanceName, namespaceOfScheduler, namespaceQuotaStub, schedulerStub } from "../shared/objects";
+import { effectiveLogLimitMb } from "../functions/instance-types";
+import {
+  eventStub,
+  instanceClassOf,
+  instanceName,
+  namespaceOfScheduler,
+  namespaceQuotaStub,
+  schedulerStub,
+} from "../shared/objects";
+import type { ExecutionSpec } from "./agent-client";
 import { readStartedRecord } from "./agent-stream";
 import { ContainerLifecycle } from "./container-lifecycle";
 import { deadlineWarningAt, nextExecutionAlarm } from "./deadline-warning";
@@ -27,6 +36,20 @@ export interface CurrentExecution {
   warnAt?: number;
   /** The deadline warning was sent (never twice, a restart included). */
   warned?: boolean;
+}
+
+/** MiB in bytes. */
+const MIB = 1024 * 1024;
+
+/**
+ * The execution spec of a claim in the container class of `slot`: its log limit never above what
+ * that class's disk holds (a logLimitMb accepted under other compute sizes is clamped; the event's
+ * START is followed by a [PLATFORM] line saying so, see events/event-log.ts).
+ */
+export function clampedSpecOf(claim: ClaimedEvent, slot: number): ExecutionSpec {
+  const spec = executionSpecOf(claim);
+  const { limitMb, clamped } = effectiveLogLimitMb(claim.function.logLimitMb, instanceClassOf(slot).instanceType);
+  return clamped ? { ...spec, logLimitBytes: limitMb * MIB } : spec;
 }
 
 /** The scheduler slot an instance serves (its Durable Object name is `schedulerName#slot`). */
@@ -85,7 +108,7 @@ export abstract class InstanceExecution extends DurableObject<Env> {
   }
 
   protected get instanceId(): string {
-    return this.current ? `${this.current.schedulerName}#${this.current.slot}` : "";
+    return this.current ? instanceName(this.current.schedulerName, this.current.slot) : "";
   }
 
   /**
@@ -153,7 +176,7 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       const timeoutMs = snapshot.timeoutSeconds * 1000;
       const postedAt = Date.now();
       // The answer is the execution's record stream (a new one, or one already running there).
-      const { records } = await agent.startExecution(executionSpecOf(claim));
+      const { records } = await agent.startExecution(clampedSpecOf(claim, this.current.slot));
       // The stream opens with the started record, written as the handler is handed the event.
       const { started: handedOver, rest } = await readStartedRecord(records);
       const current = this.current;

@@ -2,7 +2,18 @@ import { DurableObject } from "cloudflare:workers";
 import type { DispatchMessage } from "../events/dispatch-message";
 import { MAX_PAUSED_BACKLOG } from "../events/paused-backlog";
 import type { QueuedReason } from "../events/queued-reason";
-import { instanceName, instanceStub, namespaceOfScheduler, namespaceQuotaStub } from "../shared/objects";
+import { containerSizes, functionMaxConcurrency, sizeForMemory } from "../functions/instance-types";
+import {
+  classOfSlot,
+  INSTANCE_CLASSES,
+  instanceClassOf,
+  instanceName,
+  instanceStub,
+  namespaceOfScheduler,
+  namespaceQuotaStub,
+  SLOT_CLASS_STRIDE,
+  slotInClass,
+} from "../shared/objects";
 import { SqlSettings } from "../shared/sql-settings";
 import { parseNamespaceMaxContainers } from "./namespace-quota-rules";
 
@@ -30,6 +41,19 @@ type CounterKey = typeof DUPLICATES_IGNORED_KEY | typeof CLAIMS_REFUSED_KEY;
  * deleted).
  */
 const PAUSED_AT_KEY = "dispatchPausedAt";
+/**
+ * Settings key prefix of when (epoch ms) an event of a container class (index into INSTANCE_CLASSES)
+ * was last assigned a slot here: `classDispatchedAt:<index>`. A class's idle slots are retired only
+ * once none was for CLASS_IDLE_RETIRE_MS (see retireIdleClasses).
+ */
+const CLASS_DISPATCHED_AT_KEY = "classDispatchedAt:";
+/**
+ * A container class nothing was dispatched to for this long (and no waiting event needs) has its
+ * idle slots retired: the instances' own idle end (IDLE_CONTAINER_MS, instances/), so that a
+ * function whose events alternate between sizes (an alias splitting between versions of different
+ * memorySize) keeps warm containers of each.
+ */
+export const CLASS_IDLE_RETIRE_MS = 10 * 60_000;
 
 /** The function's dispatch as pause, resume and GET of the function show it. */
 export interface DispatchState {
@@ -44,6 +68,8 @@ export interface DispatchState {
 interface Assignment {
   slot: number;
   requestId: string;
+  /** The event's container class (the slot's): kept if it has to wait on the namespace's cap. */
+  sizeClass: number;
   /** The event's place in the pending queue, kept if it has to wait on the namespace's cap. */
   seq: number;
   enqueuedAt: number;
@@ -85,6 +111,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
         seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, enqueued_at INTEGER NOT NULL)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS slots (
         slot INTEGER PRIMARY KEY, request_id TEXT, assigned_at INTEGER, last_used_at INTEGER NOT NULL)`);
+      // The container class each waiting event needs (NULL in rows older than compute sizes: the
+      // largest class, see classOfRow). A slot's class is part of its number (shared/objects.ts).
+      const columns = sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('pending')").toArray();
+      if (!columns.some((column) => column.name === "size_class")) {
+        sql.exec("ALTER TABLE pending ADD COLUMN size_class INTEGER");
+      }
     });
   }
 
@@ -105,7 +137,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
         this.count(DUPLICATES_IGNORED_KEY);
         continue;
       }
-      sql.exec("INSERT INTO pending (request_id, enqueued_at) VALUES (?, ?)", message.requestId, now);
+      sql.exec(
+        "INSERT INTO pending (request_id, enqueued_at, size_class) VALUES (?, ?, ?)",
+        message.requestId,
+        now,
+        this.classOfMessage(message),
+      );
     }
     this.pump();
   }
@@ -124,6 +161,45 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     // Idled before pumping, so that the next start finds the lease evictable (or reusable).
     await this.idleLease(slot, requestId);
     this.pump();
+    // Idle slots of a size the function stopped running in a while ago go with their containers.
+    this.retireIdleClasses();
+  }
+
+  /**
+   * The instance of `slot` was refused `requestId` by the event because the slot is of another
+   * container class than the event's memorySize (`memoryMb`) runs in (a wrong class: an event queued
+   * before compute sizes, or sizes changed meanwhile). Frees the slot and puts the event back at the
+   * front of the pending queue in its own class. When this scheduler's sizes put it in the slot's
+   * class anyway (the event's isolate reads CONTAINER_SIZES otherwise, a deploy in flight), it is not
+   * queued again here, so the two never bounce it back and forth: the event, still queued in its
+   * own object, is dispatched again by its watchdog (backing off). Answers whether it was queued again.
+   */
+  async misplaced(slot: number, requestId: string, memoryMb: number): Promise<{ requeued: boolean }> {
+    const sql = this.ctx.storage.sql;
+    sql.exec(
+      "UPDATE slots SET request_id = NULL, assigned_at = NULL, last_used_at = ? WHERE slot = ? AND request_id = ?",
+      Date.now(),
+      slot,
+      requestId,
+    );
+    await this.idleLease(slot, requestId);
+    const needed = sizeForMemory(memoryMb, containerSizes(this.env)).classIndex;
+    const waiting = sql.exec("SELECT 1 FROM pending WHERE request_id = ?", requestId).toArray().length > 0;
+    const requeued = needed !== classOfSlot(slot) && !waiting && !this.holds(requestId);
+    if (requeued) {
+      const front = Number(sql.exec("SELECT COALESCE(MIN(seq), 1) - 1 AS seq FROM pending").one().seq);
+      sql.exec(
+        "INSERT INTO pending (seq, request_id, enqueued_at, size_class) VALUES (?, ?, ?, ?)",
+        front,
+        requestId,
+        Date.now(),
+        needed,
+      );
+    } else {
+      console.warn("an event refused its slot's container class; its watchdog dispatches it again", requestId, slot);
+    }
+    this.pump();
+    return { requeued };
   }
 
   /**
@@ -223,6 +299,10 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     duplicatesIgnored: number;
     /** Events handed to an instance whose claim the event refused (ended, or claimed elsewhere). */
     claimsRefused: number;
+    /** The compute size (instance type) of the function's latest assigned event (basic before any). */
+    instanceType: string;
+    /** Slots per instance type (busy or idle). */
+    slotsByType: Record<string, number>;
   }> {
     const sql = this.ctx.storage.sql;
     const slots = Number(sql.exec("SELECT COUNT(*) AS n FROM slots").one().n);
@@ -235,7 +315,105 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       dispatchPaused: this.pausedAt() !== null,
       duplicatesIgnored: this.counted(DUPLICATES_IGNORED_KEY),
       claimsRefused: this.counted(CLAIMS_REFUSED_KEY),
+      instanceType: (INSTANCE_CLASSES[this.latestClass()] ?? INSTANCE_CLASSES[0]).instanceType,
+      slotsByType: this.slotsByType(),
     };
+  }
+
+  /** Slots per instance type (stats). */
+  private slotsByType(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const row of this.ctx.storage.sql.exec<{ slot: number }>("SELECT slot FROM slots").toArray()) {
+      const type = instanceClassOf(row.slot).instanceType;
+      counts[type] = (counts[type] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  /**
+   * The container class a dispatched event runs in: its memorySize's compute size (CONTAINER_SIZES).
+   * A message without one (sent before compute sizes) takes the largest (never too small for its
+   * memory; should its event need another, its claim says so: see misplaced).
+   */
+  private classOfMessage(message: DispatchMessage): number {
+    if (message.memoryMb !== undefined) return sizeForMemory(message.memoryMb, containerSizes(this.env)).classIndex;
+    return this.largestClass();
+  }
+
+  /**
+   * The class of a pending row: its size_class; NULL (a row queued before compute sizes) reads as
+   * the largest class, as a message without memoryMb does (classOfMessage).
+   */
+  private classOfRow(sizeClass: number | null): number {
+    return sizeClass ?? this.largestClass();
+  }
+
+  /** The largest compute size's container class. */
+  private largestClass(): number {
+    return containerSizes(this.env).at(-1)?.classIndex ?? 0;
+  }
+
+  /** When an event of the class was last assigned a slot here (epoch ms), undefined if never. */
+  private classDispatchedAt(classIndex: number): number | undefined {
+    const stored = this.settings.get(`${CLASS_DISPATCHED_AT_KEY}${classIndex}`);
+    return stored === undefined ? undefined : Number(stored);
+  }
+
+  /** The class of the latest assigned event (the first class before any). */
+  private latestClass(): number {
+    let latest = 0;
+    let latestAt = -1;
+    for (let index = 0; index < INSTANCE_CLASSES.length; index++) {
+      const at = this.classDispatchedAt(index);
+      if (at !== undefined && at > latestAt) {
+        latest = index;
+        latestAt = at;
+      }
+    }
+    return latest;
+  }
+
+  /**
+   * Retires the idle slots of each container class the function has not run an event in for
+   * CLASS_IDLE_RETIRE_MS (or never since compute sizes came) and none of its waiting events needs:
+   * their rows go, and each instance destroys its container and gives its namespace lease back
+   * (retireIfIdle; one that is busy meanwhile keeps both until its idle alarm). A class in use keeps
+   * its warm slots however the events of different sizes interleave; busy slots of a retired class
+   * finish their event and are looked at again at its release.
+   */
+  private retireIdleClasses(now = Date.now()): void {
+    const name = this.settings.get("name");
+    if (!name) return;
+    const sql = this.ctx.storage.sql;
+    const needed = new Set(
+      sql
+        .exec<{ size_class: number | null }>("SELECT DISTINCT size_class FROM pending")
+        .toArray()
+        .map((row) => this.classOfRow(row.size_class)),
+    );
+    const stale = (classIndex: number) => {
+      if (needed.has(classIndex)) return false;
+      const at = this.classDispatchedAt(classIndex);
+      return at === undefined || now - at >= CLASS_IDLE_RETIRE_MS;
+    };
+    const idle = sql.exec<{ slot: number }>("SELECT slot FROM slots WHERE request_id IS NULL").toArray();
+    const retired = idle.filter((row) => stale(classOfSlot(row.slot)));
+    for (const row of retired) sql.exec("DELETE FROM slots WHERE slot = ? AND request_id IS NULL", row.slot);
+    if (retired.length === 0) return;
+    this.ctx.waitUntil(
+      Promise.all(
+        retired.map(async (row) => {
+          const instance = instanceName(name, row.slot);
+          const done = await instanceStub(this.env, instance)
+            .retireIfIdle()
+            .catch((error: unknown) => {
+              console.warn("retiring an idle container of an unused size failed", instance, String(error));
+              return false;
+            });
+          if (!done) console.warn("an idle container of an unused size stays until its idle end", instance);
+        }),
+      ),
+    );
   }
 
   /** Adds one to a durable counter of this scheduler (see stats). */
@@ -270,6 +448,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       }
     }
     this.pump();
+    this.retireIdleClasses();
     // Paused: nothing is assigned, so nothing waits on the namespace's cap (resume pumps).
     const waiting = this.waitingOnQuota && this.pendingCount() > 0 && this.pausedAt() === null;
     if (waiting) await this.ctx.storage.setAlarm(Date.now() + QUOTA_RETRY_INTERVAL_MS);
@@ -338,11 +517,13 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       );
       // Assigned again meanwhile (a redelivery): that assignment owns it now.
       if (this.holds(assignment.requestId)) continue;
+      // With its class: the slot was chosen for its memorySize, and so will the next one be.
       sql.exec(
-        "INSERT OR IGNORE INTO pending (seq, request_id, enqueued_at) VALUES (?, ?, ?)",
+        "INSERT OR IGNORE INTO pending (seq, request_id, enqueued_at, size_class) VALUES (?, ?, ?, ?)",
         assignment.seq,
         assignment.requestId,
         assignment.enqueuedAt,
+        assignment.sizeClass,
       );
     }
   }
@@ -371,17 +552,25 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     let busy = this.busyCount();
     while (busy < limit) {
       const next = sql
-        .exec<{ seq: number; request_id: string; enqueued_at: number }>(
-          "SELECT seq, request_id, enqueued_at FROM pending ORDER BY seq LIMIT 1",
+        .exec<{ seq: number; request_id: string; enqueued_at: number; size_class: number | null }>(
+          "SELECT seq, request_id, enqueued_at, size_class FROM pending ORDER BY seq LIMIT 1",
         )
         .toArray()[0];
       if (!next) break;
-      // Warm first: the idle slot used most recently still has a running container.
+      // The event's container class: its slots are numbered from slotInClass(class, 0).
+      const sizeClass = this.classOfRow(next.size_class);
+      const first = slotInClass(sizeClass, 0);
+      // Warm first: the idle slot of its class used most recently still has a running container.
       const idle = sql
-        .exec<{ slot: number }>("SELECT slot FROM slots WHERE request_id IS NULL ORDER BY last_used_at DESC LIMIT 1")
+        .exec<{ slot: number }>(
+          "SELECT slot FROM slots WHERE request_id IS NULL AND slot >= ? AND slot < ? ORDER BY last_used_at DESC LIMIT 1",
+          first,
+          first + SLOT_CLASS_STRIDE,
+        )
         .toArray()[0];
-      const slot = idle?.slot ?? this.newSlotNumber();
+      const slot = idle?.slot ?? this.newSlotNumber(first);
       const now = Date.now();
+      this.settings.set(`${CLASS_DISPATCHED_AT_KEY}${sizeClass}`, String(now));
       sql.exec(
         `INSERT INTO slots (slot, request_id, assigned_at, last_used_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (slot) DO UPDATE SET request_id = excluded.request_id, assigned_at = excluded.assigned_at`,
@@ -391,7 +580,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
         now,
       );
       sql.exec("DELETE FROM pending WHERE seq = ?", next.seq);
-      assignments.push({ slot, requestId: next.request_id, seq: next.seq, enqueuedAt: next.enqueued_at });
+      assignments.push({ slot, requestId: next.request_id, sizeClass, seq: next.seq, enqueuedAt: next.enqueued_at });
       busy += 1;
     }
     return { assignments, busy };
@@ -410,9 +599,26 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     return Number(this.ctx.storage.sql.exec("SELECT COUNT(*) AS n FROM slots WHERE request_id IS NOT NULL").one().n);
   }
 
-  private newSlotNumber(): number {
-    const row = this.ctx.storage.sql.exec("SELECT COALESCE(MAX(slot), -1) + 1 AS next FROM slots").one();
-    return Number(row.next);
+  /**
+   * The lowest slot number not in use of the container class whose slots start at `first` (numbers
+   * freed by retirement are taken again, so they never creep towards the next class's range). A
+   * class never holds more slots than the function's concurrency (≤ 1000 ≪ SLOT_CLASS_STRIDE).
+   */
+  private newSlotNumber(first: number): number {
+    const used = this.ctx.storage.sql
+      .exec<{ slot: number }>(
+        "SELECT slot FROM slots WHERE slot >= ? AND slot < ? ORDER BY slot",
+        first,
+        first + SLOT_CLASS_STRIDE,
+      )
+      .toArray();
+    let next = first;
+    for (const row of used) {
+      if (row.slot !== next) break;
+      next += 1;
+    }
+    if (next >= first + SLOT_CLASS_STRIDE) throw new Error(`no free slot number in the class starting at ${first}`);
+    return next;
   }
 
   private async startOnInstance(name: string, assignment: Assignment): Promise<void> {
@@ -460,7 +666,8 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     return stored === undefined ? null : Number(stored);
   }
 
+  /** The function's maxConcurrency, never above the platform's FUNCTION_MAX_CONCURRENCY (it may have been lowered). */
   private maxConcurrency(): number {
-    return Number(this.settings.get("maxConcurrency") ?? "1");
+    return Math.min(Number(this.settings.get("maxConcurrency") ?? "1"), functionMaxConcurrency(this.env));
   }
 }

@@ -1,6 +1,6 @@
 // The namespace quota's lease audit: finds leases whose release or markIdle was lost by asking their
 // instances, and keeps the audit's alarm set while there is anything to audit.
-import { instanceStub } from "../shared/objects";
+import { type InstanceBinding, instanceStub } from "../shared/objects";
 import type { LeaseRow, SlotLeaseTable } from "./namespace-quota-leases";
 import type { PlatformExchange } from "./namespace-quota-platform";
 import { LEASE_AUDIT_INTERVAL_MS, LEASE_AUDIT_MIN_AGE_MS, LEASE_AUDIT_PARALLELISM } from "./namespace-quota-rules";
@@ -10,7 +10,7 @@ export class LeaseAudit {
   /** @param env The object's env, read at each use (so that a replaced env is seen). */
   constructor(
     private readonly storage: DurableObjectStorage,
-    private readonly env: () => Pick<Env, "INSTANCE">,
+    private readonly env: () => Pick<Env, InstanceBinding>,
     private readonly leases: SlotLeaseTable,
     private readonly platform: PlatformExchange,
   ) {}

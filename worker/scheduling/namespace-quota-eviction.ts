@@ -1,13 +1,13 @@
 // Eviction of a namespace's idle (warm) containers: to give an idle container's room to another
 // slot of the namespace (swapFor), or to give its platform unit to another namespace (yieldIdle).
-import { instanceName, instanceStub } from "../shared/objects";
+import { type InstanceBinding, instanceName, instanceStub } from "../shared/objects";
 import type { SlotLeaseTable } from "./namespace-quota-leases";
 import type { PlatformExchange } from "./namespace-quota-platform";
 import { EVICTION_TIMEOUT_MS, type LeaseRequest, MAX_LEASES_PER_ACQUIRE } from "./namespace-quota-rules";
 import type { WaitingLine } from "./namespace-quota-waiters";
 
 /** Asks an instance to destroy its container if idle; no answer within EVICTION_TIMEOUT_MS is a no. */
-export async function askToEvict(env: Pick<Env, "INSTANCE">, instance: string): Promise<boolean> {
+export async function askToEvict(env: Pick<Env, InstanceBinding>, instance: string): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<boolean>((resolve) => {
     timer = setTimeout(() => resolve(false), EVICTION_TIMEOUT_MS);
@@ -32,7 +32,7 @@ export class IdleEviction {
    * @param limit The namespace's cap, as last given by a scheduler.
    */
   constructor(
-    private readonly env: () => Pick<Env, "INSTANCE">,
+    private readonly env: () => Pick<Env, InstanceBinding>,
     private readonly leases: SlotLeaseTable,
     private readonly waiters: WaitingLine,
     private readonly platform: PlatformExchange,

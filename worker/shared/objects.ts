@@ -12,9 +12,66 @@ export function schedulerName(namespace: string, functionName: string): string {
   return `${namespace}/${functionName}`;
 }
 
-/** Instance (one per scheduler slot) name: `namespace/function#slot`. */
+/**
+ * The container classes function instances live in, one per compute size (wrangler.toml
+ * [[containers]] with these instance types; which memorySize goes where is CONTAINER_SIZES, see
+ * functions/instance-types.ts). A slot number carries its class: slot = class index ×
+ * SLOT_CLASS_STRIDE + the slot's number within the class, so every name made from a scheduler and a
+ * slot (the instance's, its namespace lease's, the event's instanceId) reaches the same class.
+ */
+export const INSTANCE_CLASSES = [
+  { binding: "INSTANCE", className: "InstanceContainer", instanceType: "basic" },
+  { binding: "INSTANCE_STANDARD", className: "InstanceContainerStandard", instanceType: "standard-1" },
+  { binding: "INSTANCE_LARGE", className: "InstanceContainerLarge", instanceType: "standard-2" },
+] as const;
+/** The binding of one container class. */
+export type InstanceBinding = (typeof INSTANCE_CLASSES)[number]["binding"];
+/** The instance type of one container class. */
+export type ClassInstanceType = (typeof INSTANCE_CLASSES)[number]["instanceType"];
+/** Slot numbers per container class (a function never has more slots than its maxConcurrency, ≤ 1000). */
+export const SLOT_CLASS_STRIDE = 1_000_000;
+
+/** The container class (index into INSTANCE_CLASSES) of a slot number; unknown ones read as the first. */
+export function classOfSlot(slot: number): number {
+  const index = Math.floor(slot / SLOT_CLASS_STRIDE);
+  return index >= 0 && index < INSTANCE_CLASSES.length ? index : 0;
+}
+
+/** The container class of a slot number (see classOfSlot). */
+export function instanceClassOf(slot: number): (typeof INSTANCE_CLASSES)[number] {
+  return INSTANCE_CLASSES[classOfSlot(slot)] ?? INSTANCE_CLASSES[0];
+}
+
+/** The slot number of the `number`-th slot (from 0) in a container class. */
+export function slotInClass(classIndex: number, number: number): number {
+  return classIndex * SLOT_CLASS_STRIDE + number;
+}
+
+/**
+ * Instance (one per scheduler slot) name: `namespace/function#n` in the first class (basic),
+ * `namespace/function#n@<instance type>` in the others (n: the slot's number within its class).
+ */
 export function instanceName(schedulerName: string, slot: number): string {
-  return `${schedulerName}#${slot}`;
+  const index = Math.floor(slot / SLOT_CLASS_STRIDE);
+  const type = index > 0 ? INSTANCE_CLASSES[index]?.instanceType : undefined;
+  return type ? `${schedulerName}#${slot % SLOT_CLASS_STRIDE}@${type}` : `${schedulerName}#${slot}`;
+}
+
+/** An instance name (instanceName) read back into its scheduler name and slot; undefined if it is none. */
+export function parseInstanceName(name: string): { schedulerName: string; slot: number } | undefined {
+  const match = /^(.+)#(0|[1-9][0-9]{0,5})(?:@([a-z0-9-]{1,16}))?$/.exec(name);
+  if (!match?.[1] || match[2] === undefined) return undefined;
+  const number = Number(match[2]);
+  if (match[3] === undefined) return { schedulerName: match[1], slot: number };
+  const index = INSTANCE_CLASSES.findIndex((entry) => entry.instanceType === match[3]);
+  if (index <= 0) return undefined;
+  return { schedulerName: match[1], slot: slotInClass(index, number) };
+}
+
+/** The instance type of the container class an instance name lives in (basic for a name of no slot). */
+export function instanceTypeOfName(name: string): ClassInstanceType {
+  const parsed = parseInstanceName(name);
+  return instanceClassOf(parsed ? parsed.slot : 0).instanceType;
 }
 
 /** The namespace of a scheduler name (`namespace/function`; a namespace never contains `/`). */
@@ -33,9 +90,16 @@ export function schedulerStub(env: Pick<Env, "SCHEDULER">, name: string) {
   return env.SCHEDULER.get(env.SCHEDULER.idFromName(name));
 }
 
-/** One container instance, by its instance name. */
-export function instanceStub(env: Pick<Env, "INSTANCE">, name: string) {
-  return env.INSTANCE.get(env.INSTANCE.idFromName(name));
+/**
+ * One container instance, by its instance name, in the container class its name says (a name of
+ * no slot, such as the health probe's, in the first).
+ */
+export function instanceStub(env: Pick<Env, InstanceBinding>, name: string) {
+  const parsed = parseInstanceName(name);
+  const binding = instanceClassOf(parsed ? parsed.slot : 0).binding;
+  // The classes share one implementation (instances/instance-classes.ts): one stub type serves all.
+  const namespace = env[binding] as Env["INSTANCE"];
+  return namespace.get(namespace.idFromName(name));
 }
 
 /** A namespace's container quota. */

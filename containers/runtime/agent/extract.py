@@ -3,8 +3,10 @@
 DEST must not exist. Refuses (exit status 2, one line on stderr saying why) a package that is not a
 zip, has more than MAX_ENTRIES entries, an absolute path, a `..` segment, a symbolic link or device
 entry, an encrypted or duplicate entry, or more than MAX_BYTES uncompressed bytes. The bytes are
-counted while they are written, whatever the headers claim. Files are written 0644 and folders
-0755, never through a symbolic link. The agent that runs this also enforces a time limit.
+counted while they are written, whatever the headers claim. Files are written 0644, or 0755 when
+the entry was made on Unix with any execute bit in its mode (a Custom Runtime's `scf_bootstrap`, a
+binary); folders 0755; never through a symbolic link, never setuid, setgid or sticky. The agent that
+runs this also enforces a time limit.
 """
 import os
 import stat
@@ -17,6 +19,16 @@ CHUNK_BYTES = 64 * 1024
 """Bytes copied per read."""
 UNIX_SYSTEM = 3
 """ZipInfo.create_system of an entry made on Unix (its external attributes carry a file mode)."""
+
+
+EXECUTABLE_BITS = 0o111
+"""Any of these in an entry's Unix mode makes its file executable (0755)."""
+
+
+def file_mode(info):
+    """0755 for an entry made on Unix with an execute bit in its mode, else 0644."""
+    mode = info.external_attr >> 16
+    return 0o755 if info.create_system == UNIX_SYSTEM and mode & EXECUTABLE_BITS else 0o644
 
 
 class Refused(Exception):
@@ -92,7 +104,7 @@ def extract(zip_path, dest, max_bytes, max_entries):
             target = os.path.join(folder, parts[-1])
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
             try:
-                descriptor = os.open(target, flags, 0o644)
+                descriptor = os.open(target, flags, file_mode(info))
             except FileExistsError:
                 raise Refused(f"entry {info.filename[:200]!r} appears twice") from None
             with os.fdopen(descriptor, "wb") as out, archive.open(info) as source:

@@ -7,6 +7,7 @@
 // on fd 3) is the bootstrap protocol of PROTOCOL.md.
 import { spawn } from "node:child_process";
 import { closeSync } from "node:fs";
+import { engineOf } from "./contract.gen.mjs";
 import { HANDLER_ID, signalGroup } from "./handler-user.mjs";
 import { MAX_REPORT_LINE_CHARS, outcomeOfReport } from "./limits.mjs";
 import { captureLines, captureReports, outputPipe, pipeReadable } from "./output-capture.mjs";
@@ -15,6 +16,11 @@ import { builtinEnvironment, handlerContext } from "./scf-context.mjs";
 
 /** Marks the end of one event's output on a stream (written by the bootstraps). */
 const END_MARK = "\u0000AFP_END:";
+/**
+ * Output of a Custom Runtime held back before its event's hand-over (see outputHandsOver): past
+ * this many characters it is handed over anyway (the held lines then follow the started record).
+ */
+const MAX_HELD_OUTPUT_CHARS = 64 * 1024;
 /** Characters of stderr kept to recognise an out-of-memory death. */
 const STDERR_TAIL_CHARS = 4096;
 /**
@@ -51,6 +57,14 @@ export class HandlerProcess {
     this.codeSha256 = spec.codeSha256;
     this.current = undefined;
     this.exited = false;
+    /**
+     * Whether output counts as the hand-over (see handOver). Not for a Custom Runtime: its program's
+     * output is not its shim's take of the event (a line it prints after its answer may come after
+     * the next command, a start-up line before the take), the `received` report is. Its lines before
+     * the hand-over are held (up to MAX_HELD_OUTPUT_CHARS) and logged right after the started record,
+     * which stays the first of the stream.
+     */
+    this.outputHandsOver = engineOf(spec.runtime) !== "CustomRuntime";
     this.stderrTail = "";
     /** Chunks read from stdout and stderr so far (tells a quiet pipe from a busy one). */
     this.outputChunks = 0;
@@ -134,7 +148,7 @@ export class HandlerProcess {
    * loading never ends is stopped too, and again from the hand-over (see handOver).
    */
   run(execution) {
-    this.current = { execution, report: undefined, marks: new Set(), handedOver: false };
+    this.current = { execution, report: undefined, marks: new Set(), handedOver: false, held: [], heldChars: 0 };
     execution.process = this;
     const spec = execution.spec;
     this.child.stdin.write(
@@ -158,7 +172,8 @@ export class HandlerProcess {
 
   /**
    * The event has reached the handler: its bootstrap took it (the "received" report, written just
-   * before the handler is called) or the process printed for it, whichever comes first. The
+   * before the handler is called) or the process printed for it, whichever comes first (only the
+   * report for a Custom Runtime, see outputHandsOver). The
    * execution records its start (the first record of its stream) and its timeout runs from here.
    * A SIGTERM sent after this finds the function's code loaded, with its own signal listeners.
    */
@@ -167,7 +182,26 @@ export class HandlerProcess {
     if (!current || current.handedOver) return;
     current.handedOver = true;
     current.execution.handedOver();
+    this.releaseHeld(current);
     this.armTimeout();
+  }
+
+  /** Logs an output line for the event in progress (held before a Custom Runtime's hand-over). */
+  logOutput(stream, line) {
+    const current = this.current;
+    if (!current) return;
+    if (current.handedOver || this.outputHandsOver) return current.execution.log(stream, line);
+    current.held.push([stream, line]);
+    current.heldChars += line.length;
+    if (current.heldChars > MAX_HELD_OUTPUT_CHARS) this.handOver();
+  }
+
+  /** Logs the lines held before the hand-over (see logOutput), in their order. */
+  releaseHeld(current) {
+    const held = current.held;
+    current.held = [];
+    current.heldChars = 0;
+    for (const [stream, line] of held) current.execution.log(stream, line);
   }
 
   /** Sends SIGTERM to the whole group (graceful terminate); false when nothing was there to get it. */
@@ -214,10 +248,10 @@ export class HandlerProcess {
   }
 
   onLine(stream, line) {
-    this.handOver();
+    if (this.outputHandsOver) this.handOver();
     const mark = line.indexOf(END_MARK);
     if (mark >= 0) {
-      if (mark > 0) this.current?.execution.log(stream, line.slice(0, mark));
+      if (mark > 0) this.logOutput(stream, line.slice(0, mark));
       if (this.current && line.slice(mark + END_MARK.length) === this.current.execution.requestId) {
         this.current.marks.add(stream);
         this.maybeEnd();
@@ -225,7 +259,7 @@ export class HandlerProcess {
       return;
     }
     // Output while no event runs (a handler's leftover timers) has no event to belong to.
-    this.current?.execution.log(stream, line);
+    this.logOutput(stream, line);
   }
 
   onReport(report) {
@@ -251,6 +285,7 @@ export class HandlerProcess {
     const current = this.current;
     if (this.exited || !current?.report || current.marks.size < 2) return;
     const { execution, report } = current;
+    this.releaseHeld(current);
     this.finishCurrent();
     execution.end(outcomeOfReport(report), report.maxRssKb);
   }
@@ -274,6 +309,7 @@ export class HandlerProcess {
     // The event keeps its lines until the pipes have given the last output of the process.
     this.afterOutput(() => {
       if (this.current === current) this.finishCurrent();
+      this.releaseHeld(current);
       for (const stream of ["stdout", "stderr"]) {
         const rest = this.takeRest[stream]();
         if (rest) execution.log(stream, rest);

@@ -27,6 +27,14 @@ export const RUNTIMES = Object.freeze({
     // Unbuffered stdout and stderr: every line reaches the agent as it is printed.
     programArgs: () => ["-u"],
   }),
+  // SCF's Custom Runtime: a Node.js shim that starts the package's own scf_bootstrap and serves it
+  // SCF's runtime API (bootstrap-custom.mjs, runtime-api.mjs). The function's memory size is the
+  // container's bound (the shim itself needs little), so no heap flag.
+  CustomRuntime: Object.freeze({
+    bootstrap: "bootstrap-custom.mjs",
+    program: () => process.execPath,
+    programArgs: () => [],
+  }),
 });
 
 /**

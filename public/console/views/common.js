@@ -36,10 +36,36 @@ export const RUNTIMES = [
   "Python3.9",
   "Python3.7",
   "Python3.6",
+  "CustomRuntime",
 ];
 
 /** A small handler for the inline editor, per runtime family. */
 export function templateFor(runtime) {
+  if (runtime === "CustomRuntime") {
+    // SCF's runtime API over bash's /dev/tcp (the runtime image has no curl); zipped executable.
+    return {
+      file: "scf_bootstrap",
+      code: `#!/bin/bash
+# One HTTP/1.0 request to SCF's runtime API: http METHOD PATH [BODY]; sets BODY and REQUEST_ID.
+http() {
+  local body="\${3-}" line
+  exec 5<>"/dev/tcp/$SCF_RUNTIME_API/$SCF_RUNTIME_API_PORT"
+  printf '%s %s HTTP/1.0\\r\\nContent-Length: %d\\r\\n\\r\\n%s' "$1" "$2" "$(LC_ALL=C; echo \${#body})" "$body" >&5
+  while IFS= read -r line <&5; do
+    line="\${line%$'\\r'}"; [ -z "$line" ] && break
+    case "\${line,,}" in request_id:*) REQUEST_ID="\${line#*: }" ;; esac
+  done
+  BODY=$(cat <&5); exec 5<&-
+}
+http POST /runtime/init/ready " "
+while true; do
+  http GET /runtime/invocation/next
+  echo "hello from $REQUEST_ID"
+  http POST /runtime/invocation/response "{\\"echo\\":$BODY}"
+done
+`,
+    };
+  }
   if (runtime.startsWith("Python")) {
     return {
       file: "index.py",

@@ -158,6 +158,10 @@ export const eventViewSchema = z
     errorMessage: z.string().nullable(),
     errorStack: z.string().nullable(),
     instanceId: z.string().nullable(),
+    instanceType: z.string().nullable().openapi({
+      description:
+        "The compute size the event runs (or ran) on: the instance type of its container class (basic, standard-1 or standard-2, chosen by its function's memorySize through CONTAINER_SIZES); null before an instance took it, and for events taken before compute sizes existed",
+    }),
     containerId: z.string().nullable(),
     coldStart: z.boolean().nullable(),
     terminateRequestedAt: z.string().nullable(),

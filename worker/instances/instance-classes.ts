@@ -1,0 +1,12 @@
+import { InstanceContainer } from "./instance-container";
+
+/**
+ * The container classes of the larger compute sizes (wrangler.toml [[containers]], CONTAINER_SIZES):
+ * the same instance, another Durable Object class, so that Cloudflare gives its containers another
+ * instance type. Which class a slot's instance lives in is part of its slot number (see
+ * INSTANCE_CLASSES in shared/objects.ts); the basic size is InstanceContainer itself.
+ */
+export class InstanceContainerStandard extends InstanceContainer {}
+
+/** The standard-2 compute size (see InstanceContainerStandard). */
+export class InstanceContainerLarge extends InstanceContainer {}
