@@ -232,6 +232,8 @@ describe("at-least-once dispatch", () => {
       invokeType: running.invokeType,
       invokedAt: time(running.invokedAt),
       maxConcurrency: MAX_CONCURRENCY,
+      // The function's memorySize (the default): it picks the container class the event runs in.
+      memoryMb: 128,
     };
 
     // While it runs: the scheduler holds the event in a slot and ignores the copy.
