@@ -8,7 +8,6 @@ import {
   MIN_PROGRESS_INTERVAL_MS,
   PROGRESS_TRUNCATED_MARKER,
 } from "../contract/agent-records";
-import type { EventState } from "./event-machine";
 
 export { MAX_PROGRESS_MESSAGE_CHARS, MAX_PROGRESS_PERCENT, MIN_PROGRESS_INTERVAL_MS } from "../contract/agent-records";
 
@@ -57,17 +56,28 @@ function boundMessage(message: string): string {
 }
 
 /**
+ * What withProgress reads and writes of an event's state (event-machine.ts's EventState has these
+ * fields; named here so that this module needs nothing of the machine, which uses it).
+ */
+interface ProgressHolder {
+  phase: string;
+  instanceId?: string;
+  version: number;
+  progress?: EventProgress;
+}
+
+/**
  * The state with a progress report from `instanceId` applied at `now`, or undefined when it is
  * ignored: the event is not running (a report before the start or after the end), another instance
  * sent it, or it is not newer (by seq) than the progress kept. The version grows, so that the index
  * write carrying it is never refused as older, nor an older one applied over it.
  */
-export function withProgress(
-  state: EventState,
+export function withProgress<State extends ProgressHolder>(
+  state: State,
   instanceId: string,
   report: ProgressReport,
   now: number,
-): EventState | undefined {
+): State | undefined {
   if (state.phase !== "running" || state.instanceId !== instanceId) return undefined;
   if (state.progress !== undefined && report.seq <= state.progress.seq) return undefined;
   return {
