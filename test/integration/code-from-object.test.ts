@@ -15,7 +15,7 @@ import { createFunctionSchema } from "../../worker/functions/model";
 import { CODE_SWEEP_GRACE_MS, FunctionRegistry } from "../../worker/functions/registry";
 import { FunctionVersions } from "../../worker/functions/versions";
 import { codeBucketAccess } from "../../worker/triggers/code-buckets";
-import { referenceSignedHeaders } from "../helpers/tc3-reference";
+import { signedAction } from "../helpers/signed-action";
 import { zipBase64, zipFiles } from "../helpers/zip";
 
 const BASE = "https://platform.test";
@@ -40,25 +40,7 @@ function createFunction(name: string, code: Record<string, unknown>, namespace =
   });
 }
 
-let signed = 0;
-/** A signed Tencent action (each call a distinct timestamp, so the replay ledger never refuses it). */
-async function tc(action: string, payload: Record<string, unknown>) {
-  signed += 1;
-  const body = JSON.stringify(payload);
-  const headers = await referenceSignedHeaders({
-    secretId: String(workerEnv.DEV_SECRET_ID),
-    secretKey: String(workerEnv.DEV_SECRET_KEY),
-    timestamp: Math.floor(Date.now() / 1000) - (signed % 200),
-    host: "platform.test",
-    action,
-    body,
-  });
-  const response = await SELF.fetch(`${BASE}/`, { method: "POST", headers, body });
-  expect(response.status).toBe(200);
-  return (
-    (await response.json()) as { Response: Record<string, unknown> & { Error?: { Code: string; Message: string } } }
-  ).Response;
-}
+const tc = signedAction;
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", bytes);

@@ -4,7 +4,7 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { engineOf, executionSpecSchema, RUNTIME_ENGINES, RUNTIME_NAMES } from "../../worker/contract/execution-spec";
-import { referenceSignedHeaders } from "../helpers/tc3-reference";
+import { signedAction } from "../helpers/signed-action";
 import { zipBase64 } from "../helpers/zip";
 
 const BASE = "https://platform.test";
@@ -24,25 +24,7 @@ function rest(path: string, init: RequestInit = {}): Promise<Response> {
   return SELF.fetch(`${BASE}${path}`, { ...init, headers: { ...AUTH, ...(init.headers ?? {}) } });
 }
 
-let signed = 0;
-/** A signed Tencent action (each call a distinct timestamp, so the replay ledger never refuses it). */
-async function tc(action: string, payload: Record<string, unknown>) {
-  signed += 1;
-  const body = JSON.stringify(payload);
-  const headers = await referenceSignedHeaders({
-    secretId: String(workerEnv.DEV_SECRET_ID),
-    secretKey: String(workerEnv.DEV_SECRET_KEY),
-    timestamp: Math.floor(Date.now() / 1000) - (signed % 200),
-    host: "platform.test",
-    action,
-    body,
-  });
-  const response = await SELF.fetch(`${BASE}/`, { method: "POST", headers, body });
-  expect(response.status).toBe(200);
-  return (
-    (await response.json()) as { Response: Record<string, unknown> & { Error?: { Code: string; Message: string } } }
-  ).Response;
-}
+const tc = signedAction;
 
 describe("the runtime table", () => {
   it("maps every accepted name to a shipped engine, SCF's Node.js and Python names included", () => {

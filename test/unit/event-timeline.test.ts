@@ -17,24 +17,15 @@ import {
   timelineEntry,
   timelineTotal,
 } from "../../worker/events/event-timeline";
-import { functionSnapshot } from "../helpers/function-snapshot";
+import { queuedEventState } from "../helpers/event-state";
 
 const INSTANCE = "default/resize#0";
 
 function accepted(overrides: Partial<EventState> = {}): EventState {
-  return {
-    requestId: "7f1d2a1e-0000-4000-8000-000000000001",
-    namespace: "default",
-    functionName: "resize",
-    qualifier: "$LATEST",
-    invokeType: "OTHERS",
-    function: functionSnapshot("default", "resize", { codeKey: "code/default/resize/a.zip", timeoutSeconds: 5 }),
-    phase: "queued",
-    version: 1,
-    invokedAt: 1_000,
+  return queuedEventState({
     timeline: [timelineEntry("accepted", 1_000), timelineEntry("queued", 1_001, "dispatch enqueued")],
     ...overrides,
-  };
+  });
 }
 
 function apply(state: EventState, ...commands: EventCommand[]): EventState {
