@@ -17,6 +17,9 @@ export default defineConfig(async () => {
             DEV_SECRET_ID: "AKIDintegration",
             DEV_SECRET_KEY: "integration-secret-key-0123456789abcdef",
             MASTER_KEY: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            // Registered images (test/integration/image-functions.test.ts): one open to every
+            // namespace, one to team-a only (wrangler.toml's var names only flask-sample).
+            CONTAINER_IMAGES: "flask-sample=*,team-image=team-a",
             // A fuzz seed of the caller's (test/integration/fuzz.test.ts), when set.
             ...(process.env.FUZZ_SEED ? { FUZZ_SEED: process.env.FUZZ_SEED } : {}),
           },

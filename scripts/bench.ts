@@ -3,13 +3,17 @@
 // the same run, because these machines are shared and noisy.
 //
 // Environment: BENCH_DURATION_S (load duration per route, default 8), BENCH_EVENTS (completion
-// test size, default 1000), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5),
+// test size, default 1000), BENCH_RUNS (runs of the pipeline part, medians reported, default 3),
+// BENCH_PEERS=0 (no Workflows peer in it), BENCH_WARM_SAMPLES (default 40), BENCH_COLD_SAMPLES (default 5),
 // BENCH_WEBHOOK_SAMPLES (webhook deliveries timed, default 20), BENCH_LOG_LINES (lines the log
 // volume handler prints, default 1000000), BENCH_TIMER_SECONDS (how long the every-second timer
 // trigger runs for its lateness figures, default 30), BENCH_STATISTICS_EVENTS (index rows seeded for
 // the statistics figure, default 100000), BENCH_STATISTICS_SAMPLES (reads timed per route, default
 // 60), BENCH_BULK_EVENTS / BENCH_BULK_RUNS (queued events per bulk termination, default 1000, and
-// runs, default 3), BENCH_ONLY=logVolume, triggers, statistics, bulk (that part alone, with its own
+// runs, default 3), BENCH_ONLY=pipeline (scripts/bench-pipeline.ts: accept load, 1,000 events at
+// maxConcurrency 10 with per-event costs and at 50, Cloudflare Workflows), list (every list filter
+// over BENCH_LIST_EVENTS seeded rows, default 100000), logVolume, triggers,
+// statistics, bulk (that part alone, with its own
 // /healthz baseline) or coldStart (cold start per kind of function alone: Node.js, Python, a bash
 // Custom Runtime; BENCH_COLD_SAMPLES new functions each).
 import { spawn } from "node:child_process";
@@ -19,10 +23,10 @@ import { join, resolve } from "node:path";
 import { ADMIN_HEADERS, ApiClient, followLogs, TEST_CREDENTIALS, uniqueName } from "../test/helpers/api-client";
 import { customRuntimeZip } from "../test/helpers/custom-runtime";
 import { startPlatform } from "../test/helpers/platform";
+import { pipelineFigures } from "./bench-pipeline";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
-const EVENT_COUNT = Number(process.env.BENCH_EVENTS ?? 1000);
 const WARM_SAMPLES = Number(process.env.BENCH_WARM_SAMPLES ?? 40);
 const COLD_SAMPLES = Number(process.env.BENCH_COLD_SAMPLES ?? 5);
 const NAMESPACE = "bench";
@@ -57,22 +61,31 @@ const TICKER_HANDLER = `exports.main_handler = async (event) => {
 /**
  * Prints event.lines lines of about 100 characters with console.log as fast as it can, every
  * thousandth carrying the time it was printed: to stdout (the platform's capture) or, with
- * event.sink "null", the same console.log loop on a Console writing synchronously to /dev/null (as
- * Node writes to a file); answers how long the printing took.
+ * event.sink "null", to /dev/null; answers how long the printing took. Both runs use the global
+ * console.log, only its stream differs: for "null" a synchronous /dev/null stream (what Node makes
+ * of a stdout redirected to a file) is put under the global console (`console._stdout`). A
+ * separate `new Console(...)` would not be the same handler: the global console's methods also
+ * report to the inspector, about 20% of this loop's CPU on Node 22, so such a baseline was faster
+ * than `node handler.js > /dev/null` and the ratio counted that against the platform.
  */
 const LOG_FLOOD_HANDLER = `const fs = require("fs");
-const { Console } = require("console");
 const { Writable } = require("stream");
 exports.main_handler = async (event) => {
-  let out = console;
+  const stdout = console._stdout;
+  let fd;
   if (event.sink === "null") {
-    const fd = fs.openSync("/dev/null", "w");
-    out = new Console({ stdout: new Writable({ write(chunk, encoding, done) { fs.writeSync(fd, chunk); done(); } }) });
+    fd = fs.openSync("/dev/null", "w");
+    console._stdout = new Writable({ write(chunk, encoding, done) { fs.writeSync(fd, chunk); done(); } });
   }
   const pad = "x".repeat(80);
   const started = Date.now();
-  for (let i = 0; i < event.lines; i++) {
-    out.log(i % 1000 === 0 ? "line " + i + " t=" + Date.now() + " " + pad : "line " + i + " " + pad);
+  try {
+    for (let i = 0; i < event.lines; i++) {
+      console.log(i % 1000 === 0 ? "line " + i + " t=" + Date.now() + " " + pad : "line " + i + " " + pad);
+    }
+  } finally {
+    console._stdout = stdout;
+    if (fd !== undefined) fs.closeSync(fd);
   }
   return { printMs: Date.now() - started };
 };`;
@@ -143,7 +156,8 @@ done
 
 /**
  * Cold start per kind of function: BENCH_COLD_SAMPLES new functions each (RequestId returned →
- * handler started, through dispatchLatency). Image functions come in a later round.
+ * handler started, through dispatchLatency; for the image function, SCF's Flask sample, the handler's
+ * start is the capture time of its first printed line: imageDispatchLatency).
  */
 async function coldStartPerKind(api: ApiClient): Promise<Record<string, unknown>> {
   const kinds: Record<string, () => Promise<string>> = {
@@ -163,16 +177,52 @@ async function coldStartPerKind(api: ApiClient): Promise<Record<string, unknown>
       if (created.status !== 201) throw new Error(`create ${name} answered ${created.status}`);
       return name;
     },
+    image: async () => {
+      const name = uniqueName("bench-image");
+      const created = await api.createFunction(NAMESPACE, {
+        name,
+        image: { uri: BENCH_IMAGE },
+        timeout: 60,
+        maxConcurrency: 10,
+        qpsLimit: 100_000,
+      });
+      if (created.status !== 201) throw new Error(`create ${name} answered ${created.status}`);
+      return name;
+    },
   };
   const figures: Record<string, unknown> = {};
   for (const [kind, create] of Object.entries(kinds)) {
+    const latency = kind === "image" ? imageDispatchLatency : dispatchLatency;
     const cold: number[] = [];
-    for (let i = 0; i < COLD_SAMPLES; i++) cold.push(await dispatchLatency(api, await create(), i));
-    figures[kind] = { p50: percentile(cold, 50), max: Math.max(...cold), samples: cold.length };
+    try {
+      for (let i = 0; i < COLD_SAMPLES; i++) cold.push(await latency(api, await create(), i));
+      figures[kind] = { p50: percentile(cold, 50), max: Math.max(...cold), samples: cold.length };
+    } catch (error) {
+      // One kind failing keeps the others' figures (and says why this one has none).
+      figures[kind] = { error: String(error), samplesBeforeIt: cold };
+    }
   }
-  figures.image = null;
-  figures.imageNote = "image functions are not built yet (issue 13, a later round)";
   return figures;
+}
+
+/** The registered image the cold-start bench runs (containers/images/flask-sample, every namespace). */
+const BENCH_IMAGE = "flask-sample";
+
+/**
+ * dispatchLatency for the Flask sample image, whose answer is "END": RequestId returned → the
+ * capture time (`ts`) of the server's first line for the event ("event-invoke <id> started: ...").
+ */
+async function imageDispatchLatency(api: ApiClient, name: string, n: number): Promise<number> {
+  const requestId = await api.invoke(NAMESPACE, name, { sleep: 0, n });
+  const returnedAt = Date.now();
+  const done = await api.waitForEvent(requestId, undefined, 120_000);
+  if (done.status !== "FINISHED") throw new Error(`event ${requestId} ended ${done.status}`);
+  const { status, body } = await api.json<{ records: { ts: number; line: string }[] }>(
+    `/v1/events/${requestId}/logs?after=0`,
+  );
+  const first = body.records?.find((record) => record.line.startsWith(`event-invoke ${requestId} started`));
+  if (status !== 200 || !first) throw new Error(`event ${requestId}: no started line in its log (${status})`);
+  return first.ts - returnedAt;
 }
 
 function createTrivial(api: ApiClient, options: Record<string, unknown> = {}): Promise<string> {
@@ -594,11 +644,102 @@ async function bulkTerminate(api: ApiClient, baseUrl: string): Promise<Record<st
   };
 }
 
+/**
+ * List latency over LIST_FIXTURE_SIZE seeded index rows (4 functions, 4 statuses, 3 days of start
+ * times, every tenth row tagged): p50/p99 of LIST_SAMPLES reads of every filter the list has, and
+ * of /healthz from the same client.
+ */
+async function listLatency(api: ApiClient, baseUrl: string): Promise<Record<string, unknown>> {
+  const functions = ["etl", "transcode", "infer", "resize"];
+  const fixtureStatuses = ["RUNNING", "FINISHED", "FAILED", "ABORTED"];
+  const seedNow = Date.now();
+  for (let i = 0; i < LIST_FIXTURE_SIZE; i += 2000) {
+    const rows = Array.from({ length: Math.min(2000, LIST_FIXTURE_SIZE - i) }, (_, k) => {
+      const n = i + k;
+      const status = fixtureStatuses[n % 4] as string;
+      const startTime = seedNow - ((n * 7919) % (3 * 86_400_000));
+      const durationMs = status === "RUNNING" ? null : (n % 600) * 1000;
+      return {
+        requestId: `10000000-0000-4000-8000-${n.toString().padStart(12, "0")}`,
+        namespace: "bench-list",
+        functionName: functions[Math.floor(n / 4) % functions.length],
+        qualifier: n % 5 === 0 ? "1" : "$LATEST",
+        invokeType: n % 3 === 0 ? "TRIGGER_TIMER" : "OTHERS",
+        status,
+        statusCode: status === "RUNNING" ? null : status === "FAILED" ? 430 : 200,
+        phase: status.toLowerCase(),
+        startTime,
+        endTime: durationMs === null ? null : startTime + durationMs,
+        durationMs,
+        version: 2,
+        tags: n % 10 === 0 ? { team: n % 20 === 0 ? "video" : "ml" } : null,
+      };
+    });
+    const seeded = await fetch(`${baseUrl}/_diagnostics/seed-index`, {
+      method: "POST",
+      headers: ADMIN_HEADERS,
+      body: JSON.stringify({ rows }),
+    });
+    if (!seeded.ok) throw new Error(`seeding answered ${seeded.status}`);
+  }
+  const day = 86_400_000;
+  const path = "/v1/namespaces/bench-list/functions/transcode/events";
+  const startInterval = `startTimeFrom=${seedNow - 2 * day}&startTimeTo=${seedNow - day}&order=ASC&limit=100`;
+  const firstPage = await api.json<{ nextCursor: string | null }>(`${path}?${startInterval}`);
+  const listQueries: Record<string, string> = {
+    newestFirst: "limit=20",
+    statusList: "statuses=FAILED,ABORTED&limit=100",
+    startInterval,
+    startIntervalNextPage: `${startInterval}&cursor=${encodeURIComponent(firstPage.body.nextCursor ?? "")}`,
+    endIntervalByEnd: `endTimeFrom=${seedNow - 2 * day}&endTimeTo=${seedNow - day}&orderBy=endTime&limit=100`,
+    combinedDeepPage: `statuses=FINISHED&invokeTypes=TRIGGER_TIMER&startTimeFrom=${seedNow - 2.5 * day}&offset=500&limit=100`,
+    requestId: "requestId=10000000-0000-4000-8000-000000000005",
+    qualifier: "qualifier=1&limit=100",
+    invokeTypes: "invokeTypes=TRIGGER_TIMER&limit=100",
+    statusCodes: "statusCodes=430&limit=100",
+    durationRange: "minDurationMs=120000&maxDurationMs=240000&limit=100",
+    tags: "tags=team%3Dvideo&limit=100",
+  };
+  const figures: Record<string, { p50: number; p99: number; total: number }> = {};
+  for (const [label, query] of Object.entries(listQueries)) {
+    const samples: number[] = [];
+    let total = 0;
+    await api.json(`${path}?${query}`);
+    for (let i = 0; i < LIST_SAMPLES; i++) {
+      const t0 = performance.now();
+      const response = await api.json<{ total: number }>(`${path}?${query}`);
+      samples.push(performance.now() - t0);
+      if (response.status !== 200) throw new Error(`list ${label} answered ${response.status}`);
+      total = response.body.total;
+      // Stay under the per-caller list rate limit.
+      await new Promise((r) => setTimeout(r, 55));
+    }
+    figures[label] = { p50: percentile(samples, 50), p99: percentile(samples, 99), total };
+  }
+  const healthSamples: number[] = [];
+  for (let i = 0; i < LIST_SAMPLES; i++) {
+    const t0 = performance.now();
+    await fetch(`${baseUrl}/healthz`).then((r) => r.text());
+    healthSamples.push(performance.now() - t0);
+  }
+  return {
+    indexedEvents: LIST_FIXTURE_SIZE,
+    healthzSameClient: { p50: percentile(healthSamples, 50), p99: percentile(healthSamples, 99) },
+    ...figures,
+  };
+}
+
 async function main(): Promise<void> {
   log("starting the platform");
   const platform = await startPlatform({
     // Plain-http webhooks to the local receiver of webhookDeliveryLatency (loopback only).
-    vars: { DIAGNOSTICS_ENABLED: "true", ALLOW_HTTP_WEBHOOKS: "true" },
+    vars: {
+      DIAGNOSTICS_ENABLED: "true",
+      ALLOW_HTTP_WEBHOOKS: "true",
+      // Room for the pipeline part's maxConcurrency 50 run beside the bench's other warm functions.
+      NAMESPACE_MAX_CONTAINERS: "60",
+      PLATFORM_MAX_CONTAINERS: "120",
+    },
     env: { DEV_SECRET_ID: TEST_CREDENTIALS.secretId, DEV_SECRET_KEY: TEST_CREDENTIALS.secretKey },
   });
   const api = new ApiClient(platform.baseUrl);
@@ -624,8 +765,20 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
       return;
     }
+    if (ONLY === "pipeline") {
+      log("pipeline only: accept load, 1,000 events at maxConcurrency 10 and 50, Workflows, BENCH_RUNS times");
+      figures.pipeline = await pipelineFigures({ api, baseUrl: platform.baseUrl, autocannon, log });
+      process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+      return;
+    }
+    if (ONLY === "list") {
+      log(`list only: every filter over ${LIST_FIXTURE_SIZE} seeded index rows`);
+      figures.listLatencyMs = await listLatency(api, platform.baseUrl);
+      process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+      return;
+    }
     if (ONLY === "coldStart") {
-      log(`cold start only: ${COLD_SAMPLES} new functions of each kind (Node.js, Python, Custom Runtime)`);
+      log(`cold start only: ${COLD_SAMPLES} new functions of each kind (Node.js, Python, Custom Runtime, image)`);
       figures.coldStartMs = await coldStartPerKind(api);
       process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
       return;
@@ -676,74 +829,7 @@ async function main(): Promise<void> {
     figures.timerTrigger = await timerAccuracy(api);
 
     log(`seeding ${LIST_FIXTURE_SIZE} index rows for list latency`);
-    const functions = ["etl", "transcode", "infer", "resize"];
-    const fixtureStatuses = ["RUNNING", "FINISHED", "FAILED", "ABORTED"];
-    const seedNow = Date.now();
-    for (let i = 0; i < LIST_FIXTURE_SIZE; i += 2000) {
-      const rows = Array.from({ length: Math.min(2000, LIST_FIXTURE_SIZE - i) }, (_, k) => {
-        const n = i + k;
-        const status = fixtureStatuses[n % 4] as string;
-        const startTime = seedNow - ((n * 7919) % (3 * 86_400_000));
-        return {
-          requestId: `10000000-0000-4000-8000-${n.toString().padStart(12, "0")}`,
-          namespace: "bench-list",
-          functionName: functions[Math.floor(n / 4) % functions.length],
-          qualifier: "$LATEST",
-          invokeType: n % 3 === 0 ? "TRIGGER_TIMER" : "OTHERS",
-          status,
-          statusCode: status === "RUNNING" ? null : 200,
-          phase: status.toLowerCase(),
-          startTime,
-          endTime: status === "RUNNING" ? null : startTime + (n % 600) * 1000,
-          durationMs: null,
-          version: 2,
-        };
-      });
-      const seeded = await fetch(`${platform.baseUrl}/_diagnostics/seed-index`, {
-        method: "POST",
-        headers: ADMIN_HEADERS,
-        body: JSON.stringify({ rows }),
-      });
-      if (!seeded.ok) throw new Error(`seeding answered ${seeded.status}`);
-    }
-    const day = 86_400_000;
-    const listQueries: Record<string, string> = {
-      newestFirst: "limit=20",
-      statusList: "statuses=FAILED,ABORTED&limit=100",
-      startInterval: `startTimeFrom=${seedNow - 2 * day}&startTimeTo=${seedNow - day}&order=ASC&limit=100`,
-      endIntervalByEnd: `endTimeFrom=${seedNow - 2 * day}&endTimeTo=${seedNow - day}&orderBy=endTime&limit=100`,
-      combinedDeepPage: `statuses=FINISHED&invokeTypes=TRIGGER_TIMER&startTimeFrom=${seedNow - 2.5 * day}&offset=500&limit=100`,
-      requestId: "requestId=10000000-0000-4000-8000-000000000005",
-    };
-    const listLatency: Record<string, { p50: number; p99: number; total: number }> = {};
-    for (const [label, query] of Object.entries(listQueries)) {
-      const samples: number[] = [];
-      let total = 0;
-      await api.json(`/v1/namespaces/bench-list/functions/transcode/events?${query}`);
-      for (let i = 0; i < LIST_SAMPLES; i++) {
-        const t0 = performance.now();
-        const response = await api.json<{ total: number }>(
-          `/v1/namespaces/bench-list/functions/transcode/events?${query}`,
-        );
-        samples.push(performance.now() - t0);
-        if (response.status !== 200) throw new Error(`list ${label} answered ${response.status}`);
-        total = response.body.total;
-        // Stay under the per-caller list rate limit.
-        await new Promise((r) => setTimeout(r, 55));
-      }
-      listLatency[label] = { p50: percentile(samples, 50), p99: percentile(samples, 99), total };
-    }
-    const healthSamples: number[] = [];
-    for (let i = 0; i < LIST_SAMPLES; i++) {
-      const t0 = performance.now();
-      await fetch(`${platform.baseUrl}/healthz`).then((r) => r.text());
-      healthSamples.push(performance.now() - t0);
-    }
-    figures.listLatencyMs = {
-      indexedEvents: LIST_FIXTURE_SIZE,
-      healthzSameClient: { p50: percentile(healthSamples, 50), p99: percentile(healthSamples, 99) },
-      ...listLatency,
-    };
+    figures.listLatencyMs = await listLatency(api, platform.baseUrl);
 
     log(`statistics endpoint over ${STATISTICS_FIXTURE_SIZE} index rows of one function`);
     figures.statisticsLatencyMs = await statisticsLatency(api, platform.baseUrl);
@@ -760,31 +846,6 @@ async function main(): Promise<void> {
 
     log(`cold start (${COLD_SAMPLES} new functions of each kind)`);
     figures.coldStartMs = await coldStartPerKind(api);
-
-    log(`${EVENT_COUNT} trivial events at concurrency 10`);
-    const batchFn = await createTrivial(api, { maxConcurrency: 10 });
-    const startedAt = Date.now();
-    const ids: string[] = [];
-    for (let i = 0; i < EVENT_COUNT; i += 50) {
-      const count = Math.min(50, EVENT_COUNT - i);
-      ids.push(
-        ...(await Promise.all(Array.from({ length: count }, (_, k) => api.invoke(NAMESPACE, batchFn, { n: i + k })))),
-      );
-    }
-    const acceptedAt = Date.now();
-    const statuses = await waitAllEnded(api, ids, 15 * 60_000);
-    const completedAt = Date.now();
-    const finished = [...statuses.values()].filter((status) => status === "FINISHED").length;
-    figures.completion = {
-      events: EVENT_COUNT,
-      concurrency: 10,
-      acceptAllMs: acceptedAt - startedAt,
-      completeAllMs: completedAt - startedAt,
-      eventsPerSecond: Math.round((EVENT_COUNT / ((completedAt - startedAt) / 1000)) * 10) / 10,
-      finished,
-      lost: [...statuses.values()].filter((status) => status === "LOST").length,
-      notFinished: EVENT_COUNT - finished,
-    };
 
     log(`terminate latency (${TERMINATE_SAMPLES} forced, ${TERMINATE_SAMPLES} graceful)`);
     const jobName = await api.createUniqueFunction(NAMESPACE, "bench-term", {
@@ -862,31 +923,8 @@ async function main(): Promise<void> {
     log(`webhook delivery latency: event end → receiver acknowledged (${WEBHOOK_SAMPLES} events)`);
     figures.webhookDeliveryLatencyMs = await webhookDeliveryLatency(api);
 
-    log(`throughput at 50 connections, ${DURATION_S} s each: /healthz then invoke`);
-    const healthLoad = await autocannon(["-c", "50", "-d", String(DURATION_S), `${platform.baseUrl}/healthz`]);
-    const loadFn = await createTrivial(api, { maxConcurrency: 10 });
-    const acceptLoad = await autocannon([
-      "-c",
-      "50",
-      "-d",
-      String(DURATION_S),
-      "-m",
-      "POST",
-      "-H",
-      auth,
-      "-H",
-      "content-type=application/json",
-      "-b",
-      '{"n":2}',
-      `${platform.baseUrl}/v1/namespaces/${NAMESPACE}/functions/${loadFn}/invocations`,
-    ]);
-    figures.throughputRps = {
-      healthz: Math.round(healthLoad.requests.average),
-      invokeAccept: Math.round(acceptLoad.requests.average),
-      ratio: Math.round((acceptLoad.requests.average / healthLoad.requests.average) * 1000) / 1000,
-      invokeNon2xx: acceptLoad.non2xx,
-      invokeErrors: acceptLoad.errors,
-    };
+    log("pipeline: accept load, 1,000 events at maxConcurrency 10 and 50, Workflows, BENCH_RUNS times");
+    figures.pipeline = await pipelineFigures({ api, baseUrl: platform.baseUrl, autocannon, log });
   } finally {
     await platform.stop();
   }

@@ -198,6 +198,9 @@ run(process.execPath, [join(root, "scripts", "vendor-assets.mjs")], "copying the
 if (process.env.AFP_SKIP_ENGINE !== "1") {
   run("bash", [join(root, "scripts", "local-engine.sh")], "container engine preparation");
 }
+// Image functions: builds every registered image (wrangler.toml CONTAINER_IMAGES) before wrangler
+// dev builds them again from the layer cache; a failing build stops here, naming its image.
+run(process.execPath, [join(root, "scripts", "images.mjs"), "sync"], "building the registered images (image:sync)");
 // Gives every function container the memory and process-count caps its function states (workerd
 // sets no Docker limits locally); it exits with this process (its standard input closes).
 const containerGuard = spawn(process.execPath, [join(root, "scripts", "container-guard.mjs")], {

@@ -7,6 +7,7 @@ import { AGENT_DIR } from "./agent-harness";
 interface CgroupLimitsModule {
   cgroupLimitsApplied(root?: string): boolean;
   waitForCgroupLimits(required: boolean, waitMs: number, check: () => boolean): Promise<boolean>;
+  oomKillCount(root?: string): number | undefined;
 }
 
 const limits = (await import(join(AGENT_DIR, "cgroup-limits.mjs"))) as CgroupLimitsModule;
@@ -40,5 +41,18 @@ describe("the container's cgroup caps before a handler runs", () => {
     expect(await limits.waitForCgroupLimits(true, 2_000, () => ++checks >= 3)).toBe(true);
     expect(await limits.waitForCgroupLimits(true, 200, () => false)).toBe(false);
     expect(await limits.waitForCgroupLimits(false, 200, () => false)).toBe(true);
+  });
+});
+
+describe("the container's OOM kill count (434 for a process the kernel killed)", () => {
+  it("reads oom_kill from cgroup v2's memory.events, else v1's memory.oom_control, else nothing", () => {
+    const v2 = mkdtempSync(join(tmpdir(), "afp-cgroup-"));
+    writeFileSync(join(v2, "memory.events"), "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n");
+    expect(limits.oomKillCount(v2)).toBe(2);
+    const v1 = mkdtempSync(join(tmpdir(), "afp-cgroup-"));
+    mkdirSync(join(v1, "memory"));
+    writeFileSync(join(v1, "memory", "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n");
+    expect(limits.oomKillCount(v1)).toBe(5);
+    expect(limits.oomKillCount(mkdtempSync(join(tmpdir(), "afp-cgroup-")))).toBeUndefined();
   });
 });

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { RUNTIME_NAMES } from "../../worker/contract/execution-spec";
+import { CODE_RUNTIME_NAMES } from "../../worker/contract/execution-spec";
 import { ApiClient, TEST_CREDENTIALS } from "../helpers/api-client";
 import { zipFiles } from "../helpers/zip";
 import { NODE_LONG_JOB } from "./fixtures";
@@ -224,11 +224,11 @@ describe("the console page", () => {
     await screenshot(page, "sign-in");
   });
 
-  it("offers exactly the platform's runtimes", async () => {
+  it("offers exactly the platform's code runtimes (an image function is made with an image, not in the code editor)", async () => {
     const source = await (await fetch(`${baseUrl}/console/views/common.js`)).text();
     const listed = /export const RUNTIMES = (\[[^\]]*\]);/.exec(source)?.[1];
     // The array as biome formats it: one name a line, with a trailing comma (not JSON).
-    expect(JSON.parse(listed?.replace(/,\s*\]$/, "]") ?? "null")).toEqual([...RUNTIME_NAMES]);
+    expect(JSON.parse(listed?.replace(/,\s*\]$/, "]") ?? "null")).toEqual([...CODE_RUNTIME_NAMES]);
   });
 });
 

@@ -1,14 +1,19 @@
 // Asks Docker itself, not the platform, what became of a function's container. Locally workerd
 // names an instance's container `workerd-<session>-<script>-<class>-<Durable Object id>`, <class>
 // one of the container classes (InstanceContainer, InstanceContainerStandard, InstanceContainerLarge:
-// one per compute size), and starts a network sidecar beside it under the same name plus `-proxy`; the diagnostics route
+// one per compute size; ImageContainer: image functions), and starts a network sidecar beside it under the same name plus `-proxy`; the diagnostics route
 // GET /_diagnostics/instances/:name answers the instance's Durable Object id.
 import { execFileSync } from "node:child_process";
 import { ADMIN_HEADERS } from "./api-client";
 import { pollUntil } from "./wait";
 
-/** The container classes of function instances (wrangler.toml [[containers]]), one per compute size. */
-export const INSTANCE_CONTAINER_CLASSES = ["InstanceContainer", "InstanceContainerStandard", "InstanceContainerLarge"];
+/** The container classes of function instances (wrangler.toml [[containers]]): one per compute size, and image functions'. */
+export const INSTANCE_CONTAINER_CLASSES = [
+  "InstanceContainer",
+  "InstanceContainerStandard",
+  "InstanceContainerLarge",
+  "ImageContainer",
+];
 /** The name of one of the instance's function containers (never its `-proxy` sidecar), in any class. */
 function isContainerOf(name: string, durableObjectId: string): boolean {
   return INSTANCE_CONTAINER_CLASSES.some((className) => name.endsWith(`-${className}-${durableObjectId}`));

@@ -99,6 +99,13 @@ export class FakeAgentRunner implements AgentRunner {
   /** Containers started, and destroyed, by the instance. */
   starts = 0;
   destroys = 0;
+  /** The deployment's images (ctx.container.images of the image class); a test may remove one. */
+  images: Record<string, string> = {
+    "flask-sample": "cloudflare-dev/flask-sample:test",
+    "team-image": "cloudflare-dev/team-image:test",
+  };
+  /** The options of the last start (image and instance type for the image class). */
+  lastStartOptions: ContainerStartupOptions | undefined;
   /** Executions the agent was asked to run, by RequestId. */
   readonly executions = new Map<string, FakeExecution>();
   /** Signal numbers sent to the container's init. */
@@ -107,8 +114,9 @@ export class FakeAgentRunner implements AgentRunner {
   private startedAt = 0;
   private stopped: (() => void) | undefined;
 
-  start(_options: ContainerStartupOptions): void {
+  start(options: ContainerStartupOptions): void {
     this.starts += 1;
+    this.lastStartOptions = options;
     this.running = true;
     this.bootId = `fake-boot-${this.starts}`;
     this.startedAt = Date.now();

@@ -79,6 +79,25 @@ export const OTHER_ZIP = zipBase64({ "index.js": "exports.main_handler = async (
 /** Base64 that is not a zip. */
 const NOT_A_ZIP = btoa("this is not a zip archive");
 
+/** Image values a body with a code package refuses (and most of them on their own too). */
+const IMAGE_INVALID: readonly unknown[] = [
+  { uri: "flask-sample" },
+  { uri: "ccr.ccs.tencentyun.com/x/nope:1" },
+  { uri: "team-image" },
+  { uri: "" },
+  { uri: longString(513, "a") },
+  { uri: "has space" },
+  { uri: "flask-sample", command: [] },
+  { uri: "flask-sample", command: [""] },
+  { uri: "flask-sample", command: Array.from({ length: 65 }, () => "x") },
+  { uri: "flask-sample", command: [longString(4097, "x")] },
+  { uri: "flask-sample", args: ["a\u0000b"] },
+  { uri: "flask-sample", command: "python3" },
+  { uri: "flask-sample", type: "public" },
+  { uri: "flask-sample", extra: 1 },
+  {},
+];
+
 /** Fields of the create-function body (functions/model.ts createFunctionSchema, strict). */
 const createSpecs: Record<string, FieldSpec> = {
   name: {
@@ -90,7 +109,8 @@ const createSpecs: Record<string, FieldSpec> = {
   runtime: {
     valid: fc.constantFrom("Nodejs22", "Python3.11", "Nodejs18.15", "Python3.9", "CustomRuntime"),
     wrongType: NOT_STRING,
-    invalid: ["", "nodejs22", "Nodejs18", "Go1", "Php7", "Python2.7", "constructor", "customruntime"],
+    // CustomImage: implied by an image, refused with code.
+    invalid: ["", "nodejs22", "Nodejs18", "Go1", "Php7", "Python2.7", "constructor", "customruntime", "CustomImage"],
     required: true,
   },
   handler: {
@@ -119,6 +139,12 @@ const createSpecs: Record<string, FieldSpec> = {
       { bucket: "afp-uploads", key: longString(1025, "k") },
     ],
     required: true,
+  },
+  // An image function's image (functions/images.ts): beside code always refused, and malformed,
+  // oversized, unknown or another namespace's (team-image: team-a only) as well.
+  image: {
+    wrongType: NOT_OBJECT,
+    invalid: IMAGE_INVALID,
   },
   timeout: {
     valid: fc.integer({ min: 1, max: 900 }),
@@ -206,6 +232,9 @@ const codeSpecs: Record<string, FieldSpec> = {
   // Code from an R2 object: with zipFile, or without its partner, always refused.
   bucket: { wrongType: NOT_STRING, invalid: ["afp-uploads", "afp-code", "Bad_Bucket"] },
   key: { wrongType: NOT_STRING, invalid: ["fuzz/a.zip", ""] },
+  // With a package, image is refused; a runtime only a code runtime.
+  image: { wrongType: NOT_OBJECT, invalid: IMAGE_INVALID },
+  runtime: { wrongType: NOT_STRING, invalid: ["CustomImage", "Go1", ""] },
 };
 
 /** The credential creation body (admin-routes.ts, strict). */
@@ -1363,6 +1392,8 @@ const DIAGNOSTICS_ROUTES: readonly { method: string; path: string; build: (segme
     build: (s) => `/_diagnostics/schedulers/${s}/${s}`,
   },
   { method: "POST", path: "/_diagnostics/seed-index", build: () => "/_diagnostics/seed-index" },
+  { method: "GET", path: "/_diagnostics/costs", build: () => "/_diagnostics/costs" },
+  { method: "POST", path: "/_diagnostics/costs/reset", build: () => "/_diagnostics/costs/reset" },
   { method: "POST", path: "/_diagnostics/redeliver", build: () => "/_diagnostics/redeliver" },
   {
     method: "POST",

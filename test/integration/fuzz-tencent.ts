@@ -361,6 +361,17 @@ const ACTION_SPECS: Readonly<
           { CosBucketName: "afp-code", CosObjectName: "fuzz/a.zip" },
           { CosBucketName: "afp-uploads", CosObjectName: "fuzz/never-uploaded.zip" },
           { CosBucketName: "afp-uploads", CosObjectName: 5 },
+          // Image deployment (Code.ImageConfig): beside a package, malformed, unknown, another
+          // namespace's (team-image: team-a only), or with a Runtime other than CustomImage.
+          { ZipFile: OTHER_ZIP, ImageConfig: { ImageType: "personal", ImageUri: "flask-sample" } },
+          { ImageConfig: { ImageType: "personal", ImageUri: "x/nope" } },
+          { ImageConfig: { ImageType: "personal", ImageUri: "x/team-image" } },
+          { ImageConfig: { ImageType: "public", ImageUri: "flask-sample" } },
+          { ImageConfig: { ImageType: "personal", ImageUri: "flask-sample", ImagePort: -1 } },
+          { ImageConfig: { ImageType: "personal", ImageUri: "flask-sample", Command: "p".repeat(257) } },
+          { ImageConfig: { ImageType: "personal", ImageUri: "flask-sample", Args: "a".repeat(1025) } },
+          { ImageConfig: { ImageType: "personal", ImageUri: "a".repeat(513) } },
+          { ImageConfig: 5 },
         ],
         required: true,
       },
@@ -416,6 +427,9 @@ const ACTION_SPECS: Readonly<
       // Code from an R2 object: beside ZipFile, or without its partner, always refused.
       CosBucketName: { wrongType: NOT_STRING, invalid: ["afp-uploads", "afp-code"] },
       CosObjectName: { wrongType: NOT_STRING, invalid: ["fuzz/a.zip"] },
+      // An image beside ZipFile is refused; so is a runtime that is no code runtime.
+      ImageConfig: { invalid: [{ ImageType: "personal", ImageUri: "flask-sample" }, 5, "x"] },
+      Runtime: { wrongType: NOT_STRING, invalid: ["CustomImage", "Go1", ""] },
     },
   },
   DeleteFunction: { mode: "existing", specs: {} },

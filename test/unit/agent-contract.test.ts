@@ -7,11 +7,14 @@ import {
   agentErrorSchema,
   agentHealthSchema,
   agentRecordSchema,
+  CODE_RUNTIME_NAMES,
   type ExecutionSpec,
   executionSpecSchema,
   MAX_ENV_TOTAL_CHARS,
   MAX_ENV_VALUE_CHARS,
   MAX_ENV_VARIABLES,
+  MAX_IMAGE_COMMAND_ITEM_CHARS,
+  MAX_IMAGE_COMMAND_ITEMS,
   problemOf,
   RUNTIME_NAMES,
   signalAnswerSchema,
@@ -80,7 +83,8 @@ describe("the execution spec of the container contract", () => {
   it("refuses an unknown runtime, quoting it, and takes every name of the runtime table", () => {
     expect(RUNTIME_NAMES).toContain("Nodejs22");
     expect(RUNTIME_NAMES).toContain("Python3.11");
-    for (const runtime of RUNTIME_NAMES) expect(refusal(spec({ runtime })), runtime).toBe("");
+    for (const runtime of CODE_RUNTIME_NAMES) expect(refusal(spec({ runtime })), runtime).toBe("");
+    expect(RUNTIME_NAMES).toEqual([...CODE_RUNTIME_NAMES, "CustomImage"]);
     for (const runtime of ["Ruby3", "Python2.7", "Php7", "__proto__", "toString", undefined]) {
       expect(refusal(spec({ runtime })), String(runtime)).toMatch(/^runtime: unknown runtime /);
     }
@@ -128,6 +132,40 @@ describe("the execution spec of the container contract", () => {
     expect(refusal(spec({ memoryLimitMb: 65_537 }))).toMatch(/^memoryLimitMb: /);
     expect(refusal(spec({ timeoutMs: -1 }))).toBe("timeoutMs: must be a non-negative number");
     expect(refusal([])).toBe("the execution spec must be a JSON object");
+  });
+});
+
+describe("the image spec of the container contract", () => {
+  /** An image spec: no handler, no code hash, the image's name and optional command or args. */
+  function imageSpec(image: unknown, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+    const { handler: _handler, codeSha256: _codeSha256, ...common } = spec();
+    return { ...common, runtime: "CustomImage", image, ...overrides };
+  }
+
+  it("takes an image spec with a registered image name and, optionally, a command or args", () => {
+    expect(refusal(imageSpec({ name: "flask-sample" }))).toBe("");
+    expect(refusal(imageSpec({ name: "flask-sample", command: ["python3", "-u", "app.py"] }))).toBe("");
+    expect(refusal(imageSpec({ name: "flask-sample", args: ["-u", "app.py"] }))).toBe("");
+  });
+
+  it("refuses an image spec without an image, with a path-like name, or with a bad command", () => {
+    expect(refusal(imageSpec(undefined))).toMatch(/^image: /);
+    for (const name of ["../x", "Flask", "a/b", "", "x".repeat(64), 7]) {
+      expect(refusal(imageSpec({ name })), String(name)).toMatch(/^image\.name: /);
+    }
+    expect(refusal(imageSpec({ name: "f", command: [] }))).toMatch(/^image\.command: /);
+    expect(refusal(imageSpec({ name: "f", command: [""] }))).toMatch(/^image\.command: /);
+    expect(refusal(imageSpec({ name: "f", command: ["a\u0000"] }))).toMatch(/^image\.command\.0: contains NUL/);
+    const many = Array.from({ length: MAX_IMAGE_COMMAND_ITEMS + 1 }, () => "x");
+    expect(refusal(imageSpec({ name: "f", command: many }))).toMatch(/^image\.command: has more than/);
+    expect(refusal(imageSpec({ name: "f", args: many }))).toMatch(/^image\.args: has more than/);
+    const long = ["x".repeat(MAX_IMAGE_COMMAND_ITEM_CHARS + 1)];
+    expect(refusal(imageSpec({ name: "f", command: long }))).toMatch(/^image\.command\.0: is longer/);
+  });
+
+  it("never takes a code spec as CustomImage, nor an image spec under a code runtime", () => {
+    expect(refusal(spec({ runtime: "CustomImage" }))).toMatch(/^image: /);
+    expect(refusal(imageSpec({ name: "f" }, { runtime: "Nodejs22" }))).toMatch(/^(handler|codeSha256): /);
   });
 });
 

@@ -204,10 +204,10 @@ describe("the log limit of an execution in its container class", () => {
   it("clamps a logLimitMb above the class's disk cap (accepted under other sizes) to that cap", () => {
     expect(effectiveLogLimitMb(3072, "basic")).toEqual({ limitMb: 1024, clamped: true, configuredMb: 3072 });
     expect(effectiveLogLimitMb(undefined, "basic")).toEqual({ limitMb: 1024, clamped: false, configuredMb: 1024 });
-    expect(clampedSpecOf(claim(3072), 0).logLimitBytes).toBe(1024 * MIB);
-    expect(clampedSpecOf(claim(2048), slotInClass(1, 0)).logLimitBytes).toBe(2048 * MIB);
-    expect(clampedSpecOf(claim(3072, 2048), slotInClass(2, 0)).logLimitBytes).toBe(3072 * MIB);
-    expect(clampedSpecOf(claim(16), 0).logLimitBytes).toBe(16 * MIB);
+    expect(clampedSpecOf(claim(3072), "basic").logLimitBytes).toBe(1024 * MIB);
+    expect(clampedSpecOf(claim(2048), "standard-1").logLimitBytes).toBe(2048 * MIB);
+    expect(clampedSpecOf(claim(3072, 2048), "standard-2").logLimitBytes).toBe(3072 * MIB);
+    expect(clampedSpecOf(claim(16), "basic").logLimitBytes).toBe(16 * MIB);
   });
 
   it("says so in a [PLATFORM] line after START, only when it clamps and the class is recorded", () => {

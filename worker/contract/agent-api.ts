@@ -26,6 +26,11 @@ export const agentHealthSchema = z.object({
   stopping: z.boolean().optional(),
   /** The uid handler processes run as in this boot; null when the agent cannot drop privileges. */
   handlerUid: z.int().nullable().optional(),
+  /**
+   * The registered image this container runs (an image container, AFP_IMAGE_MODE=1: image
+   * functions only); null in the runtime image (code functions only).
+   */
+  image: z.string().nullable().optional(),
 });
 /** What the agent's GET /health answers. */
 export type AgentHealth = z.infer<typeof agentHealthSchema>;

@@ -7,7 +7,7 @@ import * as z from "zod";
  * The engines the agent runs: each has one bootstrap in the agent's runtime table
  * (containers/runtime/agent/runtimes.mjs) and its language in the container image.
  */
-export const RUNTIME_ENGINES = ["Nodejs22", "Python3.11", "CustomRuntime"] as const;
+export const RUNTIME_ENGINES = ["Nodejs22", "Python3.11", "CustomRuntime", "CustomImage"] as const;
 /** An engine the agent runs. */
 export type RuntimeEngine = (typeof RUNTIME_ENGINES)[number];
 
@@ -21,7 +21,8 @@ export type RuntimeEngine = (typeof RUNTIME_ENGINES)[number];
  * served SCF's runtime API by the agent's `bootstrap-custom.mjs`. Not here, so refused: SCF names
  * of languages not shipped (Php*, Java8, Go1), Python2.7 (another language in practice),
  * Nodejs6.10 and Nodejs8.9 (retired by SCF), and names newer than the engine (Python3.12 would run
- * on 3.11).
+ * on 3.11). `CustomImage` is SCF's name for an image function (Code.ImageConfig): never given with a
+ * code package, it is implied by an image; its specs are image specs (imageExecutionSpecSchema).
  */
 export const RUNTIME_TABLE = {
   Nodejs22: "Nodejs22",
@@ -40,12 +41,22 @@ export const RUNTIME_TABLE = {
   "Python3.6": "Python3.11",
   // SCF's Custom Runtime (scf-reference.md §7): the handler string is the program's (`_HANDLER`).
   CustomRuntime: "CustomRuntime",
+  // SCF's image functions (scf-reference.md §8): the user's image, its server on port 9000.
+  CustomImage: "CustomImage",
 } as const satisfies Record<string, RuntimeEngine>;
 
 /** A runtime name a function may use (a key of RUNTIME_TABLE). */
 export type RuntimeName = keyof typeof RUNTIME_TABLE;
 /** Every runtime name a function may use, in the table's order; anything else is refused. */
 export const RUNTIME_NAMES = Object.keys(RUNTIME_TABLE) as [RuntimeName, ...RuntimeName[]];
+
+/** The runtime name of an image function (SCF's): its spec is an image spec, never a code spec. */
+export const IMAGE_RUNTIME = "CustomImage" satisfies RuntimeName;
+/** The runtime names of code functions (every name but IMAGE_RUNTIME), in the table's order. */
+export const CODE_RUNTIME_NAMES = RUNTIME_NAMES.filter((name) => name !== IMAGE_RUNTIME) as [
+  RuntimeName,
+  ...RuntimeName[],
+];
 
 /** The engine that runs a runtime name, or undefined for a name not in the table (own keys only). */
 export function engineOf(name: unknown): RuntimeEngine | undefined {
@@ -81,6 +92,21 @@ export const MAX_ENV_VALUE_CHARS = 4 * 1024;
 export const MAX_ENV_TOTAL_CHARS = 64 * 1024;
 /** Largest handler memory size accepted (MB), as a sanity bound on the spec. */
 export const MAX_MEMORY_LIMIT_MB = 64 * 1024;
+/**
+ * A registered image's name (wrangler.toml `[containers.images.<name>]`, CONTAINER_IMAGES): lower-case
+ * letters, digits and -, starting with a letter, at most 63 characters. `runtime` is the platform's own.
+ */
+export const IMAGE_NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+/**
+ * How long an image's server has to listen on port 9000 after its entry is started (SCF's health
+ * check window, 30 s): the agent's shim waits this long, the worker's start backstop allows for it.
+ */
+export const IMAGE_PORT_WAIT_MS = 30_000;
+/** Most items of an image spec's command (ImageConfig Command + Args). */
+export const MAX_IMAGE_COMMAND_ITEMS = 64;
+/** Longest item of an image spec's command. */
+export const MAX_IMAGE_COMMAND_ITEM_CHARS = 4096;
+
 /** Longest text of the context the handler sees (function name, namespace, version). */
 export const MAX_CONTEXT_TEXT_CHARS = 256;
 
@@ -153,6 +179,11 @@ export const runtimeNameSchema = z.enum(RUNTIME_NAMES, {
   error: (issue) => `unknown runtime ${JSON.stringify(String(issue.input)).slice(0, 64)}`,
 });
 
+/** An unknown-runtime refusal that quotes what was sent (at most 64 characters of it). */
+function unknownRuntimeMessage(input: unknown): string {
+  return `unknown runtime ${JSON.stringify(String(input)).slice(0, 64)}`;
+}
+
 /** A handler `file.function` whose file is a safe path relative to the code folder. */
 export const handlerSchema = z
   .string({ error: "is required" })
@@ -194,32 +225,98 @@ const MEMORY_LIMIT_MESSAGE = `must be an integer from 0 to ${MAX_MEMORY_LIMIT_MB
 const TIMEOUT_MESSAGE = "must be a non-negative number";
 const LOG_LIMIT_MESSAGE = `must be an integer from ${MIN_LOG_LIMIT_BYTES} to ${MAX_LOG_LIMIT_BYTES}`;
 
-/**
- * The body of POST /executions. `timeoutMs` (0: none) runs from the hand-over to the handler;
- * `memoryLimitMb` (0: none) caps a Node.js heap or a Python process's data; `event` is any JSON.
- * `logLimitBytes` (optional, DEFAULT_LOG_LIMIT_BYTES when absent) bounds the log output kept.
- */
-export const executionSpecSchema = z.object(
+/** The fields every spec has, code or image. */
+const commonSpecFields = {
+  requestId: requestIdSchema,
+  event: z.unknown(),
+  environment: environmentSchema,
+  memoryLimitMb: z
+    .int({ error: MEMORY_LIMIT_MESSAGE })
+    .min(0, MEMORY_LIMIT_MESSAGE)
+    .max(MAX_MEMORY_LIMIT_MB, MEMORY_LIMIT_MESSAGE),
+  timeoutMs: z.number({ error: TIMEOUT_MESSAGE }).min(0, TIMEOUT_MESSAGE),
+  logLimitBytes: z
+    .int({ error: LOG_LIMIT_MESSAGE })
+    .min(MIN_LOG_LIMIT_BYTES, LOG_LIMIT_MESSAGE)
+    .max(MAX_LOG_LIMIT_BYTES, LOG_LIMIT_MESSAGE)
+    .optional(),
+  context: executionContextSchema,
+};
+
+/** A code function's spec: its runtime, handler and code package (by hash, in the agent's cache). */
+export const codeExecutionSpecSchema = z.object(
   {
-    requestId: requestIdSchema,
-    runtime: runtimeNameSchema,
+    ...commonSpecFields,
+    runtime: z.enum(CODE_RUNTIME_NAMES, { error: (issue) => unknownRuntimeMessage(issue.input) }),
     handler: handlerSchema,
     codeSha256: sha256Schema,
-    event: z.unknown(),
-    environment: environmentSchema,
-    memoryLimitMb: z
-      .int({ error: MEMORY_LIMIT_MESSAGE })
-      .min(0, MEMORY_LIMIT_MESSAGE)
-      .max(MAX_MEMORY_LIMIT_MB, MEMORY_LIMIT_MESSAGE),
-    timeoutMs: z.number({ error: TIMEOUT_MESSAGE }).min(0, TIMEOUT_MESSAGE),
-    logLimitBytes: z
-      .int({ error: LOG_LIMIT_MESSAGE })
-      .min(MIN_LOG_LIMIT_BYTES, LOG_LIMIT_MESSAGE)
-      .max(MAX_LOG_LIMIT_BYTES, LOG_LIMIT_MESSAGE)
-      .optional(),
-    context: executionContextSchema,
   },
   { error: "the execution spec must be a JSON object" },
 );
+
+/** An image spec's image: the registered image's name and the command that starts its server. */
+export const imageSpecImageSchema = z.object(
+  {
+    name: z
+      .string({ error: "must be a registered image name" })
+      .regex(IMAGE_NAME_PATTERN, "must be a registered image name"),
+    // ImageConfig Command + Args: the program and its arguments; absent: the image's ENTRYPOINT + CMD.
+    command: z
+      .array(
+        z
+          .string({ error: "must be a string" })
+          .max(MAX_IMAGE_COMMAND_ITEM_CHARS, `is longer than ${MAX_IMAGE_COMMAND_ITEM_CHARS} characters`)
+          .refine((item) => !item.includes("\u0000"), "contains NUL"),
+        { error: "must be an array of strings" },
+      )
+      .min(1, "must name a program")
+      .max(MAX_IMAGE_COMMAND_ITEMS, `has more than ${MAX_IMAGE_COMMAND_ITEMS} items`)
+      .refine((command) => command[0] !== "", "must name a program")
+      .optional(),
+    // ImageConfig Args alone (no Command): the image's ENTRYPOINT with these instead of its CMD.
+    args: z
+      .array(
+        z
+          .string({ error: "must be a string" })
+          .max(MAX_IMAGE_COMMAND_ITEM_CHARS, `is longer than ${MAX_IMAGE_COMMAND_ITEM_CHARS} characters`)
+          .refine((item) => !item.includes("\u0000"), "contains NUL"),
+        { error: "must be an array of strings" },
+      )
+      .max(MAX_IMAGE_COMMAND_ITEMS, `has more than ${MAX_IMAGE_COMMAND_ITEMS} items`)
+      .optional(),
+  },
+  { error: "image must be an object" },
+);
+
+/** An image function's spec (runtime CustomImage): no handler, no code package. */
+export const imageExecutionSpecSchema = z.object(
+  {
+    ...commonSpecFields,
+    runtime: z.literal(IMAGE_RUNTIME),
+    image: imageSpecImageSchema,
+  },
+  { error: "the execution spec must be a JSON object" },
+);
+
+/**
+ * The body of POST /executions: a code spec or an image spec, told apart by `runtime`.
+ * `timeoutMs` (0: none) runs from the hand-over to the handler; `memoryLimitMb` (0: none) caps a
+ * Node.js heap or a Python process's data; `event` is any JSON. `logLimitBytes` (optional,
+ * DEFAULT_LOG_LIMIT_BYTES when absent) bounds the log output kept.
+ */
+export const executionSpecSchema = z.discriminatedUnion(
+  "runtime",
+  [codeExecutionSpecSchema, imageExecutionSpecSchema],
+  {
+    error: (issue) =>
+      issue.code === "invalid_union"
+        ? unknownRuntimeMessage((issue.input as { runtime?: unknown } | undefined)?.runtime)
+        : "the execution spec must be a JSON object",
+  },
+);
 /** What an instance asks its agent to run. */
 export type ExecutionSpec = z.infer<typeof executionSpecSchema>;
+/** A code function's spec. */
+export type CodeExecutionSpec = z.infer<typeof codeExecutionSpecSchema>;
+/** An image function's spec. */
+export type ImageExecutionSpec = z.infer<typeof imageExecutionSpecSchema>;

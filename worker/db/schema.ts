@@ -31,6 +31,11 @@ export const functions = sqliteTable(
      * (functions/model.ts bounds: less than the timeout).
      */
     deadlineWarningSeconds: integer("deadline_warning_seconds").notNull().default(0),
+    /**
+     * An image function's image (functions/images.ts StoredImage, canonical JSON; runtime
+     * CustomImage, no code package: code_sha256 is the SHA-256 of this text), or null for code.
+     */
+    imageConfig: text("image_config"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },

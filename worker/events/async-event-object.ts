@@ -2,15 +2,19 @@
 // commands. Storage, the index row, the log and the deadlines each live in their own module
 // (event-storage, event-index-duty, event-log, event-deadlines).
 import { DurableObject } from "cloudflare:workers";
-import { type ContainerSize, containerSizes, sizeForMemory } from "../functions/instance-types";
+import { type ContainerSize, containerSizes, eventClassOf, sizeForMemory } from "../functions/instance-types";
 import { logLimitBytesOf } from "../functions/model";
+import { installCostCounters } from "../shared/cost-counters";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
 import {
   classOfSlot,
   deliveryStub,
+  eventSchedulerName,
+  IMAGE_CLASS_INDEX,
   instanceStub,
   instanceTypeOfName,
   parseInstanceName,
+  parseSchedulerShard,
   schedulerName,
   schedulerStub,
 } from "../shared/objects";
@@ -125,7 +129,9 @@ export interface ReplayRecord {
 
 /** True when an instance id names a slot of this event's function (shared/objects.ts instanceName). */
 export function isInstanceOfFunction(instanceId: string, namespace: string, functionName: string): boolean {
-  return parseInstanceName(instanceId)?.schedulerName === schedulerName(namespace, functionName);
+  const owner = parseInstanceName(instanceId)?.schedulerName;
+  // Any shard of the function's scheduler (shared/objects.ts eventSchedulerName).
+  return owner !== undefined && parseSchedulerShard(owner).functionScheduler === schedulerName(namespace, functionName);
 }
 
 /**
@@ -136,16 +142,18 @@ export function wrongSizeRefusal(
   instanceId: string,
   memoryMb: number,
   sizes: ContainerSize[],
+  image = false,
 ): WrongSizeRefusal | undefined {
   const slot = parseInstanceName(instanceId)?.slot;
   if (slot === undefined) return undefined;
-  const size = sizeForMemory(memoryMb, sizes);
-  if (size.classIndex === classOfSlot(slot)) return undefined;
+  if (eventClassOf(memoryMb, image, sizes) === classOfSlot(slot)) return undefined;
+  const needed = image ? "the image class" : sizeForMemory(memoryMb, sizes).instanceType;
   return {
     ok: false,
     code: "WRONG_SIZE",
-    message: `memorySize ${memoryMb} MB runs in ${size.instanceType}, not in ${instanceTypeOfName(instanceId)} (${instanceId})`,
+    message: `memorySize ${memoryMb} MB${image ? " (an image function)" : ""} runs in ${needed}, not in ${instanceTypeOfName(instanceId)} (${instanceId})`,
     memoryMb,
+    ...(image ? { image: true } : {}),
   };
 }
 
@@ -178,6 +186,8 @@ export class AsyncEventObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    // Diagnostics only (DIAGNOSTICS_ENABLED): the bench's per-event cost counters; else a no-op.
+    installCostCounters(env, ctx.storage);
     this.log = new EventLog(
       ctx.storage.sql,
       env.LOG_BUCKET,
@@ -191,7 +201,7 @@ export class AsyncEventObject extends DurableObject<Env> {
     ctx.blockConcurrencyWhile(async () => {
       const loaded = await this.storage.load();
       this.state = loaded.state;
-      this.retention.restore(await this.storage.retention());
+      this.retention.restore(loaded.retention);
       this.index.restore(loaded.pendingIndex);
       this.delivery.restore(loaded.pendingDelivery);
     });
@@ -241,10 +251,26 @@ export class AsyncEventObject extends DurableObject<Env> {
     }
     // A new claim only from a slot of the container class the event's memorySize runs in.
     if (state.phase === "queued") {
-      const wrongSize = wrongSizeRefusal(instanceId, state.function.memoryMb, containerSizes(this.env));
+      const wrongSize = wrongSizeRefusal(
+        instanceId,
+        state.function.memoryMb,
+        containerSizes(this.env),
+        state.function.image !== undefined,
+      );
       if (wrongSize) return wrongSize;
     }
-    const applied = await this.apply({ type: "claim", instanceId, at: Date.now() });
+    // The image class picks the Cloudflare type per start: the event records its memorySize's.
+    const slot = parseInstanceName(instanceId)?.slot;
+    const instanceType =
+      slot !== undefined && classOfSlot(slot) === IMAGE_CLASS_INDEX
+        ? sizeForMemory(state.function.memoryMb, containerSizes(this.env)).instanceType
+        : undefined;
+    const applied = await this.apply({
+      type: "claim",
+      instanceId,
+      at: Date.now(),
+      ...(instanceType !== undefined ? { instanceType } : {}),
+    });
     if (!applied.ok) return applied;
     const payload = (await this.storage.payload()) ?? "{}";
     return rpcOk({
@@ -287,13 +313,18 @@ export class AsyncEventObject extends DurableObject<Env> {
     }
     // The last log lines travel with the outcome: one call for a short execution.
     if (finalLogs.length > 0 && !isTerminal(this.state.phase)) await this.appendLogs(finalLogs, instanceId);
-    return this.apply({
-      type: "complete",
-      instanceId,
-      outcome,
-      at: Date.now(),
-      ...(memoryUsageKb !== undefined ? { memoryUsageKb } : {}),
-    });
+    // The end's index row is stored as owed with the ending state and written after this answer
+    // (see apply's `owedAfterAnswer`): the instance does not wait on D1.
+    return this.apply(
+      {
+        type: "complete",
+        instanceId,
+        outcome,
+        at: Date.now(),
+        ...(memoryUsageKb !== undefined ? { memoryUsageKb } : {}),
+      },
+      true,
+    );
   }
 
   /**
@@ -425,7 +456,13 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (before.phase === "queued" && isTerminal(after.phase)) {
       // Ended before it was assigned: it leaves its scheduler's pending queue (best effort; the
       // claim refuses it should it be assigned still).
-      await schedulerStub(this.env, schedulerName(before.namespace, before.functionName))
+      const shard = eventSchedulerName(
+        before.namespace,
+        before.functionName,
+        before.requestId,
+        before.function.maxConcurrency,
+      );
+      await schedulerStub(this.env, shard)
         .forget(before.requestId)
         .catch((error: unknown) =>
           console.warn("scheduler did not forget the ended event", before.requestId, String(error)),
@@ -659,7 +696,13 @@ export class AsyncEventObject extends DurableObject<Env> {
       case "dispatch-watchdog": {
         // Held in its paused scheduler's pending queue: nothing is lost, so nothing is sent; looked
         // at again after WATCHDOG_HELD_RECHECK_MS. Dispatch running, or an unanswered ask: it sends.
-        const held = await schedulerStub(this.env, schedulerName(state.namespace, state.functionName))
+        const shard = eventSchedulerName(
+          state.namespace,
+          state.functionName,
+          state.requestId,
+          state.function.maxConcurrency,
+        );
+        const held = await schedulerStub(this.env, shard)
           .holdsPending(state.requestId)
           .catch(() => false);
         if (held) {
@@ -753,8 +796,11 @@ export class AsyncEventObject extends DurableObject<Env> {
    * (alarm, log lines, index). The index holds what list filters use, the public status and times:
    * the dispatch consumer writes the first row, and only the end changes it again (internal phases
    * are not indexed). A failed index write stays owed and the alarm retries it.
+   * `owedAfterAnswer`: the owed index write is made after the call answers (it is stored as owed in
+   * the same write as the state, and the alarm, armed for its retry, makes it should the object stop
+   * first): the instance's end report, on the pipeline's path, does not wait on D1.
    */
-  private async apply(command: EventCommand): Promise<RpcResult<void, EventRefusalCode>> {
+  private async apply(command: EventCommand, owedAfterAnswer = false): Promise<RpcResult<void, EventRefusalCode>> {
     const state = this.state;
     if (!state) return rpcFail("UNKNOWN_EVENT", "unknown event");
     const result = transition(state, command);
@@ -771,7 +817,15 @@ export class AsyncEventObject extends DurableObject<Env> {
     await this.armAlarm();
     this.log.narrate(state, next);
     if (isTerminal(next.phase)) this.wakeEndWaiters();
-    if (owesIndex) await this.index.flush(this.state);
+    if (owesIndex && owedAfterAnswer) {
+      this.ctx.waitUntil(
+        this.index
+          .flush(this.state)
+          .catch((error: unknown) =>
+            console.warn("the end's index write failed; the alarm retries it", next.requestId, String(error)),
+          ),
+      );
+    } else if (owesIndex) await this.index.flush(this.state);
     if (owedDelivery) await this.delivery.flush(this.state);
     return rpcOk(undefined);
   }

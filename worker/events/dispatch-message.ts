@@ -16,6 +16,8 @@ export const dispatchMessageSchema = z.object({
   maxConcurrency: z.number().int().min(1),
   /** The event's memorySize (MB): its scheduler runs it in that size's container class (absent in older messages). */
   memoryMb: z.number().int().min(1).optional(),
+  /** True for an event of an image function: its scheduler runs it in the image class (absent: code). */
+  image: z.boolean().optional(),
   /** The invocation's tags (absent for none, and in older messages): the consumer's index row carries them. */
   tags: invocationTagsSchema.optional(),
 });
@@ -29,6 +31,7 @@ export function dispatchMessageOf(state: EventState): DispatchMessage {
     invokedAt: state.invokedAt,
     maxConcurrency: state.function.maxConcurrency,
     memoryMb: state.function.memoryMb,
+    ...(state.function.image !== undefined ? { image: true } : {}),
     ...(state.tags !== undefined ? { tags: state.tags } : {}),
   };
 }

@@ -1,5 +1,6 @@
 // The deadlines of one event, computed in one place: the event object's alarm is armed for the
 // next one and acts on it once it is due.
+import { IMAGE_PORT_WAIT_MS } from "../contract/execution-spec";
 import type { EventState } from "./event-machine";
 
 /**
@@ -47,11 +48,20 @@ export const MAX_GRACE_SECONDS = 900;
 /**
  * When a `starting` event is ended by its object's backstop: a container start (START_TIMEOUT_MS),
  * the code package's shipping (CODE_SHIP_TIMEOUT_MS) and the code's loading (at most the function's
- * timeout) after the claim. The instance and the agent end the event earlier with the precise
+ * timeout) after the claim, and for an image function the wait for its server (IMAGE_PORT_WAIT_MS).
+ * The instance and the agent end the event earlier with the precise
  * cause; this fires only when they are gone.
  */
 export function startLimitOf(state: EventState, now: number): number {
-  return (state.claimedAt ?? now) + START_TIMEOUT_MS + CODE_SHIP_TIMEOUT_MS + state.function.timeoutSeconds * 1000;
+  // An image function's server may take IMAGE_PORT_WAIT_MS more to listen (its shim waits that long).
+  const imageWait = state.function.image ? IMAGE_PORT_WAIT_MS : 0;
+  return (
+    (state.claimedAt ?? now) +
+    START_TIMEOUT_MS +
+    CODE_SHIP_TIMEOUT_MS +
+    imageWait +
+    state.function.timeoutSeconds * 1000
+  );
 }
 
 /** What the alarm does once a deadline is due. */

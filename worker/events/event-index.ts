@@ -75,11 +75,35 @@ export function indexEntryOf(state: EventState): EventIndexEntry {
   };
 }
 
-const UPSERT_SQL = `INSERT INTO events
+/** An entry's tags as the `events.tags` column holds them: JSON text, null for none. */
+function tagsColumnOf(entry: EventIndexEntry): string | null {
+  return entry.tags && Object.keys(entry.tags).length > 0 ? JSON.stringify(entry.tags) : null;
+}
+
+/**
+ * Index rows written by one D1 statement at most. One JSON parameter carries them all (D1 binds at
+ * most 100 parameters per query: 18 per row would allow 5 rows); 100 rows of bounded fields (ten
+ * tags of at most 64 + 128 characters, a bounded progress message) stay far below D1's 2 MB bound
+ * on one string.
+ */
+export const INDEX_ROWS_PER_STATEMENT = 100;
+
+/**
+ * The rows of many entries in one statement: each element of the JSON array ?1 is one row, in the
+ * column order below (updated_at, ?2, apart). An upsert: a row is replaced only by a higher version
+ * (`WHERE true` lets SQLite parse the upsert after a SELECT).
+ */
+const UPSERT_MANY_SQL = `INSERT INTO events
   (request_id, namespace, function_name, qualifier, invoke_type, status, status_code, phase,
    start_time, end_time, duration_ms, version, updated_at, alias, tags,
    progress_percent, progress_message, progress_at)
-  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+    json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+    json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'),
+    json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'), ?2,
+    json_extract(value, '$[12]'), json_extract(value, '$[13]'), json_extract(value, '$[14]'),
+    json_extract(value, '$[15]'), json_extract(value, '$[16]')
+  FROM json_each(?1) WHERE true
   ON CONFLICT (request_id) DO UPDATE SET
     status = excluded.status, status_code = excluded.status_code, phase = excluded.phase,
     end_time = excluded.end_time, duration_ms = excluded.duration_ms, version = excluded.version,
@@ -89,55 +113,54 @@ const UPSERT_SQL = `INSERT INTO events
   WHERE excluded.version > events.version`;
 
 /**
- * An event's `event_tags` rows, from its tags as JSON text (?5): INSERT OR IGNORE, so a retried or
- * late write of the same event adds nothing: the tags never change after acceptance, so the first
+ * The `event_tags` rows of many events: ?1 is a JSON array of [requestId, namespace, function,
+ * startTime, tags as JSON text]. INSERT OR IGNORE, so a retried or late write of the same event adds nothing: the tags never change after acceptance, so the first
  * write of a row carries them all (`events.tags` too; the upsert keeps a row's tags once set, and
  * fills them in only when a row was first written without them, by a dispatch message of before tags).
  */
-const TAGS_SQL = `INSERT OR IGNORE INTO event_tags (request_id, namespace, function_name, key, value, start_time)
-  SELECT ?1, ?2, ?3, json_each.key, json_each.value, ?4 FROM json_each(?5)`;
-
-/** An entry's tags as the `events.tags` column holds them: JSON text, null for none. */
-function tagsColumnOf(entry: EventIndexEntry): string | null {
-  return entry.tags && Object.keys(entry.tags).length > 0 ? JSON.stringify(entry.tags) : null;
-}
+const TAGS_MANY_SQL = `INSERT OR IGNORE INTO event_tags (request_id, namespace, function_name, key, value, start_time)
+  SELECT json_extract(row.value, '$[0]'), json_extract(row.value, '$[1]'), json_extract(row.value, '$[2]'),
+    tag.key, tag.value, json_extract(row.value, '$[3]')
+  FROM json_each(?1) AS row, json_each(json_extract(row.value, '$[4]')) AS tag`;
 
 /**
- * Writes index entries in one D1 batch. Idempotent and order-independent: an entry only replaces
- * a row with a lower version, so redelivered or late writes never move an event backwards.
+ * Writes index entries in one D1 batch (one transaction): INDEX_ROWS_PER_STATEMENT rows per
+ * statement, and one statement for the tag rows of those that have tags. Idempotent and
+ * order-independent: an entry only replaces a row with a lower version, so redelivered or late
+ * writes never move an event backwards. The tag rows go in the same batch as their rows: a listed
+ * tagged event is always found by its tags.
  */
 export async function writeIndexEntries(db: D1Database, entries: readonly EventIndexEntry[]): Promise<void> {
   if (entries.length === 0) return;
   const now = Date.now();
-  const statement = db.prepare(UPSERT_SQL);
-  const tagsStatement = db.prepare(TAGS_SQL);
-  await db.batch(
-    entries.flatMap((entry) => {
+  const statements: D1PreparedStatement[] = [];
+  for (let start = 0; start < entries.length; start += INDEX_ROWS_PER_STATEMENT) {
+    const chunk = entries.slice(start, start + INDEX_ROWS_PER_STATEMENT);
+    const rows = chunk.map((entry) => [
+      entry.requestId,
+      entry.namespace,
+      entry.functionName,
+      entry.qualifier,
+      entry.invokeType,
+      entry.status,
+      entry.statusCode,
+      entry.phase,
+      entry.startTime,
+      entry.endTime,
+      entry.durationMs,
+      entry.version,
+      entry.alias ?? null,
+      tagsColumnOf(entry),
+      entry.progressPercent ?? null,
+      entry.progressMessage ?? null,
+      entry.progressAt ?? null,
+    ]);
+    statements.push(db.prepare(UPSERT_MANY_SQL).bind(JSON.stringify(rows), now));
+    const tagged = chunk.flatMap((entry) => {
       const tags = tagsColumnOf(entry);
-      const upsert = statement.bind(
-        entry.requestId,
-        entry.namespace,
-        entry.functionName,
-        entry.qualifier,
-        entry.invokeType,
-        entry.status,
-        entry.statusCode,
-        entry.phase,
-        entry.startTime,
-        entry.endTime,
-        entry.durationMs,
-        entry.version,
-        now,
-        entry.alias ?? null,
-        tags,
-        entry.progressPercent ?? null,
-        entry.progressMessage ?? null,
-        entry.progressAt ?? null,
-      );
-      // The tag rows go in the same batch (one transaction) as the row: a listed tagged event is
-      // always found by its tags.
-      if (tags === null) return [upsert];
-      return [upsert, tagsStatement.bind(entry.requestId, entry.namespace, entry.functionName, entry.startTime, tags)];
-    }),
-  );
+      return tags === null ? [] : [[entry.requestId, entry.namespace, entry.functionName, entry.startTime, tags]];
+    });
+    if (tagged.length > 0) statements.push(db.prepare(TAGS_MANY_SQL).bind(JSON.stringify(tagged)));
+  }
+  await db.batch(statements);
 }

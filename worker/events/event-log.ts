@@ -75,15 +75,26 @@ export function eventWithLog(state: EventState, log: string): EventWithLog {
 
 /** One event's log: stored in its object's SQLite and R2, and sent live to its followers. */
 export class EventLog {
-  private readonly store: EventLogStore;
+  /** The store, opened at the log's first use (see `store`). */
+  private opened: EventLogStore | undefined;
+  private readonly open: () => EventLogStore;
   private readonly followers: LogFollowers;
 
   constructor(sql: SqlStorage, bucket: R2Bucket, owner: () => LogOwner | undefined, usage: LogUsageLedger) {
-    this.store = new EventLogStore(sql, new SegmentReader(bucket), bucket, owner, usage);
+    this.open = () => new EventLogStore(sql, new SegmentReader(bucket), bucket, owner, usage);
     this.followers = new LogFollowers(
       (after, limit, filter) => this.store.read(after, limit, MAX_LOG_PAGE_CHARS, filter),
       MAX_LOG_READ,
     );
+  }
+
+  /**
+   * The store, opened (its tables created, its counters read) at the first use of the log, not when
+   * the object starts: accepting an event, the hot path, creates no log table in its new object.
+   */
+  private get store(): EventLogStore {
+    this.opened ??= this.open();
+    return this.opened;
   }
 
   /**
@@ -234,8 +245,9 @@ export class EventLog {
  * fits, and for an event claimed before compute sizes (its class is not recorded).
  */
 export function logLimitClampLine(state: EventState): string | undefined {
+  // An image event records its Cloudflare type too (the image class picks it per start).
   const instanceType = INSTANCE_CLASSES.find((entry) => entry.instanceType === state.instanceType)?.instanceType;
-  if (!instanceType) return undefined;
+  if (!instanceType || instanceType === "image") return undefined;
   const { limitMb, clamped, configuredMb } = effectiveLogLimitMb(state.function.logLimitMb, instanceType);
   if (!clamped) return undefined;
   return `[PLATFORM] Log limit: logLimitMb ${configuredMb} MiB does not fit the disk of instance type ${instanceType} (memorySize ${state.function.memoryMb} MB); this execution keeps at most ${limitMb} MiB of log`;

@@ -147,7 +147,13 @@ export function recordReplay(state: EventState, replayRequestId: string): EventS
 
 /** A command to the state machine. */
 export type EventCommand =
-  | { type: "claim"; instanceId: string; at: number }
+  | {
+      type: "claim";
+      instanceId: string;
+      at: number;
+      /** The Cloudflare instance type, when the instance's class does not say it (the image class). */
+      instanceType?: string;
+    }
   | { type: "started"; instanceId: string; cold: boolean; containerId: string; at: number }
   | { type: "complete"; instanceId: string; outcome: ExecutionOutcome; at: number; memoryUsageKb?: number }
   | { type: "timeout"; at: number }
@@ -288,7 +294,7 @@ function applyCommand(state: EventState, command: EventCommand): TransitionResul
         ...state,
         phase: "starting",
         instanceId: command.instanceId,
-        instanceType: instanceTypeOfName(command.instanceId),
+        instanceType: command.instanceType ?? instanceTypeOfName(command.instanceId),
         claimedAt: command.at,
         version: state.version + 1,
       });

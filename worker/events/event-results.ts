@@ -33,6 +33,8 @@ export interface WrongSizeRefusal {
   code: "WRONG_SIZE";
   message: string;
   memoryMb: number;
+  /** The event is of an image function: it runs in the image class (shared/objects.ts IMAGE_CLASS_INDEX). */
+  image?: boolean;
 }
 
 /** The answer to a claim: the claimed event, or why the claim is refused. */

@@ -41,27 +41,41 @@ export interface LoadedEvent {
   state: EventState | undefined;
   pendingIndex: PendingIndexWrite | undefined;
   pendingDelivery: PendingDelivery | undefined;
+  /** An ended event's stored retention (undefined: none stored). */
+  retention: StoredRetention | undefined;
 }
 
 /** One event's Durable Object storage, read and written by its object only. */
 export class EventStorage {
-  constructor(private readonly storage: DurableObjectStorage) {
-    storage.sql.exec("CREATE TABLE IF NOT EXISTS event_result (id INTEGER PRIMARY KEY, json TEXT NOT NULL)");
+  /** True once `event_result` is known to exist (created at the first large result, not at acceptance). */
+  private resultTable = false;
+
+  constructor(private readonly storage: DurableObjectStorage) {}
+
+  /** Creates `event_result` once, before its first use: a new event's object creates no table. */
+  private resultSql(): SqlStorage {
+    if (!this.resultTable) {
+      this.storage.sql.exec("CREATE TABLE IF NOT EXISTS event_result (id INTEGER PRIMARY KEY, json TEXT NOT NULL)");
+      this.resultTable = true;
+    }
+    return this.storage.sql;
   }
 
-  /** The stored state (with its result, wherever that is stored) and the owed index write. */
+  /** The stored state (with its result, wherever that is stored), the owed writes and the retention: one read. */
   async load(): Promise<LoadedEvent> {
-    const state = this.withResult(await this.storage.get<StoredEventState>(STATE_KEY));
-    const pendingIndex = await this.storage.get<PendingIndexWrite>(INDEX_PENDING_KEY);
-    const pendingDelivery = await this.storage.get<PendingDelivery>(DELIVERY_PENDING_KEY);
-    return { state, pendingIndex, pendingDelivery };
+    const stored = await this.storage.get<unknown>([STATE_KEY, INDEX_PENDING_KEY, DELIVERY_PENDING_KEY, RETENTION_KEY]);
+    const state = this.withResult(stored.get(STATE_KEY) as StoredEventState | undefined);
+    const pendingIndex = stored.get(INDEX_PENDING_KEY) as PendingIndexWrite | undefined;
+    const pendingDelivery = stored.get(DELIVERY_PENDING_KEY) as PendingDelivery | undefined;
+    const retention = stored.get(RETENTION_KEY) as StoredRetention | undefined;
+    return { state, pendingIndex, pendingDelivery, retention };
   }
 
   private withResult(stored: StoredEventState | undefined): EventState | undefined {
     if (!stored) return undefined;
     const { resultInSql, ...state } = stored;
     if (!resultInSql) return state;
-    const row = this.storage.sql.exec<{ json: string }>("SELECT json FROM event_result WHERE id = 1").toArray()[0];
+    const row = this.resultSql().exec<{ json: string }>("SELECT json FROM event_result WHERE id = 1").toArray()[0];
     return row ? { ...state, result: row.json } : state;
   }
 
@@ -94,7 +108,7 @@ export class EventStorage {
       await this.storage.put<EventState | PendingIndexWrite | PendingDelivery>({ [STATE_KEY]: state, ...index });
       return;
     }
-    this.storage.sql.exec(
+    this.resultSql().exec(
       "INSERT INTO event_result (id, json) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json",
       result,
     );
@@ -140,11 +154,6 @@ export class EventStorage {
   /** Forgets the owed delivery handoff: the DeliveryObject has it. */
   async deletePendingDelivery(): Promise<void> {
     await this.storage.delete(DELIVERY_PENDING_KEY);
-  }
-
-  /** The ended event's stored retention (undefined: none stored, the default applies). */
-  retention(): Promise<StoredRetention | undefined> {
-    return this.storage.get<StoredRetention>(RETENTION_KEY);
   }
 
   /** Stores the ended event's retention. */

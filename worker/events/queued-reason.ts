@@ -2,7 +2,7 @@
 // (scheduling/function-scheduler-object.ts queuedReason) and shown as `queuedReason` in the
 // event's status (GET /v1/events/{requestId}). The event object's view stays a local read (its
 // queuedReason is null there): the route adds the reason after its access check, bounded in time.
-import { schedulerName, schedulerStub } from "../shared/objects";
+import { candidateSchedulerNames, schedulerStub } from "../shared/objects";
 import { answerWithin } from "../shared/within";
 
 /**
@@ -37,8 +37,19 @@ interface QueuedReasonView {
  */
 export async function withQueuedReason<T extends QueuedReasonView>(env: Pick<Env, "SCHEDULER">, view: T): Promise<T> {
   if (view.phase !== "queued") return view;
+  // The shard holding it is not known from the view (it follows the snapshot's maxConcurrency):
+  // shard 0, the function's own scheduler (every function of at most SCHEDULER_SHARD_SLOTS slots),
+  // is asked first; only when it knows no reason are the other candidate shards asked (at most
+  // MAX_SCHEDULER_SHARDS in all), so an unsharded function's event costs one call.
+  const [first, ...others] = candidateSchedulerNames(view.namespace, view.functionName, view.requestId);
+  const ask = (name: string) => schedulerStub(env, name).queuedReason(view.requestId);
   const reason = await answerWithin(
-    schedulerStub(env, schedulerName(view.namespace, view.functionName)).queuedReason(view.requestId),
+    (async () => {
+      const own = first === undefined ? null : await ask(first);
+      if (own !== null || others.length === 0) return own;
+      const reasons = await Promise.all(others.map(ask));
+      return reasons.find((found) => found !== null) ?? null;
+    })(),
     QUEUED_REASON_TIMEOUT_MS,
     null,
   );

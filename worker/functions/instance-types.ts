@@ -2,7 +2,7 @@
 // runs in (the var CONTAINER_SIZES over the container classes of wrangler.toml), the log limit its
 // disk allows, and the concurrency knobs FUNCTION_MAX_CONCURRENCY and DEFAULT_MAX_CONCURRENCY.
 // Here (functions/) rather than with the instances: the registry and the schedulers need it too.
-import { type ClassInstanceType, INSTANCE_CLASSES } from "../shared/objects";
+import { IMAGE_CLASS_INDEX, INSTANCE_CLASSES, type SizeInstanceType } from "../shared/objects";
 import { DEFAULT_LOG_LIMIT_MB, MAX_CONCURRENCY_LIMIT, MAX_MEMORY_MB, MIN_MEMORY_MB } from "./model";
 
 /** One Cloudflare container instance type (developers.cloudflare.com/containers/platform/limits). */
@@ -33,7 +33,7 @@ export const AGENT_OVERHEAD_MB = 128;
  * to the container's disk, which also holds the image and the code. 3 GiB (MAX_LOG_LIMIT_MB) needs
  * at least standard-1's 8 GB.
  */
-export const LOG_LIMIT_CAP_MB: Record<ClassInstanceType, number> = {
+export const LOG_LIMIT_CAP_MB: Record<SizeInstanceType, number> = {
   basic: 1_024,
   "standard-1": 3_072,
   "standard-2": 3_072,
@@ -46,7 +46,7 @@ const MAX_CONTAINER_SIZES_CHARS = 200;
 
 /** One compute size: the container class whose instances run functions of memorySize ≤ maxMemoryMb. */
 export interface ContainerSize {
-  instanceType: ClassInstanceType;
+  instanceType: SizeInstanceType;
   /** Index into INSTANCE_CLASSES (shared/objects.ts): the class's place in slot numbers. */
   classIndex: number;
   maxMemoryMb: number;
@@ -67,9 +67,10 @@ function readSizes(text: string): ContainerSize[] | string {
     const match = /^([a-z0-9-]+):([1-9][0-9]{0,5})$/.exec(entry);
     if (!match?.[1] || !match[2]) return `"${entry}" is not <instance type>:<largest memorySize in MB>`;
     const classIndex = INSTANCE_CLASSES.findIndex((entry) => entry.instanceType === match[1]);
-    const deployed = INSTANCE_CLASSES[classIndex];
-    if (!deployed) {
-      return `"${match[1]}" is no container class's instance type (${INSTANCE_CLASSES.map((c) => c.instanceType).join(", ")})`;
+    const deployed = classIndex === IMAGE_CLASS_INDEX ? undefined : INSTANCE_CLASSES[classIndex];
+    if (!deployed || deployed.instanceType === "image") {
+      const types = INSTANCE_CLASSES.filter((_, index) => index !== IMAGE_CLASS_INDEX).map((c) => c.instanceType);
+      return `"${match[1]}" is no container class's instance type (${types.join(", ")})`;
     }
     if (sizes.some((size) => size.classIndex === classIndex)) return `"${match[1]}" is named twice`;
     const maxMemoryMb = Number(match[2]);
@@ -113,6 +114,14 @@ export function containerSizes(env: Pick<Env, "CONTAINER_SIZES">): ContainerSize
   return lastRead.reading.sizes;
 }
 
+/**
+ * The container class (index into INSTANCE_CLASSES) an event of a function runs in: the image class
+ * for an image function (whatever its memorySize), else its memorySize's compute size's.
+ */
+export function eventClassOf(memoryMb: number, image: boolean, sizes: ContainerSize[]): number {
+  return image ? IMAGE_CLASS_INDEX : sizeForMemory(memoryMb, sizes).classIndex;
+}
+
 /** The compute size of a memorySize: the first whose bound holds it (past every bound: the largest). */
 export function sizeForMemory(memoryMb: number, sizes: ContainerSize[]): ContainerSize {
   const size = sizes.find((candidate) => memoryMb <= candidate.maxMemoryMb) ?? sizes.at(-1);
@@ -143,7 +152,7 @@ export function logLimitProblem(logLimitMb: number, memoryMb: number, sizes: Con
  */
 export function effectiveLogLimitMb(
   logLimitMb: number | undefined,
-  instanceType: ClassInstanceType,
+  instanceType: SizeInstanceType,
 ): { limitMb: number; clamped: boolean; configuredMb: number } {
   const configuredMb = logLimitMb ?? DEFAULT_LOG_LIMIT_MB;
   const cap = LOG_LIMIT_CAP_MB[instanceType];

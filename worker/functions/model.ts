@@ -10,6 +10,7 @@ import {
 } from "../contract/execution-spec";
 import type { FunctionRow } from "../db/schema";
 import { functionNameSchema } from "../shared/names";
+import { IMAGE_RUNTIME, imageInputSchema, type StoredImage, storedImageFrom } from "./images";
 import { webhookHostProblem } from "./webhook-host";
 
 /**
@@ -327,12 +328,52 @@ export const codeSchema = z
 /** A function's code as a request gives it. */
 export type CodeInput = z.infer<typeof codeSchema>;
 
+/** The refusal of a request that gives both a code package and an image, or neither. */
+export const CODE_OR_IMAGE_MESSAGE = "give code (a zip package) or image (a registered image), exactly one of them";
+/** The refusal of runtime CustomImage with a code package. */
+export const IMAGE_RUNTIME_MESSAGE = `runtime ${IMAGE_RUNTIME} is implied by image (an image function); code needs a code runtime`;
+
+/**
+ * Body of `PUT /v1/namespaces/:namespace/functions/:name/code`: a code package (codeSchema's
+ * fields; `runtime` too when the function was an image function), or `image` (the function becomes
+ * an image function: runtime CustomImage).
+ */
+export const codeUpdateSchema = z
+  .strictObject({
+    ...codeSchema.shape,
+    image: imageInputSchema.optional(),
+    runtime: z.enum(RUNTIMES, { message: `runtime must be one of ${RUNTIMES.join(", ")}` }).optional(),
+  })
+  .superRefine((body, context) => {
+    const hasCode = body.zipFile !== undefined || body.bucket !== undefined || body.key !== undefined;
+    if (hasCode === (body.image !== undefined)) {
+      context.addIssue({ code: "custom", message: CODE_OR_IMAGE_MESSAGE });
+      return;
+    }
+    if (hasCode) {
+      const code = codeSchema.safeParse({ zipFile: body.zipFile, bucket: body.bucket, key: body.key });
+      if (!code.success) context.addIssue({ code: "custom", message: code.error.issues[0]?.message ?? "code" });
+      if (body.runtime === IMAGE_RUNTIME)
+        context.addIssue({ code: "custom", path: ["runtime"], message: IMAGE_RUNTIME_MESSAGE });
+    } else if (body.runtime !== undefined && body.runtime !== IMAGE_RUNTIME) {
+      context.addIssue({
+        code: "custom",
+        path: ["runtime"],
+        message: `runtime: ${IMAGE_RUNTIME} (or absent) with image`,
+      });
+    }
+  });
+/** A validated code update. */
+export type CodeUpdateInput = z.infer<typeof codeUpdateSchema>;
+
 /** Body of `POST /v1/namespaces/:namespace/functions`. */
-export const createFunctionSchema = z.strictObject({
+const createFunctionObject = z.strictObject({
   name: functionNameSchema,
-  runtime: z.enum(RUNTIMES, { message: `runtime must be one of ${RUNTIMES.join(", ")}` }),
+  // Required with code; with image absent or CustomImage (implied).
+  runtime: z.enum(RUNTIMES, { message: `runtime must be one of ${RUNTIMES.join(", ")}` }).optional(),
   handler: configurationFields.handler.default("index.main_handler"),
-  code: codeSchema,
+  code: codeSchema.optional(),
+  image: imageInputSchema.optional(),
   timeout: configurationFields.timeout.default(DEFAULT_TIMEOUT_SECONDS),
   memorySize: configurationFields.memorySize.default(DEFAULT_MEMORY_MB),
   environment: configurationFields.environment.default({}),
@@ -345,6 +386,22 @@ export const createFunctionSchema = z.strictObject({
   logLimitMb: configurationFields.logLimitMb.default(DEFAULT_LOG_LIMIT_MB),
   deadlineWarningSeconds: configurationFields.deadlineWarningSeconds.default(DEFAULT_DEADLINE_WARNING_SECONDS),
   destinations: destinationsSchema.nullable().optional(),
+});
+/** Body of `POST /v1/namespaces/:namespace/functions`: a code function or an image function. */
+export const createFunctionSchema = createFunctionObject.superRefine((body, context) => {
+  if ((body.code === undefined) === (body.image === undefined)) {
+    context.addIssue({ code: "custom", message: CODE_OR_IMAGE_MESSAGE });
+  } else if (body.code !== undefined && body.runtime === undefined) {
+    context.addIssue({ code: "custom", path: ["runtime"], message: `runtime must be one of ${RUNTIMES.join(", ")}` });
+  } else if (body.code !== undefined && body.runtime === IMAGE_RUNTIME) {
+    context.addIssue({ code: "custom", path: ["runtime"], message: IMAGE_RUNTIME_MESSAGE });
+  } else if (body.image !== undefined && body.runtime !== undefined && body.runtime !== IMAGE_RUNTIME) {
+    context.addIssue({
+      code: "custom",
+      path: ["runtime"],
+      message: `runtime: ${IMAGE_RUNTIME} (or absent) with image`,
+    });
+  }
 });
 /** A validated create request. */
 export type CreateFunctionInput = z.infer<typeof createFunctionSchema>;
@@ -418,6 +475,8 @@ export interface FunctionSnapshot {
    * invoked. Absent when none is configured, and from snapshots stored before it existed.
    */
   destinations?: StoredDestinations;
+  /** An image function's image (runtime CustomImage; no code package), absent for code. */
+  image?: StoredImage;
 }
 
 /** The log output one execution of a function keeps, in bytes (its logLimitMb, or the default). */
@@ -445,6 +504,7 @@ export function snapshotOf(row: FunctionRow): FunctionSnapshot {
     // A version published before the field existed has none: off.
     deadlineWarningSeconds: row.deadlineWarningSeconds ?? DEFAULT_DEADLINE_WARNING_SECONDS,
     ...(row.destinations ? { destinations: storedDestinationsOf(row) } : {}),
+    ...(row.imageConfig ? { image: storedImageFrom(row.imageConfig) } : {}),
   };
 }
 
@@ -468,6 +528,7 @@ export function publicFunction(row: FunctionRow) {
     logLimitMb: row.logLimitMb,
     deadlineWarningSeconds: row.deadlineWarningSeconds ?? DEFAULT_DEADLINE_WARNING_SECONDS,
     destinations: publicDestinations(storedDestinationsOf(row)),
+    image: storedImageFrom(row.imageConfig) ?? null,
     createdAt: new Date(row.createdAt).toISOString(),
     updatedAt: new Date(row.updatedAt).toISOString(),
   };

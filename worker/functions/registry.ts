@@ -3,7 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { events, type FunctionRow, functionAliases, functions, functionVersions, triggers } from "../db/schema";
 import { fromBase64, sha256Hex } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
-import { schedulerName, schedulerStub, timerTriggerStub } from "../shared/objects";
+import { allSchedulerShardNames, schedulerStub, timerTriggerStub } from "../shared/objects";
 import {
   type CodeBucketAccess,
   checkObjectPackage,
@@ -11,13 +11,23 @@ import {
   UNPACK_LIMIT_METADATA,
 } from "./code-from-object";
 import { destinationsColumn, nextDestinations } from "./destinations";
+import {
+  containerImages,
+  IMAGE_RUNTIME,
+  type ImageInput,
+  imageColumn,
+  resolveImageName,
+  storedImageOf,
+} from "./images";
 import { containerSizes, defaultMaxConcurrency, logLimitProblem, maxConcurrencyProblem } from "./instance-types";
 import {
   type CodeInput,
+  type CodeUpdateInput,
   type CreateFunctionInput,
   codeKeyOf,
   deadlineWarningProblem,
   type FunctionSnapshot,
+  IMAGE_RUNTIME_MESSAGE,
   MAX_CODE_PACKAGE_BYTES,
   snapshotOf,
   storedDestinationsOf,
@@ -77,6 +87,8 @@ interface PreparedCode {
   sha256: string;
   size: number;
   store(codeKey: string): Promise<void>;
+  /** An image function's image column (no package: store does nothing, the code key is ""). */
+  imageConfig?: string;
 }
 
 /** The function registry in D1, with code packages in R2. */
@@ -132,6 +144,19 @@ export class FunctionRegistry {
     };
   }
 
+  /**
+   * Checks an image (functions/images.ts): its ImageUri must name an image of CONTAINER_IMAGES open
+   * to the namespace (another namespace's reads exactly like an unknown one); stores nothing.
+   */
+  private async prepareImage(namespace: string, image: ImageInput): Promise<PreparedCode> {
+    const resolved = resolveImageName(containerImages(this.env), namespace, image.uri);
+    if ("problem" in resolved) throw new PlatformError("INVALID_PARAMETER", resolved.problem);
+    const stored = storedImageOf(resolved.name, image);
+    // Its "code hash": the SHA-256 of the canonical image JSON (versions and dedupe compare it).
+    const column = imageColumn(stored);
+    return { sha256: await sha256Hex(column), size: 0, store: async () => {}, imageConfig: column };
+  }
+
   async get(namespace: string, name: string): Promise<FunctionRow> {
     const row = await this.find(namespace, name);
     if (!row) throw functionNotFound(namespace, name);
@@ -184,14 +209,16 @@ export class FunctionRegistry {
     this.checkCapacity(maxConcurrency, input.memorySize, input.logLimitMb);
     // A taken name is refused before the package is read (an object's may be 500 MiB).
     if (await this.find(namespace, input.name)) throw functionExists(namespace, input.name);
-    const code = await this.prepareCode(namespace, input.code);
-    const codeKey = codeKeyOf(namespace, input.name, code.sha256);
+    const code = input.image
+      ? await this.prepareImage(namespace, input.image)
+      : await this.prepareCode(namespace, input.code ?? {});
+    const codeKey = code.imageConfig ? "" : codeKeyOf(namespace, input.name, code.sha256);
     const destinations = await nextDestinations(this.env, namespace, input.name, input.destinations ?? null, {});
     const now = Date.now();
     const row: FunctionRow = {
       namespace,
       name: input.name,
-      runtime: input.runtime,
+      runtime: code.imageConfig ? IMAGE_RUNTIME : (input.runtime ?? IMAGE_RUNTIME),
       handler: input.handler,
       codeSha256: code.sha256,
       codeSize: code.size,
@@ -207,6 +234,7 @@ export class FunctionRegistry {
       logLimitMb: input.logLimitMb,
       deadlineWarningSeconds: input.deadlineWarningSeconds,
       destinations: destinationsColumn(destinations),
+      imageConfig: code.imageConfig ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -218,7 +246,7 @@ export class FunctionRegistry {
     const inserted = await this.db.insert(functions).values(row).onConflictDoNothing().returning();
     if (inserted.length === 0) {
       const winner = await this.find(namespace, input.name);
-      if (winner?.codeKey !== codeKey) {
+      if (codeKey !== "" && winner?.codeKey !== codeKey) {
         await this.env.CODE_BUCKET.delete(codeKey).catch((error: unknown) => {
           console.warn("removing the package of a refused create failed", codeKey, String(error));
         });
@@ -227,7 +255,10 @@ export class FunctionRegistry {
     }
     // A new function starts unpaused: a pause its name's scheduler kept (one that raced a delete of
     // an earlier function of that name) is cleared, only once the row is ours.
-    await schedulerStub(this.env, schedulerName(namespace, input.name)).resumeDispatch();
+    // Every scheduler shard the function may have (shared/objects.ts MAX_SCHEDULER_SHARDS).
+    await Promise.all(
+      allSchedulerShardNames(namespace, input.name).map((name) => schedulerStub(this.env, name).resumeDispatch()),
+    );
     cache.delete(cacheKey(namespace, input.name));
     forgetQualifiers(namespace, input.name);
     return row;
@@ -239,6 +270,14 @@ export class FunctionRegistry {
       throw new PlatformError(
         "IMMUTABLE_PARAMETER",
         "asyncRunEnable is chosen when the function is created and cannot be changed",
+      );
+    }
+    if (input.runtime !== undefined && (input.runtime === IMAGE_RUNTIME) !== Boolean(current.imageConfig)) {
+      throw new PlatformError(
+        "INVALID_PARAMETER",
+        current.imageConfig
+          ? `runtime: an image function's runtime is ${IMAGE_RUNTIME}; replace its image by code (with a runtime) to change it`
+          : IMAGE_RUNTIME_MESSAGE,
       );
     }
     const timeout = input.timeout ?? current.timeoutSeconds;
@@ -308,15 +347,36 @@ export class FunctionRegistry {
     if (logProblem) throw new PlatformError("INVALID_PARAMETER", logProblem);
   }
 
-  /** Replaces a function's code: a base64 zip, or a CodeInput (inline, or an R2 object). */
-  async updateCode(namespace: string, name: string, code: CodeInput | string): Promise<FunctionRow> {
-    await this.get(namespace, name);
-    const prepared = await this.prepareCode(namespace, code);
-    const codeKey = codeKeyOf(namespace, name, prepared.sha256);
+  /**
+   * Replaces a function's code: a base64 zip, a CodeInput (inline, or an R2 object), or a
+   * CodeUpdateInput (either of those, or `image`: the function becomes an image function). An image
+   * function given a code package needs its new runtime.
+   */
+  async updateCode(namespace: string, name: string, code: CodeInput | CodeUpdateInput | string): Promise<FunctionRow> {
+    const current = await this.get(namespace, name);
+    const update: CodeUpdateInput = typeof code === "string" ? { zipFile: code } : code;
+    const runtime = update.image ? IMAGE_RUNTIME : (update.runtime ?? current.runtime);
+    if (!update.image && runtime === IMAGE_RUNTIME) {
+      throw new PlatformError(
+        "INVALID_PARAMETER",
+        `runtime: an image function given a code package needs its code runtime (runtime, e.g. Nodejs22)`,
+      );
+    }
+    const prepared = update.image
+      ? await this.prepareImage(namespace, update.image)
+      : await this.prepareCode(namespace, { zipFile: update.zipFile, bucket: update.bucket, key: update.key });
+    const codeKey = prepared.imageConfig ? "" : codeKeyOf(namespace, name, prepared.sha256);
     await prepared.store(codeKey);
     const [updated] = await this.db
       .update(functions)
-      .set({ codeSha256: prepared.sha256, codeSize: prepared.size, codeKey, updatedAt: Date.now() })
+      .set({
+        codeSha256: prepared.sha256,
+        codeSize: prepared.size,
+        codeKey,
+        runtime,
+        imageConfig: prepared.imageConfig ?? null,
+        updatedAt: Date.now(),
+      })
       .where(byName(namespace, name))
       .returning();
     cache.delete(cacheKey(namespace, name));
@@ -409,9 +469,15 @@ export class FunctionRegistry {
     // the delete either came before this (and is undone here) or re-checks the row after pausing
     // and rolls itself back (dispatch-pause.ts). A failure is logged, not thrown (the row is gone
     // already): create resumes as well, before a function of this name can have events.
-    await schedulerStub(this.env, schedulerName(namespace, name))
-      .resumeDispatch()
-      .catch((error: unknown) => console.warn("resuming a deleted function's dispatch failed", name, String(error)));
+    await Promise.all(
+      allSchedulerShardNames(namespace, name).map((shard) =>
+        schedulerStub(this.env, shard)
+          .resumeDispatch()
+          .catch((error: unknown) =>
+            console.warn("resuming a deleted function's dispatch failed", shard, String(error)),
+          ),
+      ),
+    );
     await Promise.all(timers.map((timer) => timerTriggerStub(this.env, timer.id).disarm()));
     // Every code package of the function ($LATEST's and its versions'), page by page.
     let cursor: string | undefined;

@@ -84,7 +84,7 @@ const CONFIG_JSON = `json_object(
   'description', f.description, 'asyncRunEnable', f.async_run_enable, 'maxConcurrency', f.max_concurrency,
   'qpsLimit', f.qps_limit, 'idempotencyWindowSeconds', f.idempotency_window_seconds,
   'destinations', f.destinations, 'logLimitMb', f.log_limit_mb,
-  'deadlineWarningSeconds', f.deadline_warning_seconds)`;
+  'deadlineWarningSeconds', f.deadline_warning_seconds, 'imageConfig', f.image_config)`;
 
 /**
  * One statement: the next number (above every number ever given, tombstone included) and the
@@ -130,6 +130,8 @@ function versionOf(record: VersionRecord): FunctionVersion {
   const config = JSON.parse(record.config) as StoredConfig;
   const row: FunctionRow = {
     ...config,
+    // Published before image functions existed: a code function.
+    imageConfig: config.imageConfig ?? null,
     asyncRunEnable: Boolean(config.asyncRunEnable),
     createdAt: record.created_at,
     updatedAt: record.created_at,
@@ -160,7 +162,7 @@ async function functionRow(db: D1Database, namespace: string, name: string): Pro
         timeout_seconds AS timeoutSeconds, memory_mb AS memoryMb, environment, description,
         async_run_enable AS asyncRunEnable, max_concurrency AS maxConcurrency, qps_limit AS qpsLimit,
         idempotency_window_seconds AS idempotencyWindowSeconds, destinations, log_limit_mb AS logLimitMb,
-        deadline_warning_seconds AS deadlineWarningSeconds, created_at AS createdAt, updated_at AS updatedAt
+        deadline_warning_seconds AS deadlineWarningSeconds, image_config AS imageConfig, created_at AS createdAt, updated_at AS updatedAt
        FROM functions WHERE namespace = ?1 AND name = ?2`,
     )
     .bind(namespace, name)

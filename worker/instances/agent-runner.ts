@@ -23,6 +23,11 @@ export interface AgentApi {
 export interface AgentRunner {
   /** True while the container runs. */
   readonly running: boolean;
+  /**
+   * The deployment's images this container may start (name → reference; ctx.container.images of a
+   * class with scheduling_policy "durable_object", empty elsewhere).
+   */
+  readonly images?: Record<string, string>;
   /** Starts the container (does not wait for the agent: see AgentApi.waitUntilReady). */
   start(options: ContainerStartupOptions): void;
   /** Settles when the container stops; rejects when it failed (how Cloudflare reports a refused start). */
@@ -41,6 +46,10 @@ class ContainerAgentRunner implements AgentRunner {
 
   get running(): boolean {
     return this.container.running;
+  }
+
+  get images(): Record<string, string> | undefined {
+    return this.container.images;
   }
 
   start(options: ContainerStartupOptions): void {

@@ -1,4 +1,5 @@
 import { hex } from "../shared/encoding";
+import type { SizeInstanceType } from "../shared/objects";
 
 /** Random bytes of the per-boot agent token (sent as 64 lower-case hex digits). */
 export const AGENT_TOKEN_BYTES = 32;
@@ -19,11 +20,58 @@ export const PIDS_LABEL = "afp.pids-limit";
 export interface ContainerBoot {
   token: string;
   memoryMb: number;
+  /**
+   * An image container's image (a registered image's name, wrangler.toml [containers.images]) and
+   * Cloudflare instance type; absent for a code container (its class has one image and one type).
+   */
+  image?: ImageBoot;
 }
 
-/** A fresh boot: a new random token for a container started for memoryMb. */
-export function newContainerBoot(memoryMb: number): ContainerBoot {
-  return { token: hex(crypto.getRandomValues(new Uint8Array(AGENT_TOKEN_BYTES))), memoryMb };
+/** The image and instance type an image container is started with (the image class picks both per start). */
+export interface ImageBoot {
+  name: string;
+  instanceType: SizeInstanceType;
+}
+
+/** What a container is started for: the memory size and, in the image class, the image and type. */
+export interface ContainerShape {
+  memoryMb: number;
+  image?: ImageBoot;
+}
+
+/** A fresh boot: a new random token for a container started for a shape. */
+export function newContainerBoot(shape: ContainerShape): ContainerBoot {
+  return {
+    token: hex(crypto.getRandomValues(new Uint8Array(AGENT_TOKEN_BYTES))),
+    memoryMb: shape.memoryMb,
+    ...(shape.image ? { image: { name: shape.image.name, instanceType: shape.image.instanceType } } : {}),
+  };
+}
+
+/** True when a boot was started for exactly this shape (memory, image and instance type). */
+export function bootFits(boot: ContainerBoot | undefined, shape: ContainerShape): boolean {
+  if (boot?.memoryMb !== shape.memoryMb) return false;
+  return boot.image?.name === shape.image?.name && boot.image?.instanceType === shape.image?.instanceType;
+}
+
+/** Why an image container cannot start: the deployment has no such image (never retried). */
+export class ImageNotDeployedError extends Error {}
+
+/**
+ * The start options of an image boot's image and type: `image` from the deployment's images
+ * (ctx.container.images); a name it lacks throws ImageNotDeployedError naming the remedy.
+ */
+export function imageStartOptions(
+  image: ImageBoot,
+  images: Record<string, string> | undefined,
+): ContainerStartupOptions {
+  const reference = images && Object.hasOwn(images, image.name) ? images[image.name] : undefined;
+  if (reference === undefined) {
+    throw new ImageNotDeployedError(
+      `image "${image.name}" is not in this deployment (wrangler.toml [containers.images.${image.name}]; register it with npm run image:add -- ${image.name} and deploy)`,
+    );
+  }
+  return { image: reference, instance: image.instanceType };
 }
 
 /**
@@ -54,5 +102,12 @@ export function containerStartOptions(
 export function isContainerBoot(value: unknown): value is ContainerBoot {
   if (typeof value !== "object" || value === null) return false;
   const boot = value as Record<string, unknown>;
-  return typeof boot.token === "string" && typeof boot.memoryMb === "number";
+  const image = boot.image as Record<string, unknown> | undefined;
+  const imageFits =
+    image === undefined ||
+    (typeof image === "object" &&
+      image !== null &&
+      typeof image.name === "string" &&
+      typeof image.instanceType === "string");
+  return typeof boot.token === "string" && typeof boot.memoryMb === "number" && imageFits;
 }

@@ -1,7 +1,16 @@
 import { unpackLimitOfStored } from "../functions/code-from-object";
 import type { AgentHealth } from "./agent-client";
 import { type AgentApi, type AgentRunner, agentRunnerOf } from "./agent-runner";
-import { type ContainerBoot, containerStartOptions, isContainerBoot, newContainerBoot } from "./container-boot";
+import {
+  bootFits,
+  type ContainerBoot,
+  type ContainerShape,
+  containerStartOptions,
+  ImageNotDeployedError,
+  imageStartOptions,
+  isContainerBoot,
+  newContainerBoot,
+} from "./container-boot";
 
 /** Result of a full container lifecycle check (start, reach the port, SIGTERM, destroy). */
 export interface ContainerSelfCheck {
@@ -89,9 +98,12 @@ export class ContainerLifecycle {
     return runner;
   }
 
-  /** True when a container runs that this object started for memoryMb (the next event starts warm). */
-  isWarmFor(memoryMb: number): boolean {
-    return this.container.running && this.boot?.memoryMb === memoryMb;
+  /**
+   * True when a container runs that this object started for this shape (memory size, and for an
+   * image container its image and instance type): the next event starts warm.
+   */
+  isWarmFor(shape: ContainerShape): boolean {
+    return this.container.running && bootFits(this.boot, shape);
   }
 
   /** Destroys the container if one runs; a failure to destroy is ignored (callers check `running`). */
@@ -110,13 +122,15 @@ export class ContainerLifecycle {
    * Starts a container with a fresh boot: a new agent token (persisted before the start, so a
    * restarted object can still talk to it) and the memory and process caps for memoryMb.
    */
-  private async startContainer(memoryMb: number): Promise<void> {
-    const boot = newContainerBoot(memoryMb);
+  private async startContainer(shape: ContainerShape): Promise<void> {
+    const container = this.container;
+    // An image the deployment lacks throws here, before anything is started or stored.
+    const imageOptions = shape.image ? imageStartOptions(shape.image, container.images) : {};
+    const boot = newContainerBoot(shape);
     await this.ctx.storage.put(BOOT_KEY, boot);
     this.boot = boot;
     this.startFailure = undefined;
-    const container = this.container;
-    container.start(containerStartOptions(boot, this.env));
+    container.start({ ...containerStartOptions(boot, this.env), ...imageOptions } as ContainerStartupOptions);
     // Cloudflare reports a refused start (past max_instances) by failing the container's monitor.
     container.monitor().catch((error: unknown) => {
       if (this.boot === boot) this.startFailure = error;
@@ -128,11 +142,11 @@ export class ContainerLifecycle {
    * start is retried every CAPACITY_RETRY_MS, for at most CAPACITY_WAIT_MS, then fails naming the
    * limit. Other start errors are thrown at once.
    */
-  private async startWithCapacityWait(memoryMb: number): Promise<AgentHealth> {
+  private async startWithCapacityWait(shape: ContainerShape): Promise<AgentHealth> {
     const giveUpAt = Date.now() + CAPACITY_WAIT_MS;
     for (;;) {
       try {
-        if (!this.container.running) await this.startContainer(memoryMb);
+        if (!this.container.running) await this.startContainer(shape);
         return await this.agent().waitUntilReady();
       } catch (error) {
         const cause = this.startFailure ?? error;
@@ -153,22 +167,24 @@ export class ContainerLifecycle {
    * Starts the container unless one runs that this object started for the same memory size (a
    * container of another size, or of unknown boot, is destroyed first), then waits for the agent.
    */
-  async ensureStarted(memoryMb: number): Promise<AgentHealth> {
-    if (this.container.running && this.boot?.memoryMb !== memoryMb) {
+  async ensureStarted(shape: ContainerShape): Promise<AgentHealth> {
+    // An image the deployment lacks fails the event at once with the remedy: never retried.
+    if (shape.image) imageStartOptions(shape.image, this.container.images);
+    if (this.container.running && !bootFits(this.boot, shape)) {
       await this.container.destroy().catch(() => undefined);
     }
     try {
-      const health = await this.startWithCapacityWait(memoryMb);
+      const health = await this.startWithCapacityWait(shape);
       if (!health.stopping) return health;
       // The platform is stopping this container (a rollout, a host drain): run on a fresh one.
       throw new Error("the container is being stopped by the platform");
     } catch (error) {
-      if (isCapacityError(error)) throw error;
+      if (isCapacityError(error) || error instanceof ImageNotDeployedError) throw error;
       // One more try with a fresh container: a boot can fail on a busy engine, and a container
       // whose agent refuses our token (started by a lost boot) is of no use.
       console.warn("container did not become ready; starting a fresh one", String(error));
       if (this.container.running) await this.container.destroy().catch(() => undefined);
-      return this.startWithCapacityWait(memoryMb);
+      return this.startWithCapacityWait(shape);
     }
   }
 
@@ -194,7 +210,7 @@ export class ContainerLifecycle {
    */
   async selfCheck(memoryMb: number): Promise<ContainerSelfCheck> {
     const startAt = Date.now();
-    const health = await this.ensureStarted(memoryMb);
+    const health = await this.ensureStarted({ memoryMb });
     const readyAt = Date.now();
     const agent = this.agent();
 

@@ -1,5 +1,7 @@
+import { type CodeExecutionSpec, IMAGE_RUNTIME, type ImageExecutionSpec } from "../contract/execution-spec";
 import type { ClaimedEvent } from "../events/async-event-object";
 import type { LogRecord } from "../events/event-log-store";
+import { specImageOf } from "../functions/images";
 import { logLimitBytesOf } from "../functions/model";
 import type { ExecutionSpec } from "./agent-client";
 import { type AgentEndRecord, type AgentProgressRecord, readAgentRecords } from "./agent-stream";
@@ -14,11 +16,20 @@ const AGENT_TIMEOUT_MARGIN_MS = 1_000;
 export function executionSpecOf(claim: ClaimedEvent): ExecutionSpec {
   const snapshot = claim.function;
   const timeoutMs = snapshot.timeoutSeconds * 1000;
+  // An image function: the image and its command instead of a runtime's handler and code package.
+  const kind:
+    | Pick<ImageExecutionSpec, "runtime" | "image">
+    | Pick<CodeExecutionSpec, "runtime" | "handler" | "codeSha256"> = snapshot.image
+    ? { runtime: IMAGE_RUNTIME, image: specImageOf(snapshot.image) }
+    : {
+        // A code function's runtime is never CustomImage (the registry pairs it with an image).
+        runtime: snapshot.runtime as CodeExecutionSpec["runtime"],
+        handler: snapshot.handler,
+        codeSha256: snapshot.codeSha256,
+      };
   return {
     requestId: claim.requestId,
-    runtime: snapshot.runtime,
-    handler: snapshot.handler,
-    codeSha256: snapshot.codeSha256,
+    ...kind,
     event: JSON.parse(claim.payload) as unknown,
     environment: snapshot.environment,
     memoryLimitMb: snapshot.memoryMb,

@@ -10,3 +10,10 @@ export class InstanceContainerStandard extends InstanceContainer {}
 
 /** The standard-2 compute size (see InstanceContainerStandard). */
 export class InstanceContainerLarge extends InstanceContainer {}
+
+/**
+ * The container class of image functions (wrangler.toml: `scheduling_policy = "durable_object"`,
+ * one `[containers.images.<name>]` per registered image): the same instance, which picks the image
+ * (`ctx.container.images[name]`) and the instance type (from memorySize) at each start.
+ */
+export class ImageContainer extends InstanceContainer {}

@@ -119,7 +119,7 @@ export class InstanceContainer extends InstanceExecution {
    * container of another size, or of unknown boot, is destroyed first), then waits for the agent.
    */
   async ensureStarted(memoryMb: number = DEFAULT_MEMORY_MB): Promise<AgentHealth> {
-    return this.lifecycle.ensureStarted(memoryMb);
+    return this.lifecycle.ensureStarted({ memoryMb });
   }
 
   /**
@@ -155,7 +155,7 @@ export class InstanceContainer extends InstanceExecution {
         // watchdog, should the two disagree on the sizes). Were this call lost, the audit frees the
         // slot and the watchdog dispatches the event again: it is never started here, nor lost.
         await this.schedulerStub(request.schedulerName)
-          .misplaced(request.slot, request.requestId, claim.memoryMb)
+          .misplaced(request.slot, request.requestId, claim.memoryMb, claim.image === true)
           .catch((error: unknown) =>
             console.warn("handing back a misplaced event failed", request.requestId, String(error)),
           );

@@ -2,17 +2,21 @@ import { DurableObject } from "cloudflare:workers";
 import type { ClaimedEvent } from "../events/async-event-object";
 import type { LogRecord } from "../events/event-log-store";
 import { type ExecutionOutcome, isAbnormal } from "../events/event-machine";
-import { effectiveLogLimitMb } from "../functions/instance-types";
+import { containerImages, imagesOpenTo } from "../functions/images";
+import { containerSizes, effectiveLogLimitMb, sizeForMemory } from "../functions/instance-types";
+import type { FunctionSnapshot } from "../functions/model";
 import {
   eventStub,
   instanceClassOf,
   instanceName,
   namespaceOfScheduler,
   namespaceQuotaStub,
+  type SizeInstanceType,
   schedulerStub,
 } from "../shared/objects";
 import type { ExecutionSpec } from "./agent-client";
 import { readStartedRecord } from "./agent-stream";
+import { type ContainerShape, ImageNotDeployedError } from "./container-boot";
 import { ContainerLifecycle } from "./container-lifecycle";
 import { deadlineWarningAt, nextExecutionAlarm } from "./deadline-warning";
 import { DiagnosticHolds } from "./diagnostic-holds";
@@ -42,13 +46,33 @@ export interface CurrentExecution {
 const MIB = 1024 * 1024;
 
 /**
- * The execution spec of a claim in the container class of `slot`: its log limit never above what
- * that class's disk holds (a logLimitMb accepted under other compute sizes is clamped; the event's
- * START is followed by a [PLATFORM] line saying so, see events/event-log.ts).
+ * What a snapshot's container is started for in the class of `slot`: its memory size and, for an
+ * image function (the image class), its image and the Cloudflare instance type of its memorySize
+ * (CONTAINER_SIZES; the image class picks it per start).
  */
-export function clampedSpecOf(claim: ClaimedEvent, slot: number): ExecutionSpec {
+export function containerShapeOf(
+  snapshot: Pick<FunctionSnapshot, "memoryMb" | "image">,
+  env: Pick<Env, "CONTAINER_SIZES">,
+): ContainerShape {
+  if (!snapshot.image) return { memoryMb: snapshot.memoryMb };
+  const instanceType = sizeForMemory(snapshot.memoryMb, containerSizes(env)).instanceType;
+  return { memoryMb: snapshot.memoryMb, image: { name: snapshot.image.name, instanceType } };
+}
+
+/** The Cloudflare instance type a container of this shape runs on in the class of `slot`. */
+export function instanceTypeOfShape(shape: ContainerShape, slot: number): SizeInstanceType {
+  const classType = instanceClassOf(slot).instanceType;
+  return shape.image?.instanceType ?? (classType === "image" ? "basic" : classType);
+}
+
+/**
+ * The execution spec of a claim on an instance type: its log limit never above what that type's
+ * disk holds (a logLimitMb accepted under other compute sizes is clamped; the event's START is
+ * followed by a [PLATFORM] line saying so, see events/event-log.ts).
+ */
+export function clampedSpecOf(claim: ClaimedEvent, instanceType: SizeInstanceType): ExecutionSpec {
   const spec = executionSpecOf(claim);
-  const { limitMb, clamped } = effectiveLogLimitMb(claim.function.logLimitMb, instanceClassOf(slot).instanceType);
+  const { limitMb, clamped } = effectiveLogLimitMb(claim.function.logLimitMb, instanceType);
   return clamped ? { ...spec, logLimitBytes: limitMb * MIB } : spec;
 }
 
@@ -159,16 +183,29 @@ export abstract class InstanceExecution extends DurableObject<Env> {
     const requestId = claim.requestId;
     const snapshot = claim.function;
     try {
+      // An image runs only for the namespaces CONTAINER_IMAGES opens it to now: an operator who took
+      // a namespace off an image stops its functions' new events too (not only new functions).
+      if (snapshot.image && !imagesOpenTo(containerImages(this.env), claim.namespace).includes(snapshot.image.name)) {
+        throw new ImageNotDeployedError(
+          `image "${snapshot.image.name}" is not in this deployment for namespace "${claim.namespace}" (CONTAINER_IMAGES opens each image to its namespaces: npm run image:add -- ${snapshot.image.name} --namespaces ${claim.namespace})`,
+        );
+      }
       // After each wait, check the event is still ours: a terminate may have repossessed it.
-      const cold = !this.lifecycle.isWarmFor(snapshot.memoryMb);
-      // The event's timeline: a new container starting, or the idle one reused (best effort).
-      await this.eventStub(requestId)
-        .markContainer(this.instanceId, cold, Date.now())
-        .catch((error: unknown) => console.warn("reporting the container failed", requestId, String(error)));
-      const health = await this.lifecycle.ensureStarted(snapshot.memoryMb);
+      const shape = containerShapeOf(snapshot, this.env);
+      const cold = !this.lifecycle.isWarmFor(shape);
+      // The event's timeline: a new container starting is told now (it takes a while, and live
+      // followers see it); an idle container reused is not, as the start follows at once and the
+      // event's `started` transition records it (one call and one storage write fewer per warm event).
+      if (cold) {
+        await this.eventStub(requestId)
+          .markContainer(this.instanceId, cold, Date.now())
+          .catch((error: unknown) => console.warn("reporting the container failed", requestId, String(error)));
+      }
+      const health = await this.lifecycle.ensureStarted(shape);
       if (this.current?.requestId !== requestId) return;
       const agent = this.lifecycle.agent();
-      await this.lifecycle.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
+      // An image function ships no code: its image holds it.
+      if (!snapshot.image) await this.lifecycle.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
       if (this.current?.requestId !== requestId || !this.lifecycle.running) return;
       // Diagnostics hold point "starting" (before the hand-over); a terminate meanwhile repossessed it.
       await this.holds.pauseAt(requestId, "starting");
@@ -176,7 +213,8 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       const timeoutMs = snapshot.timeoutSeconds * 1000;
       const postedAt = Date.now();
       // The answer is the execution's record stream (a new one, or one already running there).
-      const { records } = await agent.startExecution(clampedSpecOf(claim, this.current.slot));
+      const spec = clampedSpecOf(claim, instanceTypeOfShape(shape, this.current.slot));
+      const { records } = await agent.startExecution(spec);
       // The stream opens with the started record, written as the handler is handed the event.
       const { started: handedOver, rest } = await readStartedRecord(records);
       const current = this.current;
@@ -193,7 +231,11 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       if (warnAt !== undefined) current.warnAt = warnAt;
       if (handedOver) current.lastSeq = Math.max(current.lastSeq, handedOver.seq);
       await this.ctx.storage.put(CURRENT_KEY, current);
-      await this.ctx.storage.setAlarm(nextExecutionAlarm(current, Date.now() + RELAY_CHECK_INTERVAL_MS));
+      // The claim's relay check is armed already and usually due first (the alarm re-arms itself
+      // from there, by the deadline); set only when the deadline or its warning comes earlier.
+      const due = nextExecutionAlarm(current, Date.now() + RELAY_CHECK_INTERVAL_MS);
+      const armed = await this.ctx.storage.getAlarm();
+      if (armed === null || armed > due) await this.ctx.storage.setAlarm(due);
       const started = await this.eventStub(requestId).markStarted(this.instanceId, cold, health.bootId, startedAt);
       if (!started.ok) {
         // Terminated while the container was starting: the event has ended, stop the handler.
@@ -294,6 +336,7 @@ export abstract class InstanceExecution extends DurableObject<Env> {
     this.finishing = true;
     const instanceId = this.instanceId;
     let containerDestroyed = false;
+    let reported: Promise<unknown> = Promise.resolve();
     try {
       // Container first: once the event reads as ended, an abnormal end's container is gone.
       if (!outcome || isAbnormal(outcome) || current.terminated) {
@@ -305,20 +348,25 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
       // Diagnostics hold point "ending": the handler's outcome is known here, not yet reported.
       if (outcome) await this.holds.pauseAt(requestId, "ending");
-      // If this report is lost, the event's own backstop alarm still ends it.
+      // If this report is lost, the event's own backstop alarm still ends it. It travels beside the
+      // slot's release (below): the slot's next event does not wait for this end to be stored.
       if (outcome) {
-        await this.eventStub(requestId)
+        reported = this.eventStub(requestId)
           .complete(instanceId, outcome, maxRssKb, finalLogs)
           .catch((error: unknown) => console.warn("reporting the outcome failed", requestId, String(error)));
       }
     } finally {
+      // Cleared before the release goes out: the slot's next event may arrive while the report travels.
       this.current = undefined;
       this.finishing = false;
       // Before the slot is freed, so that its next event asks for a fresh container's room.
       if (containerDestroyed) await this.releaseLease(current, requestId);
-      await this.schedulerStub(current.schedulerName)
-        .release(current.slot, requestId)
-        .catch((error: unknown) => console.warn("releasing the slot failed", requestId, String(error)));
+      await Promise.all([
+        reported,
+        this.schedulerStub(current.schedulerName)
+          .release(current.slot, requestId)
+          .catch((error: unknown) => console.warn("releasing the slot failed", requestId, String(error))),
+      ]);
     }
   }
 

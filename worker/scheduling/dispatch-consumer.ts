@@ -2,7 +2,7 @@ import type { z } from "zod";
 import { type DispatchMessage, dispatchMessageSchema } from "../events/dispatch-message";
 import { eventIdentityOf } from "../events/event-identity";
 import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
-import { eventStub, schedulerName, schedulerStub } from "../shared/objects";
+import { eventSchedulerName, eventStub, schedulerStub } from "../shared/objects";
 
 /**
  * Deliveries of a malformed dispatch message whose send to the dead-letter queue failed, after
@@ -127,7 +127,13 @@ export async function consumeDispatchBatch(
 
   const bySchedulers = new Map<string, typeof valid>();
   for (const item of valid) {
-    const name = schedulerName(item.body.namespace, item.body.functionName);
+    // The event's scheduler shard (the function's one scheduler unless its maxConcurrency needs more).
+    const name = eventSchedulerName(
+      item.body.namespace,
+      item.body.functionName,
+      item.body.requestId,
+      item.body.maxConcurrency,
+    );
     bySchedulers.set(name, [...(bySchedulers.get(name) ?? []), item]);
   }
   await Promise.all(

@@ -4,7 +4,7 @@
 import { forgetDispatchRunning } from "../events/paused-backlog";
 import { FunctionRegistry } from "../functions/registry";
 import { PlatformError } from "../shared/errors";
-import { schedulerName, schedulerStub } from "../shared/objects";
+import { allSchedulerShardNames, schedulerName, schedulerStub } from "../shared/objects";
 import { answerWithin } from "../shared/within";
 import type { DispatchState } from "./function-scheduler-object";
 
@@ -43,6 +43,40 @@ function scheduler(env: Pick<Env, "SCHEDULER">, namespace: string, functionName:
 }
 
 /**
+ * Pauses every scheduler shard the function may have (shared/objects.ts MAX_SCHEDULER_SHARDS, the
+ * first its own scheduler), each named so it can resume; answers shard 0's pause time and the
+ * events waiting in all of them. A shard that fails fails the pause (it is idempotent: retried whole).
+ */
+async function pauseShards(
+  env: Pick<Env, "SCHEDULER">,
+  namespace: string,
+  functionName: string,
+): Promise<DispatchState> {
+  const states = await Promise.all(
+    allSchedulerShardNames(namespace, functionName).map((name) => schedulerStub(env, name).pauseDispatch(name)),
+  );
+  return combined(states);
+}
+
+/** Resumes every scheduler shard of the function (see pauseShards). */
+export async function resumeShards(
+  env: Pick<Env, "SCHEDULER">,
+  namespace: string,
+  functionName: string,
+): Promise<DispatchState> {
+  const states = await Promise.all(
+    allSchedulerShardNames(namespace, functionName).map((name) => schedulerStub(env, name).resumeDispatch()),
+  );
+  return combined(states);
+}
+
+/** The shards' states as one: shard 0's pause, the sum of their waiting events. */
+function combined(states: DispatchState[]): DispatchState {
+  const first = states[0] ?? { dispatchPaused: false, pausedAt: null, pendingEvents: 0 };
+  return { ...first, pendingEvents: states.reduce((sum, state) => sum + state.pendingEvents, 0) };
+}
+
+/**
  * Pauses the function's dispatch: accepted events stay queued (their status shows
  * `queuedReason: "paused"`); events already handed to an instance are not affected. Idempotent.
  * FUNCTION_NOT_FOUND for a function that does not exist.
@@ -50,14 +84,14 @@ function scheduler(env: Pick<Env, "SCHEDULER">, namespace: string, functionName:
 export async function pauseDispatch(env: Env, namespace: string, functionName: string): Promise<PublicDispatchState> {
   const registry = new FunctionRegistry(env);
   await registry.get(namespace, functionName);
-  const stub = scheduler(env, namespace, functionName);
-  const state = await stub.pauseDispatch(schedulerName(namespace, functionName));
+  const state = await pauseShards(env, namespace, functionName);
   forgetDispatchRunning(namespace, functionName);
   // A delete between the check and the pause would leave the deleted function's scheduler paused:
   // checked again (from D1, not the isolate's cache) and rolled back. The delete resumes after
   // removing the row, and create resumes too, so either order ends unpaused.
   await registry.get(namespace, functionName).catch(async (error: unknown) => {
-    if (error instanceof PlatformError && error.code === "FUNCTION_NOT_FOUND") await stub.resumeDispatch();
+    if (error instanceof PlatformError && error.code === "FUNCTION_NOT_FOUND")
+      await resumeShards(env, namespace, functionName);
     throw error;
   });
   return publicState(namespace, functionName, state);
@@ -69,7 +103,7 @@ export async function pauseDispatch(env: Env, namespace: string, functionName: s
  */
 export async function resumeDispatch(env: Env, namespace: string, functionName: string): Promise<PublicDispatchState> {
   await new FunctionRegistry(env).get(namespace, functionName);
-  const state = await scheduler(env, namespace, functionName).resumeDispatch();
+  const state = await resumeShards(env, namespace, functionName);
   return publicState(namespace, functionName, state);
 }
 

@@ -2,22 +2,48 @@ import { DurableObject } from "cloudflare:workers";
 import type { DispatchMessage } from "../events/dispatch-message";
 import { MAX_PAUSED_BACKLOG } from "../events/paused-backlog";
 import type { QueuedReason } from "../events/queued-reason";
-import { containerSizes, functionMaxConcurrency, sizeForMemory } from "../functions/instance-types";
+import { containerSizes, eventClassOf, functionMaxConcurrency, sizeForMemory } from "../functions/instance-types";
 import {
   classOfSlot,
+  eventSchedulerName,
+  IMAGE_CLASS_INDEX,
   INSTANCE_CLASSES,
   instanceClassOf,
   instanceName,
   instanceStub,
   namespaceOfScheduler,
   namespaceQuotaStub,
+  parseSchedulerShard,
   SLOT_CLASS_STRIDE,
+  schedulerShardCount,
+  shardConcurrency,
   slotInClass,
 } from "../shared/objects";
 import { SqlSettings } from "../shared/sql-settings";
 import { parseNamespaceMaxContainers } from "./namespace-quota-rules";
 
 export { instanceName };
+
+/** What the scheduler asks of a slot's instance to start an event (InstanceContainer.runEvent). */
+export interface SlotStart {
+  requestId: string;
+  schedulerName: string;
+  slot: number;
+}
+/** Starts an event on a slot's instance and answers whether the event's claim was taken. */
+export type SlotStarter = (env: Env, instance: string, start: SlotStart) => Promise<{ started: boolean }>;
+
+/** The starter test code installed (see installSlotStarterForTests); never set in production. */
+let testStarter: SlotStarter | undefined;
+
+/**
+ * Test seam: while a starter is installed, schedulers hand assigned events to it instead of to
+ * their slots' InstanceContainer objects (the load simulation, test/integration/load-simulation.test.ts,
+ * measures the scheduler and index paths alone). Only test code calls this; undefined uninstalls.
+ */
+export function installSlotStarterForTests(starter: SlotStarter | undefined): void {
+  testStarter = starter;
+}
 
 /** How often the scheduler audits busy slots while any exist. */
 const AUDIT_INTERVAL_MS = 60_000;
@@ -128,7 +154,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     const last = messages.at(-1);
     if (!last) return;
-    this.settings.set("name", `${last.namespace}/${last.functionName}`);
+    // This shard's name (the function's scheduler name when it has one shard): its slots'
+    // instances and leases are named from it.
+    this.settings.set(
+      "name",
+      eventSchedulerName(last.namespace, last.functionName, last.requestId, last.maxConcurrency),
+    );
     this.settings.set("maxConcurrency", String(last.maxConcurrency));
     const now = Date.now();
     for (const message of messages) {
@@ -158,9 +189,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       slot,
       requestId,
     );
-    // Idled before pumping, so that the next start finds the lease evictable (or reusable).
-    await this.idleLease(slot, requestId);
+    // Pumped before the lease is idled: under a backlog the slot's next event takes it at once (warm
+    // first), its lease passes from one event to the next in that pump's acquire, and idleLease
+    // skips the markIdle call (one namespace-quota call per event instead of two; ARCHITECTURE.md,
+    // "Scaling"). A slot nothing takes is idled as before, waking the namespace's waiting schedulers.
     this.pump();
+    await this.idleLease(slot, requestId);
     // Idle slots of a size the function stopped running in a while ago go with their containers.
     this.retireIdleClasses();
   }
@@ -174,7 +208,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
    * queued again here, so the two never bounce it back and forth: the event, still queued in its
    * own object, is dispatched again by its watchdog (backing off). Answers whether it was queued again.
    */
-  async misplaced(slot: number, requestId: string, memoryMb: number): Promise<{ requeued: boolean }> {
+  async misplaced(slot: number, requestId: string, memoryMb: number, image = false): Promise<{ requeued: boolean }> {
     const sql = this.ctx.storage.sql;
     sql.exec(
       "UPDATE slots SET request_id = NULL, assigned_at = NULL, last_used_at = ? WHERE slot = ? AND request_id = ?",
@@ -183,7 +217,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       requestId,
     );
     await this.idleLease(slot, requestId);
-    const needed = sizeForMemory(memoryMb, containerSizes(this.env)).classIndex;
+    const needed = eventClassOf(memoryMb, image, containerSizes(this.env));
     const waiting = sql.exec("SELECT 1 FROM pending WHERE request_id = ?", requestId).toArray().length > 0;
     const requeued = needed !== classOfSlot(slot) && !waiting && !this.holds(requestId);
     if (requeued) {
@@ -260,11 +294,15 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
 
   /**
    * Whether a new invocation is admitted: refused only while dispatch is paused and at least
-   * MAX_PAUSED_BACKLOG events wait here (see events/paused-backlog.ts).
+   * MAX_PAUSED_BACKLOG events wait (see events/paused-backlog.ts, which asks the function's first
+   * scheduler). Of a sharded function this shard holds about 1/N of the backlog (events spread by
+   * RequestId): it is held to its share of the bound, and answers its count times N.
    */
   async admission(): Promise<{ admitted: boolean; dispatchPaused: boolean; pendingEvents: number }> {
     const { dispatchPaused, pendingEvents } = await this.dispatchState();
-    return { admitted: !dispatchPaused || pendingEvents < MAX_PAUSED_BACKLOG, dispatchPaused, pendingEvents };
+    const shards = schedulerShardCount(Number(this.settings.get("maxConcurrency") ?? "1"));
+    const admitted = !dispatchPaused || pendingEvents * shards < MAX_PAUSED_BACKLOG;
+    return { admitted, dispatchPaused, pendingEvents: pendingEvents * shards };
   }
 
   /** Whether the function's dispatch is paused, since when, and how many events wait here. */
@@ -336,6 +374,8 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
    * memory; should its event need another, its claim says so: see misplaced).
    */
   private classOfMessage(message: DispatchMessage): number {
+    // An image function's events run in the image class, whatever their memorySize.
+    if (message.image) return IMAGE_CLASS_INDEX;
     if (message.memoryMb !== undefined) return sizeForMemory(message.memoryMb, containerSizes(this.env)).classIndex;
     return this.largestClass();
   }
@@ -632,13 +672,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       this.pump();
       return;
     }
-    const instance = instanceStub(this.env, instanceName(name, assignment.slot));
+    const instance = instanceName(name, assignment.slot);
+    const start = { requestId: assignment.requestId, schedulerName: name, slot: assignment.slot };
     try {
-      const answer = await instance.runEvent({
-        requestId: assignment.requestId,
-        schedulerName: name,
-        slot: assignment.slot,
-      });
+      const answer = testStarter
+        ? await testStarter(this.env, instance, start)
+        : await instanceStub(this.env, instance).runEvent(start);
       // The event refused the claim (a duplicate of an ended or claimed event); the instance released the slot.
       if (!answer.started) this.count(CLAIMS_REFUSED_KEY);
     } catch (error) {
@@ -666,8 +705,16 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     return stored === undefined ? null : Number(stored);
   }
 
-  /** The function's maxConcurrency, never above the platform's FUNCTION_MAX_CONCURRENCY (it may have been lowered). */
+  /**
+   * The slots this scheduler may run at once: the function's maxConcurrency, never above the
+   * platform's FUNCTION_MAX_CONCURRENCY (it may have been lowered), and of a sharded function this
+   * shard's share of it (shared/objects.ts shardConcurrency).
+   */
   private maxConcurrency(): number {
-    return Math.min(Number(this.settings.get("maxConcurrency") ?? "1"), functionMaxConcurrency(this.env));
+    const configured = Number(this.settings.get("maxConcurrency") ?? "1");
+    const limit = Math.min(configured, functionMaxConcurrency(this.env));
+    // The shard count is the events' (decided by their snapshot's maxConcurrency, eventSchedulerName).
+    const { shard } = parseSchedulerShard(this.settings.get("name") ?? "");
+    return shardConcurrency(limit, shard, schedulerShardCount(configured));
   }
 }

@@ -13,6 +13,91 @@ export function schedulerName(namespace: string, functionName: string): string {
 }
 
 /**
+ * Instance slots one scheduler shard owns at most: a function whose maxConcurrency is above it has
+ * ceil(maxConcurrency / SCHEDULER_SHARD_SLOTS) schedulers, so that no one Durable Object takes more
+ * than about 250 submissions and 250 releases per second for events of 1 s or longer (ARCHITECTURE.md,
+ * "Scaling": Cloudflare's soft guide of about 1,000 requests per second per object).
+ */
+export const SCHEDULER_SHARD_SLOTS = 250;
+/** Most scheduler shards of one function: the absolute maxConcurrency ceiling (1,000) over SCHEDULER_SHARD_SLOTS. */
+export const MAX_SCHEDULER_SHARDS = 4;
+/** Separates a function's scheduler name from a shard's number: `namespace/function~k` (names never hold `~`). */
+const SHARD_SEPARATOR = "~";
+
+/** How many scheduler shards a function of this maxConcurrency has (1 up to SCHEDULER_SHARD_SLOTS slots). */
+export function schedulerShardCount(maxConcurrency: number): number {
+  const wanted = Math.ceil(Math.max(1, maxConcurrency) / SCHEDULER_SHARD_SLOTS);
+  return Math.min(MAX_SCHEDULER_SHARDS, Math.max(1, wanted));
+}
+
+/** The name of shard `shard` of a function's scheduler: shard 0 is the function's scheduler name itself. */
+export function schedulerShardName(namespace: string, functionName: string, shard: number): string {
+  const base = schedulerName(namespace, functionName);
+  return shard === 0 ? base : `${base}${SHARD_SEPARATOR}${shard}`;
+}
+
+/** A stable shard number of a RequestId among `count` shards (FNV-1a of its characters). */
+export function shardOfRequest(requestId: string, count: number): number {
+  if (count <= 1) return 0;
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < requestId.length; index++) {
+    hash ^= requestId.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % count;
+}
+
+/**
+ * The scheduler (shard) an event is dispatched to: by its RequestId among its function's shards,
+ * the count decided by the maxConcurrency of its snapshot (the same in every message of the event).
+ */
+export function eventSchedulerName(
+  namespace: string,
+  functionName: string,
+  requestId: string,
+  maxConcurrency: number,
+): string {
+  return schedulerShardName(namespace, functionName, shardOfRequest(requestId, schedulerShardCount(maxConcurrency)));
+}
+
+/**
+ * The scheduler names that may hold an event whose maxConcurrency is not known here (one per
+ * possible shard count, without repeats: shard 0, the function's scheduler, first).
+ */
+export function candidateSchedulerNames(namespace: string, functionName: string, requestId: string): string[] {
+  const names = new Set<string>();
+  for (let count = 1; count <= MAX_SCHEDULER_SHARDS; count++) {
+    names.add(schedulerShardName(namespace, functionName, shardOfRequest(requestId, count)));
+  }
+  return [...names];
+}
+
+/** Every possible scheduler shard name of a function (shard 0 first): what pause and resume reach. */
+export function allSchedulerShardNames(namespace: string, functionName: string): string[] {
+  return Array.from({ length: MAX_SCHEDULER_SHARDS }, (_, shard) => schedulerShardName(namespace, functionName, shard));
+}
+
+/** A scheduler name read back into its function's scheduler name and shard number (0 for an unsharded name). */
+export function parseSchedulerShard(name: string): { functionScheduler: string; shard: number } {
+  const at = name.lastIndexOf(SHARD_SEPARATOR);
+  if (at < 0) return { functionScheduler: name, shard: 0 };
+  const shard = Number(name.slice(at + 1));
+  if (!Number.isInteger(shard) || shard < 1 || shard >= MAX_SCHEDULER_SHARDS)
+    return { functionScheduler: name, shard: 0 };
+  return { functionScheduler: name.slice(0, at), shard };
+}
+
+/**
+ * The slots shard `shard` of `count` owns of a function's maxConcurrency: an even split, the first
+ * shards taking one more when it does not divide (never below 1: a shard always runs its events).
+ */
+export function shardConcurrency(maxConcurrency: number, shard: number, count: number): number {
+  if (count <= 1) return maxConcurrency;
+  const base = Math.floor(maxConcurrency / count);
+  return Math.max(1, base + (shard < maxConcurrency % count ? 1 : 0));
+}
+
+/**
  * The container classes function instances live in, one per compute size (wrangler.toml
  * [[containers]] with these instance types; which memorySize goes where is CONTAINER_SIZES, see
  * functions/instance-types.ts). A slot number carries its class: slot = class index ×
@@ -23,11 +108,18 @@ export const INSTANCE_CLASSES = [
   { binding: "INSTANCE", className: "InstanceContainer", instanceType: "basic" },
   { binding: "INSTANCE_STANDARD", className: "InstanceContainerStandard", instanceType: "standard-1" },
   { binding: "INSTANCE_LARGE", className: "InstanceContainerLarge", instanceType: "standard-2" },
+  // Image functions (wrangler.toml: scheduling_policy "durable_object"): the instance picks the image
+  // and the Cloudflare instance type (from memorySize) at each start, so "image" names no type.
+  { binding: "IMAGE_INSTANCE", className: "ImageContainer", instanceType: "image" },
 ] as const;
+/** The container class (index into INSTANCE_CLASSES) of every image function's instances. */
+export const IMAGE_CLASS_INDEX = 3;
 /** The binding of one container class. */
 export type InstanceBinding = (typeof INSTANCE_CLASSES)[number]["binding"];
 /** The instance type of one container class. */
 export type ClassInstanceType = (typeof INSTANCE_CLASSES)[number]["instanceType"];
+/** The Cloudflare instance type of a compute size (every class's but the image class's "image"). */
+export type SizeInstanceType = Exclude<ClassInstanceType, "image">;
 /** Slot numbers per container class (a function never has more slots than its maxConcurrency, ≤ 1000). */
 export const SLOT_CLASS_STRIDE = 1_000_000;
 

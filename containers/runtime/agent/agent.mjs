@@ -5,21 +5,26 @@
 // spools the records to an agent-only folder on disk (spool.mjs) as fast as the handler prints,
 // forwards SIGTERM to the handler's group (a user's graceful terminate, or the platform stopping the
 // container, told apart in the end record), and serves each execution's records (log lines, then
-// one end record) as a resumable NDJSON stream.
+// one end record) as a resumable NDJSON stream. In an image container (AFP_IMAGE_MODE=1, under
+// tini) it runs only that image's functions, through bootstrap-image.mjs (PROTOCOL.md §4).
 //
 // Its HTTP API (every request needs `authorization: Bearer <AFP_AGENT_TOKEN>`, else 401), the
 // records of the stream and the protocol between the agent and the bootstraps are written down in
 // PROTOCOL.md; requests and answers are the container contract's schemas (contract.gen.mjs).
+// First: in an installed image agent it removes the tests' overrides from the environment before
+// any other module reads them (image-config.mjs).
+import "./image-config.mjs";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { agentTokenCheck } from "./auth.mjs";
 import { waitForCgroupLimits } from "./cgroup-limits.mjs";
 import { CodeStore, unpackLimitOf } from "./code-package.mjs";
-import { AGENT_PORT, agentHealthSchema, MAX_EXECUTION_SPEC_BYTES } from "./contract.gen.mjs";
+import { AGENT_PORT, agentHealthSchema, IMAGE_RUNTIME, MAX_EXECUTION_SPEC_BYTES } from "./contract.gen.mjs";
 import { Execution, streamRecords } from "./execution.mjs";
 import { HandlerProcess } from "./handler-process.mjs";
 import { HANDLER_ID, killHandlerUser } from "./handler-user.mjs";
 import { json, readJson } from "./http.mjs";
+import { IMAGE, IMAGE_AGENT_PROBLEM, IMAGE_MODE } from "./image-config.mjs";
 import { MAX_CODE_PACKAGE_BYTES, platformStopGraceMs } from "./limits.mjs";
 import { resetSpoolRoot } from "./spool.mjs";
 import { checkExecutionSpec, checkSignalRequest, REQUEST_ID_PATTERN, SHA256_PATTERN } from "./validation.mjs";
@@ -54,6 +59,10 @@ const KEPT_EXECUTIONS = 8;
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 /** Largest body of POST /executions/:id/signal (`{ "signal": "SIGTERM" }` or nothing). */
 const MAX_SIGNAL_BODY_BYTES = 1024;
+/** The refusal of a code package or code spec in an image container (AFP_IMAGE_MODE=1). */
+const IMAGE_ONLY = "this container runs image functions only";
+/** The refusal of an image spec in the runtime image. */
+const CODE_ONLY = "this container runs code functions only: an image function runs in its image's container";
 
 const startedAt = Date.now();
 /** Identifies this container boot: a repossessed instance comes back with a new one. */
@@ -99,7 +108,9 @@ function startExecution(spec, environmentError) {
       killHandlerUser();
     }
     try {
-      handlerProcess = new HandlerProcess(spec, codeStore.directory(spec.codeSha256), SPOOL_ROOT);
+      // An image function runs in its image's working folder (no code package).
+      const directory = spec.runtime === IMAGE_RUNTIME ? IMAGE.config.workingDir : codeStore.directory(spec.codeSha256);
+      handlerProcess = new HandlerProcess(spec, directory, SPOOL_ROOT);
     } catch (error) {
       handlerProcess = undefined;
       execution.end({ kind: "error", message: `the handler process could not start: ${String(error.message)}` });
@@ -162,6 +173,7 @@ function health() {
     stopping: platformStoppingAt !== undefined,
     requestId: running?.requestId ?? null,
     handlerUid: HANDLER_ID ?? null,
+    image: IMAGE?.config?.name ?? null,
   });
 }
 
@@ -169,9 +181,13 @@ async function route(request, response) {
   const url = new URL(request.url ?? "/", "http://agent");
   const parts = url.pathname.split("/").filter(Boolean);
 
-  if (request.method === "GET" && url.pathname === "/health") return json(response, 200, health());
+  if (request.method === "GET" && url.pathname === "/health") {
+    if (IMAGE_AGENT_PROBLEM) return json(response, 503, { error: IMAGE_AGENT_PROBLEM });
+    return json(response, 200, health());
+  }
 
   if (parts[0] === "code" && parts.length === 2) {
+    if (IMAGE_MODE) return json(response, 400, { error: `${IMAGE_ONLY}: it takes no code package` });
     if (!SHA256_PATTERN.test(parts[1]))
       return json(response, 400, { error: "code hash must be 64 lower-case hex digits" });
     if (request.method === "GET") return json(response, codeStore.has(parts[1]) ? 200 : 404, {});
@@ -192,6 +208,17 @@ async function route(request, response) {
     const checked = checkExecutionSpec(await readJson(request, MAX_EXECUTION_SPEC_BYTES));
     if (checked.error) return json(response, 400, { error: checked.error });
     const { spec, environmentError } = checked;
+    const imageSpec = spec.runtime === IMAGE_RUNTIME;
+    if (IMAGE_MODE && !imageSpec) return json(response, 400, { error: IMAGE_ONLY });
+    if (!IMAGE_MODE && imageSpec) return json(response, 400, { error: CODE_ONLY });
+    if (IMAGE_AGENT_PROBLEM) return json(response, 500, { error: IMAGE_AGENT_PROBLEM });
+    if (imageSpec && IMAGE.problem)
+      return json(response, 500, { error: `this image container is broken: ${IMAGE.problem}` });
+    if (imageSpec && spec.image.name !== IMAGE.config.name) {
+      return json(response, 400, {
+        error: `this container runs image ${JSON.stringify(IMAGE.config.name)}, not ${JSON.stringify(spec.image.name)}`,
+      });
+    }
     const existing = executions.get(spec.requestId);
     if (existing) return json(response, 200, { requestId: existing.requestId, started: false });
     const running = currentExecution();
@@ -201,7 +228,7 @@ async function route(request, response) {
         error: "the container is being stopped by the platform: start the event elsewhere",
       });
     }
-    if (!codeStore.has(spec.codeSha256)) return json(response, 412, { error: "code not cached" });
+    if (!imageSpec && !codeStore.has(spec.codeSha256)) return json(response, 412, { error: "code not cached" });
     if (!(await waitForCgroupLimits())) {
       return json(response, 503, { error: "the container's memory and process caps were not applied: not running it" });
     }

@@ -1,4 +1,5 @@
-// SCF's Custom Runtime: `node bootstrap-custom.mjs CODE_DIR HANDLER`. Starts the code package's own
+// SCF's Custom Runtime: `node bootstrap-custom.mjs CODE_DIR HANDLER` (what it shares with the image
+// shim, bootstrap-image.mjs, is in shim.mjs). Starts the code package's own
 // executable `scf_bootstrap` (else `bootstrap`) and serves it SCF's runtime API (runtime-api.mjs);
 // to the agent it is a bootstrap like the others (PROTOCOL.md §2: commands on stdin, reports on
 // fd 3, the end mark on stdout and stderr). The program runs as this process's (unprivileged) user,
@@ -9,12 +10,11 @@
 // that killed it), so the agent's verdicts hold; a program that ends between events is started again
 // for the next one, this process staying (see onProgramExit).
 import { spawn } from "node:child_process";
-import { accessSync, closeSync, constants, openSync, statSync, writeSync } from "node:fs";
-import { constants as osConstants } from "node:os";
+import { accessSync, closeSync, constants, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { MAX_ERROR_MESSAGE_BYTES, truncateUtf8 } from "./limits.mjs";
 import { RUNTIME_API_HOST, RuntimeApi } from "./runtime-api.mjs";
+import { endInvocation, killGroup, mirrorExit, refuseInvocation, report, reportReceived } from "./shim.mjs";
 
 const [codeDir, handlerSpec] = process.argv.slice(2);
 
@@ -25,16 +25,6 @@ const MISSING_BOOTSTRAP =
   "scf_bootstrap is missing or not executable (chmod 755 before zipping): a CustomRuntime package needs an executable scf_bootstrap (or bootstrap) at its root";
 /** After the program exits, how long requests already sent to the API may take before this process mirrors the exit. */
 const EXIT_SETTLE_MS = 1_000;
-/** Marks the end of one event's output on stdout and stderr (PROTOCOL.md). */
-const END_MARK = "\u0000AFP_END:";
-/**
- * The signals this process dies of itself when they killed the program (the agent's verdicts name
- * them); any other signal ends it with the conventional status 128+n instead: raised here, SIGUSR1
- * would start Node's inspector, SIGSEGV run Node's handler.
- */
-const MIRRORED_SIGNALS = new Set(["SIGTERM", "SIGKILL", "SIGINT"]);
-/** How long writeFully sleeps while a descriptor shared with the program would block. */
-const WRITE_RETRY_MS = 2;
 
 // The program decides what SIGTERM means; this process outlives it (see the header).
 process.on("SIGTERM", () => {});
@@ -59,73 +49,13 @@ let current;
 /** Why no event can run (no bootstrap, the program could not start), or undefined. */
 let problem;
 
-const retryClock = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Writes all of text to fd. stdout and stderr are file descriptions shared with the program, which
- * may have made them non-blocking (a Node.js program does): a full pipe then answers EAGAIN (or a
- * part written), and the rest is written once the agent has read some; never dropped, never thrown.
- */
-function writeFully(fd, text) {
-  const bytes = Buffer.from(text, "utf8");
-  let offset = 0;
-  while (offset < bytes.length) {
-    try {
-      offset += writeSync(fd, bytes, offset, bytes.length - offset);
-    } catch (error) {
-      if (error.code !== "EAGAIN") throw error;
-      Atomics.wait(retryClock, 0, 0, WRITE_RETRY_MS);
-    }
-  }
-}
-
-function report(line) {
-  writeFully(3, `${JSON.stringify(line)}\n`);
-}
-
-/** Ends the invocation: its end mark on stdout and stderr (after the program's output), then its outcome. */
-function end(invocation, outcome) {
-  if (invocation.ended) return;
-  // It stays `current` until the next command: a second post for it is told it already ended (409).
-  invocation.ended = true;
-  writeFully(1, `${END_MARK}${invocation.requestId}\n`);
-  writeFully(2, `${END_MARK}${invocation.requestId}\n`);
-  if (outcome.kind === "returned") {
-    // resultOfBody bounded it already; the agent bounds it again.
-    writeFully(
-      3,
-      `{"requestId":${JSON.stringify(invocation.requestId)},"kind":"returned","result":${JSON.stringify(outcome.result) ?? "null"}}\n`,
-    );
-    return;
-  }
-  report({
-    requestId: invocation.requestId,
-    kind: "threw",
-    message: truncateUtf8(String(outcome.message), MAX_ERROR_MESSAGE_BYTES),
-    stack: "",
-  });
-}
-
-/** Marks the hand-over once (the program took the event with GET next). */
-function received(invocation) {
-  if (invocation.received) return;
-  invocation.received = true;
-  report({ requestId: invocation.requestId, kind: "received" });
-}
-
 const api = new RuntimeApi({
   current: () => current,
-  received,
-  ended: end,
+  received: reportReceived,
+  ended: endInvocation,
   progress: (invocation, bounded) => report({ requestId: invocation.requestId, kind: "progress", ...bounded }),
   initReady: () => {},
 });
-
-/** Fails an event at once (no program to run it): hand-over, then the problem as a throw. */
-function refuse(invocation, message) {
-  received(invocation);
-  end(invocation, { kind: "threw", message });
-}
 
 /** The running program, or undefined (not started yet, or exited between events). */
 let child;
@@ -162,7 +92,7 @@ function startProgram() {
     });
   } catch (error) {
     problem = `scf_bootstrap could not be started: ${error.message}`;
-    if (current && !current.ended) refuse(current, problem);
+    if (current && !current.ended) refuseInvocation(current, problem);
     return;
   } finally {
     closeSync(devNull);
@@ -171,7 +101,7 @@ function startProgram() {
   program.on("error", (error) => {
     if (child !== program) return;
     problem = `scf_bootstrap could not be started (${error.code ?? error.message}): check its first line (#!/bin/bash, no CR) and that it is built for Linux x86-64`;
-    if (current && !current.ended) refuse(current, problem);
+    if (current && !current.ended) refuseInvocation(current, problem);
     child = undefined;
     api.server.close();
   });
@@ -203,20 +133,6 @@ function onProgramExit(code, signal, offeredBefore) {
   finish();
 }
 
-/** Ends this process as the program ended (see MIRRORED_SIGNALS for signals). */
-function mirrorExit(code, signal) {
-  if (signal) {
-    const status = 128 + (osConstants.signals[signal] ?? 0);
-    if (!MIRRORED_SIGNALS.has(signal)) process.exit(status);
-    process.removeAllListeners("SIGTERM");
-    process.kill(process.pid, signal);
-    // In case the signal does not end this process at once: its conventional exit status.
-    setTimeout(() => process.exit(status), 100);
-    return;
-  }
-  process.exit(code ?? 1);
-}
-
 for await (const line of createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY })) {
   if (!line.trim()) continue;
   const command = JSON.parse(line);
@@ -229,7 +145,7 @@ for await (const line of createInterface({ input: process.stdin, crlfDelay: Numb
     offered: ++offered,
   };
   if (problem) {
-    refuse(invocation, problem);
+    refuseInvocation(invocation, problem);
     continue;
   }
   current = invocation;
@@ -238,11 +154,5 @@ for await (const line of createInterface({ input: process.stdin, crlfDelay: Numb
   api.offer(invocation);
 }
 // The agent closed stdin: it is done with this process (and so with the program).
-if (child) {
-  try {
-    process.kill(-process.pid, "SIGKILL");
-  } catch {
-    child.kill("SIGKILL");
-  }
-}
+if (child) killGroup(child);
 process.exit(0);

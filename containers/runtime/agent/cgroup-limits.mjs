@@ -50,3 +50,32 @@ export async function waitForCgroupLimits(
   }
   return true;
 }
+
+/**
+ * The container's cgroup folder the agent reads (AGENT_CGROUP_ROOT overrides it: tests give a
+ * folder of their own with a memory.events file they write).
+ */
+export const CGROUP_ROOT = process.env.AGENT_CGROUP_ROOT ?? "/sys/fs/cgroup";
+/** Whether the OOM counter could not be read once: not tried again (no cgroup here). */
+let oomCounterMissing = false;
+
+/**
+ * How many processes of the container the kernel's OOM killer has killed so far: `oom_kill` of
+ * cgroup v2's memory.events (hierarchical), else of cgroup v1's memory.oom_control; undefined when
+ * neither can be read (then never read again).
+ */
+export function oomKillCount(root = CGROUP_ROOT) {
+  if (oomCounterMissing && root === CGROUP_ROOT) return undefined;
+  for (const path of [`${root}/memory.events`, `${root}/memory/memory.oom_control`]) {
+    let text;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch {
+      continue;
+    }
+    const count = /^oom_kill (\d+)$/m.exec(text)?.[1];
+    if (count !== undefined) return Number(count);
+  }
+  if (root === CGROUP_ROOT) oomCounterMissing = true;
+  return undefined;
+}

@@ -7,11 +7,12 @@
 // on fd 3) is the bootstrap protocol of PROTOCOL.md.
 import { spawn } from "node:child_process";
 import { closeSync } from "node:fs";
+import { oomKillCount } from "./cgroup-limits.mjs";
 import { engineOf } from "./contract.gen.mjs";
 import { HANDLER_ID, signalGroup } from "./handler-user.mjs";
 import { MAX_REPORT_LINE_CHARS, outcomeOfReport } from "./limits.mjs";
 import { captureLines, captureReports, outputPipe, pipeReadable } from "./output-capture.mjs";
-import { bootstrapCommand } from "./runtimes.mjs";
+import { bootstrapCommand, bootstrapEnvironment } from "./runtimes.mjs";
 import { builtinEnvironment, handlerContext } from "./scf-context.mjs";
 
 /** Marks the end of one event's output on a stream (written by the bootstraps). */
@@ -21,6 +22,11 @@ const END_MARK = "\u0000AFP_END:";
  * this many characters it is handed over anyway (the held lines then follow the started record).
  */
 const MAX_HELD_OUTPUT_CHARS = 64 * 1024;
+/**
+ * The engines whose bootstrap is a shim running the user's own program (a Custom Runtime's
+ * scf_bootstrap, an image's entry): its output is not the hand-over (see outputHandsOver).
+ */
+const SHIM_ENGINES = new Set(["CustomRuntime", "CustomImage"]);
 /** Characters of stderr kept to recognise an out-of-memory death. */
 const STDERR_TAIL_CHARS = 4096;
 /**
@@ -38,6 +44,23 @@ function endOf(readable) {
     readable.once("end", resolve);
     readable.once("close", resolve);
   });
+}
+
+/**
+ * The message of an event whose process the kernel's OOM killer ended: the container reached its
+ * memory (the function's memory size; its compute size's on Cloudflare).
+ */
+const OOM_KILLED_MESSAGE =
+  "the container ran out of memory and the kernel killed the function's process (raise MemorySize)";
+
+/**
+ * True when the container's OOM kill count grew since `before` (a process the agent did not kill
+ * died of SIGKILL: the kernel's OOM killer, when the count grew; see oomKillCount).
+ */
+function oomKilledSince(before) {
+  if (before === undefined) return false;
+  const now = oomKillCount();
+  return now !== undefined && now > before;
 }
 
 /**
@@ -64,7 +87,7 @@ export class HandlerProcess {
      * the hand-over are held (up to MAX_HELD_OUTPUT_CHARS) and logged right after the started record,
      * which stays the first of the stream.
      */
-    this.outputHandsOver = engineOf(spec.runtime) !== "CustomRuntime";
+    this.outputHandsOver = !SHIM_ENGINES.has(engineOf(spec.runtime));
     this.stderrTail = "";
     /** Chunks read from stdout and stderr so far (tells a quiet pipe from a busy one). */
     this.outputChunks = 0;
@@ -80,6 +103,7 @@ export class HandlerProcess {
           PATH: process.env.PATH,
           HOME: "/tmp",
           LANG: "C.UTF-8",
+          ...bootstrapEnvironment(spec),
           ...spec.environment,
           ...builtinEnvironment(spec, codeDir),
           AFP_MEMORY_LIMIT_MB: String(spec.memoryLimitMb ?? 0),
@@ -134,6 +158,7 @@ export class HandlerProcess {
       spec.runtime,
       spec.codeSha256,
       spec.handler,
+      spec.image,
       spec.memoryLimitMb,
       spec.environment,
       function_name,
@@ -148,7 +173,16 @@ export class HandlerProcess {
    * loading never ends is stopped too, and again from the hand-over (see handOver).
    */
   run(execution) {
-    this.current = { execution, report: undefined, marks: new Set(), handedOver: false, held: [], heldChars: 0 };
+    this.current = {
+      execution,
+      report: undefined,
+      marks: new Set(),
+      handedOver: false,
+      held: [],
+      heldChars: 0,
+      // The container's OOM kills so far: one more at the process's SIGKILL is the kernel's (oom).
+      oomKillsBefore: oomKillCount(),
+    };
     execution.process = this;
     const spec = execution.spec;
     this.child.stdin.write(
@@ -212,6 +246,7 @@ export class HandlerProcess {
 
   /** Kills the whole group at once. */
   kill() {
+    this.killedByAgent = true;
     if (this.pgid !== undefined) signalGroup(this.pgid, "SIGKILL");
   }
 
@@ -298,6 +333,7 @@ export class HandlerProcess {
   onExit(code, signal, error) {
     if (this.exited) return;
     this.exited = true;
+    const killedByAgent = this.killedByAgent === true;
     // What the handler spawned dies with it (its group; the leader is gone, the pgid stays valid
     // while members remain). Then the pgid is forgotten: once empty, the number may be reused.
     this.kill();
@@ -318,6 +354,9 @@ export class HandlerProcess {
       if (error) outcome = { kind: "error", message: `the handler process could not run: ${error.message}` };
       else if (current.timedOut) outcome = { kind: "timeout" };
       else if (/heap out of memory|Allocation failed/i.test(this.stderrTail)) outcome = { kind: "oom" };
+      // The kernel's OOM killer (the container's cgroup counted one more kill): 434 too.
+      else if (signal === "SIGKILL" && !killedByAgent && oomKilledSince(current.oomKillsBefore))
+        outcome = { kind: "oom", message: OOM_KILLED_MESSAGE };
       else if (signal === "SIGTERM" && sentSigterm(execution)) outcome = { kind: "sigterm" };
       // Any other end (an exit with any code, code 0 included, or another signal): the process exited
       // while its event ran. After a SIGTERM the worker makes it ABORTED (graceful terminate) or the

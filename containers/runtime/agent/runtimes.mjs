@@ -5,14 +5,19 @@
 // this one and its language in the Dockerfile. A test checks the engines agree. See PROTOCOL.md for
 // what a bootstrap must do.
 import { join } from "node:path";
-import { engineOf } from "./contract.gen.mjs";
+import { engineOf, IMAGE_PORT_WAIT_MS } from "./contract.gen.mjs";
+import { entryCommand, IMAGE } from "./image-config.mjs";
 
 const BOOTSTRAP_DIR = new URL(".", import.meta.url).pathname;
+/** The port an image's server listens on (SCF's); AFP_IMAGE_PORT in the agent's environment replaces it (tests). */
+const IMAGE_PORT = Number(process.env.AFP_IMAGE_PORT) || 9000;
+/** How long the image shim waits for the port (the contract's); AFP_IMAGE_PORT_WAIT_MS replaces it (tests). */
+const IMAGE_WAIT_MS = Number(process.env.AFP_IMAGE_PORT_WAIT_MS) || IMAGE_PORT_WAIT_MS;
 
 /**
  * Engine → { bootstrap: its file in this folder, program: what runs it, programArgs(spec):
- * the arguments before the bootstrap's path }. The bootstrap then gets the code folder and the
- * handler (`file.function`) as its two arguments.
+ * the arguments before the bootstrap's path, bootstrapArgs?(spec, dir): its arguments (default: the
+ * code folder and the handler, `file.function`), environment?(): variables under the function's }.
  */
 export const RUNTIMES = Object.freeze({
   Nodejs22: Object.freeze({
@@ -35,6 +40,17 @@ export const RUNTIMES = Object.freeze({
     program: () => process.execPath,
     programArgs: () => [],
   }),
+  // SCF's image functions: a Node.js shim (bootstrap-image.mjs) that starts the image's entry and
+  // POSTs each event to its server on port 9000. It gets the image's working folder, the port, how
+  // long to wait for it and the entry's command; the image's ENV comes under the function's
+  // variables. Only in an image container.
+  CustomImage: Object.freeze({
+    bootstrap: "bootstrap-image.mjs",
+    program: () => process.execPath,
+    programArgs: () => [],
+    bootstrapArgs: (spec, dir) => [dir, String(IMAGE_PORT), String(IMAGE_WAIT_MS), ...entryCommand(spec)],
+    environment: () => IMAGE?.config?.env ?? {},
+  }),
 });
 
 /**
@@ -46,8 +62,14 @@ export function runtimeOf(name) {
   return engine !== undefined && Object.hasOwn(RUNTIMES, engine) ? RUNTIMES[engine] : undefined;
 }
 
+/** The variables a spec's bootstrap gets under the function's own (an image's ENV), or {}. */
+export function bootstrapEnvironment(spec) {
+  return runtimeOf(spec.runtime)?.environment?.() ?? {};
+}
+
 /**
- * The program and arguments that start a spec's bootstrap for the code in codeDir. Throws for a
+ * The program and arguments that start a spec's bootstrap for the code in codeDir (an image
+ * function's: the image's working folder). Throws for a
  * runtime missing from the table: an unknown runtime is never run by another runtime's bootstrap.
  */
 export function bootstrapCommand(spec, codeDir) {
@@ -55,6 +77,10 @@ export function bootstrapCommand(spec, codeDir) {
   if (!runtime) throw new Error(`unknown runtime ${JSON.stringify(String(spec.runtime)).slice(0, 64)}`);
   return [
     runtime.program(),
-    [...runtime.programArgs(spec), join(BOOTSTRAP_DIR, runtime.bootstrap), codeDir, spec.handler],
+    [
+      ...runtime.programArgs(spec),
+      join(BOOTSTRAP_DIR, runtime.bootstrap),
+      ...(runtime.bootstrapArgs?.(spec, codeDir) ?? [codeDir, spec.handler]),
+    ],
   ];
 }

@@ -5,6 +5,7 @@
 import {
   environmentProblem,
   executionSpecSchema,
+  IMAGE_RUNTIME,
   problemOf,
   REQUEST_ID_PATTERN,
   SHA256_PATTERN,
@@ -52,6 +53,8 @@ export function checkExecutionSpec(body) {
   const spec = parsed.data;
   // The agent's own checks, beside the schema's: a runtime it has a bootstrap for, a safe path.
   if (!runtimeOf(spec.runtime)) return { error: `runtime: unknown runtime ${JSON.stringify(spec.runtime)}` };
+  // An image spec has no handler (its image's entry is the program).
+  if (spec.runtime === IMAGE_RUNTIME) return { spec };
   const handler = handlerProblem(spec.handler);
   if (handler) return { error: `handler: ${handler}` };
   return { spec };

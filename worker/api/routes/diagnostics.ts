@@ -3,6 +3,7 @@ import { z } from "zod";
 import { type EventIndexEntry, writeIndexEntries } from "../../events/event-index";
 import type { HoldPhase } from "../../instances/instance-container";
 import { dispatchConsumerStats } from "../../scheduling/dispatch-consumer";
+import { costCounts, installCostCounters, resetCostCounts } from "../../shared/cost-counters";
 import { PlatformError, unwrap } from "../../shared/errors";
 import { eventStub, instanceStub, schedulerName, schedulerStub } from "../../shared/objects";
 import { MAX_JSON_BODY_BYTES, parseWith, readJson } from "../../shared/validation";
@@ -103,6 +104,16 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
     const body = await readJson(c, seedIndexSchema, MAX_JSON_BODY_BYTES);
     await writeIndexEntries(c.env.DB, body.rows);
     return c.json({ written: body.rows.length });
+  })
+  .get("/_diagnostics/costs", (c) => {
+    // Billable operations counted since the last reset (the bench's per-event costs: see cost-counters).
+    installCostCounters(c.env);
+    return c.json(costCounts());
+  })
+  .post("/_diagnostics/costs/reset", (c) => {
+    installCostCounters(c.env);
+    resetCostCounts();
+    return c.json(costCounts());
   })
   .post("/_diagnostics/redeliver", async (c) => {
     // The event sends its own dispatch message again, as at-least-once delivery may.

@@ -3,7 +3,13 @@ import type { AppEnv } from "../../auth/credentials";
 import { deleteFunctionArchives } from "../../events/event-archive";
 import { MAX_OBJECT_CODE_PACKAGE_BYTES } from "../../functions/code-from-object";
 import {
-  codeSchema,
+  IMAGE_RUNTIME,
+  MAX_IMAGE_COMMAND_ITEM_CHARS,
+  MAX_IMAGE_COMMAND_ITEMS,
+  MAX_IMAGE_URI_CHARS,
+} from "../../functions/images";
+import {
+  codeUpdateSchema,
   createFunctionSchema,
   listFunctionsQuerySchema,
   publicFunction,
@@ -83,6 +89,21 @@ const functionSchema = z
         description:
           "Where each ended event's end record is delivered: onSuccess (FINISHED), onFailure (FAILED), onTerminate (ABORTED); a webhook (signed POST) and/or a queue (the binding DESTINATION_QUEUE_<queue>). See GET /v1/events/{requestId}/deliveries.",
       }),
+    image: z
+      .object({
+        name: z.string().openapi({ description: "The registered image (wrangler.toml [containers.images.<name>])" }),
+        uri: z.string(),
+        type: z.enum(["personal", "enterprise"]),
+        command: z.array(z.string()).optional(),
+        args: z.array(z.string()).optional(),
+        registryId: z.string().optional(),
+        containerImageAccelerate: z.boolean().optional(),
+        entryPoint: z.string().optional(),
+      })
+      .nullable()
+      .openapi({
+        description: `An image function's image (runtime ${IMAGE_RUNTIME}; codeSha256 is the SHA-256 of its canonical JSON, codeSize 0); null for a code function`,
+      }),
     createdAt: z.string().openapi({ format: "date-time" }),
     updatedAt: z.string().openapi({ format: "date-time" }),
     dispatchPaused: z
@@ -106,7 +127,7 @@ const createFunction = createRoute({
   path: "/v1/namespaces/{namespace}/functions",
   tags: [TAG],
   summary: "Create a function",
-  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the code package as base64 of a zip (code.zipFile), or names an R2 object holding it (code.bucket and code.key: a bucket the namespace owns, an object of at most ${MAX_OBJECT_CODE_PACKAGE_BYTES} bytes).`,
+  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the code package as base64 of a zip (code.zipFile), or names an R2 object holding it (code.bucket and code.key: a bucket the namespace owns, an object of at most ${MAX_OBJECT_CODE_PACKAGE_BYTES} bytes), or instead of code names a registered image (image.uri, at most ${MAX_IMAGE_URI_CHARS} characters: its last path segment's repository name, e.g. ccr.ccs.tencentyun.com/ns/flask-sample:v1 → flask-sample, must be an image of CONTAINER_IMAGES open to the namespace; image.command and image.args: at most ${MAX_IMAGE_COMMAND_ITEMS} items together, each at most ${MAX_IMAGE_COMMAND_ITEM_CHARS} characters; runtime absent or ${IMAGE_RUNTIME}). Exactly one of code and image.`,
   middleware: [pathFirst(namespaceParams)],
   request: { params: namespaceParams, body: documentedJsonBody("CreateFunctionRequest", "The new function") },
   responses: {
@@ -159,8 +180,8 @@ const updateCode = createRoute({
   method: "put",
   path: "/v1/namespaces/{namespace}/functions/{name}/code",
   tags: [TAG],
-  summary: "Replace a function's code package",
-  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the zip as base64 (zipFile), or names an R2 object holding it (bucket and key: a bucket the namespace owns, an object of at most ${MAX_OBJECT_CODE_PACKAGE_BYTES} bytes).`,
+  summary: "Replace a function's code package or image",
+  description: `The body (at most ${MAX_JSON_BODY_BYTES} bytes) carries the zip as base64 (zipFile), or names an R2 object holding it (bucket and key: a bucket the namespace owns, an object of at most ${MAX_OBJECT_CODE_PACKAGE_BYTES} bytes), or gives image (as on create: the function becomes an image function, runtime ${IMAGE_RUNTIME}). An image function given a package needs runtime too (its code runtime).`,
   middleware: [pathFirst(functionParams)],
   request: { params: functionParams, body: documentedJsonBody("CodeRequest", "The new code package") },
   responses: {
@@ -210,7 +231,7 @@ export const functionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInval
   })
   .openapi(updateCode, async (c) => {
     const { namespace, name } = c.req.valid("param");
-    const input = await readJson(c, codeSchema);
+    const input = await readJson(c, codeUpdateSchema);
     const row = await new FunctionRegistry(c.env, codeBucketAccess(c.env)).updateCode(namespace, name, input);
     return c.json(publicFunction(row), 200);
   })
@@ -229,4 +250,4 @@ export const functionRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInval
 
 functionRoutes.openAPIRegistry.register("CreateFunctionRequest", createFunctionSchema);
 functionRoutes.openAPIRegistry.register("UpdateConfigurationRequest", updateConfigurationSchema);
-functionRoutes.openAPIRegistry.register("CodeRequest", codeSchema);
+functionRoutes.openAPIRegistry.register("CodeRequest", codeUpdateSchema);

@@ -1,0 +1,1 @@
+ALTER TABLE `functions` ADD `image_config` text;
