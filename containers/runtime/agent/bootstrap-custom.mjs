@@ -9,12 +9,19 @@
 // is its own (taken and not answered) this process ends the same way (its exit code, or the signal
 // that killed it), so the agent's verdicts hold; a program that ends between events is started again
 // for the next one, this process staying (see onProgramExit).
-import { spawn } from "node:child_process";
-import { accessSync, closeSync, constants, openSync, statSync } from "node:fs";
+import { accessSync, constants, statSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { RUNTIME_API_HOST, RuntimeApi } from "./runtime-api.mjs";
-import { endInvocation, killGroup, mirrorExit, refuseInvocation, report, reportReceived } from "./shim.mjs";
+import {
+  endInvocation,
+  killGroup,
+  mirrorExit,
+  refuseInvocation,
+  report,
+  reportReceived,
+  spawnUserProgram,
+} from "./shim.mjs";
 
 const [codeDir, handlerSpec] = process.argv.slice(2);
 
@@ -70,32 +77,19 @@ else startProgram();
 
 /** Starts the program (at once, and again for an event after it exited between events). */
 function startProgram() {
-  // The program must not write this process's report channel: its fd 3 is /dev/null.
-  const devNull = openSync("/dev/null", "w");
-  const environment = { ...process.env };
-  delete environment.AFP_MEMORY_LIMIT_MB;
   /** The events offered before this program started: it had its chance at them. */
   const offeredBefore = offered;
   let program;
   try {
-    program = spawn(bootstrapPath, [], {
-      cwd: codeDir,
-      env: {
-        // Python's prints reach the log as they are made (a function variable of the name wins).
-        PYTHONUNBUFFERED: "1",
-        ...environment,
-        SCF_RUNTIME_API: RUNTIME_API_HOST,
-        SCF_RUNTIME_API_PORT: String(port),
-        _HANDLER: handlerSpec ?? "",
-      },
-      stdio: ["ignore", "inherit", "inherit", devNull],
+    program = spawnUserProgram(bootstrapPath, [], codeDir, {
+      SCF_RUNTIME_API: RUNTIME_API_HOST,
+      SCF_RUNTIME_API_PORT: String(port),
+      _HANDLER: handlerSpec ?? "",
     });
   } catch (error) {
     problem = `scf_bootstrap could not be started: ${error.message}`;
     if (current && !current.ended) refuseInvocation(current, problem);
     return;
-  } finally {
-    closeSync(devNull);
   }
   child = program;
   program.on("error", (error) => {

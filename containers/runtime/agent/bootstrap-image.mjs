@@ -9,14 +9,12 @@
 // in its process group, with this process's stdout and stderr (its output reaches the event's log
 // live) and /dev/null as fd 3; this process ignores SIGTERM (the entry decides); when the entry ends
 // while an event is its own, this process ends the same way (exited 439, sigterm, oom 434 hold).
-import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { MAX_ERROR_MESSAGE_BYTES, MAX_RESULT_BYTES, truncateUtf8 } from "./limits.mjs";
 import { resultOfBody } from "./runtime-api.mjs";
-import { endInvocation, killGroup, mirrorExit, refuseInvocation, reportReceived } from "./shim.mjs";
+import { endInvocation, killGroup, mirrorExit, refuseInvocation, reportReceived, spawnUserProgram } from "./shim.mjs";
 
 const [workingDir, portArgument, waitArgument, ...command] = process.argv.slice(2);
 
@@ -61,24 +59,14 @@ let inFlight = 0;
 
 /** Starts the entry (on the first event, and again for an event after it exited between events). */
 function startEntry() {
-  // The entry must not write this process's report channel: its fd 3 is /dev/null.
-  const devNull = openSync("/dev/null", "w");
-  const environment = { ...process.env };
-  delete environment.AFP_MEMORY_LIMIT_MB;
   /** The events offered before this entry started (itself included): it had its chance at them. */
   const offeredBefore = offered;
   let program;
   try {
-    program = spawn(command[0], command.slice(1), {
-      cwd: workingDir || "/",
-      env: { PYTHONUNBUFFERED: "1", ...environment },
-      stdio: ["ignore", "inherit", "inherit", devNull],
-    });
+    program = spawnUserProgram(command[0], command.slice(1), workingDir || "/");
   } catch (error) {
     failToStart(error);
     return;
-  } finally {
-    closeSync(devNull);
   }
   const started = { process: program, listening: false };
   entry = started;

@@ -4,7 +4,8 @@
 // bootstrap protocol to the agent (PROTOCOL.md §2: reports on fd 3, end marks on stdout and stderr)
 // and, when the program ends while an event is its own, ends the same way so that the agent's
 // verdicts (exited 439, sigterm, oom) hold. Imports limits.mjs only.
-import { writeSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { MAX_ERROR_MESSAGE_BYTES, truncateUtf8 } from "./limits.mjs";
 
@@ -102,5 +103,27 @@ export function killGroup(child) {
     process.kill(-process.pid, "SIGKILL");
   } catch {
     child?.kill("SIGKILL");
+  }
+}
+
+/**
+ * Starts the user's own program (a Custom Runtime's scf_bootstrap, an image's entry) the way both
+ * shims do: this process's user and group, its stdout and stderr (the program's output is the
+ * event's log, live), /dev/null as fd 3 (it must not write this process's report channel), this
+ * environment without the agent's AFP_MEMORY_LIMIT_MB, Python unbuffered unless a function variable
+ * says otherwise, and `extraEnv` last. Throws as spawn does.
+ */
+export function spawnUserProgram(file, args, cwd, extraEnv = {}) {
+  const devNull = openSync("/dev/null", "w");
+  const environment = { ...process.env };
+  delete environment.AFP_MEMORY_LIMIT_MB;
+  try {
+    return spawn(file, args, {
+      cwd,
+      env: { PYTHONUNBUFFERED: "1", ...environment, ...extraEnv },
+      stdio: ["ignore", "inherit", "inherit", devNull],
+    });
+  } finally {
+    closeSync(devNull);
   }
 }
