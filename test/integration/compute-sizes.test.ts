@@ -6,25 +6,16 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { FunctionSnapshot } from "../../worker/functions/model";
 import { CLASS_IDLE_RETIRE_MS } from "../../worker/scheduling/function-scheduler-object";
-import {
-  instanceName,
-  instanceStub,
-  PLATFORM_CAPACITY_NAME,
-  SLOT_CLASS_STRIDE,
-  schedulerStub,
-} from "../../worker/shared/objects";
+import { instanceName, instanceStub, SLOT_CLASS_STRIDE, schedulerStub } from "../../worker/shared/objects";
 import { executionOn, installFakeRunners, waitFor } from "../helpers/fake-agent-runner";
 import { acceptedEvent, eventLogLines, eventView, uniqueFunction } from "../helpers/fake-dispatch";
+import { emptyPlatformCapacity } from "../helpers/platform-capacity";
 
 let fakes: ReturnType<typeof installFakeRunners>;
 
 beforeEach(async () => {
   fakes = installFakeRunners();
-  const platform = env.PLATFORM_CAPACITY.get(env.PLATFORM_CAPACITY.idFromName(PLATFORM_CAPACITY_NAME));
-  await runInDurableObject(platform, async (_object, state) => {
-    state.storage.sql.exec("DELETE FROM units");
-    state.storage.sql.exec("DELETE FROM waiters");
-  });
+  await emptyPlatformCapacity();
 });
 
 afterEach(() => fakes.uninstall());

@@ -7,15 +7,10 @@ import { TIMEOUT_BACKSTOP_GRACE_MS } from "../../worker/events/async-event-objec
 import { STATUS_CODE } from "../../worker/events/event-machine";
 import type { FunctionSnapshot } from "../../worker/functions/model";
 import type { InstanceContainer } from "../../worker/instances/instance-container";
-import {
-  eventStub,
-  instanceName,
-  instanceStub,
-  PLATFORM_CAPACITY_NAME,
-  schedulerStub,
-} from "../../worker/shared/objects";
+import { eventStub, instanceName, instanceStub, schedulerStub } from "../../worker/shared/objects";
 import { executionOn, type FakeExecution, installFakeRunners, waitFor } from "../helpers/fake-agent-runner";
 import { acceptedEvent, eventView, uniqueFunction } from "../helpers/fake-dispatch";
+import { emptyPlatformCapacity } from "../helpers/platform-capacity";
 
 /** Age past which the scheduler's audit looks at a busy slot (its AUDIT_MIN_AGE_MS, 30 s). */
 const AUDIT_AGE_MS = 30_000;
@@ -25,11 +20,7 @@ let fakes: ReturnType<typeof installFakeRunners>;
 beforeEach(async () => {
   fakes = installFakeRunners();
   // The platform-wide cap is shared by every namespace of the test run: start each test with room.
-  const platform = env.PLATFORM_CAPACITY.get(env.PLATFORM_CAPACITY.idFromName(PLATFORM_CAPACITY_NAME));
-  await runInDurableObject(platform, async (_object, state) => {
-    state.storage.sql.exec("DELETE FROM units");
-    state.storage.sql.exec("DELETE FROM waiters");
-  });
+  await emptyPlatformCapacity();
 });
 
 afterEach(() => {

@@ -4,7 +4,7 @@
 // update, versions freeze the image; and an image function's event runs in the image class with
 // the image's start options and an image spec (fake runners: the Workers pool starts no container).
 // CONTAINER_IMAGES here (vitest.config.ts): "flask-sample=*,team-image=team-a".
-import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ImageExecutionSpec } from "../../worker/contract/execution-spec";
 import { MAX_IMAGE_COMMAND_ITEM_CHARS, MAX_IMAGE_COMMAND_ITEMS } from "../../worker/contract/execution-spec";
@@ -20,7 +20,6 @@ import {
   eventStub,
   instanceName,
   instanceStub,
-  PLATFORM_CAPACITY_NAME,
   SLOT_CLASS_STRIDE,
   schedulerName,
   schedulerStub,
@@ -28,6 +27,7 @@ import {
 import { executionOn, installFakeRunners, waitFor } from "../helpers/fake-agent-runner";
 import { acceptedEvent, eventLogLines, eventView, uniqueFunction } from "../helpers/fake-dispatch";
 import { functionSnapshot } from "../helpers/function-snapshot";
+import { emptyPlatformCapacity } from "../helpers/platform-capacity";
 import { signedAction } from "../helpers/signed-action";
 import { zipBase64 } from "../helpers/zip";
 
@@ -378,11 +378,7 @@ describe("running an image function's event", () => {
 
   beforeEach(async () => {
     fakes = installFakeRunners();
-    const platform = env.PLATFORM_CAPACITY.get(env.PLATFORM_CAPACITY.idFromName(PLATFORM_CAPACITY_NAME));
-    await runInDurableObject(platform, async (_object, state) => {
-      state.storage.sql.exec("DELETE FROM units");
-      state.storage.sql.exec("DELETE FROM waiters");
-    });
+    await emptyPlatformCapacity();
   });
 
   afterEach(() => fakes.uninstall());

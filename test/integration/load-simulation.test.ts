@@ -9,18 +9,14 @@
 // Everything here runs on workerd's one JavaScript thread (as `wrangler dev` does): the figures say
 // how much of that thread the scheduler and index paths cost per event, not what production's
 // separate objects reach (see ARCHITECTURE.md "Scaling" for that computation).
-import { env, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
 import { type EventIndexEntry, writeIndexEntries } from "../../worker/events/event-index";
 import { consumeDispatchBatch } from "../../worker/scheduling/dispatch-consumer";
 import { installSlotStarterForTests, type SlotStart } from "../../worker/scheduling/function-scheduler-object";
-import {
-  allSchedulerShardNames,
-  platformCapacityStub,
-  schedulerShardCount,
-  schedulerStub,
-} from "../../worker/shared/objects";
+import { allSchedulerShardNames, schedulerShardCount, schedulerStub } from "../../worker/shared/objects";
+import { raiseContainerCaps } from "../helpers/platform-capacity";
 
 /** Submissions offered per second (the issue's target for one function). */
 const SIMULATED_RATE = 1_000;
@@ -75,18 +71,7 @@ async function raiseCaps(names: string[]): Promise<void> {
     NAMESPACE_MAX_CONTAINERS: "5000",
     PLATFORM_MAX_CONTAINERS: "5000",
   };
-  for (const name of names) {
-    await runInDurableObject(schedulerStub(env, name), async (object) => {
-      const holder = object as unknown as { env: Env };
-      holder.env = { ...holder.env, ...raised };
-    });
-  }
-  await runInDurableObject(platformCapacityStub(env), async (object, state) => {
-    const holder = object as unknown as { env: Env };
-    holder.env = { ...holder.env, ...raised };
-    state.storage.sql.exec("DELETE FROM units");
-    state.storage.sql.exec("DELETE FROM waiters");
-  });
+  await raiseContainerCaps(names, raised);
 }
 
 /** Calls of the bare-call baseline, and how many are in flight at once. */

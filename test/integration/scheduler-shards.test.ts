@@ -13,11 +13,11 @@ import { installSlotStarterForTests, type SlotStart } from "../../worker/schedul
 import {
   allSchedulerShardNames,
   eventSchedulerName,
-  platformCapacityStub,
   schedulerShardCount,
   schedulerStub,
 } from "../../worker/shared/objects";
 import { waitFor } from "../helpers/fake-agent-runner";
+import { raiseContainerCaps } from "../helpers/platform-capacity";
 import { zipBase64 } from "../helpers/zip";
 
 const BASE = "https://platform.test";
@@ -59,19 +59,8 @@ async function shardedFunction(functionMaxConcurrency = "1000"): Promise<{
     NAMESPACE_MAX_CONTAINERS: "5000",
     PLATFORM_MAX_CONTAINERS: "5000",
   };
-  for (const shard of allSchedulerShardNames(namespace, name)) {
-    await runInDurableObject(schedulerStub(env, shard), async (object) => {
-      const holder = object as unknown as { env: Env };
-      holder.env = { ...holder.env, ...raised };
-    });
-  }
   // The platform-wide cap is shared by the whole test run: raised, and emptied, for this function.
-  await runInDurableObject(platformCapacityStub(env), async (object, state) => {
-    const holder = object as unknown as { env: Env };
-    holder.env = { ...holder.env, ...raised };
-    state.storage.sql.exec("DELETE FROM units");
-    state.storage.sql.exec("DELETE FROM waiters");
-  });
+  await raiseContainerCaps(allSchedulerShardNames(namespace, name), raised);
   return { namespace, name, shards };
 }
 
