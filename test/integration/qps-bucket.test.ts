@@ -9,6 +9,7 @@ import {
   tokenBatch,
 } from "../../worker/ratelimit/qps-limiter";
 import { qpsBucketStub } from "../../worker/shared/objects";
+import { zipBase64 } from "../helpers/zip";
 
 /** A bucket key no other test uses. */
 function uniqueKey(): string {
@@ -168,7 +169,6 @@ describe("the invoke route over a function's qpsLimit", () => {
     const workerEnv = env as Env;
     const auth = { authorization: `Bearer ${workerEnv.DEV_SECRET_ID}:${workerEnv.DEV_SECRET_KEY}` };
     const name = `qps${crypto.randomUUID().slice(0, 8)}`;
-    const { zipBase64 } = await import("../helpers/zip");
     const created = await SELF.fetch("https://afp.test/v1/namespaces/default/functions", {
       method: "POST",
       headers: { ...auth, "content-type": "application/json" },
