@@ -4,6 +4,25 @@ import { defineConfig } from "vitest/config";
 
 // Unit and integration tests inside the Workers runtime (workerd through miniflare).
 // Containers cannot start here: everything that needs one is in the end-to-end suite (test/e2e).
+/**
+ * Work the platform does in the background (a scheduler's alarm idling its namespace lease, a queue
+ * consumer's batch) may still be running in workerd when its test file ends and vitest closes the
+ * file's RPC channel: vitest then reports `EnvironmentTeardownError: Closing rpc while "resolve" was
+ * pending` as an unhandled error and fails a run whose tests all passed (it did so twice in CI, in
+ * files that invoke functions). Only that error is ignored, and said so on stderr; every other
+ * unhandled error still fails the run.
+ */
+function ignoreTeardownOfBackgroundWork(error: Error): boolean | undefined {
+  if (
+    error.name === "EnvironmentTeardownError" &&
+    /^\[vitest-worker\]: Closing rpc while "\w+" was pending$/.test(error.message)
+  ) {
+    process.stderr.write(`ignored at a test file's teardown (background work outlived it): ${error.message}\n`);
+    return false;
+  }
+  return undefined;
+}
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   return {
@@ -29,6 +48,7 @@ export default defineConfig(async () => {
     test: {
       include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
       setupFiles: ["./test/helpers/apply-migrations.ts"],
+      onUnhandledError: ignoreTeardownOfBackgroundWork,
     },
   };
 });
