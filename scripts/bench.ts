@@ -79,6 +79,7 @@ exports.main_handler = async (event) => {
   }
   const pad = "x".repeat(80);
   const started = Date.now();
+  const cpu = process.cpuUsage();
   try {
     for (let i = 0; i < event.lines; i++) {
       console.log(i % 1000 === 0 ? "line " + i + " t=" + Date.now() + " " + pad : "line " + i + " " + pad);
@@ -87,7 +88,8 @@ exports.main_handler = async (event) => {
     console._stdout = stdout;
     if (fd !== undefined) fs.closeSync(fd);
   }
-  return { printMs: Date.now() - started };
+  const used = process.cpuUsage(cpu);
+  return { printMs: Date.now() - started, userMs: Math.round(used.user / 1000), systemMs: Math.round(used.system / 1000) };
 };`;
 
 const TRIVIAL_HANDLER = `exports.main_handler = async (event) => ({ handlerStartedAt: Date.now(), n: event.n ?? null });`;
@@ -361,12 +363,19 @@ async function logVolume(api: ApiClient, baseUrl: string): Promise<Record<string
       throw new Error(`the log volume handler did not finish: ${event.status} ${event.errorMessage}`);
     return ms;
   };
+  const cpuMs = (event: { result: unknown }) => {
+    const { userMs, systemMs } = (event.result ?? {}) as { userMs?: number; systemMs?: number };
+    return { user: userMs ?? null, system: systemMs ?? null };
+  };
   const storeSeconds = (Date.parse(String(toStdout.endedAt)) - Date.parse(String(toStdout.startedAt))) / 1000;
   return {
     lines: LOG_LINES,
     linesReceivedByFollower: received,
     followerReconnects: reconnects,
     handlerPrintMs: { devNull: printMs(toNull), platform: printMs(toStdout) },
+    // The handler's own CPU time in the loop (process.cpuUsage): what it spent in user space and in
+    // the kernel; the print time minus both is time it waited (a full pipe, or no core free).
+    handlerCpuMs: { devNull: cpuMs(toNull), platform: cpuMs(toStdout) },
     handlerSlowdownRatio: Math.round((printMs(toStdout) / Math.max(1, printMs(toNull))) * 100) / 100,
     linesStoredPerSecond: Math.round(LOG_LINES / storeSeconds),
     printToClientMs: {

@@ -206,6 +206,29 @@ export class Execution {
     this.push("log", stream, text);
   }
 
+  /**
+   * `count` lines of the handler's stream at once (`text`: each ending with its newline, none longer
+   * than MAX_LINE_CHARS), as `count` calls of log would keep them but in one spool append, with one
+   * ts. Line by line (log) when one of them needs log's care: a NUL, the log limit reached or
+   * crossed within them, a spool that failed.
+   */
+  logLines(stream, text, count) {
+    const bytes =
+      this.limitReached || this.spool.failed || text.includes("\u0000") ? -1 : Buffer.byteLength(text, "utf8");
+    if (bytes < 0 || this.logBytes + bytes > this.logLimitBytes) {
+      let start = 0;
+      for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", start)) {
+        this.log(stream, text.slice(start, newline));
+        start = newline + 1;
+      }
+      return;
+    }
+    this.logBytes += bytes;
+    const firstSeq = this.nextSeq;
+    this.nextSeq += count;
+    this.spool.appendLines(firstSeq, count, Date.now(), stream, text);
+  }
+
   platform(line) {
     this.log("platform", line);
   }

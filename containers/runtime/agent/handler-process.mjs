@@ -11,7 +11,7 @@ import { oomKillCount } from "./cgroup-limits.mjs";
 import { engineOf } from "./contract.gen.mjs";
 import { HANDLER_ID, signalGroup } from "./handler-user.mjs";
 import { MAX_REPORT_LINE_CHARS, outcomeOfReport } from "./limits.mjs";
-import { captureLines, captureReports, outputPipe, pipeReadable } from "./output-capture.mjs";
+import { captureLines, captureReports, enlargePipes, outputPipe, pipeReadable } from "./output-capture.mjs";
 import { bootstrapCommand, bootstrapEnvironment } from "./runtimes.mjs";
 import { builtinEnvironment, handlerContext } from "./scf-context.mjs";
 
@@ -96,6 +96,7 @@ export class HandlerProcess {
     const [program, args] = bootstrapCommand(spec, codeDir);
     // stdout and stderr are real pipes when they can be made (see outputPipe), else stdio sockets.
     const pipes = pipeDir === undefined ? [] : [outputPipe(pipeDir), outputPipe(pipeDir)];
+    enlargePipes(pipes);
     try {
       this.child = spawn(program, args, {
         cwd: codeDir,
@@ -132,13 +133,13 @@ export class HandlerProcess {
         this.stdout,
         (line) => this.onLine("stdout", line),
         () => this.onChunk(),
-        { batched: pipes[0] !== undefined, holdWhile },
+        { batched: pipes[0] !== undefined, holdWhile, onLines: (text, count) => this.onLines("stdout", text, count) },
       ),
       stderr: captureLines(
         this.stderr,
         (line) => this.onLine("stderr", line),
         (chunk) => this.onChunk(chunk),
-        { batched: pipes[1] !== undefined, holdWhile },
+        { batched: pipes[1] !== undefined, holdWhile, onLines: (text, count) => this.onLines("stderr", text, count) },
       ),
     };
     this.outputEnded = Promise.all([endOf(this.stdout), endOf(this.stderr)]);
@@ -280,6 +281,26 @@ export class HandlerProcess {
       kind: "threw",
       message: `the handler's outcome report is over ${MAX_REPORT_LINE_CHARS} characters and was discarded`,
     });
+  }
+
+  /**
+   * `count` whole lines read at once (each ending with its newline): logged in one go while the
+   * event in progress takes its output as it comes; line by line (onLine) when one of them may be
+   * the bootstrap's end mark or the lines are held (a Custom Runtime before its hand-over).
+   */
+  onLines(stream, text, count) {
+    if (this.outputHandsOver) this.handOver();
+    const current = this.current;
+    const direct = current !== undefined && (current.handedOver || this.outputHandsOver);
+    if (direct && !text.includes(END_MARK)) {
+      current.execution.logLines(stream, text, count);
+      return;
+    }
+    let start = 0;
+    for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", start)) {
+      this.onLine(stream, text.slice(start, newline));
+      start = newline + 1;
+    }
   }
 
   onLine(stream, line) {

@@ -18,6 +18,11 @@ export const MAX_LINE_CHARS = 64 * 1024;
  */
 export const SPOOL_BLOCK_CHARS = 64 * 1024;
 /**
+ * Size of a handler's stdout and stderr pipes, when they can be enlarged (output-capture.mjs
+ * enlargePipes): 1 MiB, the most an unprivileged process may ask (/proc/sys/fs/pipe-max-size).
+ */
+export const OUTPUT_PIPE_BYTES = 1024 * 1024;
+/**
  * Spool text waiting for the disk past which the agent stops reading the handler's pipes until the
  * disk catches up (only a disk slower than the handler's output ever gets there).
  */

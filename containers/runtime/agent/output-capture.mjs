@@ -1,11 +1,12 @@
 // Reads a handler process's pipes line by line, within bounds: stdout and stderr (log lines, an
 // over-long line cut; real pipes, read in batches: see outputPipe and captureLines) and the report
 // channel on fd 3 (one JSON report a line, an over-long line discarded unbuffered). See PROTOCOL.md for what the bootstraps write on them.
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { closeSync, constants, openSync, rmSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
-import { MAX_LINE_CHARS, MAX_REPORT_LINE_CHARS } from "./limits.mjs";
+import { IMAGE_MODE } from "./image-config.mjs";
+import { MAX_LINE_CHARS, MAX_REPORT_LINE_CHARS, OUTPUT_PIPE_BYTES } from "./limits.mjs";
 
 /**
  * Once a read of the handler's output brings less than this, the next read waits
@@ -43,6 +44,48 @@ export function outputPipe(dir) {
   }
 }
 
+/**
+ * Enlarges output pipes (outputPipes' read ends) from the kernel's 64 KiB to OUTPUT_PIPE_BYTES, in
+ * the background: Node has no fcntl, the runtime image's python3 sets F_SETPIPE_SZ through
+ * /proc/<agent>/fd/<fd> (a FIFO only: a number reused meanwhile for another file is left alone).
+ * A handler printing a burst then rarely waits for the agent to read, and each of the agent's
+ * reads brings more. Not in an image container: its python3, if any, is the image's, and the agent
+ * runs nothing of an image as root. Best effort: a pipe that cannot be enlarged keeps 64 KiB.
+ */
+export function enlargePipes(pipes) {
+  if (IMAGE_MODE) return;
+  const paths = pipes.filter((pipe) => pipe !== undefined).map((pipe) => `/proc/${process.pid}/fd/${pipe.readFd}`);
+  if (paths.length === 0) return;
+  const child = execFile(
+    "python3",
+    ["-c", PIPE_RESIZER, String(OUTPUT_PIPE_BYTES), ...paths],
+    {
+      timeout: 10_000,
+      stdio: "ignore",
+    },
+    () => {},
+  );
+  child.on("error", () => {});
+}
+
+/** The python3 program of enlargePipes: `<bytes> <path>...`. */
+const PIPE_RESIZER = `
+import fcntl, os, stat, sys
+F_SETPIPE_SZ = 1031
+for path in sys.argv[2:]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        continue
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, F_SETPIPE_SZ, int(sys.argv[1]))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+`;
+
 /** The agent's end of an outputPipe, as a readable that stops reading between two reads. */
 export function pipeReadable(pipe) {
   return new Socket({ fd: pipe.readFd, readable: true, writable: false, readableHighWaterMark: 1 });
@@ -55,10 +98,13 @@ export function pipeReadable(pipe) {
  * is asked after each read: when it answers true, nothing more is read until it calls resume (the
  * spool is congested). A line longer than MAX_LINE_CHARS is handed over at that length and the rest
  * of it, up to its newline, is dropped (Execution.log marks it). Invalid UTF-8 becomes U+FFFD.
+ * With `onLines(text, count)`, the whole lines of a read that holds no over-long line are handed
+ * over in one call instead (`text`: the `count` lines, each ending with its newline): a handler
+ * printing a burst costs the agent one call a read, not one a line (see Execution.logLines).
  * Returns a function that gives the unterminated rest read so far and forgets it (the last line of
  * an exited process).
  */
-export function captureLines(readable, onLine, onChunk, { batched = false, holdWhile } = {}) {
+export function captureLines(readable, onLine, onChunk, { batched = false, holdWhile, onLines } = {}) {
   readable.setEncoding("utf8");
   let pending = "";
   let overflow = false;
@@ -67,6 +113,7 @@ export function captureLines(readable, onLine, onChunk, { batched = false, holdW
   const handle = (chunk) => {
     // Linear in the chunk: lines are sliced out by position, the remainder is kept once.
     const text = pending + chunk;
+    if (onLines !== undefined && !overflow && handleWholeLines(text)) return;
     let start = 0;
     let newline = text.indexOf("\n", start);
     while (newline >= 0) {
@@ -85,6 +132,23 @@ export function captureLines(readable, onLine, onChunk, { batched = false, holdW
       rest = "";
     }
     pending = rest;
+  };
+  /**
+   * Hands the whole lines of text to onLines at once and keeps the rest, when no line of it is
+   * longer than MAX_LINE_CHARS (else false: the caller cuts them line by line).
+   */
+  const handleWholeLines = (text) => {
+    let count = 0;
+    let lineStart = 0;
+    for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", lineStart)) {
+      if (newline - lineStart > MAX_LINE_CHARS) return false;
+      count += 1;
+      lineStart = newline + 1;
+    }
+    if (text.length - lineStart > MAX_LINE_CHARS) return false;
+    if (count > 0) onLines(text.slice(0, lineStart), count);
+    pending = text.slice(lineStart);
+    return true;
   };
   const readOnce = () => {
     scheduled = false;

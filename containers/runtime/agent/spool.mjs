@@ -109,15 +109,27 @@ export class Spool {
    * spool has failed (the caller keeps the record elsewhere).
    */
   append(seq, ts, kind, line) {
+    return this.appendLines(seq, 1, ts, kind, `${line}\n`);
+  }
+
+  /**
+   * Appends `count` records of one kind and ts, from seq `firstSeq` on: `text` holds their lines,
+   * each ending with its newline (a handler's burst read at once costs one append, see
+   * Execution.logLines). Returns false when the spool has failed.
+   */
+  appendLines(firstSeq, count, ts, kind, text) {
     if (this.failed) return false;
     if (this.pending.length === 0) {
-      this.pendingFirstSeq = seq;
+      this.pendingFirstSeq = firstSeq;
       this.pendingPrevTs = this.lastTs;
     }
     const delta = ts - this.lastTs;
     this.lastTs = ts;
-    this.pending += delta === 0 ? `${TAG_OF[kind]}${line}\n` : `${delta}${TAG_OF[kind]}${line}\n`;
-    this.appendedSeq = seq;
+    const tag = TAG_OF[kind];
+    // Every line gets its tag; the ts delta (0 after the first) only the first.
+    const records = count === 1 ? `${tag}${text}` : `${tag}${text.slice(0, -1).replaceAll("\n", `\n${tag}`)}\n`;
+    this.pending += delta === 0 ? records : `${delta}${records}`;
+    this.appendedSeq = firstSeq + count - 1;
     if (this.pending.length >= SPOOL_BLOCK_CHARS) this.seal();
     if (!this.writing && !this.flushScheduled) {
       // The rest of the chunk being read joins this write (one write per pipe chunk at most).
