@@ -2,8 +2,6 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Unit and integration tests inside the Workers runtime (workerd through miniflare).
-// Containers cannot start here: everything that needs one is in the end-to-end suite (test/e2e).
 /**
  * Work the platform does in the background (a scheduler's alarm idling its namespace lease, a queue
  * consumer's batch) may still be running in workerd when its test file ends and vitest closes the
@@ -23,6 +21,8 @@ function ignoreTeardownOfBackgroundWork(error: Error): boolean | undefined {
   return undefined;
 }
 
+// Unit and integration tests inside the Workers runtime (workerd through miniflare).
+// Containers cannot start here: everything that needs one is in the end-to-end suite (test/e2e).
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   return {

@@ -178,6 +178,11 @@ export function executionSpec(codeSha256: string, overrides: Record<string, unkn
   };
 }
 
+/** The handler's own lines of an execution (without the platform's), in record order. */
+export function userLines(lines: string[]): string[] {
+  return lines.filter((line) => !line.startsWith("[PLATFORM]"));
+}
+
 /** Reads an NDJSON record stream to its end record. */
 export async function readRecords(response: Response): Promise<AgentRecord[]> {
   const text = await response.text();

@@ -1,7 +1,14 @@
 // Every line a handler writes before it returns, throws or exits reaches its execution, in order,
 // before the end record: in Node.js (whose stdout to a pipe is asynchronous) and in Python.
 import { beforeAll, describe, expect, it } from "vitest";
-import { agentWithHandlers, executionSpec, type RunningAgent, readRecords, runExecution } from "./agent-harness";
+import {
+  agentWithHandlers,
+  executionSpec,
+  type RunningAgent,
+  readRecords,
+  runExecution,
+  userLines,
+} from "./agent-harness";
 
 /** Sizes of the burst written right before the handler ends. */
 const BURSTS = [2_000, 20_000];
@@ -50,11 +57,6 @@ def main_handler(event, context):
         os._exit(event.get("code", 0))
     return "done"
 `;
-
-/** The user lines of an execution, in record order. */
-function userLines(lines: string[]): string[] {
-  return lines.filter((line) => !line.startsWith("[PLATFORM]"));
-}
 
 /** The lines `line 0` … `line n-1`, in order. */
 function expectedLines(count: number): string[] {

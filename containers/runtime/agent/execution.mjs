@@ -10,6 +10,7 @@ import {
   problemOf,
 } from "./contract.gen.mjs";
 import { boundedOutcome, boundedProgress, MAX_LINE_CHARS, platformStopOutcome, SPOOL_READ_BYTES } from "./limits.mjs";
+import { forEachLine } from "./output-capture.mjs";
 import { recordJson, Spool } from "./spool.mjs";
 
 /** Interval of the heartbeat record that keeps an idle stream open through proxies. */
@@ -216,11 +217,7 @@ export class Execution {
     const bytes =
       this.limitReached || this.spool.failed || text.includes("\u0000") ? -1 : Buffer.byteLength(text, "utf8");
     if (bytes < 0 || this.logBytes + bytes > this.logLimitBytes) {
-      let start = 0;
-      for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", start)) {
-        this.log(stream, text.slice(start, newline));
-        start = newline + 1;
-      }
+      forEachLine(text, (line) => this.log(stream, line));
       return;
     }
     this.logBytes += bytes;

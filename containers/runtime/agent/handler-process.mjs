@@ -11,7 +11,14 @@ import { oomKillCount } from "./cgroup-limits.mjs";
 import { engineOf } from "./contract.gen.mjs";
 import { HANDLER_ID, signalGroup } from "./handler-user.mjs";
 import { MAX_REPORT_LINE_CHARS, outcomeOfReport } from "./limits.mjs";
-import { captureLines, captureReports, enlargePipes, outputPipe, pipeReadable } from "./output-capture.mjs";
+import {
+  captureLines,
+  captureReports,
+  enlargePipes,
+  forEachLine,
+  outputPipe,
+  pipeReadable,
+} from "./output-capture.mjs";
 import { bootstrapCommand, bootstrapEnvironment } from "./runtimes.mjs";
 import { builtinEnvironment, handlerContext } from "./scf-context.mjs";
 
@@ -296,11 +303,7 @@ export class HandlerProcess {
       current.execution.logLines(stream, text, count);
       return;
     }
-    let start = 0;
-    for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", start)) {
-      this.onLine(stream, text.slice(start, newline));
-      start = newline + 1;
-    }
+    forEachLine(text, (line) => this.onLine(stream, line));
   }
 
   onLine(stream, line) {

@@ -86,6 +86,15 @@ for path in sys.argv[2:]:
         os.close(fd)
 `;
 
+/** Calls onLine with each line of text (lines ending with a newline), without its newline. */
+export function forEachLine(text, onLine) {
+  let start = 0;
+  for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", start)) {
+    onLine(text.slice(start, newline));
+    start = newline + 1;
+  }
+}
+
 /** The agent's end of an outputPipe, as a readable that stops reading between two reads. */
 export function pipeReadable(pipe) {
   return new Socket({ fd: pipe.readFd, readable: true, writable: false, readableHighWaterMark: 1 });
