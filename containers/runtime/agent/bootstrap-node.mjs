@@ -12,6 +12,7 @@ import {
   MAX_RESULT_BYTES,
   truncateUtf8,
 } from "./limits.mjs";
+import { closeOutput, drainOutput, routeStream } from "./output-ring.mjs";
 
 const [codeDir, handlerSpec] = process.argv.slice(2);
 const separator = handlerSpec.lastIndexOf(".");
@@ -51,26 +52,19 @@ function reportLine(requestId, outcome) {
 }
 
 /**
- * Stdout and stderr are pipes to the agent. Node writes to a pipe asynchronously once the pipe is
- * full, queueing the rest: a burst of console.log right before the handler returns could then be
- * overtaken by the end mark (written synchronously) or lost by process.exit(). Blocking pipes make
- * every write complete in order before the next statement (a handler that writes faster than the
- * agent reads is slowed, never cut).
+ * Stdout and stderr are blocking pipes to the agent, written through output-ring.mjs: each write
+ * completes in order (a handler that writes faster than the agent reads is slowed, never cut), one
+ * write(2) per write while the output is light and runs of writes at once in a burst. Everything
+ * written is in the pipes before the end mark and before the process exits (Node runs the `exit`
+ * listeners before it prints an uncaught exception, so that comes after the handler's output too).
  */
-for (const stream of [process.stdout, process.stderr]) stream._handle?.setBlocking?.(true);
+routeStream(process.stdout, 1);
+routeStream(process.stderr, 2);
+process.on("exit", closeOutput);
 
 /**
- * Resolves once a stdio stream has handed everything queued so far to its pipe: at once when the
- * pipe is blocking, else when an empty write queued behind the rest completes.
- */
-function flushed(stream) {
-  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
-  return new Promise((resolve) => stream.write("", () => resolve()));
-}
-
-/**
- * Ends an event: its output first (anything still queued on stdout and stderr), then the end mark
- * on both streams, then the outcome on the report channel.
+ * Ends an event: its output first (anything still in the output ring), then the end mark on both
+ * streams, then the outcome on the report channel.
  */
 async function report(requestId, outcome) {
   // One turn of the event loop first: a signal that reached this process together with the event
@@ -78,7 +72,7 @@ async function report(requestId, outcome) {
   // listeners, and their output is the event's, not lost after its end mark.
   await new Promise((resolve) => setImmediate(resolve));
   const line = reportLine(requestId, outcome);
-  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  drainOutput();
   writeSync(1, `${END_MARK}${requestId}\n`);
   writeSync(2, `${END_MARK}${requestId}\n`);
   writeSync(3, `${line}\n`);

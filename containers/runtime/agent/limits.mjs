@@ -23,6 +23,17 @@ export const SPOOL_BLOCK_CHARS = 64 * 1024;
  */
 export const OUTPUT_PIPE_BYTES = 1024 * 1024;
 /**
+ * The Node.js bootstrap's output ring (output-ring.mjs): bytes of writes waiting for its thread to
+ * hand them to the pipes (a power of two). A handler that fills it waits for room.
+ */
+export const OUTPUT_RING_BYTES = 1024 * 1024;
+/**
+ * What counts as a burst, which starts the output ring: this many writes to stdout and stderr
+ * within OUTPUT_RING_BURST_MS (about 5,000 writes a second). Slower output goes straight to the pipes.
+ */
+export const OUTPUT_RING_BURST_WRITES = 256;
+export const OUTPUT_RING_BURST_MS = 50;
+/**
  * Spool text waiting for the disk past which the agent stops reading the handler's pipes until the
  * disk catches up (only a disk slower than the handler's output ever gets there).
  */
