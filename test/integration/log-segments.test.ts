@@ -277,6 +277,38 @@ describe("log segments in R2", { timeout: 60_000 }, () => {
     expect(await segmentKeys("default", requestId)).toEqual([]);
   });
 
+  it("stores exactly the new lines up to the event's limit when resent lines and repeats share the batch", async () => {
+    const { requestId, stub } = await runningEvent();
+    await runInDurableObject(stub, async (_instance, state) => {
+      // Lines of 9 characters weigh 10: the limit holds 10 of them.
+      const owner = () => ({ namespace: "default", requestId, limitChars: 100 });
+      const ledger: LogUsageLedger = { add: async () => false, release: async () => undefined };
+      const store = new EventLogStore(
+        state.storage.sql,
+        new SegmentReader(env.LOG_BUCKET),
+        env.LOG_BUCKET,
+        owner,
+        ledger,
+      );
+      const record = (seq: number) => ({
+        seq,
+        ts: seq,
+        stream: "stdout" as const,
+        line: `line ${String(seq).padStart(4, "0")}`,
+      });
+      expect(store.appendCaptured([1, 2, 3].map(record)).map((stored) => stored.seq)).toEqual([1, 2, 3]);
+      // 1 to 3 again (resent), 5 twice in the batch: the limit falls on the 10th line, seq 10.
+      const batch = [1, 2, 3, 4, 5, 5, 6, 7, 8, 9, 10, 11, 12, 13].map(record);
+      const stored = store.appendCaptured(batch);
+      expect(stored.map((line) => line.line)).toEqual([
+        ...[4, 5, 6, 7, 8, 9, 10].map((seq) => record(seq).line),
+        "[PLATFORM] Log reached 100 characters: later lines are not stored",
+      ]);
+      expect(stored.map((line) => line.seq)).toEqual([4, 5, 6, 7, 8, 9, 10, 11]);
+      expect(store.droppedLines()).toBe(3);
+    });
+  });
+
   it("stops storing an event's captured lines once its namespace's stored logs pass their bound, with a marker", async () => {
     const namespace = `full-${crypto.randomUUID().slice(0, 8)}`;
     const { requestId, stub } = await runningEvent(namespace);

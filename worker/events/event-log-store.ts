@@ -91,6 +91,36 @@ function recordOf(row: Row): StoredLogRecord {
 }
 
 /**
+ * Characters of JSON bound to one insert at most: well under Durable Object SQLite's 2 MB bound on
+ * a value, whatever the lines' characters (at most 3 UTF-8 bytes each).
+ */
+const INSERT_RUN_CHARS = 512 * 1024;
+
+/**
+ * Lines as JSON arrays of `[seq, ts, stream, line]` rows, each at most INSERT_RUN_CHARS (a longer
+ * single line goes alone), with the lines each holds.
+ */
+function jsonChunks(records: readonly LogRecord[]): [string, readonly LogRecord[]][] {
+  const chunks: [string, readonly LogRecord[]][] = [];
+  let rows: string[] = [];
+  let first = 0;
+  let chars = 2;
+  records.forEach((record, index) => {
+    const row = JSON.stringify([record.seq, record.ts, record.stream, record.line]);
+    if (rows.length > 0 && chars + row.length + 1 > INSERT_RUN_CHARS) {
+      chunks.push([`[${rows.join(",")}]`, records.slice(first, index)]);
+      rows = [];
+      first = index;
+      chars = 2;
+    }
+    rows.push(row);
+    chars += row.length + 1;
+  });
+  if (rows.length > 0) chunks.push([`[${rows.join(",")}]`, records.slice(first)]);
+  return chunks;
+}
+
+/**
  * An event's log. Captured lines are de-duplicated by the agent's seq (relays may resend after a
  * restart); platform lines are the event's own. The tail is rolled into R2 segments once it holds
  * more than TAIL_MAX_LINES or TAIL_MAX_CHARS: a segment's object is written before its lines leave
@@ -138,36 +168,83 @@ export class EventLogStore {
     if (this.tailLines === 0 && this.rolledThrough === 0) this.recountTail();
   }
 
-  /** Stores captured lines not seen before; returns what was stored, in order. */
+  /**
+   * Stores captured lines not seen before; returns what was stored, in order. The lines go in runs,
+   * each one INSERT of many rows (insertRun): a run ends at the line that reaches the event's limit
+   * (if every line of it is new), so exactly the lines up to that one are stored, then the marker.
+   */
   appendCaptured(records: readonly LogRecord[]): StoredLogRecord[] {
     const stored: StoredLogRecord[] = [];
     const limit = this.owner()?.limitChars ?? Number.POSITIVE_INFINITY;
-    for (const record of records) {
-      if (record.seq <= this.rolledSourceSeq) continue;
-      if (this.isFull(limit)) {
-        const seen = this.sql.exec("SELECT 1 FROM logs WHERE source_seq = ?", record.seq).toArray().length > 0;
-        if (!seen) this.dropped += 1;
-        continue;
+    // Lines not rolled into a segment yet, each once (a batch may repeat a line).
+    const seen = new Set<number>();
+    const fresh = records.filter((record) => {
+      if (record.seq <= this.rolledSourceSeq || seen.has(record.seq)) return false;
+      seen.add(record.seq);
+      return true;
+    });
+    let next = 0;
+    while (next < fresh.length && !this.isFull(limit)) {
+      let end = next;
+      let chars = 0;
+      while (end < fresh.length && this.storedChars + chars < limit) {
+        chars += (fresh[end]?.line.length ?? 0) + 1;
+        end += 1;
       }
-      const inserted = this.sql
-        .exec<{ seq: number }>(
-          "INSERT OR IGNORE INTO logs (source_seq, ts, stream, line) VALUES (?, ?, ?, ?) RETURNING seq",
-          record.seq,
-          record.ts,
-          record.stream,
-          record.line,
-        )
-        .toArray()[0];
-      if (!inserted) continue;
-      this.count(record.line);
-      this.storedChars += record.line.length + 1;
-      stored.push({ seq: inserted.seq, ts: record.ts, stream: record.stream, line: record.line });
+      for (const record of this.insertRun(fresh.slice(next, end))) {
+        this.count(record.line);
+        this.storedChars += record.line.length + 1;
+        stored.push(record);
+      }
+      next = end;
       if (this.isFull(limit)) {
         stored.push(this.appendPlatform(`[PLATFORM] Log reached ${limit} characters: later lines are not stored`));
       }
     }
+    if (next < fresh.length) this.dropped += this.unseen(fresh.slice(next));
     this.saveCounters();
     return stored;
+  }
+
+  /**
+   * Inserts lines (each seq once) in as few statements as their size allows (INSERT_RUN_CHARS of
+   * JSON each, one row a line read from it with json_each), skipping those stored before (by agent
+   * seq); answers the stored ones with their new seq, in order.
+   */
+  private insertRun(run: readonly LogRecord[]): StoredLogRecord[] {
+    const stored: StoredLogRecord[] = [];
+    for (const [json, part] of jsonChunks(run)) {
+      const seqs = new Map<number, number>();
+      for (const row of this.sql.exec<{ seq: number; source_seq: number }>(
+        // Lines stored before are left out by the WHERE, not by the conflict: an ignored row would
+        // still use up a seq, and the tail's seqs are contiguous.
+        `INSERT OR IGNORE INTO logs (source_seq, ts, stream, line)
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+                json_extract(value, '$[3]')
+         FROM json_each(?)
+         WHERE NOT EXISTS (SELECT 1 FROM logs WHERE source_seq = json_extract(value, '$[0]'))
+         ORDER BY key RETURNING seq, source_seq`,
+        json,
+      )) {
+        seqs.set(row.source_seq, row.seq);
+      }
+      for (const record of part) {
+        const seq = seqs.get(record.seq);
+        if (seq !== undefined) stored.push({ seq, ts: record.ts, stream: record.stream, line: record.line });
+      }
+    }
+    return stored.sort((a, b) => a.seq - b.seq);
+  }
+
+  /** How many of the lines were never stored (lines dropped over the limit are counted once). */
+  private unseen(records: readonly LogRecord[]): number {
+    const seqs = JSON.stringify(records.map((record) => record.seq));
+    return this.sql
+      .exec<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM logs WHERE source_seq = json_each.value)",
+        seqs,
+      )
+      .one().n;
   }
 
   /** True once the event's bound or the namespace's is reached: captured lines are then dropped. */
