@@ -10,6 +10,7 @@ import {
 } from "../../worker/events/event-log-segments";
 import {
   EventLogStore,
+  type LogOwner,
   type LogPage,
   type LogUsageLedger,
   NAMESPACE_FULL_MARKER,
@@ -73,6 +74,11 @@ async function appendLines(
     }));
     await stub.appendLogs(records, instanceId);
   }
+}
+
+/** An event's log store over its object's storage, with the given owner and namespace ledger. */
+function storeOf(state: DurableObjectState, owner: () => LogOwner, ledger: LogUsageLedger): EventLogStore {
+  return new EventLogStore(state.storage.sql, new SegmentReader(env.LOG_BUCKET), env.LOG_BUCKET, owner, ledger);
 }
 
 /** Every line of the event's log, paged as a client pages it. */
@@ -283,13 +289,7 @@ describe("log segments in R2", { timeout: 60_000 }, () => {
       // Lines of 9 characters weigh 10: the limit holds 10 of them.
       const owner = () => ({ namespace: "default", requestId, limitChars: 100 });
       const ledger: LogUsageLedger = { add: async () => false, release: async () => undefined };
-      const store = new EventLogStore(
-        state.storage.sql,
-        new SegmentReader(env.LOG_BUCKET),
-        env.LOG_BUCKET,
-        owner,
-        ledger,
-      );
+      const store = storeOf(state, owner, ledger);
       const record = (seq: number) => ({
         seq,
         ts: seq,
@@ -316,13 +316,7 @@ describe("log segments in R2", { timeout: 60_000 }, () => {
       // A bound of 1 byte: the first segment passes it.
       const ledger = new NamespaceLogUsage(env.DB, 1);
       const owner = () => ({ namespace, requestId, limitChars: Number.POSITIVE_INFINITY });
-      const store = new EventLogStore(
-        state.storage.sql,
-        new SegmentReader(env.LOG_BUCKET),
-        env.LOG_BUCKET,
-        owner,
-        ledger,
-      );
+      const store = storeOf(state, owner, ledger);
       const batch = (from: number, count: number) =>
         Array.from({ length: count }, (_, i) => ({
           seq: from + i,
