@@ -19,9 +19,18 @@ import {
 const HANDLER = `
 const { dirname, join } = require("path");
 const { pathToFileURL } = require("url");
-const ringStarted = async () =>
-  (await import(pathToFileURL(join(dirname(process.argv[1]), "output-ring.mjs")).href)).outputRingStarted();
+const ringModule = () => import(pathToFileURL(join(dirname(process.argv[1]), "output-ring.mjs")).href);
+const ringStarted = async () => (await ringModule()).outputRingStarted();
 exports.main_handler = async (event) => {
+  if (event.mode === "noThread") {
+    // The ring's thread fails as it starts (as it would with no thread left under the process limit).
+    (await ringModule()).setRingThreadScript(new URL("data:text/javascript,throw new Error('no thread')"));
+    for (let i = 0; i < event.lines; i++) console.log("line " + i);
+    if (event.pauseMs) {
+      await new Promise((resolve) => setTimeout(resolve, event.pauseMs));
+      for (let i = event.lines; i < 2 * event.lines; i++) console.log("line " + i);
+    }
+  }
   if (event.mode === "streams") {
     for (let i = 0; i < event.lines; i++) (i % 10 === 9 ? console.error : console.log)("line " + i);
   }
@@ -179,6 +188,34 @@ describe("the output ring", () => {
     ]);
     expect(linesOf(records, "stderr")).toEqual(["utf8 named"]);
   });
+});
+
+describe("a ring whose thread cannot start", () => {
+  // The handler writes `lines` lines, or with pauseMs that many, a pause, and as many again.
+  const cases = [
+    // The lines wait in the ring until the end mark, which writes them (the ring still stands when
+    // the handler returns).
+    { lines: 1_000, pauseMs: 0, ringAtReturn: true },
+    // The thread's failure is seen in the pause: the next write writes the ring, then goes direct.
+    { lines: 1_000, pauseMs: 300, ringAtReturn: false },
+    // 2.3 MB fill the ring while the handler never yields: past the start timeout it writes the
+    // ring itself and goes on without it.
+    { lines: 200_000, pauseMs: 0, ringAtReturn: false },
+  ];
+  for (const { lines, pauseMs, ringAtReturn } of cases) {
+    it(`loses no line: ${lines} lines${pauseMs ? `, a pause, ${lines} more` : ""}`, async () => {
+      const { lines: kept, end } = await runExecution(
+        fixture.agent,
+        executionSpec(fixture.node, {
+          event: { mode: "noThread", lines, pauseMs },
+          // A process of its own (another configuration), whose ring has not started yet.
+          environment: { CASE: `no-thread-${lines}-${pauseMs}` },
+        }),
+      );
+      expect(end.outcome).toMatchObject({ kind: "returned", result: { ring: ringAtReturn } });
+      expect(userLines(kept)).toEqual(numbered(0, pauseMs ? 2 * lines : lines, () => true));
+    });
+  }
 });
 
 describe("output written slowly", () => {

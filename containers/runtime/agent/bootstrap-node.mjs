@@ -1,7 +1,7 @@
 // Runs a Node.js handler for many events: `node bootstrap-node.mjs CODE_DIR file.function`, one
 // event at a time, speaking the bootstrap protocol of PROTOCOL.md (events on stdin, reports on fd 3,
 // the end mark on stdout and stderr).
-import { existsSync, writeSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -12,7 +12,7 @@ import {
   MAX_RESULT_BYTES,
   truncateUtf8,
 } from "./limits.mjs";
-import { closeOutput, drainOutput, routeStream } from "./output-ring.mjs";
+import { closeOutput, drainOutput, routeStream, writeAllSync } from "./output-ring.mjs";
 
 const [codeDir, handlerSpec] = process.argv.slice(2);
 const separator = handlerSpec.lastIndexOf(".");
@@ -73,9 +73,11 @@ async function report(requestId, outcome) {
   await new Promise((resolve) => setImmediate(resolve));
   const line = reportLine(requestId, outcome);
   drainOutput();
-  writeSync(1, `${END_MARK}${requestId}\n`);
-  writeSync(2, `${END_MARK}${requestId}\n`);
-  writeSync(3, `${line}\n`);
+  // Full writes, tried again on EAGAIN: a child process sharing the pipes may have made them
+  // non-blocking.
+  writeAllSync(1, Buffer.from(`${END_MARK}${requestId}\n`));
+  writeAllSync(2, Buffer.from(`${END_MARK}${requestId}\n`));
+  writeAllSync(3, Buffer.from(`${line}\n`));
 }
 
 /** Message and stack of anything thrown; a getter that throws cannot break the report. */
@@ -119,7 +121,7 @@ function progressReporter(requestId, isRunning) {
       );
     }
     if (!isRunning()) return;
-    writeSync(3, `${JSON.stringify({ requestId, kind: "progress", ...bounded })}\n`);
+    writeAllSync(3, Buffer.from(`${JSON.stringify({ requestId, kind: "progress", ...bounded })}\n`));
   };
 }
 
@@ -256,7 +258,7 @@ for await (const line of createInterface({ input: process.stdin, crlfDelay: Numb
   if (!line.trim()) continue;
   const command = JSON.parse(line);
   currentRequestId = command.requestId;
-  writeSync(3, `${JSON.stringify({ requestId: command.requestId, kind: "received" })}\n`);
+  writeAllSync(3, Buffer.from(`${JSON.stringify({ requestId: command.requestId, kind: "received" })}\n`));
   await run(command);
   currentRequestId = undefined;
 }

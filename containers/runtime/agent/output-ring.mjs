@@ -8,8 +8,10 @@
 // handler that writes faster than the agent reads waits for room, as it would on a full pipe); and
 // nothing written is held back: the thread writes whatever the ring holds as soon as it is there,
 // while the handler runs on. Before an event's end mark the ring is drained (drainOutput); when the
-// process exits (process.exit, an uncaught exception) it is drained and closed (closeOutput). A process killed with SIGKILL loses
-// what the ring held at that moment (only ever during a flood that the agent is behind on).
+// process exits (process.exit, an uncaught exception) it is drained and closed (closeOutput). A
+// process that dies without its `exit` listeners (an unhandled signal, an abort) loses what the
+// ring held at that moment (only ever during a flood that the agent is behind on). PROTOCOL.md,
+// "Writing the pipes (Node.js)", has the whole contract.
 import { writeSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { OUTPUT_RING_BURST_MS, OUTPUT_RING_BURST_WRITES, OUTPUT_RING_BYTES } from "./limits.mjs";
@@ -24,14 +26,26 @@ export const HEAD = 0;
 export const TAIL = 1;
 /** 1 while the thread sleeps waiting for HEAD to move (the writer then wakes it). */
 export const THREAD_SLEEPS = 2;
-/** 1 once the thread has failed (a pipe closed): writes are dropped from then on. */
+/** 1 once the thread could not write a pipe (its agent end is gone): writes are dropped from then on. */
 export const BROKEN = 3;
+/** Who writes the ring to the pipes: UNCLAIMED until the thread starts (OWNER_THREAD) or the writer gives up on it (OWNER_WRITER). */
+export const OWNER = 4;
+export const UNCLAIMED = 0;
+export const OWNER_THREAD = 1;
+export const OWNER_WRITER = 2;
 /** A record's header: the bit for stderr; the rest is the byte count. */
 export const FD2_BIT = 1 << 30;
 /** Most bytes of one record: a larger write is split into several. */
 export const MAX_RECORD_BYTES = OUTPUT_RING_BYTES / 4;
-/** How long a wait for room or for the drain looks again at BROKEN. */
+/** How long a wait for room or for the drain looks again at BROKEN and OWNER. */
 const WAIT_SLICE_MS = 100;
+/**
+ * How long the thread may take to claim the ring (it takes milliseconds). A thread that fails as it
+ * starts says so in an event, which the writer sees only once its event loop turns; past this
+ * timeout the writer does not wait for that: it writes the ring's records itself and goes on
+ * without a ring (OutputRing.takeOver). (A thread that cannot be created at all throws at once.)
+ */
+export const RING_START_TIMEOUT_MS = 5_000;
 
 const MASK = OUTPUT_RING_BYTES - 1;
 const pad4 = (bytes) => (bytes + 3) & ~3;
@@ -55,24 +69,74 @@ export function writeAllSync(fd, bytes, length = bytes.length) {
   }
 }
 
+/** The ring's views over its shared memory. */
+export function ringViews(shared) {
+  return {
+    control: new Int32Array(shared, 0, CONTROL_CELLS),
+    bytes: new Uint8Array(shared, CONTROL_CELLS * 4, OUTPUT_RING_BYTES),
+    words: new Int32Array(shared, CONTROL_CELLS * 4, OUTPUT_RING_BYTES / 4),
+  };
+}
+
+/**
+ * Writes the first run of records from `tail` (before `head`): consecutive records of one stream,
+ * up to `stage.length` bytes, gathered in `stage` and written in one go. Answers the tail after
+ * them. Throws what the write throws (EAGAIN aside).
+ */
+export function writeRun({ bytes, words }, tail, head, stage) {
+  let fd = 0;
+  let staged = 0;
+  while (tail !== head) {
+    const position = tail & MASK;
+    const header = words[position >> 2];
+    const recordFd = header & FD2_BIT ? 2 : 1;
+    const length = header & ~FD2_BIT;
+    if (staged > 0 && (recordFd !== fd || staged + length > stage.length)) break;
+    fd = recordFd;
+    const start = (position + 4) & MASK;
+    const first = Math.min(length, OUTPUT_RING_BYTES - start);
+    stage.set(bytes.subarray(start, start + first), staged);
+    if (first < length) stage.set(bytes.subarray(0, length - first), staged + first);
+    staged += length;
+    tail = (tail + 4 + pad4(length)) | 0;
+  }
+  writeAllSync(fd, stage, staged);
+  return tail;
+}
+
 /** The ring, created with its thread on the first burst. */
 class OutputRing {
   constructor() {
     const shared = new SharedArrayBuffer(CONTROL_CELLS * 4 + OUTPUT_RING_BYTES);
-    this.control = new Int32Array(shared, 0, CONTROL_CELLS);
-    this.bytes = new Uint8Array(shared, CONTROL_CELLS * 4, OUTPUT_RING_BYTES);
-    this.words = new Int32Array(shared, CONTROL_CELLS * 4, OUTPUT_RING_BYTES / 4);
+    this.views = ringViews(shared);
+    this.control = this.views.control;
+    this.bytes = this.views.bytes;
+    this.words = this.views.words;
     this.head = 0;
     this.encoder = new TextEncoder();
-    this.thread = new Worker(new URL("./output-ring-worker.mjs", import.meta.url), {
+    this.createdAt = performance.now();
+    /** True once the writer took the ring over (takeOver): writes go straight to the pipes. */
+    this.direct = false;
+    /** True once this writer saw the thread claim the ring (no more looks at OWNER needed). */
+    this.claimed = false;
+    /** True once the thread has failed or ended: the writer takes the ring over at its next write. */
+    this.threadGone = false;
+    this.thread = new Worker(ringThreadScript, {
       workerData: { shared },
+      // No environment: a NODE_OPTIONS preload of the handler's does not run in the thread.
+      env: {},
       stdin: false,
       stdout: false,
       stderr: false,
     });
-    // The thread never keeps the process alive, and its failure only stops the ring (see BROKEN).
+    // The thread never keeps the process alive. If it fails as it starts (or ever ends), the writer
+    // writes what the ring holds itself and goes on without it (takeOver).
     this.thread.unref();
-    this.thread.on("error", () => Atomics.store(this.control, BROKEN, 1));
+    const gone = () => {
+      this.threadGone = true;
+    };
+    this.thread.on("error", gone);
+    this.thread.on("exit", gone);
   }
 
   get broken() {
@@ -84,14 +148,53 @@ class OutputRing {
     return OUTPUT_RING_BYTES - ((this.head - Atomics.load(this.control, TAIL)) | 0);
   }
 
-  /** Waits until the ring has `bytes` free; false when the thread has failed. */
+  /**
+   * Waits until the ring has `bytes` free; false when it will not (the thread failed: see broken,
+   * or never started and the writer took the ring over: see direct).
+   */
   waitForRoom(bytes) {
     for (;;) {
       const tail = Atomics.load(this.control, TAIL);
       if (OUTPUT_RING_BYTES - ((this.head - tail) | 0) >= bytes) return true;
-      if (this.broken) return false;
+      if (this.broken || this.takeOverIfUnclaimed()) return false;
       Atomics.wait(this.control, TAIL, tail, WAIT_SLICE_MS);
     }
+  }
+
+  /**
+   * Takes the ring over when its thread is gone, or has not started within RING_START_TIMEOUT_MS:
+   * claims it for this writer, writes its records to the pipes and makes the ring direct. Answers
+   * whether the ring is direct now.
+   */
+  takeOverIfUnclaimed() {
+    if (this.direct) return true;
+    if (this.threadGone) {
+      // A thread that ended after claiming the ring writes no more: its claim is void.
+      Atomics.store(this.control, OWNER, OWNER_WRITER);
+      return this.takeOver();
+    }
+    if (this.claimed) return false;
+    if (Atomics.load(this.control, OWNER) === OWNER_THREAD) {
+      this.claimed = true;
+      return false;
+    }
+    if (performance.now() - this.createdAt < RING_START_TIMEOUT_MS) return false;
+    if (Atomics.compareExchange(this.control, OWNER, UNCLAIMED, OWNER_WRITER) !== UNCLAIMED) return false;
+    return this.takeOver();
+  }
+
+  /** Writes what the ring holds to the pipes, from this writer's thread, and makes the ring direct. */
+  takeOver() {
+    let tail = Atomics.load(this.control, TAIL);
+    const stage = Buffer.allocUnsafe(MAX_RECORD_BYTES);
+    try {
+      while (tail !== this.head) tail = writeRun(this.views, tail, this.head, stage);
+    } catch {
+      // The agent's end of the pipe is gone: the rest has nowhere to go.
+    }
+    Atomics.store(this.control, TAIL, this.head);
+    this.direct = true;
+    return true;
   }
 
   /** Makes the record at `position` of `length` bytes visible to the thread, and wakes it if it sleeps. */
@@ -105,6 +208,10 @@ class OutputRing {
   /** Queues a write of text (UTF-8) or bytes to fd 1 or 2. */
   put(fd, chunk) {
     if (this.broken) return;
+    // Until the thread has claimed the ring (normally within milliseconds), and once it is gone,
+    // each write looks whether to take the ring over, so that no line waits in a ring that nothing
+    // writes.
+    if ((!this.claimed || this.threadGone) && this.takeOverIfUnclaimed()) return writeDirect(fd, chunk);
     if (typeof chunk === "string") {
       // The common case: the text is encoded straight into the ring, when its longest encoding
       // fits before the ring's end and in the free room.
@@ -123,7 +230,10 @@ class OutputRing {
     }
     for (let offset = 0; offset < chunk.length; offset += MAX_RECORD_BYTES) {
       const part = chunk.subarray(offset, Math.min(chunk.length, offset + MAX_RECORD_BYTES));
-      if (!this.waitForRoom(4 + pad4(part.length))) return;
+      if (!this.waitForRoom(4 + pad4(part.length))) {
+        if (this.direct) writeDirect(fd, chunk.subarray(offset));
+        return;
+      }
       const position = this.head & MASK;
       const start = (position + 4) & MASK;
       const first = Math.min(part.length, OUTPUT_RING_BYTES - start);
@@ -133,14 +243,22 @@ class OutputRing {
     }
   }
 
-  /** Waits until the thread has written everything published (or has failed). */
+  /** Waits until everything published is written (or the thread has failed). */
   drain() {
     for (;;) {
       const tail = Atomics.load(this.control, TAIL);
-      if (tail === this.head || this.broken) return;
+      if (tail === this.head || this.broken || this.takeOverIfUnclaimed()) return;
       Atomics.wait(this.control, TAIL, tail, WAIT_SLICE_MS);
     }
   }
+}
+
+/** The thread's module (tests replace it with one that never starts, see setRingThreadScript). */
+let ringThreadScript = new URL("./output-ring-worker.mjs", import.meta.url);
+
+/** For tests: the module the next ring's thread runs (one that fails shows the writer's take-over). */
+export function setRingThreadScript(url) {
+  ringThreadScript = url;
 }
 
 /** The ring once a burst has started it; undefined before (and for good if it could not start, or after closeOutput). */
@@ -164,7 +282,16 @@ export function writeOutput(fd, chunk) {
     windowWrites = 0;
     windowStart = now;
   }
+  if (ring?.direct) {
+    ring = undefined;
+    ringFailed = true;
+  }
   if (ring !== undefined) return ring.put(fd, chunk);
+  writeDirect(fd, chunk);
+}
+
+/** Writes one chunk straight to its pipe. */
+function writeDirect(fd, chunk) {
   try {
     writeAllSync(fd, typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk);
   } catch {
