@@ -272,6 +272,33 @@ describe("the duration range", () => {
   });
 });
 
+describe("the indexes behind the StatusCode and duration filters", () => {
+  /** The indexes SQLite's plan for a statement names (EXPLAIN QUERY PLAN). */
+  async function indexesOf(sql: string, ...params: unknown[]): Promise<string> {
+    const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+      .bind(...params)
+      .all<{ detail: string }>();
+    return plan.results.map((row) => row.detail).join("; ");
+  }
+
+  it("counts a StatusCode filter and a duration range from their own indexes", async () => {
+    const byCode = await indexesOf(
+      "SELECT count(*) FROM events WHERE namespace = ? AND function_name = ? AND status_code IN (430, 200)",
+      NAMESPACE,
+      FUNCTION,
+    );
+    expect(byCode).toContain("COVERING INDEX events_by_function_status_code");
+    const byDuration = await indexesOf(
+      "SELECT count(*) FROM events WHERE namespace = ? AND function_name = ? AND duration_ms >= ? AND duration_ms <= ?",
+      NAMESPACE,
+      FUNCTION,
+      1_000,
+      5_000,
+    );
+    expect(byDuration).toContain("COVERING INDEX events_by_function_duration");
+  });
+});
+
 describe("bounds and malformed filters", () => {
   const refused: [string, string][] = [
     [

@@ -95,6 +95,16 @@ export const events = sqliteTable(
     index("events_by_namespace_end").on(table.namespace, table.endTime),
     // Namespace-wide walks (bulk terminate without a function): by status, in start-time order.
     index("events_by_namespace_status_start").on(table.namespace, table.status, table.startTime, table.requestId),
+    // The StatusCode and duration filters: their counts read these indexes alone, and a page of a
+    // rare StatusCode walks only its rows (in start-time order).
+    index("events_by_function_status_code").on(
+      table.namespace,
+      table.functionName,
+      table.statusCode,
+      table.startTime,
+      table.requestId,
+    ),
+    index("events_by_function_duration").on(table.namespace, table.functionName, table.durationMs),
   ],
 );
 

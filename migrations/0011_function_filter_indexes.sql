@@ -1,0 +1,2 @@
+CREATE INDEX `events_by_function_status_code` ON `events` (`namespace`,`function_name`,`status_code`,`start_time`,`request_id`);--> statement-breakpoint
+CREATE INDEX `events_by_function_duration` ON `events` (`namespace`,`function_name`,`duration_ms`);
