@@ -75,9 +75,9 @@ async function report(requestId, outcome) {
   drainOutput();
   // Full writes, tried again on EAGAIN: a child process sharing the pipes may have made them
   // non-blocking.
-  writeAllSync(1, Buffer.from(`${END_MARK}${requestId}\n`));
-  writeAllSync(2, Buffer.from(`${END_MARK}${requestId}\n`));
-  writeAllSync(3, Buffer.from(`${line}\n`));
+  writeAllSync(1, `${END_MARK}${requestId}\n`);
+  writeAllSync(2, `${END_MARK}${requestId}\n`);
+  writeAllSync(3, `${line}\n`);
 }
 
 /** Message and stack of anything thrown; a getter that throws cannot break the report. */
@@ -121,7 +121,7 @@ function progressReporter(requestId, isRunning) {
       );
     }
     if (!isRunning()) return;
-    writeAllSync(3, Buffer.from(`${JSON.stringify({ requestId, kind: "progress", ...bounded })}\n`));
+    writeAllSync(3, `${JSON.stringify({ requestId, kind: "progress", ...bounded })}\n`);
   };
 }
 
@@ -258,7 +258,7 @@ for await (const line of createInterface({ input: process.stdin, crlfDelay: Numb
   if (!line.trim()) continue;
   const command = JSON.parse(line);
   currentRequestId = command.requestId;
-  writeAllSync(3, Buffer.from(`${JSON.stringify({ requestId: command.requestId, kind: "received" })}\n`));
+  writeAllSync(3, `${JSON.stringify({ requestId: command.requestId, kind: "received" })}\n`);
   await run(command);
   currentRequestId = undefined;
 }

@@ -54,14 +54,17 @@ const pad4 = (bytes) => (bytes + 3) & ~3;
 const nap = new Int32Array(new SharedArrayBuffer(4));
 
 /**
- * Writes all of `bytes` to `fd`: a partial write goes on with the rest; a pipe that something made
- * non-blocking (EAGAIN) is tried again after a millisecond. Any other error is thrown.
+ * Writes all of `data` (bytes, or text as UTF-8) to `fd`, or its first `length` bytes: a partial
+ * write goes on with the rest; a pipe that something made non-blocking (EAGAIN) is tried again
+ * after a millisecond. Any other error is thrown.
  */
-export function writeAllSync(fd, bytes, length = bytes.length) {
+export function writeAllSync(fd, data, length) {
+  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+  const total = length ?? bytes.length;
   let done = 0;
-  while (done < length) {
+  while (done < total) {
     try {
-      done += writeSync(fd, bytes, done, length - done);
+      done += writeSync(fd, bytes, done, total - done);
     } catch (error) {
       if (error?.code !== "EAGAIN") throw error;
       Atomics.wait(nap, 0, 0, 1);
@@ -293,7 +296,7 @@ export function writeOutput(fd, chunk) {
 /** Writes one chunk straight to its pipe. */
 function writeDirect(fd, chunk) {
   try {
-    writeAllSync(fd, typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk);
+    writeAllSync(fd, chunk);
   } catch {
     // The agent's end of the pipe is gone (the container is stopping): the output has nowhere to go.
   }
