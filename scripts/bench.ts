@@ -376,6 +376,8 @@ async function logVolume(api: ApiClient, baseUrl: string): Promise<Record<string
     const { userMs, systemMs } = (event.result ?? {}) as { userMs?: number; systemMs?: number };
     return { user: userMs ?? null, system: systemMs ?? null };
   };
+  const devNullMs = pairs.map((pair) => printMs(pair.toNull));
+  const platformMs = pairs.map((pair) => printMs(pair.toStdout));
   const storeSeconds = (Date.parse(String(toStdout.endedAt)) - Date.parse(String(toStdout.startedAt))) / 1000;
   return {
     lines: LOG_LINES,
@@ -384,21 +386,16 @@ async function logVolume(api: ApiClient, baseUrl: string): Promise<Record<string
     runs: LOG_RUNS,
     // Each pair's print times, in run order, and their medians (the ratio is of the medians).
     handlerPrintMs: {
-      devNull: pairs.map((pair) => printMs(pair.toNull)),
-      platform: pairs.map((pair) => printMs(pair.toStdout)),
-      devNullMedian: median(pairs.map((pair) => printMs(pair.toNull))),
-      platformMedian: median(pairs.map((pair) => printMs(pair.toStdout))),
+      devNull: devNullMs,
+      platform: platformMs,
+      devNullMedian: median(devNullMs),
+      platformMedian: median(platformMs),
     },
     // The handler's own CPU time in the loop (process.cpuUsage) in the first pair: what it spent in
     // user space and in the kernel; the print time minus both is time it waited (a full ring or
     // pipe, or no core free).
     handlerCpuMs: { devNull: cpuMs(toNull), platform: cpuMs(toStdout) },
-    handlerSlowdownRatio:
-      Math.round(
-        (median(pairs.map((pair) => printMs(pair.toStdout))) /
-          Math.max(1, median(pairs.map((pair) => printMs(pair.toNull))))) *
-          100,
-      ) / 100,
+    handlerSlowdownRatio: Math.round((median(platformMs) / Math.max(1, median(devNullMs))) * 100) / 100,
     linesStoredPerSecond: Math.round(LOG_LINES / storeSeconds),
     printToClientMs: {
       p50: percentile(latencies, 50),
