@@ -228,15 +228,19 @@ export class EventLogStore {
       )) {
         seqs.set(row.source_seq, row.seq);
       }
+      // The rows went in in the order of the lines (ORDER BY key), so their seqs rise with it.
       for (const record of part) {
         const seq = seqs.get(record.seq);
         if (seq !== undefined) stored.push({ seq, ts: record.ts, stream: record.stream, line: record.line });
       }
     }
-    return stored.sort((a, b) => a.seq - b.seq);
+    return stored;
   }
 
-  /** How many of the lines were never stored (lines dropped over the limit are counted once). */
+  /**
+   * How many of the lines are not stored. A dropped line is never stored, so one that a relay
+   * resends is counted again.
+   */
   private unseen(records: readonly LogRecord[]): number {
     const seqs = JSON.stringify(records.map((record) => record.seq));
     return this.sql
