@@ -3,6 +3,7 @@
 // several, scoped by namespace and function), the list rows' tags, the purge taking the tag rows
 // along, and the REST routes' refusal of malformed tags.
 import { env, SELF } from "cloudflare:test";
+import { drizzle } from "drizzle-orm/d1";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type EventIndexEntry, writeIndexEntries } from "../../worker/events/event-index";
 import {
@@ -10,6 +11,7 @@ import {
   listEvents,
   listEventsQuerySchema,
   listedEvent,
+  listStatements,
 } from "../../worker/events/event-list";
 import { purgeExpiredIndexRows } from "../../worker/events/event-retention";
 import { functionStatistics } from "../../worker/events/event-statistics";
@@ -149,6 +151,119 @@ describe("the list's tag filter", () => {
     const byId = new Map(page.events.map((row) => [row.requestId, listedEvent(row).tags]));
     expect(byId.get(prodAudio.requestId)).toEqual({ env: "prod", team: "audio" });
     expect(byId.get(untagged.requestId)).toEqual({});
+  });
+});
+
+describe("paging a tag filter", () => {
+  const PAGED = "tags-list-paged";
+  /** 40 events: every other one tagged env=paged (half of those also team=one), a third running. */
+  const paged = Array.from({ length: 40 }, (_, index) => {
+    const running = index % 3 === 0;
+    // Start times with ties (two events share each), end times in another order than start times.
+    const startTime = NOW - Math.floor(index / 2) * 1000;
+    return entry(100 + index, {
+      namespace: PAGED,
+      status: running ? "RUNNING" : "FINISHED",
+      statusCode: running ? null : 200,
+      phase: running ? "running" : "finished",
+      startTime,
+      endTime: running ? null : startTime + ((index * 7) % 11) * 1000,
+      durationMs: running ? null : ((index * 7) % 11) * 1000,
+      tags: index % 2 === 0 ? { env: "paged", ...(index % 4 === 0 ? { team: "one" } : {}) } : { env: "other" },
+    });
+  });
+
+  beforeAll(async () => {
+    await writeIndexEntries(env.DB, paged);
+  });
+
+  /** The expected order: by the key (NULL first ascending, last descending), then the RequestId. */
+  function expectedOrder(rows: EventIndexEntry[], orderBy: "startTime" | "endTime", order: "ASC" | "DESC") {
+    const sign = order === "ASC" ? 1 : -1;
+    const keyOf = (row: EventIndexEntry) => (orderBy === "startTime" ? row.startTime : row.endTime);
+    return [...rows]
+      .sort((a, b) => {
+        const [ka, kb] = [keyOf(a), keyOf(b)];
+        if (ka !== kb) {
+          if (ka === null) return -sign;
+          if (kb === null) return sign;
+          return sign * (ka - kb);
+        }
+        return sign * (a.requestId < b.requestId ? -1 : 1);
+      })
+      .map((row) => row.requestId);
+  }
+
+  for (const orderBy of ["startTime", "endTime"] as const) {
+    for (const order of ["ASC", "DESC"] as const) {
+      it(`walks every tagged event once, in order, by cursor (orderBy=${orderBy}, order=${order})`, async () => {
+        for (const [tags, keep] of [
+          ["env=paged", (row: EventIndexEntry) => row.tags?.env === "paged"],
+          ["env=paged,team=one", (row: EventIndexEntry) => row.tags?.team === "one"],
+        ] as const) {
+          const expected = expectedOrder(paged.filter(keep), orderBy, order);
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          for (let page = 0; page < 20; page++) {
+            const query = { tags, orderBy, order, limit: "3", ...(cursor !== undefined ? { cursor } : {}) };
+            const listed = await listEvents(env.DB, PAGED, FUNCTION, listEventsQuerySchema.parse(query));
+            expect(listed.total).toBe(expected.length);
+            seen.push(...listed.events.map((row) => row.requestId));
+            if (listed.nextCursor === null) break;
+            cursor = listed.nextCursor;
+          }
+          expect(seen).toEqual(expected);
+        }
+      });
+    }
+  }
+
+  it("pages by offset and combines with the time and status filters", async () => {
+    const from = NOW - 12_000;
+    const query = listEventsQuerySchema.parse({
+      tags: "env=paged",
+      statuses: "FINISHED",
+      startTimeFrom: String(from),
+      order: "ASC",
+      offset: "2",
+      limit: "4",
+    });
+    const matching = paged.filter(
+      (row) => row.tags?.env === "paged" && row.status === "FINISHED" && row.startTime >= from,
+    );
+    const listed = await listEvents(env.DB, PAGED, FUNCTION, query);
+    expect(listed.total).toBe(matching.length);
+    expect(listed.events.map((row) => row.requestId)).toEqual(expectedOrder(matching, "startTime", "ASC").slice(2, 6));
+  });
+
+  it("walks the tag's index in order for a start-time page: no sort, no walk of the function's events", async () => {
+    const planOf = async (text: Record<string, string>) => {
+      const query = listEventsQuerySchema.parse({ limit: "100", ...text });
+      const { pageOf, total } = listStatements(drizzle(env.DB), PAGED, FUNCTION, query);
+      const plans: string[] = [];
+      for (const statement of [pageOf(undefined), total]) {
+        const { sql, params } = statement.toSQL();
+        const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .bind(...params)
+          .all<{ detail: string }>();
+        plans.push(plan.results.map((row) => row.detail).join("; "));
+      }
+      return plans;
+    };
+    const queries: Record<string, string>[] = [
+      { tags: "env=paged" },
+      { tags: "env=paged", order: "ASC" },
+      { tags: "env=paged,team=one", statuses: "FINISHED,FAILED" },
+      { tags: "env=paged", startTimeFrom: String(NOW - 10_000), startTimeTo: String(NOW) },
+    ];
+    for (const text of queries) {
+      const [page, count] = await planOf(text);
+      // The tag's rows first (the outer loop), each event found by its RequestId.
+      expect(page, JSON.stringify(text)).toMatch(/^SEARCH event_tags USING COVERING INDEX event_tags_by_function_tag/);
+      expect(page, JSON.stringify(text)).toContain("sqlite_autoindex_events_1 (request_id=?)");
+      expect(page, JSON.stringify(text)).not.toContain("TEMP B-TREE");
+      expect(count, JSON.stringify(text)).toMatch(/^SEARCH event_tags USING COVERING INDEX event_tags_by_function_tag/);
+    }
   });
 });
 

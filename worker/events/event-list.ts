@@ -1,7 +1,8 @@
-import { and, asc, count, desc, eq, gte, inArray, lt, lte, type SQL, sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
+import { and, asc, count, desc, eq, getTableColumns, gte, inArray, lt, lte, type SQL, sql } from "drizzle-orm";
+import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { z } from "zod";
-import { type EventIndexRow, events } from "../db/schema";
+import { type EventIndexRow, events, eventTags } from "../db/schema";
 import { isAliasQualifier, isQualifier, MAX_QUALIFIER_CHARS, QUALIFIER_RULE } from "../functions/qualifiers";
 import { fromBase64, toBase64 } from "../shared/encoding";
 import { eventIdentityOf } from "./event-identity";
@@ -223,26 +224,31 @@ export function listedEvent(row: EventIndexRow) {
   };
 }
 
+/** The columns a list page is ordered by: the order key, then the RequestId breaking its ties. */
+interface OrderColumns {
+  key: SQLiteColumn;
+  requestId: SQLiteColumn;
+}
+
 /**
  * The rows strictly after a cursor's row in the list's order (the order key, then the RequestId),
  * as one or two conditions whose rows follow each other in that order. Each is a range of the
- * (namespace, function, key, request_id) indexes, so the next page is an index seek however deep
- * the walk: `(key, request_id) > (?, ?)` for keyed rows, `key IS NULL AND request_id > ?` for rows
- * without a key (an end-time order's running events), which SQLite puts first ascending and last
- * descending; a row value comparison with NULL is never true, so those two kinds are read apart.
+ * (namespace, function, key, request_id) indexes (or of `event_tags`' for a start-time order under a
+ * tag filter), so the next page is an index seek however deep the walk: `(key, request_id) > (?, ?)`
+ * for keyed rows, `key IS NULL AND request_id > ?` for rows without a key (an end-time order's
+ * running events), which SQLite puts first ascending and last descending; a row value comparison
+ * with NULL is never true, so those two kinds are read apart.
  */
-function afterCursor(cursor: ListCursor): SQL[] {
+function afterCursor(cursor: ListCursor, columns: OrderColumns): SQL[] {
   const after = (left: SQL, right: SQL) => (cursor.order === "ASC" ? sql`${left} > ${right}` : sql`${left} < ${right}`);
-  if (cursor.orderBy === "startTime") {
-    return [after(sql`(${events.startTime}, ${events.requestId})`, sql`(${cursor.key}, ${cursor.requestId})`)];
-  }
-  const unkeyed = sql`${events.endTime} IS NULL`;
+  const keyed = () => after(sql`(${columns.key}, ${columns.requestId})`, sql`(${cursor.key}, ${cursor.requestId})`);
+  if (cursor.orderBy === "startTime") return [keyed()];
+  const unkeyed = sql`${columns.key} IS NULL`;
   if (cursor.key === null) {
-    const rest = and(unkeyed, after(sql`${events.requestId}`, sql`${cursor.requestId}`)) as SQL;
-    return cursor.order === "ASC" ? [rest, sql`${events.endTime} IS NOT NULL`] : [rest];
+    const rest = and(unkeyed, after(sql`${columns.requestId}`, sql`${cursor.requestId}`)) as SQL;
+    return cursor.order === "ASC" ? [rest, sql`${columns.key} IS NOT NULL`] : [rest];
   }
-  const keyed = after(sql`(${events.endTime}, ${events.requestId})`, sql`(${cursor.key}, ${cursor.requestId})`);
-  return cursor.order === "ASC" ? [keyed] : [keyed, unkeyed];
+  return cursor.order === "ASC" ? [keyed()] : [keyed(), unkeyed];
 }
 
 /** The filters eventFilterConditions reads: those of the list's query (bulk operations give a subset). */
@@ -299,9 +305,10 @@ export function eventFilterConditions(namespace: string, functionName: string | 
  * when no row follows). `total` counts every matching row, whatever the page.
  *
  * Indexes: the function and the order key select the (namespace, function, start_time | end_time,
- * request_id) index, or the status-covering one with `statuses`; `statusCodes` and the duration
- * range (status_code, duration_ms, in no index) are checked on the rows that walk reaches, in
- * order, so a page stops after `limit + 1` matches.
+ * request_id) index, or the status-covering one with `statuses`; the other filters are checked on
+ * the rows that walk reaches, in order, so a page stops after `limit + 1` matches. Under a tag
+ * filter the walk starts from the tag instead (see taggedList): the events carrying it are
+ * usually a few of the function's, and a rare tag would otherwise cost a walk of all of them.
  */
 export async function listEvents(
   db: D1Database,
@@ -309,21 +316,9 @@ export async function listEvents(
   functionName: string,
   query: ListEventsQuery,
 ): Promise<{ total: number; events: EventIndexRow[]; nextCursor: string | null }> {
-  const where = and(...eventFilterConditions(namespace, functionName, query));
-  const direction = query.order === "ASC" ? asc : desc;
-  const column = query.orderBy === "endTime" ? events.endTime : events.startTime;
   const orm = drizzle(db);
-  // One row more than the page tells whether another page follows.
-  const pageOf = (after: SQL | undefined) =>
-    orm
-      .select()
-      .from(events)
-      .where(after !== undefined ? and(where, after) : where)
-      .orderBy(direction(column), direction(events.requestId))
-      .limit(query.limit + 1)
-      .offset(query.offset ?? 0);
-  const total = orm.select({ total: count() }).from(events).where(where);
-  const [first, second] = query.cursor !== undefined ? afterCursor(query.cursor) : [];
+  const { total, pageOf } = listStatements(orm, namespace, functionName, query);
+  const [first, second] = query.cursor !== undefined ? afterCursor(query.cursor, pageOf.orderColumns) : [];
   // One round trip to D1 for the page (in one or two parts, one after the other) and the total.
   const [totals, rows] =
     second !== undefined
@@ -343,4 +338,96 @@ export async function listEvents(
         })
       : null;
   return { total: totals[0]?.total ?? 0, events: page, nextCursor };
+}
+
+/**
+ * The statements of a list: its total, and its page after a cursor condition (one row more than
+ * the page tells whether another page follows), with the columns that page is ordered by.
+ * Exported for the query-plan test.
+ */
+export function listStatements(
+  orm: DrizzleD1Database,
+  namespace: string,
+  functionName: string,
+  query: ListEventsQuery,
+) {
+  const direction = query.order === "ASC" ? asc : desc;
+  const [driver, ...otherTags] = Object.entries(query.tags ?? {});
+  if (driver !== undefined) return taggedList(orm, namespace, functionName, query, driver, otherTags);
+  const where = and(...eventFilterConditions(namespace, functionName, query));
+  const orderColumns: OrderColumns = {
+    key: query.orderBy === "endTime" ? events.endTime : events.startTime,
+    requestId: events.requestId,
+  };
+  const pageOf = (after: SQL | undefined) =>
+    orm
+      .select()
+      .from(events)
+      .where(after !== undefined ? and(where, after) : where)
+      .orderBy(direction(orderColumns.key), direction(orderColumns.requestId))
+      .limit(query.limit + 1)
+      .offset(query.offset ?? 0);
+  return {
+    total: orm.select({ total: count() }).from(events).where(where),
+    pageOf: Object.assign(pageOf, { orderColumns }),
+  };
+}
+
+/**
+ * A list under a tag filter, read from its first tag's `event_tags` rows joined to their events by
+ * RequestId (the other tags, if any, stay conditions on the events): the count is a walk of the
+ * events carrying that tag, not of every event of the function, and a start-time page walks the
+ * tag's (namespace, function, key, value, start_time, request_id) index in order and stops after
+ * `limit + 1` matches. A tag row's start_time is its event's, written with it and never changed
+ * (event-index.ts), so ordering by it orders the events. The events' own namespace and function
+ * are checked as well, as plain conditions (the unary `+` keeps SQLite from walking their index
+ * instead of the tag's).
+ */
+function taggedList(
+  orm: DrizzleD1Database,
+  namespace: string,
+  functionName: string,
+  query: ListEventsQuery,
+  [key, value]: [string, string],
+  otherTags: [string, string][],
+) {
+  const direction = query.order === "ASC" ? asc : desc;
+  const rest = otherTags.length > 0 ? Object.fromEntries(otherTags) : undefined;
+  // eventFilterConditions' first two conditions are the events' namespace and function.
+  const [, , ...filters] = eventFilterConditions(namespace, functionName, { ...query, tags: rest });
+  const tagged = [
+    eq(eventTags.namespace, namespace),
+    eq(eventTags.functionName, functionName),
+    eq(eventTags.key, key),
+    eq(eventTags.value, value),
+  ];
+  const where = and(
+    ...tagged,
+    sql`+${events.namespace} = ${namespace}`,
+    sql`+${events.functionName} = ${functionName}`,
+    ...filters,
+  );
+  const orderColumns: OrderColumns =
+    query.orderBy === "endTime"
+      ? { key: events.endTime, requestId: events.requestId }
+      : { key: eventTags.startTime, requestId: eventTags.requestId };
+  const joined = eq(events.requestId, eventTags.requestId);
+  const pageOf = (after: SQL | undefined) =>
+    orm
+      .select(getTableColumns(events))
+      .from(eventTags)
+      .innerJoin(events, joined)
+      .where(after !== undefined ? and(where, after) : where)
+      .orderBy(direction(orderColumns.key), direction(orderColumns.requestId))
+      .limit(query.limit + 1)
+      .offset(query.offset ?? 0);
+  // With no other filter, the count needs only each tag row's event to exist: its RequestId is in
+  // the events' primary key index, so no row is read (a tag row's namespace and function are its
+  // event's). A tag row left behind by an interrupted purge is not counted either way.
+  const total = orm
+    .select({ total: count() })
+    .from(eventTags)
+    .innerJoin(events, joined)
+    .where(filters.length === 0 ? and(...tagged) : where);
+  return { total, pageOf: Object.assign(pageOf, { orderColumns }) };
 }
