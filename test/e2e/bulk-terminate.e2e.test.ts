@@ -114,9 +114,7 @@ describe("bulk termination", () => {
     async () => {
       const requestId = await api.invoke(NAMESPACE, sleeperFn, { onSigterm: "return" });
       await api.waitForEvent(requestId, (event) => event.phase === "running", WAIT_MS);
-      await expect
-        .poll(async () => (await api.logs(requestId)).map((line) => line.line), { timeout: WAIT_MS })
-        .toContain("ready");
+      await api.waitForLogLine(requestId, "ready", WAIT_MS);
       const started = await post({ functionName: sleeperFn, mode: "graceful", graceSeconds: 10 });
       expect(started.body).toMatchObject({ status: "RUNNING", mode: "graceful", graceSeconds: 10 });
       const job = await finished(started.body.jobId);

@@ -44,7 +44,7 @@ async function lines(requestId: string): Promise<string[]> {
 async function runningHandler(functionName: string, onSigterm: string): Promise<string> {
   const requestId = await api.invoke(NAMESPACE, functionName, { onSigterm });
   await api.waitForEvent(requestId, (event) => event.phase === "running", WAIT_MS);
-  await expect.poll(() => lines(requestId), { timeout: WAIT_MS, interval: 200 }).toContain("ready");
+  await api.waitForLogLine(requestId, "ready", WAIT_MS);
   return requestId;
 }
 

@@ -80,9 +80,7 @@ beforeAll(async () => {
 async function terminateWhenReady(runtime: Runtime, mode: Row["mode"]): Promise<string> {
   const requestId = await api.invoke(NAMESPACE, functions.get(runtime) ?? "", { onSigterm: mode });
   await api.waitForEvent(requestId, (event) => event.phase === "running", WAIT_MS);
-  await expect
-    .poll(async () => (await api.logs(requestId)).map((record) => record.line), { timeout: WAIT_MS, interval: 200 })
-    .toContain("ready");
+  await api.waitForLogLine(requestId, "ready", WAIT_MS);
   const response = await api.json<EventView>(`/v1/events/${requestId}/terminate`, {
     method: "POST",
     body: JSON.stringify({ graceful: true }),

@@ -113,6 +113,32 @@ export class ApiClient {
     throw new Error(`event ${requestId} did not reach the expected state: ${JSON.stringify(last)}`);
   }
 
+  /**
+   * Polls an event's log until a line equal to `line` is stored; answers the lines. On timeout the
+   * error carries what would explain it: the event (status, phase, timeline) and its last lines,
+   * or the last error reading them.
+   */
+  async waitForLogLine(requestId: string, line: string, timeoutMs = 60_000): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    let lines: string[] = [];
+    let readError: unknown;
+    while (Date.now() < deadline) {
+      try {
+        lines = (await this.logs(requestId)).map((record) => record.line);
+        readError = undefined;
+        if (lines.includes(line)) return lines;
+      } catch (error) {
+        readError = error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const event = await this.event(requestId).catch((error: unknown) => String(error));
+    throw new Error(
+      `event ${requestId} logged no line "${line}" within ${timeoutMs} ms; event: ${JSON.stringify(event)}; ` +
+        `last lines: ${JSON.stringify(lines.slice(-20))}${readError !== undefined ? `; last read failed: ${String(readError)}` : ""}`,
+    );
+  }
+
   async logs(requestId: string): Promise<{ seq: number; stream: string; line: string }[]> {
     return (await this.logPage(requestId, 0)).records;
   }
