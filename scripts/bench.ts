@@ -13,7 +13,8 @@
 // 60), BENCH_BULK_EVENTS / BENCH_BULK_RUNS (queued events per bulk termination, default 1000, and
 // runs, default 3), BENCH_ONLY=pipeline (scripts/bench-pipeline.ts: accept load, 1,000 events at
 // maxConcurrency 10 with per-event costs and at 50, Cloudflare Workflows), list (every list filter
-// over BENCH_LIST_EVENTS seeded rows, default 100000), logVolume, triggers,
+// over BENCH_LIST_EVENTS seeded rows, default 100000, in BENCH_LIST_ROUNDS rounds of
+// BENCH_LIST_SAMPLES reads each, defaults 3 and 150, medians reported), logVolume, triggers,
 // statistics, bulk (that part alone, with its own
 // /healthz baseline) or coldStart (cold start per kind of function alone: Node.js, Python, a bash
 // Custom Runtime; BENCH_COLD_SAMPLES new functions each).
@@ -35,6 +36,13 @@ const NAMESPACE = "bench";
 const LIST_FIXTURE_SIZE = Number(process.env.BENCH_LIST_EVENTS ?? 100_000);
 const TERMINATE_SAMPLES = Number(process.env.BENCH_TERMINATE_SAMPLES ?? 8);
 const LIST_SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 150);
+/** Rounds of LIST_SAMPLES reads of every filter (and of /healthz): the figures are their medians. */
+const LIST_ROUNDS = Math.max(1, Number(process.env.BENCH_LIST_ROUNDS ?? 3));
+/**
+ * Least time between the starts of two list reads: 20 a second, the per-caller read limit
+ * (worker/ratelimit/read-limit.ts), with a little room.
+ */
+const LIST_READ_INTERVAL_MS = 52;
 const WEBHOOK_SAMPLES = Number(process.env.BENCH_WEBHOOK_SAMPLES ?? 20);
 const LOG_LINES = Number(process.env.BENCH_LOG_LINES ?? 1_000_000);
 /** Pairs of log volume runs (to /dev/null, then to the platform): the print times' medians make the ratio. */
@@ -674,7 +682,7 @@ async function bulkTerminate(api: ApiClient, baseUrl: string): Promise<Record<st
 /**
  * List latency over LIST_FIXTURE_SIZE seeded index rows (4 functions, 4 statuses, 3 days of start
  * times, every tenth row tagged): p50/p99 of LIST_SAMPLES reads of every filter the list has, and
- * of /healthz from the same client.
+ * of /healthz from the same client, in LIST_ROUNDS rounds; each figure is the median of its rounds'.
  */
 async function listLatency(api: ApiClient, baseUrl: string): Promise<Record<string, unknown>> {
   const functions = ["etl", "transcode", "infer", "resize"];
@@ -727,31 +735,53 @@ async function listLatency(api: ApiClient, baseUrl: string): Promise<Record<stri
     durationRange: "minDurationMs=120000&maxDurationMs=240000&limit=100",
     tags: "tags=team%3Dvideo&limit=100",
   };
-  const figures: Record<string, { p50: number; p99: number; total: number }> = {};
-  for (const [label, query] of Object.entries(listQueries)) {
-    const samples: number[] = [];
-    let total = 0;
-    await api.json(`${path}?${query}`);
+  type Round = { p50: number; p99: number };
+  const rounds: Record<string, Round[]> = {};
+  const totals: Record<string, number> = {};
+  const healthRounds: Round[] = [];
+  // Rounds over every filter in turn, so that a noisy minute of the shared machine lands on one
+  // round of each filter rather than on all of one filter's samples.
+  for (let round = 0; round < LIST_ROUNDS; round++) {
+    for (const [label, query] of Object.entries(listQueries)) {
+      const samples: number[] = [];
+      await api.json(`${path}?${query}`);
+      let nextStart = performance.now() + LIST_READ_INTERVAL_MS;
+      for (let i = 0; i < LIST_SAMPLES; i++) {
+        const t0 = performance.now();
+        const response = await api.json<{ total: number }>(`${path}?${query}`);
+        samples.push(performance.now() - t0);
+        if (response.status !== 200) throw new Error(`list ${label} answered ${response.status}`);
+        totals[label] = response.body.total;
+        // Paced under the per-caller read limit.
+        const wait = nextStart - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        nextStart = Math.max(performance.now(), nextStart) + LIST_READ_INTERVAL_MS;
+      }
+      rounds[label] = [...(rounds[label] ?? []), { p50: percentile(samples, 50), p99: percentile(samples, 99) }];
+    }
+    const healthSamples: number[] = [];
     for (let i = 0; i < LIST_SAMPLES; i++) {
       const t0 = performance.now();
-      const response = await api.json<{ total: number }>(`${path}?${query}`);
-      samples.push(performance.now() - t0);
-      if (response.status !== 200) throw new Error(`list ${label} answered ${response.status}`);
-      total = response.body.total;
-      // Stay under the per-caller list rate limit.
-      await new Promise((r) => setTimeout(r, 55));
+      await fetch(`${baseUrl}/healthz`).then((r) => r.text());
+      healthSamples.push(performance.now() - t0);
     }
-    figures[label] = { p50: percentile(samples, 50), p99: percentile(samples, 99), total };
+    healthRounds.push({ p50: percentile(healthSamples, 50), p99: percentile(healthSamples, 99) });
   }
-  const healthSamples: number[] = [];
-  for (let i = 0; i < LIST_SAMPLES; i++) {
-    const t0 = performance.now();
-    await fetch(`${baseUrl}/healthz`).then((r) => r.text());
-    healthSamples.push(performance.now() - t0);
-  }
+  const summary = (each: Round[]) => ({
+    p50: median(each.map((r) => r.p50)),
+    p99: median(each.map((r) => r.p99)),
+    rounds: each,
+  });
+  const figures: Record<string, unknown> = {};
+  for (const [label, each] of Object.entries(rounds)) figures[label] = { ...summary(each), total: totals[label] };
+  const worstP99 = Math.max(...Object.values(rounds).map((each) => median(each.map((r) => r.p99))));
   return {
     indexedEvents: LIST_FIXTURE_SIZE,
-    healthzSameClient: { p50: percentile(healthSamples, 50), p99: percentile(healthSamples, 99) },
+    samplesPerRound: LIST_SAMPLES,
+    rounds: LIST_ROUNDS,
+    healthzSameClient: summary(healthRounds),
+    /** The highest of the filters' median p99s: the figure the 25 ms target is read against. */
+    worstFilterP99: worstP99,
     ...figures,
   };
 }
