@@ -10,7 +10,12 @@ export { AsyncEventObject } from "./events/async-event-object";
 export { BulkTerminationObject } from "./events/bulk-terminate-object";
 export { DeliveryObject } from "./events/delivery-object";
 export { IdempotencyObject } from "./events/idempotency-object";
-export { ImageContainer, InstanceContainerLarge, InstanceContainerStandard } from "./instances/instance-classes";
+export {
+  ImageContainer,
+  InstanceContainerLarge,
+  InstanceContainerLite,
+  InstanceContainerStandard,
+} from "./instances/instance-classes";
 export { InstanceContainer } from "./instances/instance-container";
 export { QpsBucketObject } from "./ratelimit/qps-bucket-object";
 export { FunctionSchedulerObject } from "./scheduling/function-scheduler-object";

@@ -5,8 +5,9 @@
 // capacity knobs' refusals.
 import { execFileSync } from "node:child_process";
 import { describe, expect, inject, it } from "vitest";
-import { ApiClient, type EventView } from "../helpers/api-client";
+import { ApiClient, type EventView, TEST_CREDENTIALS } from "../helpers/api-client";
 import { aliveContainerOfInstance, instanceStatus } from "../helpers/docker";
+import { startPlatform } from "../helpers/platform";
 import { pollUntil } from "../helpers/wait";
 
 const baseUrl = inject("baseUrl");
@@ -21,8 +22,8 @@ const HANDLER = {
 
 type SizedEvent = EventView & { instanceType: string | null };
 
-function createSized(memorySize: number): Promise<string> {
-  return api.createUniqueFunction(NAMESPACE, "size", {
+function createSized(memorySize: number, client = api): Promise<string> {
+  return client.createUniqueFunction(NAMESPACE, "size", {
     runtime: "Nodejs22",
     handler: "index.main_handler",
     files: HANDLER,
@@ -44,18 +45,22 @@ function inspect(dockerId: string): { name: string; memory: number } {
 }
 
 /** Runs one event that stays 4 s and, while it runs, reads its container from Docker. */
-async function runAndInspect(name: string): Promise<{ done: SizedEvent; container: { name: string; memory: number } }> {
-  const requestId = await api.invoke(NAMESPACE, name, { sleepMs: 4_000 });
-  const running = await api.waitForEvent(requestId, (event) => event.phase === "running");
+async function runAndInspect(
+  name: string,
+  client = api,
+  url = baseUrl,
+): Promise<{ done: SizedEvent; container: { name: string; memory: number } }> {
+  const requestId = await client.invoke(NAMESPACE, name, { sleepMs: 4_000 });
+  const running = await client.waitForEvent(requestId, (event) => event.phase === "running");
   if (!running.instanceId) throw new Error(`no instance: ${JSON.stringify(running)}`);
-  const dockerId = await aliveContainerOfInstance(baseUrl, running.instanceId);
+  const dockerId = await aliveContainerOfInstance(url, running.instanceId);
   // The guard applies the caps as soon as Docker reports the container; the agent waits for them.
   const container = await pollUntil(
     async () => inspect(dockerId),
     (seen) => seen.memory > 0,
     10_000,
   );
-  const done = (await api.waitForEvent(requestId)) as SizedEvent;
+  const done = (await client.waitForEvent(requestId)) as SizedEvent;
   return { done, container };
 }
 
@@ -99,6 +104,47 @@ describe("compute sizes", () => {
       durableObjectId: oldInstance.durableObjectId,
     });
   });
+});
+
+describe("the lite compute size, where CONTAINER_SIZES names it", () => {
+  it("runs a 128 MB function in an InstanceContainerLite container within lite's 256 MiB, its default log limit lite's 512 MiB; 129 MB runs on basic", async () => {
+    // A platform of its own: the suite's runs the default sizes, which never name lite.
+    const platform = await startPlatform({
+      vars: { DIAGNOSTICS_ENABLED: "true", CONTAINER_SIZES: "lite:128,basic:512,standard-1:1536,standard-2:3072" },
+      env: { DEV_SECRET_ID: TEST_CREDENTIALS.secretId, DEV_SECRET_KEY: TEST_CREDENTIALS.secretKey },
+    });
+    try {
+      const client = new ApiClient(platform.baseUrl);
+      const small = await createSized(128, client);
+      const stored = await client.json<{ logLimitMb: number }>(`/v1/namespaces/${NAMESPACE}/functions/${small}`);
+      expect(stored.body.logLimitMb).toBe(512);
+      const { done, container } = await runAndInspect(small, client, platform.baseUrl);
+      expect(done).toMatchObject({ status: "FINISHED", instanceType: "lite" });
+      expect(done.instanceId).toMatch(/#\d+@lite$/);
+      expect(container.name).toMatch(/-InstanceContainerLite-[0-9a-f]{64}$/);
+      // The function's 128 MB plus the agent's 128: all of lite's memory, no more.
+      expect(container.memory).toBeGreaterThanOrEqual(128 * MIB);
+      expect(container.memory).toBeLessThanOrEqual(256 * MIB);
+      const lines = (await client.logs(done.requestId)).map((record) => record.line);
+      expect(lines.filter((line) => line.startsWith("[PLATFORM] Log limit"))).toEqual([]);
+      // A log limit given explicitly is checked against lite's disk, as on any size.
+      const refused = await client.createFunction(NAMESPACE, {
+        name: `size-lite-${Math.random().toString(16).slice(2, 10)}`,
+        runtime: "Nodejs22",
+        files: HANDLER,
+        memorySize: 128,
+        logLimitMb: 1024,
+      });
+      expect(refused.status).toBe(400);
+      expect(JSON.stringify(refused.body)).toContain("runs on instance type lite (2 GB disk, at most 512 MiB of log)");
+      const larger = await createSized(129, client);
+      const next = (await client.waitForEvent(await client.invoke(NAMESPACE, larger, {}))) as SizedEvent;
+      expect(next).toMatchObject({ status: "FINISHED", instanceType: "basic" });
+      expect(next.instanceId).toMatch(/#\d+$/);
+    } finally {
+      await platform.stop();
+    }
+  }, 300_000);
 });
 
 describe("capacity knobs and size bounds", () => {

@@ -1,6 +1,7 @@
 // Asks Docker itself, not the platform, what became of a function's container. Locally workerd
 // names an instance's container `workerd-<session>-<script>-<class>-<Durable Object id>`, <class>
-// one of the container classes (InstanceContainer, InstanceContainerStandard, InstanceContainerLarge:
+// one of the container classes (InstanceContainer, InstanceContainerStandard, InstanceContainerLarge,
+// InstanceContainerLite:
 // one per compute size; ImageContainer: image functions), and starts a network sidecar beside it under the same name plus `-proxy`; the diagnostics route
 // GET /_diagnostics/instances/:name answers the instance's Durable Object id.
 import { execFileSync } from "node:child_process";
@@ -13,6 +14,7 @@ export const INSTANCE_CONTAINER_CLASSES = [
   "InstanceContainerStandard",
   "InstanceContainerLarge",
   "ImageContainer",
+  "InstanceContainerLite",
 ];
 /** The name of one of the instance's function containers (never its `-proxy` sidecar), in any class. */
 function isContainerOf(name: string, durableObjectId: string): boolean {

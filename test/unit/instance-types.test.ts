@@ -5,6 +5,7 @@ import { type EventState, publicEvent, transition } from "../../worker/events/ev
 import {
   AGENT_OVERHEAD_MB,
   DEFAULT_CONTAINER_SIZES,
+  defaultLogLimitMb,
   defaultMaxConcurrency,
   effectiveLogLimitMb,
   functionMaxConcurrency,
@@ -57,11 +58,23 @@ describe("compute sizes: memorySize to container class", () => {
     expect(parseContainerSizes("standard-1:3072").sizes.map((size) => size.instanceType)).toEqual(["standard-1"]);
   });
 
+  it("runs functions of up to 128 MB on lite when CONTAINER_SIZES names it (the default never does)", () => {
+    const reading = parseContainerSizes("lite:128,basic:512,standard-1:1536,standard-2:3072");
+    expect(reading.problem).toBeUndefined();
+    expect([MIN_MEMORY_MB, 128].map((mb) => typeOf(mb, reading.sizes))).toEqual(["lite", "lite"]);
+    expect([129, 512].map((mb) => typeOf(mb, reading.sizes))).toEqual(["basic", "basic"]);
+    const lite = reading.sizes[0];
+    expect(lite && INSTANCE_CLASSES[lite.classIndex]?.className).toBe("InstanceContainerLite");
+    expect(lite && lite.maxMemoryMb + AGENT_OVERHEAD_MB).toBeLessThanOrEqual(INSTANCE_TYPES.lite.memoryMib);
+    expect(defaults.map((size) => size.instanceType)).not.toContain("lite");
+  });
+
   it.each([
     ["garbage", "not <instance type>"],
     ["basic:512,standard-1:1536", "at least 3072"],
     ["standard-3:3072", "no container class"],
-    ["lite:128,standard-2:3072", "no container class"],
+    ["image:128,standard-2:3072", "no container class"],
+    ["lite:200,basic:512,standard-2:3072", "does not fit lite"],
     ["basic:1024,standard-2:3072", "does not fit basic"],
     ["standard-1:1536,basic:512,standard-2:3072", "ascend"],
     ["basic:512,basic:600,standard-2:3072", "named twice"],
@@ -81,10 +94,11 @@ describe("instance names carry the container class", () => {
     expect(instanceName("ns/fn", 7)).toBe("ns/fn#7");
     expect(instanceName("ns/fn", slotInClass(1, 3))).toBe("ns/fn#3@standard-1");
     expect(instanceName("ns/fn", slotInClass(2, 0))).toBe("ns/fn#0@standard-2");
+    expect(instanceName("ns/fn", slotInClass(4, 2))).toBe("ns/fn#2@lite");
   });
 
   it("reads every name back to its slot and class", () => {
-    for (const slot of [0, 5, slotInClass(1, 0), slotInClass(1, 999), slotInClass(2, 42)]) {
+    for (const slot of [0, 5, slotInClass(1, 0), slotInClass(1, 999), slotInClass(2, 42), slotInClass(4, 7)]) {
       const name = instanceName("default/my-fn", slot);
       expect(parseInstanceName(name)).toEqual({ schedulerName: "default/my-fn", slot });
       expect(instanceTypeOfName(name)).toBe(INSTANCE_CLASSES[classOfSlot(slot)]?.instanceType);
@@ -109,6 +123,19 @@ describe("log limit against the size's disk", () => {
     expect(problem).toContain("basic");
     expect(problem).toContain("raise memorySize above 512 MB");
     expect(logLimitProblem(3072, 1024, defaults)).toBeUndefined();
+  });
+
+  it("lets lite keep 512 MiB and clamps a function of the default 1 GiB there", () => {
+    const withLite = parseContainerSizes("lite:128,basic:512,standard-1:1536,standard-2:3072").sizes;
+    expect(logLimitProblem(512, 128, withLite)).toBeUndefined();
+    expect(logLimitProblem(1024, 128, withLite)).toContain(
+      "raise memorySize above 128 MB (basic keeps up to 1024 MiB)",
+    );
+    expect(effectiveLogLimitMb(undefined, "lite")).toEqual({ limitMb: 512, clamped: true, configuredMb: 1024 });
+    // A function created without logLimitMb gets what its size keeps: 512 on lite, 1024 elsewhere.
+    expect(defaultLogLimitMb(128, withLite)).toBe(512);
+    expect(defaultLogLimitMb(129, withLite)).toBe(1024);
+    expect(defaultLogLimitMb(128, defaults)).toBe(1024);
   });
 });
 

@@ -31,9 +31,11 @@ export const AGENT_OVERHEAD_MB = 128;
 /**
  * The log output (logLimitMb) an execution may keep, per instance type, in MiB: the agent spools it
  * to the container's disk, which also holds the image and the code. 3 GiB (MAX_LOG_LIMIT_MB) needs
- * at least standard-1's 8 GB.
+ * at least standard-1's 8 GB; lite's 2 GB keeps 512 MiB (a function created there without a
+ * logLimitMb gets that much, see defaultLogLimitMb).
  */
 export const LOG_LIMIT_CAP_MB: Record<SizeInstanceType, number> = {
+  lite: 512,
   basic: 1_024,
   "standard-1": 3_072,
   "standard-2": 3_072,
@@ -142,6 +144,15 @@ export function logLimitProblem(logLimitMb: number, memoryMb: number, sizes: Con
     ? ` Lower logLimitMb to ${cap}, or raise memorySize above ${size.maxMemoryMb} MB (${larger.instanceType} keeps up to ${LOG_LIMIT_CAP_MB[larger.instanceType]} MiB).`
     : ` Lower logLimitMb to ${cap}.`;
   return `logLimitMb: ${logLimitMb} MiB does not fit memorySize ${memoryMb} MB, which runs on instance type ${size.instanceType} (${INSTANCE_TYPES[size.instanceType].diskMb / 1000} GB disk, at most ${cap} MiB of log).${remedy}`;
+}
+
+/**
+ * The logLimitMb of a function created without one: DEFAULT_LOG_LIMIT_MB, or the cap of its
+ * memorySize's compute size when that keeps less (512 MiB on lite), so that naming a small size in
+ * CONTAINER_SIZES never makes a plain create fail the disk check.
+ */
+export function defaultLogLimitMb(memoryMb: number, sizes: ContainerSize[]): number {
+  return Math.min(DEFAULT_LOG_LIMIT_MB, LOG_LIMIT_CAP_MB[sizeForMemory(memoryMb, sizes).instanceType]);
 }
 
 /**

@@ -383,7 +383,9 @@ const createFunctionObject = z.strictObject({
   maxConcurrency: configurationFields.maxConcurrency.optional(),
   qpsLimit: configurationFields.qpsLimit.default(DEFAULT_QPS_LIMIT),
   idempotencyWindowSeconds: configurationFields.idempotencyWindowSeconds.default(DEFAULT_IDEMPOTENCY_WINDOW_SECONDS),
-  logLimitMb: configurationFields.logLimitMb.default(DEFAULT_LOG_LIMIT_MB),
+  // Absent: DEFAULT_LOG_LIMIT_MB, or less where the memorySize's compute size keeps less (lite),
+  // applied by the registry (instance-types.ts defaultLogLimitMb).
+  logLimitMb: configurationFields.logLimitMb.optional(),
   deadlineWarningSeconds: configurationFields.deadlineWarningSeconds.default(DEFAULT_DEADLINE_WARNING_SECONDS),
   destinations: destinationsSchema.nullable().optional(),
 });

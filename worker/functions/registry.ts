@@ -19,7 +19,13 @@ import {
   resolveImageName,
   storedImageOf,
 } from "./images";
-import { containerSizes, defaultMaxConcurrency, logLimitProblem, maxConcurrencyProblem } from "./instance-types";
+import {
+  containerSizes,
+  defaultLogLimitMb,
+  defaultMaxConcurrency,
+  logLimitProblem,
+  maxConcurrencyProblem,
+} from "./instance-types";
 import {
   type CodeInput,
   type CodeUpdateInput,
@@ -206,7 +212,8 @@ export class FunctionRegistry {
     const warningProblem = deadlineWarningProblem(input.deadlineWarningSeconds, input.timeout);
     if (warningProblem) throw new PlatformError("INVALID_PARAMETER", warningProblem);
     const maxConcurrency = input.maxConcurrency ?? defaultMaxConcurrency(this.env);
-    this.checkCapacity(maxConcurrency, input.memorySize, input.logLimitMb);
+    const logLimitMb = input.logLimitMb ?? defaultLogLimitMb(input.memorySize, containerSizes(this.env));
+    this.checkCapacity(maxConcurrency, input.memorySize, logLimitMb);
     // A taken name is refused before the package is read (an object's may be 500 MiB).
     if (await this.find(namespace, input.name)) throw functionExists(namespace, input.name);
     const code = input.image
@@ -231,7 +238,7 @@ export class FunctionRegistry {
       maxConcurrency,
       qpsLimit: input.qpsLimit,
       idempotencyWindowSeconds: input.idempotencyWindowSeconds,
-      logLimitMb: input.logLimitMb,
+      logLimitMb,
       deadlineWarningSeconds: input.deadlineWarningSeconds,
       destinations: destinationsColumn(destinations),
       imageConfig: code.imageConfig ?? null,

@@ -12,6 +12,12 @@ export class InstanceContainerStandard extends InstanceContainer {}
 export class InstanceContainerLarge extends InstanceContainer {}
 
 /**
+ * The lite compute size (1/16 vCPU, 256 MiB, 2 GB of disk; see InstanceContainerStandard): used only
+ * when CONTAINER_SIZES names it, for functions of at most 128 MB (the agent takes the other 128).
+ */
+export class InstanceContainerLite extends InstanceContainer {}
+
+/**
  * The container class of image functions (wrangler.toml: `scheduling_policy = "durable_object"`,
  * one `[containers.images.<name>]` per registered image): the same instance, which picks the image
  * (`ctx.container.images[name]`) and the instance type (from memorySize) at each start.

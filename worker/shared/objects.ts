@@ -111,6 +111,9 @@ export const INSTANCE_CLASSES = [
   // Image functions (wrangler.toml: scheduling_policy "durable_object"): the instance picks the image
   // and the Cloudflare instance type (from memorySize) at each start, so "image" names no type.
   { binding: "IMAGE_INSTANCE", className: "ImageContainer", instanceType: "image" },
+  // The smallest size, for small functions in great numbers (opt-in: CONTAINER_SIZES names it). Last,
+  // since a class's place is part of every slot number stored before it existed.
+  { binding: "INSTANCE_LITE", className: "InstanceContainerLite", instanceType: "lite" },
 ] as const;
 /** The container class (index into INSTANCE_CLASSES) of every image function's instances. */
 export const IMAGE_CLASS_INDEX = 3;

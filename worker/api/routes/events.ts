@@ -160,7 +160,7 @@ export const eventViewSchema = z
     instanceId: z.string().nullable(),
     instanceType: z.string().nullable().openapi({
       description:
-        "The compute size the event runs (or ran) on: the instance type of its container class (basic, standard-1 or standard-2, chosen by its function's memorySize through CONTAINER_SIZES); null before an instance took it, and for events taken before compute sizes existed",
+        "The compute size the event runs (or ran) on: the instance type of its container class (basic, standard-1, standard-2, or lite where CONTAINER_SIZES names it; chosen by its function's memorySize through CONTAINER_SIZES); null before an instance took it, and for events taken before compute sizes existed",
     }),
     containerId: z.string().nullable(),
     coldStart: z.boolean().nullable(),

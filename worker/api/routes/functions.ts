@@ -73,7 +73,7 @@ const functionSchema = z
       .openapi({ description: "How long an invocation's Idempotency-Key holds, in seconds (1-259200)" }),
     logLimitMb: z.number().int().openapi({
       description:
-        "Log output one execution keeps, in MiB of UTF-8 (1-3072, default 1024); past it lines are counted and dropped with a [PLATFORM] marker",
+        "Log output one execution keeps, in MiB of UTF-8 (1-3072; default 1024, or 512 for a memorySize that runs on lite); past it lines are counted and dropped with a [PLATFORM] marker",
     }),
     deadlineWarningSeconds: z.number().int().openapi({
       description:
