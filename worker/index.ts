@@ -1,4 +1,5 @@
 import { createApp } from "./api/app";
+import { isDispatchQueue } from "./events/dispatch-send";
 import { purgeExpiredIndexRows } from "./events/event-retention";
 import { consumeDeadLetters, consumeDispatchBatch } from "./scheduling/dispatch-consumer";
 import { consumeCosNotifications, R2_EVENTS_QUEUE } from "./triggers/cos";
@@ -25,8 +26,7 @@ export { TimerTriggerObject } from "./triggers/timer-object";
 
 const app = createApp();
 
-/** Queue names, as in wrangler.toml. */
-const DISPATCH_QUEUE = "afp-dispatch";
+/** Queue names, as in wrangler.toml (the dispatch queues: DISPATCH_QUEUE_NAMES). */
 const DISPATCH_DEAD_LETTER_QUEUE = "afp-dispatch-dead";
 /** The dead-letter queue of every trigger queue (ckafka queues and afp-r2-events). */
 const TRIGGER_DEAD_LETTER_QUEUE = "afp-trigger-dead";
@@ -36,7 +36,7 @@ const UNKNOWN_QUEUE_RETRY_SECONDS = 60;
 export default {
   fetch: app.fetch,
   async queue(batch, env): Promise<void> {
-    if (batch.queue === DISPATCH_QUEUE) return consumeDispatchBatch(batch, env);
+    if (isDispatchQueue(batch.queue)) return consumeDispatchBatch(batch, env);
     if (batch.queue === DISPATCH_DEAD_LETTER_QUEUE) return consumeDeadLetters(batch);
     if (batch.queue === TRIGGER_DEAD_LETTER_QUEUE) return consumeTriggerDeadLetters(batch);
     if (batch.queue === R2_EVENTS_QUEUE) return consumeCosNotifications(batch, env);

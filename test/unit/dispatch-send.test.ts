@@ -2,8 +2,12 @@ import { describe, expect, it } from "vitest";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
 import {
   CHAOS_MAX_DELAY_SECONDS,
+  DISPATCH_QUEUE_BINDINGS,
   type DispatchSendEnv,
+  dispatchQueueCount,
+  dispatchQueueIndex,
   duplicatePlan,
+  isDispatchQueue,
   sendDispatch,
 } from "../../worker/events/dispatch-send";
 
@@ -68,5 +72,69 @@ describe("sendDispatch", () => {
       for (const delay of [original, copy]) expect(delay).toBeLessThanOrEqual(CHAOS_MAX_DELAY_SECONDS);
     }
     expect([...kinds].sort()).toEqual(["copy-delayed", "original-delayed", "together"]);
+  });
+});
+
+describe("the dispatch queues", () => {
+  /** An environment with all four dispatch queues, each recording the functions sent to it. */
+  function fourQueues(vars: Record<string, string> = {}): { env: DispatchSendEnv; seen: string[][] } {
+    const seen: string[][] = DISPATCH_QUEUE_BINDINGS.map(() => []);
+    const queues = Object.fromEntries(
+      DISPATCH_QUEUE_BINDINGS.map((binding, index) => [
+        binding,
+        {
+          send: async (body: DispatchMessage) => {
+            seen[index]?.push(body.functionName);
+          },
+        } as unknown as Queue,
+      ]),
+    );
+    return { env: { ...queues, DIAGNOSTICS_ENABLED: "false", ...vars } as unknown as DispatchSendEnv, seen };
+  }
+  const forFunction = (functionName: string): DispatchMessage => ({ ...message(1), functionName });
+
+  it("sends every event of a function to one queue, the one its name hashes to, spreading functions over all four", async () => {
+    const { env, seen } = fourQueues();
+    const names = Array.from({ length: 100 }, (_, index) => `fn-${index}`);
+    for (const name of names) for (let n = 0; n < 3; n++) await sendDispatch(env, forFunction(name));
+    for (const [index, functions] of seen.entries()) {
+      for (const name of new Set(functions)) expect(dispatchQueueIndex("default", name, 4)).toBe(index);
+      // Each function's three messages all went here, and each queue took a fair share of 100 functions.
+      expect(functions.length % 3).toBe(0);
+      expect(new Set(functions).size).toBeGreaterThanOrEqual(10);
+    }
+    expect(seen.flat()).toHaveLength(300);
+  });
+
+  it("reads DISPATCH_QUEUES: 1 to 4, anything else all four", async () => {
+    expect(dispatchQueueCount({})).toBe(4);
+    for (const [text, count] of [
+      ["1", 1],
+      [" 2 ", 2],
+      ["4", 4],
+      ["0", 4],
+      ["5", 4],
+      ["two", 4],
+      ["", 4],
+    ] as const) {
+      expect(dispatchQueueCount({ DISPATCH_QUEUES: text }), text).toBe(count);
+    }
+    const { env, seen } = fourQueues({ DISPATCH_QUEUES: "1" });
+    for (let index = 0; index < 20; index++) await sendDispatch(env, forFunction(`fn-${index}`));
+    expect(seen.map((functions) => functions.length)).toEqual([20, 0, 0, 0]);
+  });
+
+  it("sends to the first queue a function whose queue is not bound (an older configuration)", async () => {
+    const { env, sent } = recordingEnv({ DIAGNOSTICS_ENABLED: "false" });
+    for (let index = 0; index < 20; index++) await sendDispatch(env, forFunction(`fn-${index}`));
+    expect(sent).toHaveLength(20);
+  });
+
+  it("knows the four queue names and no other", () => {
+    for (const name of ["afp-dispatch", "afp-dispatch-1", "afp-dispatch-2", "afp-dispatch-3"]) {
+      expect(isDispatchQueue(name)).toBe(true);
+    }
+    for (const name of ["afp-dispatch-dead", "afp-dispatch-4", "afp-trigger-dead", ""])
+      expect(isDispatchQueue(name)).toBe(false);
   });
 });

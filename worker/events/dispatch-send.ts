@@ -1,13 +1,60 @@
+import { stableShard } from "../shared/stable-shard";
 import type { DispatchMessage } from "./dispatch-message";
 
 /**
- * What sending a dispatch message reads from the environment. CHAOS_DUPLICATE_DISPATCH is a
- * test-only fault switch (see sendDispatch); it is optional so that an environment without it
- * means "off".
+ * The dispatch queues (wrangler.toml), by binding and by queue name, in order. One queue carries at
+ * most 5,000 messages a second (Cloudflare's published limit), about 5 functions at 1,000 QPS
+ * each: a function's events go to one of DISPATCH_QUEUES of them, chosen by its name, so that many
+ * functions spread over them while each function's events keep one queue (ARCHITECTURE.md,
+ * "Scaling"). More queues are a change of wrangler.toml and of these two lists.
  */
-export type DispatchSendEnv = Pick<Env, "DISPATCH_QUEUE" | "DIAGNOSTICS_ENABLED"> & {
-  CHAOS_DUPLICATE_DISPATCH?: string;
-};
+export const DISPATCH_QUEUE_BINDINGS = [
+  "DISPATCH_QUEUE",
+  "DISPATCH_QUEUE_1",
+  "DISPATCH_QUEUE_2",
+  "DISPATCH_QUEUE_3",
+] as const;
+export const DISPATCH_QUEUE_NAMES = ["afp-dispatch", "afp-dispatch-1", "afp-dispatch-2", "afp-dispatch-3"] as const;
+/** DISPATCH_QUEUES when absent or malformed: every dispatch queue. */
+export const DEFAULT_DISPATCH_QUEUES = DISPATCH_QUEUE_BINDINGS.length;
+
+/**
+ * What sending a dispatch message reads from the environment. The queues past the first and
+ * DISPATCH_QUEUES are optional (an environment without them sends everything to the first), and so
+ * is the test-only fault switch CHAOS_DUPLICATE_DISPATCH (see sendDispatch): absent means "off".
+ */
+export type DispatchSendEnv = Pick<Env, "DISPATCH_QUEUE" | "DIAGNOSTICS_ENABLED"> &
+  Partial<Pick<Env, "DISPATCH_QUEUE_1" | "DISPATCH_QUEUE_2" | "DISPATCH_QUEUE_3" | "DISPATCH_QUEUES">> & {
+    CHAOS_DUPLICATE_DISPATCH?: string;
+  };
+
+/** How many dispatch queues are in use: DISPATCH_QUEUES, a whole number from 1 to all of them (default all). */
+export function dispatchQueueCount(env: Pick<DispatchSendEnv, "DISPATCH_QUEUES">): number {
+  const text = env.DISPATCH_QUEUES?.trim();
+  if (text === undefined || !/^[1-9][0-9]?$/.test(text)) return DEFAULT_DISPATCH_QUEUES;
+  const count = Number(text);
+  return count <= DISPATCH_QUEUE_BINDINGS.length ? count : DEFAULT_DISPATCH_QUEUES;
+}
+
+/** The dispatch queue (index) of a function's events among `count`: FNV-1a of `namespace/function`. */
+export function dispatchQueueIndex(namespace: string, functionName: string, count: number): number {
+  return stableShard(`${namespace}/${functionName}`, count);
+}
+
+/** True for the name of one of the dispatch queues (the Worker consumes them all alike). */
+export function isDispatchQueue(name: string): boolean {
+  return (DISPATCH_QUEUE_NAMES as readonly string[]).includes(name);
+}
+
+/** The queue a message goes to (the first one when its function's queue is not bound here). */
+export function dispatchQueueOf(
+  env: DispatchSendEnv,
+  message: Pick<DispatchMessage, "namespace" | "functionName">,
+): Queue {
+  const index = dispatchQueueIndex(message.namespace, message.functionName, dispatchQueueCount(env));
+  const binding = DISPATCH_QUEUE_BINDINGS[index] ?? "DISPATCH_QUEUE";
+  return env[binding] ?? env.DISPATCH_QUEUE;
+}
 
 /** Longest delay of a delayed copy under the duplicate-dispatch fault switch, in seconds. */
 export const CHAOS_MAX_DELAY_SECONDS = 3;
@@ -51,13 +98,14 @@ export function duplicatePlan(requestId: string): DuplicatePlan {
  * must absorb, made systematic for `npm run chaos`.
  */
 export async function sendDispatch(env: DispatchSendEnv, message: DispatchMessage): Promise<void> {
+  const queue = dispatchQueueOf(env, message);
   if (!duplicateDispatchEnabled(env)) {
-    await env.DISPATCH_QUEUE.send(message);
+    await queue.send(message);
     return;
   }
   const plan = duplicatePlan(message.requestId);
   const original = plan.kind === "original-delayed" ? { delaySeconds: plan.delaySeconds } : {};
   const copy = plan.kind === "copy-delayed" ? { delaySeconds: plan.delaySeconds } : {};
-  await env.DISPATCH_QUEUE.send(message, original);
-  await env.DISPATCH_QUEUE.send(message, copy);
+  await queue.send(message, original);
+  await queue.send(message, copy);
 }

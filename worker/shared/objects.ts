@@ -3,6 +3,7 @@
  * object is named. The stub types come from the bindings in `Env` (worker-configuration.d.ts), so
  * a caller gets the object's RPC methods without importing the class (nor the layer it lives in).
  */
+import { stableShard } from "./stable-shard";
 
 /** Name of the one platform-wide capacity object. */
 export const PLATFORM_CAPACITY_NAME = "platform";
@@ -36,15 +37,9 @@ export function schedulerShardName(namespace: string, functionName: string, shar
   return shard === 0 ? base : `${base}${SHARD_SEPARATOR}${shard}`;
 }
 
-/** A stable shard number of a RequestId among `count` shards (FNV-1a of its characters). */
+/** A stable shard number of a RequestId among `count` shards (FNV-1a, see stableShard). */
 export function shardOfRequest(requestId: string, count: number): number {
-  if (count <= 1) return 0;
-  let hash = 0x811c9dc5;
-  for (let index = 0; index < requestId.length; index++) {
-    hash ^= requestId.charCodeAt(index);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash % count;
+  return stableShard(requestId, count);
 }
 
 /**
