@@ -3,6 +3,7 @@
 // (no queue consumer delivers a second copy at a time of its own).
 import { env, runInDurableObject } from "cloudflare:test";
 import { type DispatchMessage, dispatchMessageOf } from "../../worker/events/dispatch-message";
+import { DISPATCH_QUEUE_BINDINGS } from "../../worker/events/dispatch-send";
 import type { PublicEvent } from "../../worker/events/event-machine";
 import type { FunctionSnapshot } from "../../worker/functions/model";
 import { unwrap } from "../../worker/shared/errors";
@@ -14,6 +15,17 @@ const droppingQueue = {
   send: async () => undefined,
   sendBatch: async () => undefined,
 } as unknown as Env["DISPATCH_QUEUE"];
+
+/**
+ * The same queue under every dispatch queue binding: an object's env with it in place sends all of
+ * its dispatch messages there, whichever queue its function's name picks (DISPATCH_QUEUES).
+ */
+export function everyDispatchQueue(queue: Env["DISPATCH_QUEUE"]): Pick<Env, (typeof DISPATCH_QUEUE_BINDINGS)[number]> {
+  return Object.fromEntries(DISPATCH_QUEUE_BINDINGS.map((binding) => [binding, queue])) as Pick<
+    Env,
+    (typeof DISPATCH_QUEUE_BINDINGS)[number]
+  >;
+}
 
 /** A function no other test uses: a namespace of its own (its own quota), and its scheduler's name. */
 export function uniqueFunction(prefix: string, overrides: Partial<FunctionSnapshot> = {}) {
@@ -34,7 +46,7 @@ export async function acceptedEvent(
   const stub = eventStub(env, requestId);
   await runInDurableObject(stub, async (object) => {
     const holder = object as unknown as { env: Env };
-    holder.env = { ...holder.env, DISPATCH_QUEUE: droppingQueue };
+    holder.env = { ...holder.env, ...everyDispatchQueue(droppingQueue) };
   });
   const request = {
     requestId,

@@ -12,7 +12,7 @@ import { FunctionRegistry } from "../../worker/functions/registry";
 import { pauseDispatch } from "../../worker/scheduling/dispatch-pause";
 import { eventStub, schedulerName, schedulerStub } from "../../worker/shared/objects";
 import { installFakeRunners } from "../helpers/fake-agent-runner";
-import { acceptedEvent, eventView, uniqueFunction } from "../helpers/fake-dispatch";
+import { acceptedEvent, eventView, everyDispatchQueue, uniqueFunction } from "../helpers/fake-dispatch";
 import { zipBase64 } from "../helpers/zip";
 
 const BASE = "https://platform.test";
@@ -44,7 +44,7 @@ async function countingQueue(requestId: string): Promise<{ sent: () => number }>
   } as unknown as Env["DISPATCH_QUEUE"];
   await runInDurableObject(eventStub(env, requestId), async (object) => {
     const holder = object as unknown as { env: Env };
-    holder.env = { ...holder.env, DISPATCH_QUEUE: queue };
+    holder.env = { ...holder.env, ...everyDispatchQueue(queue) };
   });
   return { sent: () => sent };
 }
