@@ -222,8 +222,11 @@ export class InstanceContainer extends InstanceExecution {
       if (live?.requestId !== current.requestId) return;
       current = live;
     }
-    if (current.deadline !== undefined && !this.relaying) {
-      // This object restarted mid-run: pick the agent's stream up where the last relay stopped.
+    if (current.deadline !== undefined && !this.relaying && this.executing === 0) {
+      // This object restarted mid-run (or a relay was interrupted): pick the agent's stream up where
+      // the last relay stopped. Not while execute() runs here: between the hand-over (the deadline
+      // set) and its own relay it is awaiting the event, and a second stream would be opened beside
+      // the one it holds, which would then stay open unread.
       this.ctx.waitUntil(this.relayAndFinish(current.requestId));
     }
     if (current.deadline === undefined && this.executing === 0 && this.starting === 0) {
