@@ -276,8 +276,17 @@ export type EventFilter = Partial<
  * terminations (bulk-terminate.ts) select by. Time intervals are left-closed, right-open.
  */
 export function eventFilterConditions(namespace: string, functionName: string | undefined, query: EventFilter): SQL[] {
-  const conditions: SQL[] = [eq(events.namespace, namespace)];
-  if (functionName !== undefined) conditions.push(eq(events.functionName, functionName));
+  const scope = [eq(events.namespace, namespace)];
+  if (functionName !== undefined) scope.push(eq(events.functionName, functionName));
+  return [...scope, ...queryConditions(namespace, functionName, query)];
+}
+
+/**
+ * The conditions of eventFilterConditions but the namespace's and the function's own (a tag
+ * filter's subqueries are still scoped by them).
+ */
+function queryConditions(namespace: string, functionName: string | undefined, query: EventFilter): SQL[] {
+  const conditions: SQL[] = [];
   if (query.qualifier !== undefined) {
     conditions.push(
       isAliasQualifier(query.qualifier) ? eq(events.alias, query.qualifier) : eq(events.qualifier, query.qualifier),
@@ -351,9 +360,9 @@ export function listStatements(
   functionName: string,
   query: ListEventsQuery,
 ) {
-  const direction = query.order === "ASC" ? asc : desc;
   const [driver, ...otherTags] = Object.entries(query.tags ?? {});
   if (driver !== undefined) return taggedList(orm, namespace, functionName, query, driver, otherTags);
+  const direction = query.order === "ASC" ? asc : desc;
   const where = and(...eventFilterConditions(namespace, functionName, query));
   const orderColumns: OrderColumns = {
     key: query.orderBy === "endTime" ? events.endTime : events.startTime,
@@ -393,8 +402,7 @@ function taggedList(
 ) {
   const direction = query.order === "ASC" ? asc : desc;
   const rest = otherTags.length > 0 ? Object.fromEntries(otherTags) : undefined;
-  // eventFilterConditions' first two conditions are the events' namespace and function.
-  const [, , ...filters] = eventFilterConditions(namespace, functionName, { ...query, tags: rest });
+  const filters = queryConditions(namespace, functionName, { ...query, tags: rest });
   const tagged = [
     eq(eventTags.namespace, namespace),
     eq(eventTags.functionName, functionName),
