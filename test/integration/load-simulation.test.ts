@@ -118,11 +118,14 @@ async function simulate(maxConcurrency: number): Promise<RunResult> {
   starts = [];
   recordedStarts = [];
   startsById.clear();
-  installSlotStarterForTests(async (_env, _instance, start) => {
+  const recordStart = (start: SlotStart) => {
     const started = { ...start, at: Date.now() };
     starts.push(started);
     recordedStarts.push(started);
     startsById.set(start.requestId, (startsById.get(start.requestId) ?? 0) + 1);
+  };
+  installSlotStarterForTests(async (_env, _instance, start) => {
+    recordStart(start);
     return { started: true };
   });
 
@@ -190,7 +193,15 @@ async function simulate(maxConcurrency: number): Promise<RunResult> {
       endCalls.push(
         Promise.all([
           writeIndexEntries(env.DB, entries),
-          ...ending.map((start) => schedulerStub(env, start.schedulerName).release(start.slot, start.requestId)),
+          // As the instance does: its container and lease kept, it starts the slot's next event
+          // itself when the release answers one (no runEvent call, no quota call).
+          ...ending.map(async (start) => {
+            const answer = await schedulerStub(env, start.schedulerName).release(start.slot, start.requestId, {
+              leaseKept: true,
+              takeNext: true,
+            });
+            if (answer.next) recordStart(answer.next);
+          }),
         ]).then(() => {
           released += ending.length;
           for (let index = 0; index < ending.length; index++) endedAt.push(Date.now());

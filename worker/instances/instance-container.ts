@@ -10,19 +10,14 @@ import {
   IDLE_CONTAINER_MS,
   InstanceExecution,
   RELAY_CHECK_INTERVAL_MS,
+  type RunRequest,
   SLOT_KEY,
 } from "./instance-execution";
 
 export { CAPACITY_RETRY_MS, CAPACITY_WAIT_MS, type ContainerSelfCheck, isCapacityError } from "./container-lifecycle";
 export { HOLD_MAX_MS, type HoldPhase, type HoldStatus } from "./diagnostic-holds";
+export type { RunRequest } from "./instance-execution";
 export { IDLE_CONTAINER_MS } from "./instance-execution";
-
-/** What the scheduler hands an instance. */
-export interface RunRequest {
-  requestId: string;
-  schedulerName: string;
-  slot: number;
-}
 
 /**
  * A container-enabled Durable Object: owns one container running the runtime agent and runs one
@@ -76,7 +71,7 @@ export class InstanceContainer extends InstanceExecution {
   async leaseCheck(): Promise<{ containerRunning: boolean; busy: boolean }> {
     return {
       containerRunning: this.lifecycle.running,
-      busy: this.current !== undefined || this.starting > 0 || this.evicting,
+      busy: this.current !== undefined || this.starting > 0 || this.handingOver > 0 || this.evicting,
     };
   }
 
@@ -86,7 +81,7 @@ export class InstanceContainer extends InstanceExecution {
    * container; a runEvent arriving meanwhile is refused rather than started on a dying container.
    */
   async evictIfIdle(): Promise<boolean> {
-    if (this.current || this.starting > 0 || this.finishing || this.evicting) return false;
+    if (this.current || this.starting > 0 || this.handingOver > 0 || this.finishing || this.evicting) return false;
     this.evicting = true;
     try {
       const runner = this.lifecycle.runner;
@@ -161,8 +156,14 @@ export class InstanceContainer extends InstanceExecution {
           );
         return { started: false, reason: claim.message };
       }
-      // Ended, terminated or run elsewhere already: nothing to do, give the slot back.
-      await this.schedulerStub(request.schedulerName).release(request.slot, request.requestId);
+      // Ended, terminated or run elsewhere already: nothing to do, give the slot back (the container
+      // and the lease are untouched: the slot's next event may take both over at once).
+      const answer = await this.schedulerStub(request.schedulerName).release(request.slot, request.requestId, {
+        leaseKept: true,
+        takeNext: true,
+        claimRefused: true,
+      });
+      if (answer?.next) this.startNext(answer.next);
       return { started: false, reason: claim.message };
     }
     this.current = {
@@ -170,6 +171,7 @@ export class InstanceContainer extends InstanceExecution {
       schedulerName: request.schedulerName,
       slot: request.slot,
       lastSeq: 0,
+      ...(typeof request.leaseToken === "string" ? { leaseToken: request.leaseToken } : {}),
     };
     this.finishing = false;
     this.owner = { schedulerName: request.schedulerName, slot: request.slot };
@@ -177,6 +179,22 @@ export class InstanceContainer extends InstanceExecution {
     await this.ctx.storage.setAlarm(Date.now() + RELAY_CHECK_INTERVAL_MS);
     this.ctx.waitUntil(this.execute(claim.value));
     return { started: true };
+  }
+
+  /**
+   * Starts the slot's next event that a release answered (in place of the scheduler's runEvent
+   * call). Should it not start (this instance began destroying its container meanwhile), the slot
+   * is given back, the lease's state unknown: the scheduler asks the quota for the slot's next event.
+   */
+  protected startNext(next: RunRequest): void {
+    this.ctx.waitUntil(
+      this.runEvent(next).catch(async (error: unknown) => {
+        console.warn("the slot's next event did not start here", next.requestId, String(error));
+        await this.schedulerStub(next.schedulerName)
+          .release(next.slot, next.requestId)
+          .catch((failure: unknown) => console.warn("releasing the slot failed", next.requestId, String(failure)));
+      }),
+    );
   }
 
   /** Forwards SIGTERM to the handler process of requestId (graceful terminate). */
@@ -198,7 +216,7 @@ export class InstanceContainer extends InstanceExecution {
   override async alarm(): Promise<void> {
     let current = this.current;
     if (!current) {
-      if (this.starting > 0) {
+      if (this.starting > 0 || this.handingOver > 0) {
         // An event is being claimed here: it will use the container (or idle it again).
         await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
         return;

@@ -22,11 +22,22 @@ import { deadlineWarningAt, nextExecutionAlarm } from "./deadline-warning";
 import { DiagnosticHolds } from "./diagnostic-holds";
 import { executionSpecOf, type RelayedEnd, relayRecords } from "./execution-relay";
 
+/** What the scheduler hands an instance (runEvent, or a release's answer). */
+export interface RunRequest {
+  requestId: string;
+  schedulerName: string;
+  slot: number;
+  /** The name the slot's namespace lease is busy under (FunctionSchedulerObject's SlotStart.leaseToken). */
+  leaseToken?: string;
+}
+
 /** The execution this instance is running, persisted so that a restarted object can resume it. */
 export interface CurrentExecution {
   requestId: string;
   schedulerName: string;
   slot: number;
+  /** The name the slot's namespace lease is busy under, when the scheduler gave one (see RunRequest). */
+  leaseToken?: string;
   /** Epoch ms past which the execution has timed out; set once the handler starts. */
   deadline?: number;
   /** Highest agent record seq already relayed to the event. */
@@ -116,6 +127,8 @@ export abstract class InstanceExecution extends DurableObject<Env> {
   protected owner: SlotOwner | undefined;
   /** execute() calls in progress in this object instance (none after a restart). */
   protected executing = 0;
+  /** Slot releases in flight whose answer may hand this instance the slot's next event (see finish). */
+  protected handingOver = 0;
   protected readonly lifecycle: ContainerLifecycle;
   protected readonly holds: DiagnosticHolds;
 
@@ -130,6 +143,9 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       this.owner = await ctx.storage.get<SlotOwner>(SLOT_KEY);
     });
   }
+
+  /** Starts the slot's next event that a release answered (InstanceContainer.runEvent, in the background). */
+  protected abstract startNext(next: RunRequest): void;
 
   protected get instanceId(): string {
     return this.current ? instanceName(this.current.schedulerName, this.current.slot) : "";
@@ -359,14 +375,27 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       // Cleared before the release goes out: the slot's next event may arrive while the report travels.
       this.current = undefined;
       this.finishing = false;
-      // Before the slot is freed, so that its next event asks for a fresh container's room.
-      if (containerDestroyed) await this.releaseLease(current, requestId);
-      await Promise.all([
-        reported,
-        this.schedulerStub(current.schedulerName)
-          .release(current.slot, requestId)
-          .catch((error: unknown) => console.warn("releasing the slot failed", requestId, String(error))),
-      ]);
+      // Before the slot is freed, so that its next event asks for a fresh container's room. The
+      // lease is busy under its token (the first event of the slot's run), else under this event.
+      if (containerDestroyed) await this.releaseLease(current, current.leaseToken ?? requestId);
+      // A kept container keeps its lease: the release hands both to the slot's next waiting event
+      // and answers it, and it starts here without a runEvent call (see FunctionSchedulerObject.release).
+      // Until it has, the instance counts as busy to the lease audit and refuses an eviction.
+      this.handingOver += 1;
+      try {
+        const [, answer] = await Promise.all([
+          reported,
+          this.schedulerStub(current.schedulerName)
+            .release(current.slot, requestId, { leaseKept: !containerDestroyed, takeNext: true })
+            .catch((error: unknown) => {
+              console.warn("releasing the slot failed", requestId, String(error));
+              return undefined;
+            }),
+        ]);
+        if (answer?.next) this.startNext(answer.next);
+      } finally {
+        this.handingOver -= 1;
+      }
     }
   }
 

@@ -29,6 +29,34 @@ export interface SlotStart {
   requestId: string;
   schedulerName: string;
   slot: number;
+  /**
+   * The event the slot's namespace lease is busy with: the first event of the slot's run of events
+   * handed from one to the next without asking the quota (see release). The instance gives the lease
+   * back under this name when it destroys its container. Absent from starts of older schedulers.
+   */
+  leaseToken?: string;
+}
+
+/** How an instance's event left its slot (release). Every field is optional: absent reads as unknown. */
+export interface SlotEnding {
+  /**
+   * True: the container lives on and the slot's namespace lease was not given back, so the slot's
+   * next event may take the lease over without a quota call. False: the instance destroyed the
+   * container and gave the lease back.
+   */
+  leaseKept?: boolean;
+  /**
+   * True: the instance starts the slot's next event itself when the answer names one (the release
+   * answers it instead of a runEvent call).
+   */
+  takeNext?: boolean;
+  /** True: the event's claim was refused on the instance (counted in stats' claimsRefused). */
+  claimRefused?: boolean;
+}
+
+/** The answer to release: the slot's next event, when the instance asked to take it (takeNext). */
+export interface ReleaseAnswer {
+  next?: SlotStart;
 }
 /** Starts an event on a slot's instance and answers whether the event's claim was taken. */
 export type SlotStarter = (env: Env, instance: string, start: SlotStart) => Promise<{ started: boolean }>;
@@ -111,7 +139,10 @@ interface Assignment {
  * Before events go to instances the scheduler asks its namespace's NamespaceQuotaObject for their
  * slots (one call per pump, for all the events it assigned: a warm slot already holds its lease and
  * is only marked busy; a new slot takes a lease, evicting an idle container of the namespace when
- * at the cap). Every event's end marks its slot's lease idle (one call per end); the instance gives
+ * at the cap). A slot whose event ends with its container kept and whose next event is waiting
+ * hands its busy lease straight to that event, without a quota call (the quota would grant a busy
+ * lease anyway: see NamespaceQuotaObject.acquire); the lease keeps the name of the run's first event
+ * (the slot's lease token). A slot nothing takes marks its lease idle (one call); the instance gives
  * the lease back when it destroys its container. An event refused by the namespace's cap returns to
  * the front of the pending queue in its original order and waits for the quota object's wake(),
  * with this object's alarm as the backstop.
@@ -137,6 +168,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
         seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, enqueued_at INTEGER NOT NULL)`);
       sql.exec(`CREATE TABLE IF NOT EXISTS slots (
         slot INTEGER PRIMARY KEY, request_id TEXT, assigned_at INTEGER, last_used_at INTEGER NOT NULL)`);
+      // The event the slot's namespace lease is busy with (its token: see SlotStart.leaseToken);
+      // NULL while the slot holds no lease granted here, or in rows older than the hand-over.
+      const slotColumns = sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('slots')").toArray();
+      if (!slotColumns.some((column) => column.name === "lease_token")) {
+        sql.exec("ALTER TABLE slots ADD COLUMN lease_token TEXT");
+      }
       // The container class each waiting event needs (NULL in rows older than compute sizes: the
       // largest class, see classOfRow). A slot's class is part of its number (shared/objects.ts).
       const columns = sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('pending')").toArray();
@@ -181,22 +218,45 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
   /**
    * An instance finished (or gave up) the event in its slot: frees the slot and marks its lease
    * idle (the container stays warm and counted until its instance destroys it).
+   *
+   * Under a backlog the freed slot takes the next waiting event at once (warm first). When the
+   * instance kept its container and lease (`ending.leaseKept`) and the slot's lease was granted
+   * here, the lease passes to that event without a quota call; with `ending.takeNext` the answer
+   * names the event and the instance starts it itself, without a runEvent call (ARCHITECTURE.md,
+   * "Scaling": two Durable Object calls fewer per event). Should that answer be lost, the slot's
+   * audit frees it and the event's watchdog dispatches the event again. A release of an event the
+   * slot no longer holds (late, or repeated) changes nothing but pumps.
    */
-  async release(slot: number, requestId: string): Promise<void> {
-    this.ctx.storage.sql.exec(
-      "UPDATE slots SET request_id = NULL, assigned_at = NULL, last_used_at = ? WHERE slot = ? AND request_id = ?",
+  async release(slot: number, requestId: string, ending: SlotEnding = {}): Promise<ReleaseAnswer> {
+    const sql = this.ctx.storage.sql;
+    const held = sql
+      .exec<{ lease_token: string | null }>(
+        "SELECT lease_token FROM slots WHERE slot = ? AND request_id = ?",
+        slot,
+        requestId,
+      )
+      .toArray()[0];
+    if (!held) {
+      this.pump();
+      return {};
+    }
+    if (ending?.claimRefused === true) this.count(CLAIMS_REFUSED_KEY);
+    // The container went with its lease: the slot's next event asks the quota for a new one.
+    const token = ending?.leaseKept === false ? null : held.lease_token;
+    sql.exec(
+      "UPDATE slots SET request_id = NULL, assigned_at = NULL, last_used_at = ?, lease_token = ? WHERE slot = ?",
       Date.now(),
+      token,
       slot,
-      requestId,
     );
-    // Pumped before the lease is idled: under a backlog the slot's next event takes it at once (warm
-    // first), its lease passes from one event to the next in that pump's acquire, and idleLease
-    // skips the markIdle call (one namespace-quota call per event instead of two; ARCHITECTURE.md,
-    // "Scaling"). A slot nothing takes is idled as before, waking the namespace's waiting schedulers.
-    this.pump();
-    await this.idleLease(slot, requestId);
+    // Pumped before the lease is idled: a slot reused at once keeps its lease busy and idleLease
+    // skips the markIdle call. A slot nothing takes is idled, waking the namespace's waiting schedulers.
+    const handoff = ending?.leaseKept === true && token !== null ? { slot, token } : undefined;
+    const next = this.pumpReleased(handoff, ending?.takeNext === true);
+    if (ending?.leaseKept !== false) await this.idleLease(slot, requestId);
     // Idle slots of a size the function stopped running in a while ago go with their containers.
     this.retireIdleClasses();
+    return next ? { next } : {};
   }
 
   /**
@@ -210,12 +270,14 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
    */
   async misplaced(slot: number, requestId: string, memoryMb: number, image = false): Promise<{ requeued: boolean }> {
     const sql = this.ctx.storage.sql;
-    sql.exec(
+    const freed = sql.exec(
       "UPDATE slots SET request_id = NULL, assigned_at = NULL, last_used_at = ? WHERE slot = ? AND request_id = ?",
       Date.now(),
       slot,
       requestId,
-    );
+    ).rowsWritten;
+    // A claim refused for its size counts as refused (stats).
+    if (freed > 0) this.count(CLAIMS_REFUSED_KEY);
     await this.idleLease(slot, requestId);
     const needed = eventClassOf(memoryMb, image, containerSizes(this.env));
     const waiting = sql.exec("SELECT 1 FROM pending WHERE request_id = ?", requestId).toArray().length > 0;
@@ -509,6 +571,32 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
   }
 
   /**
+   * pump for a released slot: when `handoff` names the slot and its lease token and the pump gives
+   * the slot an event, that event takes the slot's busy lease over (no quota call; its row keeps the
+   * token). It is started here, or, with `takeNext`, answered for the releasing instance to start.
+   * The other assignments start as in pump.
+   */
+  private pumpReleased(handoff: { slot: number; token: string } | undefined, takeNext: boolean): SlotStart | undefined {
+    const name = this.settings.get("name");
+    if (!name || this.pausedAt() !== null) return undefined;
+    const { assignments, busy } = this.assign();
+    const handed = handoff ? assignments.find((assignment) => assignment.slot === handoff.slot) : undefined;
+    const others = handed ? assignments.filter((assignment) => assignment !== handed) : assignments;
+    if (others.length > 0) this.ctx.waitUntil(this.startAssigned(name, others));
+    if (busy > 0) this.ctx.waitUntil(this.ensureAlarmWithin(AUDIT_INTERVAL_MS));
+    if (!handed || !handoff) return undefined;
+    const start = this.slotStart(name, handed, handoff.token);
+    if (takeNext) return start;
+    this.ctx.waitUntil(this.startOnInstance(name, handed, handoff.token));
+    return undefined;
+  }
+
+  /** What the instance of an assignment is handed (runEvent, or a release's answer). */
+  private slotStart(name: string, assignment: Assignment, leaseToken: string): SlotStart {
+    return { requestId: assignment.requestId, schedulerName: name, slot: assignment.slot, leaseToken };
+  }
+
+  /**
    * Takes the namespace's leases for the assigned events in one call, starts those granted and
    * puts the others back at the front of the pending queue, their slots freed. An unreachable quota
    * object counts as a refusal (the events wait; the alarm retries): the cap is never skipped.
@@ -536,11 +624,18 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       if (this.wakes !== wakesBefore) this.pump();
       await this.ensureAlarmWithin(QUOTA_RETRY_INTERVAL_MS);
     }
-    await Promise.all(
-      assignments
-        .filter((assignment) => granted.has(assignment.requestId))
-        .map((assignment) => this.startOnInstance(name, assignment)),
-    );
+    const sql = this.ctx.storage.sql;
+    const starting = assignments.filter((assignment) => granted.has(assignment.requestId));
+    // The lease is busy with the event now: its name is the slot's lease token until the lease idles.
+    for (const assignment of starting) {
+      sql.exec(
+        "UPDATE slots SET lease_token = ? WHERE slot = ? AND request_id = ?",
+        assignment.requestId,
+        assignment.slot,
+        assignment.requestId,
+      );
+    }
+    await Promise.all(starting.map((assignment) => this.startOnInstance(name, assignment, assignment.requestId)));
   }
 
   /**
@@ -575,12 +670,20 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
   private async idleLease(slot: number, requestId: string): Promise<void> {
     const name = this.settings.get("name");
     if (!name) return;
-    const reused = this.ctx.storage.sql
-      .exec("SELECT 1 FROM slots WHERE slot = ? AND request_id IS NOT NULL", slot)
-      .toArray();
-    if (reused.length > 0) return;
+    const sql = this.ctx.storage.sql;
+    const row = sql
+      .exec<{ request_id: string | null; lease_token: string | null }>(
+        "SELECT request_id, lease_token FROM slots WHERE slot = ?",
+        slot,
+      )
+      .toArray()[0];
+    if (row?.request_id) return;
+    // The lease is busy under its token (the run's first event); a row without one (older, or
+    // retired meanwhile) names the event itself, as before the hand-over.
+    const token = row?.lease_token ?? requestId;
+    if (row) sql.exec("UPDATE slots SET lease_token = NULL WHERE slot = ? AND request_id IS NULL", slot);
     await this.quotaStub(name)
-      .markIdle(name, slot, requestId)
+      .markIdle(name, slot, token)
       .catch((error: unknown) => console.warn("idling the namespace lease failed", requestId, String(error)));
   }
 
@@ -661,7 +764,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     return next;
   }
 
-  private async startOnInstance(name: string, assignment: Assignment): Promise<void> {
+  private async startOnInstance(name: string, assignment: Assignment, leaseToken: string): Promise<void> {
     const stillAssigned = this.ctx.storage.sql
       .exec("SELECT 1 FROM slots WHERE slot = ? AND request_id = ?", assignment.slot, assignment.requestId)
       .toArray();
@@ -673,13 +776,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       return;
     }
     const instance = instanceName(name, assignment.slot);
-    const start = { requestId: assignment.requestId, schedulerName: name, slot: assignment.slot };
+    const start = this.slotStart(name, assignment, leaseToken);
     try {
-      const answer = testStarter
-        ? await testStarter(this.env, instance, start)
-        : await instanceStub(this.env, instance).runEvent(start);
-      // The event refused the claim (a duplicate of an ended or claimed event); the instance released the slot.
-      if (!answer.started) this.count(CLAIMS_REFUSED_KEY);
+      // A refused claim (a duplicate of an ended or claimed event) comes back as the instance's
+      // release of the slot, which counts it (SlotEnding.claimRefused).
+      if (testStarter) await testStarter(this.env, instance, start);
+      else await instanceStub(this.env, instance).runEvent(start);
     } catch (error) {
       // The event is still queued in its own object; its watchdog dispatches it again.
       console.warn("instance did not take the event", assignment.requestId, String(error));

@@ -41,7 +41,10 @@ const LIMIT_KEY = "limit";
  * A lease counts one instance slot's container for as long as it may be alive: it is taken when
  * the slot first starts an event, marked idle by the scheduler when the event ends (the container
  * stays warm), busy again when the slot is reused (no new grant), and given back by the instance
- * when it destroys its container (idle timeout, abnormal end, terminate). An acquire over the cap
+ * when it destroys its container (idle timeout, abnormal end, terminate). A busy lease is named
+ * after the event it was granted to (its token): the scheduler hands it from an ending event to the
+ * slot's next one without asking here (an acquire would grant a busy lease anyway), so it may be
+ * held by a later event of the same slot; markIdle and releaseInstance name it by that token. An acquire over the cap
  * evicts the oldest idle lease of the namespace (its instance destroys the container if, and only
  * if, it is still idle) and takes its place; when every lease is busy the scheduler is recorded as
  * waiting (FIFO). Each release, and each lease turning idle, wakes the oldest waiting schedulers,
@@ -140,7 +143,7 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
   /**
    * The event in the scheduler's slot ended and its container stays warm: the lease turns idle
    * (still counted, now evictable) and waiting schedulers are woken. Ignored unless the lease is
-   * busy with that event (a late call must not idle the slot's next event).
+   * busy under that token (a late call must not idle the slot's next event).
    */
   async markIdle(scheduler: string, slot: number, requestId: string): Promise<{ idle: boolean }> {
     if (typeof scheduler !== "string" || !Number.isInteger(slot) || typeof requestId !== "string") {
@@ -154,8 +157,8 @@ export class NamespaceQuotaObject extends DurableObject<Env> {
 
   /**
    * The instance destroyed its container: gives the slot's lease back and wakes waiting schedulers.
-   * The lease goes if it is idle or busy with endedRequestId (the event whose abnormal end destroyed
-   * the container); a lease busy with another event (the slot was reused meanwhile: a fresh
+   * The lease goes if it is idle or busy under endedRequestId (the token of the event whose abnormal
+   * end destroyed the container); a lease busy under another (the slot was reused meanwhile: a fresh
    * container starts for it) is kept.
    */
   async releaseInstance(instance: string, endedRequestId?: string): Promise<{ released: boolean }> {
