@@ -110,6 +110,10 @@ export class FakeAgentRunner implements AgentRunner {
   readonly executions = new Map<string, FakeExecution>();
   /** Signal numbers sent to the container's init. */
   readonly containerSignals: number[] = [];
+  /** Health requests the agent answered (or refused). */
+  healthChecks = 0;
+  /** The next this many startExecution calls fail as a lost connection would (the container runs on). */
+  failStarts = 0;
   private bootId = "";
   private startedAt = 0;
   private stopped: (() => void) | undefined;
@@ -162,6 +166,7 @@ export class FakeAgentRunner implements AgentRunner {
 
   agent(_token: string): AgentApi {
     const health = async (): Promise<AgentHealth> => {
+      this.healthChecks += 1;
       this.requireRunning();
       const busy = this.busyWith();
       return {
@@ -187,6 +192,10 @@ export class FakeAgentRunner implements AgentRunner {
       putCode: async () => this.requireRunning(),
       startExecution: async (spec: ExecutionSpec): Promise<StartedExecution> => {
         this.requireRunning();
+        if (this.failStarts > 0) {
+          this.failStarts -= 1;
+          throw new Error("network connection lost: the agent did not answer");
+        }
         const existing = this.executions.get(spec.requestId);
         if (existing) return { fresh: false, records: existing.stream(0) };
         const execution = new FakeExecution(spec);

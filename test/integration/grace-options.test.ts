@@ -51,6 +51,8 @@ async function viewOnce(requestId: string, status: string) {
 interface WarningInternals {
   current: { requestId: string; warnAt?: number } | undefined;
   eventStub: (requestId: string) => unknown;
+  /** Ends still handing their slot over (the idle alarm is set once that is answered). */
+  handingOver: number;
 }
 
 let counter = 0;
@@ -240,6 +242,8 @@ describe("the deadline warning", () => {
         };
       };
       await instance.alarm();
+      // The end sets the idle alarm once its release is answered (no next event here).
+      await waitFor(() => object.handingOver === 0, "the end to hand its slot back");
       return state.storage.getAlarm();
     });
     await viewOnce(requestId, "FINISHED");

@@ -7,18 +7,24 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
 import type { InstanceContainer } from "../../worker/instances/instance-container";
+import { IDLE_CONTAINER_MS } from "../../worker/instances/instance-container";
+import { RELAY_CHECK_INTERVAL_MS } from "../../worker/instances/instance-execution";
 import { installSlotStarterForTests, type SlotStart } from "../../worker/scheduling/function-scheduler-object";
-import { namespaceQuotaStub, PLATFORM_CAPACITY_NAME, schedulerStub } from "../../worker/shared/objects";
+import {
+  eventStub,
+  instanceName,
+  instanceStub,
+  namespaceQuotaStub,
+  PLATFORM_CAPACITY_NAME,
+  schedulerStub,
+} from "../../worker/shared/objects";
+import { executionOn, installFakeRunners, waitFor } from "../helpers/fake-agent-runner";
+import { acceptedEvent, eventView, uniqueFunction } from "../helpers/fake-dispatch";
 
 /** Starts the schedulers handed to instances (the fake runner below), in order. */
 let starts: SlotStart[] = [];
 
 beforeEach(async () => {
-  starts = [];
-  installSlotStarterForTests(async (_env, _instance, start) => {
-    starts.push(start);
-    return { started: true };
-  });
   // The platform-wide cap is shared by the whole file's namespaces: start each test with it empty.
   const platform = env.PLATFORM_CAPACITY.get(env.PLATFORM_CAPACITY.idFromName(PLATFORM_CAPACITY_NAME));
   await runInDurableObject(platform, async (_object, state) => {
@@ -26,8 +32,6 @@ beforeEach(async () => {
     state.storage.sql.exec("DELETE FROM waiters");
   });
 });
-
-afterEach(() => installSlotStarterForTests(undefined));
 
 /** A function of its own namespace, one slot: its events queue behind each other on slot 0. */
 function oneSlotFunction(prefix: string) {
@@ -60,6 +64,16 @@ function startedBy(schedulerName: string): () => string[] {
 }
 
 describe("a released slot handed to its next event", () => {
+  beforeEach(() => {
+    starts = [];
+    installSlotStarterForTests(async (_env, _instance, start) => {
+      starts.push(start);
+      return { started: true };
+    });
+  });
+
+  afterEach(() => installSlotStarterForTests(undefined));
+
   it("passes the busy lease on and answers the next event to the releasing instance: no quota call, no runEvent", async () => {
     const fn = oneSlotFunction("hand");
     const started = startedBy(fn.name);
@@ -148,5 +162,101 @@ describe("an instance running a handed-over event", () => {
     });
     await instance.repossess("second");
     expect(await leaseStates(fn.quota)).toEqual([]);
+  });
+});
+
+describe("a slot's run of events on its instance (fake agent)", () => {
+  let fakes: ReturnType<typeof installFakeRunners>;
+
+  beforeEach(() => {
+    fakes = installFakeRunners();
+  });
+
+  afterEach(() => fakes.uninstall());
+
+  /** The instance's alarm, in ms from now (null: none). */
+  async function alarmIn(name: string): Promise<number | null> {
+    return runInDurableObject(instanceStub(env, name), async (_object, state) => {
+      const at = await state.storage.getAlarm();
+      return at === null ? null : at - Date.now();
+    });
+  }
+
+  it("starts the next event on the warm container under the run's lease, and sets the idle alarm only after the last", async () => {
+    const { snapshot, scheduler } = uniqueFunction("run", { maxConcurrency: 1 });
+    const quota = namespaceQuotaStub(env, snapshot.namespace);
+    const first = await acceptedEvent(snapshot);
+    const second = await acceptedEvent(snapshot);
+    await schedulerStub(env, scheduler).submit([first.message, second.message]);
+    const name = instanceName(scheduler, 0);
+    const runner = fakes.of(name);
+    (await executionOn(runner, first.requestId)).end({ kind: "returned", result: "1" });
+
+    const next = await executionOn(runner, second.requestId);
+    // One container for both; the lease still names the first event (no acquire), and while the
+    // second runs the instance's alarm is its relay check, not an idle one.
+    expect(runner).toMatchObject({ starts: 1, destroys: 0 });
+    expect(await leaseStates(quota)).toEqual([`${name}=${first.requestId}`]);
+    expect(await alarmIn(name)).toBeLessThanOrEqual(RELAY_CHECK_INTERVAL_MS);
+    expect(await eventView(first.requestId)).toMatchObject({ status: "FINISHED" });
+
+    next.end({ kind: "returned", result: "2" });
+    await waitFor(async () => (await eventView(second.requestId)).status === "FINISHED", "the second event to finish");
+    await waitFor(async () => (await schedulerStub(env, scheduler).stats()).busy === 0, "the slot to be released");
+    await waitFor(async () => (await leaseStates(quota))[0] === `${name}=idle`, "the lease to idle");
+    expect(await alarmIn(name)).toBeGreaterThan(IDLE_CONTAINER_MS - 60_000);
+    expect(await eventView(second.requestId)).toMatchObject({ coldStart: false, instanceId: name });
+    expect(await schedulerStub(env, scheduler).stats()).toMatchObject({ claimsRefused: 0, slots: 1 });
+  });
+
+  it("hands the slot on past events whose claim is refused, and sets the idle alarm when the run ends on one", async () => {
+    const { snapshot, scheduler } = uniqueFunction("skip", { maxConcurrency: 1 });
+    const quota = namespaceQuotaStub(env, snapshot.namespace);
+    const first = await acceptedEvent(snapshot);
+    const middle = await acceptedEvent(snapshot);
+    const third = await acceptedEvent(snapshot);
+    const last = await acceptedEvent(snapshot);
+    // Two events are terminated while they wait: their claims are refused when their turns come.
+    for (const ended of [middle, last]) {
+      expect((await eventStub(env, ended.requestId).terminate(false)).ok).toBe(true);
+    }
+    await schedulerStub(env, scheduler).submit([first.message, middle.message, third.message, last.message]);
+    const name = instanceName(scheduler, 0);
+    const runner = fakes.of(name);
+    (await executionOn(runner, first.requestId)).end({ kind: "returned", result: "1" });
+    (await executionOn(runner, third.requestId)).end({ kind: "returned", result: "3" });
+    await waitFor(async () => (await eventView(third.requestId)).status === "FINISHED", "the third event to finish");
+    await waitFor(
+      async () => (await schedulerStub(env, scheduler).stats()).claimsRefused === 2,
+      "both refusals to be counted",
+    );
+    await waitFor(async () => (await leaseStates(quota))[0] === `${name}=idle`, "the lease to idle");
+    expect(runner.executions.has(middle.requestId) || runner.executions.has(last.requestId)).toBe(false);
+    expect(runner).toMatchObject({ starts: 1, destroys: 0 });
+    expect(await schedulerStub(env, scheduler).stats()).toMatchObject({ busy: 0, pending: 0 });
+    // The run ended on a refused claim: it set the idle alarm (the third's relay check is gone).
+    expect(await alarmIn(name)).toBeGreaterThan(IDLE_CONTAINER_MS - 60_000);
+  });
+
+  it("hands the next event to the warm container without asking its health, and checks it when the hand-over fails", async () => {
+    const { snapshot, scheduler } = uniqueFunction("health", { maxConcurrency: 1 });
+    const events = [await acceptedEvent(snapshot), await acceptedEvent(snapshot), await acceptedEvent(snapshot)];
+    await schedulerStub(env, scheduler).submit(events.map((event) => event.message));
+    const runner = fakes.of(instanceName(scheduler, 0));
+    const [first, second, third] = events.map((event) => event.requestId) as [string, string, string];
+    (await executionOn(runner, first)).end({ kind: "returned", result: "1" });
+    // The second starts on the first's end record: the agent is asked nothing but the hand-over.
+    const two = await executionOn(runner, second);
+    expect(runner.healthChecks).toBe(1);
+    // The third's hand-over fails once (the agent did not answer): the container is checked, then
+    // the event is handed over again on it, and runs.
+    runner.failStarts = 1;
+    two.end({ kind: "returned", result: "2" });
+    (await executionOn(runner, third)).end({ kind: "returned", result: "3" });
+    await waitFor(async () => (await eventView(third)).status === "FINISHED", "the third event to finish");
+    expect(runner).toMatchObject({ healthChecks: 2, failStarts: 0, starts: 1, destroys: 0 });
+    for (const requestId of [second, third]) {
+      expect(await eventView(requestId)).toMatchObject({ status: "FINISHED", coldStart: false });
+    }
   });
 });

@@ -50,6 +50,12 @@ export function isCapacityError(error: unknown): boolean {
   return CAPACITY_ERROR.test(text);
 }
 
+/**
+ * A warm container whose agent was heard from this recently (its previous event's end record) is
+ * handed the next event without a health request first (ContainerLifecycle.recentHealth).
+ */
+export const AGENT_HEARD_RECENTLY_MS = 2_000;
+
 /** Storage key of the running container's boot (its agent token and memory size). */
 const BOOT_KEY = "boot";
 
@@ -69,6 +75,12 @@ export class ContainerLifecycle {
    * any other is asked about again.
    */
   private lastCodeShipped: string | undefined;
+  /**
+   * The agent's last health answer, the boot it came from, and when the agent was last heard from
+   * (its health, or an execution's end record: see heardFromAgent). Memory only: a restarted object
+   * asks again.
+   */
+  private lastHealth: { health: AgentHealth; boot: ContainerBoot; heardAt: number } | undefined;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -104,6 +116,24 @@ export class ContainerLifecycle {
    */
   isWarmFor(shape: ContainerShape): boolean {
     return this.container.running && bootFits(this.boot, shape);
+  }
+
+  /**
+   * The agent's health without asking it, when the container runs for this shape and its agent was
+   * heard from within AGENT_HEARD_RECENTLY_MS in the same boot (the slot's previous event ended on
+   * it a moment ago); undefined otherwise. A warm event started on this answer must fall back to
+   * ensureStarted if the agent turns out to be gone (InstanceExecution does).
+   */
+  recentHealth(shape: ContainerShape, now = Date.now()): AgentHealth | undefined {
+    const last = this.lastHealth;
+    if (!last || last.boot !== this.boot || !this.isWarmFor(shape)) return undefined;
+    if (last.health.stopping || now - last.heardAt > AGENT_HEARD_RECENTLY_MS) return undefined;
+    return last.health;
+  }
+
+  /** The agent answered just now (an execution's end record): its last health still holds. */
+  heardFromAgent(now = Date.now()): void {
+    if (this.lastHealth && this.lastHealth.boot === this.boot) this.lastHealth.heardAt = now;
   }
 
   /** Destroys the container if one runs; a failure to destroy is ignored (callers check `running`). */
@@ -147,7 +177,9 @@ export class ContainerLifecycle {
     for (;;) {
       try {
         if (!this.container.running) await this.startContainer(shape);
-        return await this.agent().waitUntilReady();
+        const health = await this.agent().waitUntilReady();
+        if (this.boot) this.lastHealth = { health, boot: this.boot, heardAt: Date.now() };
+        return health;
       } catch (error) {
         const cause = this.startFailure ?? error;
         if (!isCapacityError(cause) && !isCapacityError(error)) throw error;

@@ -163,7 +163,9 @@ export class InstanceContainer extends InstanceExecution {
         takeNext: true,
         claimRefused: true,
       });
+      // The previous event's end left the idle alarm to the event it handed over (this one).
       if (answer?.next) this.startNext(answer.next);
+      else await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
       return { started: false, reason: claim.message };
     }
     this.current = {
@@ -174,8 +176,12 @@ export class InstanceContainer extends InstanceExecution {
       ...(typeof request.leaseToken === "string" ? { leaseToken: request.leaseToken } : {}),
     };
     this.finishing = false;
+    // The slot is written once: an instance serves one slot for life, so its later events only
+    // write their execution.
+    const sameOwner = this.owner?.schedulerName === request.schedulerName && this.owner.slot === request.slot;
     this.owner = { schedulerName: request.schedulerName, slot: request.slot };
-    await this.ctx.storage.put({ [CURRENT_KEY]: this.current, [SLOT_KEY]: this.owner });
+    if (sameOwner) await this.ctx.storage.put(CURRENT_KEY, this.current);
+    else await this.ctx.storage.put({ [CURRENT_KEY]: this.current, [SLOT_KEY]: this.owner });
     await this.ctx.storage.setAlarm(Date.now() + RELAY_CHECK_INTERVAL_MS);
     this.ctx.waitUntil(this.execute(claim.value));
     return { started: true };

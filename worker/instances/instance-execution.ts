@@ -208,7 +208,7 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       }
       // After each wait, check the event is still ours: a terminate may have repossessed it.
       const shape = containerShapeOf(snapshot, this.env);
-      const cold = !this.lifecycle.isWarmFor(shape);
+      let cold = !this.lifecycle.isWarmFor(shape);
       // The event's timeline: a new container starting is told now (it takes a while, and live
       // followers see it); an idle container reused is not, as the start follows at once and the
       // event's `started` transition records it (one call and one storage write fewer per warm event).
@@ -217,20 +217,45 @@ export abstract class InstanceExecution extends DurableObject<Env> {
           .markContainer(this.instanceId, cold, Date.now())
           .catch((error: unknown) => console.warn("reporting the container failed", requestId, String(error)));
       }
-      const health = await this.lifecycle.ensureStarted(shape);
+      // A warm container whose agent ended the slot's previous event a moment ago is not asked for
+      // its health first (one request fewer per event under a backlog); should its agent be gone
+      // after all, the hand-over fails and the container is checked (or replaced) as usual below.
+      const recent = cold ? undefined : this.lifecycle.recentHealth(shape);
+      let health = recent ?? (await this.lifecycle.ensureStarted(shape));
       if (this.current?.requestId !== requestId) return;
-      const agent = this.lifecycle.agent();
-      // An image function ships no code: its image holds it.
-      if (!snapshot.image) await this.lifecycle.ensureCode(agent, health.bootId, snapshot.codeSha256, snapshot.codeKey);
-      if (this.current?.requestId !== requestId || !this.lifecycle.running) return;
-      // Diagnostics hold point "starting" (before the hand-over); a terminate meanwhile repossessed it.
-      await this.holds.pauseAt(requestId, "starting");
-      if (this.current?.requestId !== requestId || !this.lifecycle.running) return;
+      const ours = () => this.current?.requestId === requestId && this.lifecycle.running;
       const timeoutMs = snapshot.timeoutSeconds * 1000;
-      const postedAt = Date.now();
-      // The answer is the execution's record stream (a new one, or one already running there).
       const spec = clampedSpecOf(claim, instanceTypeOfShape(shape, this.current.slot));
-      const { records } = await agent.startExecution(spec);
+      let postedAt = Date.now();
+      const handOver = async (bootId: string): Promise<ReadableStream<Uint8Array> | undefined> => {
+        const agent = this.lifecycle.agent();
+        // An image function ships no code: its image holds it.
+        if (!snapshot.image) await this.lifecycle.ensureCode(agent, bootId, snapshot.codeSha256, snapshot.codeKey);
+        if (!ours()) return undefined;
+        // Diagnostics hold point "starting" (before the hand-over); a terminate meanwhile repossessed it.
+        await this.holds.pauseAt(requestId, "starting");
+        if (!ours()) return undefined;
+        postedAt = Date.now();
+        // The answer is the execution's record stream (a new one, or one already running there).
+        return (await agent.startExecution(spec)).records;
+      };
+      let records: ReadableStream<Uint8Array> | undefined;
+      try {
+        records = await handOver(health.bootId);
+      } catch (error) {
+        if (!recent || this.current?.requestId !== requestId) throw error;
+        console.warn(
+          "the warm container's agent did not take the event; checking the container",
+          requestId,
+          String(error),
+        );
+        health = await this.lifecycle.ensureStarted(shape);
+        // A new container was started for it: the event's start is a cold one.
+        if (health.bootId !== recent.bootId) cold = true;
+        if (this.current?.requestId !== requestId) return;
+        records = await handOver(health.bootId);
+      }
+      if (!records) return;
       // The stream opens with the started record, written as the handler is handed the event.
       const { started: handedOver, rest } = await readStartedRecord(records);
       const current = this.current;
@@ -276,6 +301,8 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       for (let attempt = 0; ; attempt++) {
         try {
           const relayed = await this.relay(requestId, records, interrupt.signal);
+          // The agent sent the end record just now: the slot's next event need not ask its health.
+          if (relayed) this.lifecycle.heardFromAgent();
           if (relayed) await this.finish(requestId, relayed.end.outcome, relayed.end.maxRssKb, relayed.finalLogs);
           return;
         } catch (error) {
@@ -350,6 +377,8 @@ export abstract class InstanceExecution extends DurableObject<Env> {
     const current = this.current;
     if (current?.requestId !== requestId || this.finishing) return;
     this.finishing = true;
+    // Busy until the slot's next event has started here or the idle alarm is set (see the finally).
+    this.handingOver += 1;
     const instanceId = this.instanceId;
     let containerDestroyed = false;
     let reported: Promise<unknown> = Promise.resolve();
@@ -361,7 +390,6 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       }
       this.current = undefined;
       await this.ctx.storage.delete(CURRENT_KEY);
-      await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
       // Diagnostics hold point "ending": the handler's outcome is known here, not yet reported.
       if (outcome) await this.holds.pauseAt(requestId, "ending");
       // If this report is lost, the event's own backstop alarm still ends it. It travels beside the
@@ -375,14 +403,16 @@ export abstract class InstanceExecution extends DurableObject<Env> {
       // Cleared before the release goes out: the slot's next event may arrive while the report travels.
       this.current = undefined;
       this.finishing = false;
-      // Before the slot is freed, so that its next event asks for a fresh container's room. The
-      // lease is busy under its token (the first event of the slot's run), else under this event.
-      if (containerDestroyed) await this.releaseLease(current, current.leaseToken ?? requestId);
-      // A kept container keeps its lease: the release hands both to the slot's next waiting event
-      // and answers it, and it starts here without a runEvent call (see FunctionSchedulerObject.release).
-      // Until it has, the instance counts as busy to the lease audit and refuses an eviction.
-      this.handingOver += 1;
+      // Until the slot's next event has started here, or the idle alarm is set, the instance counts
+      // as busy: to the lease audit, to an eviction (refused) and to an alarm due meanwhile (the
+      // execution's relay check), which then sets the idle alarm instead of destroying the container.
       try {
+        // Before the slot is freed, so that its next event asks for a fresh container's room. The
+        // lease is busy under its token (the first event of the slot's run), else under this event.
+        if (containerDestroyed) await this.releaseLease(current, current.leaseToken ?? requestId);
+        // A kept container keeps its lease: the release hands both to the slot's next waiting event
+        // and answers it, and it starts here without a runEvent call (FunctionSchedulerObject.release),
+        // which also sets its alarm: the idle alarm is written only when no event follows.
         const [, answer] = await Promise.all([
           reported,
           this.schedulerStub(current.schedulerName)
@@ -393,6 +423,7 @@ export abstract class InstanceExecution extends DurableObject<Env> {
             }),
         ]);
         if (answer?.next) this.startNext(answer.next);
+        else await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
       } finally {
         this.handingOver -= 1;
       }
