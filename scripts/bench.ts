@@ -15,7 +15,7 @@
 // maxConcurrency 10 with per-event costs and at 50, Cloudflare Workflows), list (every list filter
 // over BENCH_LIST_EVENTS seeded rows, default 100000, in BENCH_LIST_ROUNDS rounds of
 // BENCH_LIST_SAMPLES reads each, defaults 3 and 150, medians reported), logVolume, triggers,
-// statistics, bulk (that part alone, with its own
+// statistics, bulk, unloaded (/healthz and invoke accept at 1 connection, 10 req/s; that part alone, with its own
 // /healthz baseline) or coldStart (cold start per kind of function alone: Node.js, Python, a bash
 // Custom Runtime; BENCH_COLD_SAMPLES new functions each).
 import { spawn } from "node:child_process";
@@ -786,6 +786,43 @@ async function listLatency(api: ApiClient, baseUrl: string): Promise<Record<stri
   };
 }
 
+/**
+ * Unloaded latency: one connection at a fixed low rate (10 requests/s), so each request meets an
+ * idle platform (every accepted event also runs, on a warm container, between two requests):
+ * `/healthz`, then invoke accept, p50 and p99 of each.
+ */
+async function unloadedLatency(api: ApiClient, baseUrl: string) {
+  const fn = await createTrivial(api, { maxConcurrency: 2 });
+  await dispatchLatency(api, fn, -1);
+  const invokeUrl = `${baseUrl}/v1/namespaces/${NAMESPACE}/functions/${fn}/invocations`;
+  const auth = `authorization=${api.authorization}`;
+  const rate = "10";
+  const unloadedSeconds = String(Math.max(15, DURATION_S));
+  const healthOne = await autocannon(["-c", "1", "-R", rate, "-d", unloadedSeconds, `${baseUrl}/healthz`]);
+  const acceptOne = await autocannon([
+    "-c",
+    "1",
+    "-R",
+    rate,
+    "-d",
+    unloadedSeconds,
+    "-m",
+    "POST",
+    "-H",
+    auth,
+    "-H",
+    "content-type=application/json",
+    "-b",
+    '{"n":1}',
+    invokeUrl,
+  ]);
+  return {
+    requestsPerSecond: Number(rate),
+    healthz: { p50: healthOne.latency.p50, p99: healthOne.latency.p99 },
+    invokeAccept: { p50: acceptOne.latency.p50, p99: acceptOne.latency.p99, non2xx: acceptOne.non2xx },
+  };
+}
+
 async function main(): Promise<void> {
   log("starting the platform");
   const platform = await startPlatform({
@@ -840,6 +877,12 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
       return;
     }
+    if (ONLY === "unloaded") {
+      log("unloaded only: /healthz and invoke accept latency at 1 connection, 10 req/s");
+      figures.unloadedLatencyMs = await unloadedLatency(api, platform.baseUrl);
+      process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+      return;
+    }
     if (ONLY === "triggers") {
       log("triggers only: function URL accept latency beside /healthz, then timer firing accuracy");
       figures.httpTriggerAcceptMs = await httpTriggerAccept(api, platform.baseUrl);
@@ -847,38 +890,8 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
       return;
     }
-    // Unloaded: one connection at a fixed low rate, so each request meets an idle platform (every
-    // accepted event also runs, on a warm container, between two requests).
-    const fn = await createTrivial(api, { maxConcurrency: 2 });
-    await dispatchLatency(api, fn, -1);
-    const invokeUrl = `${platform.baseUrl}/v1/namespaces/${NAMESPACE}/functions/${fn}/invocations`;
-    const auth = `authorization=${api.authorization}`;
-    const rate = "10";
-    const unloadedSeconds = String(Math.max(15, DURATION_S));
-    log(`unloaded latency at 1 connection, ${rate} req/s: /healthz and invoke`);
-    const healthOne = await autocannon(["-c", "1", "-R", rate, "-d", unloadedSeconds, `${platform.baseUrl}/healthz`]);
-    const acceptOne = await autocannon([
-      "-c",
-      "1",
-      "-R",
-      rate,
-      "-d",
-      unloadedSeconds,
-      "-m",
-      "POST",
-      "-H",
-      auth,
-      "-H",
-      "content-type=application/json",
-      "-b",
-      '{"n":1}',
-      invokeUrl,
-    ]);
-    figures.unloadedLatencyMs = {
-      requestsPerSecond: Number(rate),
-      healthz: { p50: healthOne.latency.p50, p99: healthOne.latency.p99 },
-      invokeAccept: { p50: acceptOne.latency.p50, p99: acceptOne.latency.p99, non2xx: acceptOne.non2xx },
-    };
+    log("unloaded latency at 1 connection, 10 req/s: /healthz and invoke");
+    figures.unloadedLatencyMs = await unloadedLatency(api, platform.baseUrl);
 
     log("function URL (http trigger) accept latency beside /healthz, 1 connection");
     figures.httpTriggerAcceptMs = await httpTriggerAccept(api, platform.baseUrl);
