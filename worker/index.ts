@@ -37,7 +37,7 @@ export default {
   fetch: app.fetch,
   async queue(batch, env): Promise<void> {
     if (isDispatchQueue(batch.queue)) return consumeDispatchBatch(batch, env);
-    if (batch.queue === DISPATCH_DEAD_LETTER_QUEUE) return consumeDeadLetters(batch);
+    if (batch.queue === DISPATCH_DEAD_LETTER_QUEUE) return consumeDeadLetters(batch, env);
     if (batch.queue === TRIGGER_DEAD_LETTER_QUEUE) return consumeTriggerDeadLetters(batch);
     if (batch.queue === R2_EVENTS_QUEUE) return consumeCosNotifications(batch, env);
     if (isTriggerQueue(env, batch.queue)) return consumeTriggerQueueBatch(batch, env);

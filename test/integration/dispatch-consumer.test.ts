@@ -114,7 +114,7 @@ describe("a malformed dispatch message", () => {
       { id: "dead-valid", timestamp: Date.now(), attempts: 1, body: dispatchMessage("fn") },
       { id: "dead-malformed", timestamp: Date.now(), attempts: 1, body: { requestId: 7 } },
     ]);
-    await consumeDeadLetters(batch);
+    await consumeDeadLetters(batch, env);
     const result = await getQueueResult(batch, createExecutionContext());
     expect(result.explicitAcks.sort()).toEqual(["dead-malformed", "dead-valid"]);
     const after = dispatchConsumerStats();
@@ -133,5 +133,147 @@ describe("the scheduler's duplicate counters", () => {
     await scheduler.submit([message, message]);
     await expect.poll(async () => (await scheduler.stats()).claimsRefused, { timeout: 5_000 }).toBe(1);
     expect(await scheduler.stats()).toMatchObject({ duplicatesIgnored: 1, claimsRefused: 1, pending: 0, busy: 0 });
+  });
+});
+
+describe("an ended event's index row on the dispatch queue", () => {
+  /** The index-row message of an ended event of `functionName` (no event object behind it). */
+  function indexRowMessage(functionName: string, requestId: string, version: number) {
+    return {
+      kind: "index-row",
+      entry: {
+        requestId,
+        namespace: "default",
+        functionName,
+        qualifier: "$LATEST",
+        invokeType: "OTHERS",
+        status: "FINISHED",
+        statusCode: 200,
+        phase: "succeeded",
+        startTime: Date.now() - 1_000,
+        endTime: Date.now(),
+        durationMs: 1_000,
+        version,
+        tags: { team: "video" },
+        progressPercent: null,
+        progressMessage: null,
+        progressAt: null,
+      },
+    };
+  }
+
+  async function indexRow(requestId: string) {
+    return env.DB.prepare("SELECT status, status_code, phase, version, tags FROM events WHERE request_id = ?")
+      .bind(requestId)
+      .first();
+  }
+
+  it("is written with the batch's first rows, in one D1 batch, acknowledged and never sent to a scheduler", async () => {
+    const schedulers = recordingSchedulers();
+    const functionName = `rows-${crypto.randomUUID()}`;
+    const dispatched = dispatchMessage(functionName);
+    const ended = crypto.randomUUID();
+    // A dispatch and the end of the same event in one delivery: the end's newer version wins.
+    const both = crypto.randomUUID();
+    const batch = createMessageBatch<unknown>("afp-dispatch-2", [
+      { id: "dispatch", timestamp: Date.now(), attempts: 1, body: dispatched },
+      { id: "row", timestamp: Date.now(), attempts: 1, body: indexRowMessage(functionName, ended, 4) },
+      { id: "both-first", timestamp: Date.now(), attempts: 1, body: dispatchMessage(functionName, both) },
+      { id: "both-end", timestamp: Date.now(), attempts: 1, body: indexRowMessage(functionName, both, 3) },
+    ]);
+    const batches = vi.spyOn(env.DB, "batch");
+    await consumeDispatchBatch(batch, { ...env, SCHEDULER: schedulers.scheduler });
+    const result = await getQueueResult(batch, createExecutionContext());
+
+    expect(result.explicitAcks.sort()).toEqual(["both-end", "both-first", "dispatch", "row"]);
+    expect(result.retryMessages).toEqual([]);
+    expect(batches).toHaveBeenCalledTimes(1);
+    expect(
+      schedulers.submitted
+        .flat()
+        .map((message) => message.requestId)
+        .sort(),
+    ).toEqual([dispatched.requestId, both].sort());
+    expect(await indexRow(ended)).toMatchObject({ status: "FINISHED", status_code: 200, version: 4 });
+    expect(await indexRow(both)).toMatchObject({ status: "FINISHED", phase: "succeeded", version: 3 });
+    expect(await indexRow(dispatched.requestId)).toMatchObject({ status: "RUNNING", version: 1 });
+    // A redelivered older row never moves an event back.
+    const late = createMessageBatch<unknown>("afp-dispatch", [
+      { id: "late", timestamp: Date.now(), attempts: 2, body: { ...indexRowMessage(functionName, ended, 2) } },
+    ]);
+    await consumeDispatchBatch(late, env);
+    expect((await getQueueResult(late, createExecutionContext())).explicitAcks).toEqual(["late"]);
+    expect(await indexRow(ended)).toMatchObject({ version: 4 });
+  });
+
+  it("is dead-lettered when malformed, and handed back to its event when dead-lettered valid", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const deadLetters = fakeDeadLetterQueue();
+    const functionName = `rows-${crypto.randomUUID()}`;
+    const malformed = { ...indexRowMessage(functionName, crypto.randomUUID(), 3), entry: { requestId: "x" } };
+    const batch = createMessageBatch<unknown>("afp-dispatch", [
+      { id: "malformed-row", timestamp: Date.now(), attempts: 1, body: malformed },
+    ]);
+    await consumeDispatchBatch(batch, { ...env, DISPATCH_DEAD_LETTER_QUEUE: deadLetters.queue });
+    expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toEqual(["malformed-row"]);
+    expect(deadLetters.sent).toEqual([malformed]);
+
+    // A row out of deliveries, valid or not, that names its event: the event (none here) is asked
+    // to write its own row; acknowledged. One naming no valid RequestId is a malformed dead letter.
+    const before = dispatchConsumerStats();
+    const dead = createMessageBatch<unknown>("afp-dispatch-dead", [
+      {
+        id: "dead-row",
+        timestamp: Date.now(),
+        attempts: 1,
+        body: indexRowMessage(functionName, crypto.randomUUID(), 3),
+      },
+      {
+        id: "dead-odd-row",
+        timestamp: Date.now(),
+        attempts: 1,
+        body: { kind: "index-row", entry: { requestId: crypto.randomUUID(), status: 5 } },
+      },
+      { id: "dead-malformed-row", timestamp: Date.now(), attempts: 1, body: malformed },
+    ]);
+    await consumeDeadLetters(dead, env);
+    expect((await getQueueResult(dead, createExecutionContext())).explicitAcks.sort()).toEqual([
+      "dead-malformed-row",
+      "dead-odd-row",
+      "dead-row",
+    ]);
+    expect(dispatchConsumerStats()).toMatchObject({
+      deadIndexRows: before.deadIndexRows + 2,
+      malformedDeadLetters: before.malformedDeadLetters + 1,
+      deadLetters: before.deadLetters,
+    });
+  });
+
+  it("is handed back to its event when D1 refuses the batch, and redelivered when the event cannot take it", async () => {
+    vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    const functionName = `rows-${crypto.randomUUID()}`;
+    const requestId = crypto.randomUUID();
+    const refusingDb = {
+      prepare: (sql: string) => env.DB.prepare(sql),
+      batch: async () => {
+        throw new Error("injected fault: D1 refuses the batch");
+      },
+    } as unknown as D1Database;
+    const unreachableEvents = {
+      idFromName: (name: string) => env.ASYNC_EVENT.idFromName(name),
+      get: () => ({
+        owesIndexRow: async () => {
+          throw new Error("injected fault: the event is unreachable");
+        },
+      }),
+    } as unknown as Env["ASYNC_EVENT"];
+    const batch = createMessageBatch<unknown>("afp-dispatch", [
+      { id: "row", timestamp: Date.now(), attempts: 1, body: indexRowMessage(functionName, requestId, 3) },
+    ]);
+    await consumeDispatchBatch(batch, { ...env, DB: refusingDb, ASYNC_EVENT: unreachableEvents });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages.map((retry) => retry.msgId)).toEqual(["row"]);
+    expect(await indexRow(requestId)).toBeNull();
   });
 });

@@ -90,6 +90,8 @@ describe("progress in the event object", () => {
     // The end's write carries the final progress; a report after the end is ignored.
     await stub.reportProgress(INSTANCE_ID, { percent: 100, message: "done", seq: 5 });
     expect(await stub.complete(INSTANCE_ID, { kind: "returned", result: 1 })).toEqual({ ok: true });
+    // The end's row reaches D1 through the dispatch queue's consumer.
+    await expect.poll(async () => (await indexRow(requestId))?.status, { timeout: 10_000 }).toBe("FINISHED");
     const ended = await indexRow(requestId);
     expect(ended).toMatchObject({ status: "FINISHED", progress_percent: 100, progress_message: "done" });
     expect(ended?.version).toBeGreaterThan(written?.version ?? Number.POSITIVE_INFINITY);
@@ -143,6 +145,7 @@ describe("progress in the event object", () => {
     expect(await stub.complete(INSTANCE_ID, { kind: "returned", result: 1 })).toEqual({ ok: true });
     const ended = await runInDurableObject(stub, (_instance, state) => state.storage.get<EventState>("state"));
     expect(ended?.progress).toMatchObject({ percent: 100, message: "final" });
+    await expect.poll(async () => (await indexRow(requestId))?.status, { timeout: 10_000 }).toBe("FINISHED");
     expect(await indexRow(requestId)).toMatchObject({ status: "FINISHED", progress_percent: 100 });
   });
 

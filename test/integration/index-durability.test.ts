@@ -12,6 +12,7 @@ import {
   SELF,
 } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
+import type { AsyncEventObject } from "../../worker/events/async-event-object";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
 import {
   afterFailedIndexWrite,
@@ -24,6 +25,7 @@ import {
 import { EVENT_INDEX_RETENTION_MS } from "../../worker/events/event-list";
 import type { EventState } from "../../worker/events/event-machine";
 import { consumeDispatchBatch } from "../../worker/scheduling/dispatch-consumer";
+import { everyDispatchQueue } from "../helpers/fake-dispatch";
 import { functionSnapshot } from "../helpers/function-snapshot";
 import { zipBase64 } from "../helpers/zip";
 
@@ -127,28 +129,43 @@ describe("event index durability under D1 write failures", () => {
   // D1 takes writes again after every test, whatever it asserted.
   afterEach(restoreIndexWrites);
 
-  it("lists an event that ended while D1 refused writes as FINISHED once D1 is back, and lets DeleteFunction through", async () => {
+  it("lists an event that ended while D1 refused writes as FINISHED once D1 is back (its queued row handed back to it), and lets DeleteFunction through", async () => {
     const functionName = await createFunction();
     const running = eventState(functionName, "running");
     // The dispatch consumer's first row, as it writes it.
     await writeIndexEntries(env.DB, [{ ...indexEntryOf(running), phase: "queued", version: 1 }]);
     const stub = await seedEvent(running, Date.now() + 10 * MINUTE);
+    // The end's row goes to the function's dispatch queue: kept here, and consumed below.
+    const queued: unknown[] = [];
+    await runInDurableObject(stub, async (object) => {
+      const holder = object as unknown as { env: Env };
+      const capturing = { send: async (body: unknown) => void queued.push(body) } as unknown as Env["DISPATCH_QUEUE"];
+      holder.env = { ...holder.env, ...everyDispatchQueue(capturing) };
+    });
 
     await breakIndexWrites();
     expect(await stub.complete(running.instanceId ?? "", { kind: "returned", result: { ok: true } })).toEqual({
       ok: true,
     });
     expect(await stub.view()).toMatchObject({ ok: true, value: { status: "FINISHED", statusCode: 200 } });
+    await expect.poll(() => queued.length).toBe(1);
+    expect(queued[0]).toMatchObject({ kind: "index-row", entry: { requestId: running.requestId, status: "FINISHED" } });
+    // The consumer meets D1 refusing: it hands the row back to the event, and acknowledges it.
+    const batch = createMessageBatch<unknown>("afp-dispatch", [
+      { id: "end-row", timestamp: Date.now(), attempts: 1, body: queued[0] },
+    ]);
+    await consumeDispatchBatch(batch, env);
+    expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toEqual(["end-row"]);
     expect(await listedStatus(functionName, running.requestId)).toBe("RUNNING");
     expect((await deleteFunction(functionName)).status).toBe(409);
     // The owed write is stored: a restart of the object does not forget it.
     await evictDurableObject(stub);
-    // While D1 still refuses, the alarm's attempt fails too (the first was made at the end itself)
-    // and the write stays owed, retried soon.
+    // While D1 still refuses, the alarm's attempt (to D1 itself) fails too and the write stays
+    // owed, retried soon.
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(await listedStatus(functionName, running.requestId)).toBe("RUNNING");
     const owed = (await storedValue(stub, "indexPending")) as { attempts: number } | undefined;
-    expect(owed?.attempts).toBeGreaterThanOrEqual(2);
+    expect(owed?.attempts).toBeGreaterThanOrEqual(1);
     const retryAlarm = await scheduledAlarm(stub);
     expect(retryAlarm).not.toBeNull();
     expect(retryAlarm ?? 0).toBeLessThanOrEqual(Date.now() + INDEX_RETRY_MAX_DELAY_MS);
@@ -161,6 +178,49 @@ describe("event index durability under D1 write failures", () => {
     const ended = (await storedValue(stub, "state")) as EventState;
     expect(await scheduledAlarm(stub)).toBe((ended.endedAt ?? Number.NaN) + 72 * 60 * MINUTE);
     expect((await deleteFunction(functionName)).status).toBe(204);
+  });
+
+  it("sends the end's row on its function's dispatch queue and owes nothing; a refused send stays owed and the alarm writes it to D1", async () => {
+    const functionName = await createFunction();
+    const ends = [eventState(functionName, "running"), eventState(functionName, "running")];
+    let refusing = false;
+    const queued: unknown[] = [];
+    const stubs: DurableObjectStub<AsyncEventObject>[] = [];
+    for (const running of ends) {
+      await writeIndexEntries(env.DB, [{ ...indexEntryOf(running), phase: "queued", version: 1 }]);
+      const stub = await seedEvent(running, Date.now() + 10 * MINUTE);
+      await runInDurableObject(stub, async (object) => {
+        const holder = object as unknown as { env: Env };
+        const queue = {
+          send: async (body: unknown) => {
+            if (refusing) throw new Error("injected fault: the queue refuses sends");
+            queued.push(body);
+          },
+        } as unknown as Env["DISPATCH_QUEUE"];
+        holder.env = { ...holder.env, ...everyDispatchQueue(queue) };
+      });
+      stubs.push(stub);
+    }
+    const [sent, refused] = stubs as [DurableObjectStub<AsyncEventObject>, DurableObjectStub<AsyncEventObject>];
+    const [sentState, refusedState] = ends as [EventState, EventState];
+
+    expect((await sent.complete(sentState.instanceId ?? "", { kind: "returned", result: 1 })).ok).toBe(true);
+    await expect.poll(() => queued.length).toBe(1);
+    expect(queued[0]).toMatchObject({ kind: "index-row", entry: { requestId: sentState.requestId, version: 4 } });
+    await expect.poll(() => storedValue(sent, "indexPending")).toBeUndefined();
+    // D1 has not been written by the event: the queue's consumer writes it (not run here).
+    expect(await listedStatus(functionName, sentState.requestId)).toBe("RUNNING");
+
+    refusing = true;
+    expect((await refused.complete(refusedState.instanceId ?? "", { kind: "returned", result: 2 })).ok).toBe(true);
+    await expect
+      .poll(async () => ((await storedValue(refused, "indexPending")) as { attempts: number } | undefined)?.attempts)
+      .toBe(1);
+    // The alarm's retry writes to D1 itself, not through the queue.
+    expect(await runDurableObjectAlarm(refused)).toBe(true);
+    expect(await listedStatus(functionName, refusedState.requestId)).toBe("FINISHED");
+    expect(await storedValue(refused, "indexPending")).toBeUndefined();
+    expect(queued).toHaveLength(1);
   });
 
   it("hands the dispatch consumer's failed first row to the event, whose alarm writes it without firing the dispatch watchdog early", async () => {
@@ -250,7 +310,8 @@ describe("event index durability under D1 write failures", () => {
     const running = eventState(functionName, "running");
     const stub = await seedEvent(running, Date.now() + 10 * MINUTE);
     expect(await stub.complete(running.instanceId ?? "", { kind: "returned", result: 1 })).toEqual({ ok: true });
-    expect(await listedStatus(functionName, running.requestId)).toBe("FINISHED");
+    // The end's row reaches D1 through the dispatch queue's consumer.
+    await expect.poll(() => listedStatus(functionName, running.requestId), { timeout: 10_000 }).toBe("FINISHED");
     await writeIndexEntries(env.DB, [{ ...indexEntryOf(running), status: "RUNNING", phase: "queued", version: 1 }]);
     expect(await listedStatus(functionName, running.requestId)).toBe("FINISHED");
   });

@@ -150,6 +150,16 @@ async function seedEvent(options: {
   return { requestId, stub };
 }
 
+/** Index rows of the namespace in D1 (of one event when requestId is given). */
+async function indexedRows(namespace: string, requestId?: string): Promise<number> {
+  const row = await env.DB.prepare(
+    "SELECT COUNT(*) AS n FROM events WHERE namespace = ? AND (?2 IS NULL OR request_id = ?2)",
+  )
+    .bind(namespace, requestId ?? null)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
 async function viewOf(stub: DurableObjectStub<AsyncEventObject>): Promise<PublicEvent> {
   const view = await stub.view();
   if (view.ok === false) throw new Error(view.message);
@@ -415,6 +425,8 @@ describe("log bounds", () => {
       await stub.appendLogs([{ seq: 1, ts: Date.now(), stream: "stdout", line: "l".repeat(perEvent) }], instanceId);
       await stub.complete(instanceId, { kind: "returned", result: i });
     }
+    // The ends' index rows reach D1 through the dispatch queue's consumer.
+    await expect.poll(() => indexedRows(namespace), { timeout: 10_000 }).toBe(events);
     const response = await call(`/v1/namespaces/${namespace}/functions/${functionName}/logs?limit=100`, {}, key);
     expect(response.status).toBe(200);
     const body = (await response.json()) as { logs: { log: string; logTruncated: boolean }[] };
@@ -439,6 +451,7 @@ describe("function-log ownership", () => {
     });
     await stub.appendLogs([{ seq: 1, ts: Date.now(), stream: "stdout", line: "victim's secret" }], instanceId);
     await stub.complete(instanceId, { kind: "returned", result: 1 });
+    await expect.poll(() => indexedRows("victim-ns", requestId), { timeout: 10_000 }).toBe(1);
     // A forged index row that files the victim's event under the caller's function.
     await env.DB.prepare("UPDATE events SET namespace = ?, function_name = 'report' WHERE request_id = ?")
       .bind(namespace, requestId)

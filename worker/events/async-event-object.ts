@@ -20,7 +20,7 @@ import {
 } from "../shared/objects";
 import { deliveryHandoffOf } from "./delivery";
 import { type DispatchMessage, dispatchMessageOf } from "./dispatch-message";
-import { sendDispatch } from "./dispatch-send";
+import { sendDispatch, sendIndexRow } from "./dispatch-send";
 import {
   type Deadline,
   DISPATCH_WATCHDOG_MS,
@@ -195,7 +195,12 @@ export class AsyncEventObject extends DurableObject<Env> {
       new NamespaceLogUsage(env.DB, namespaceLogLimitBytes(env.NAMESPACE_LOG_LIMIT_BYTES)),
     );
     this.storage = new EventStorage(ctx.storage);
-    this.index = new EventIndexDuty(this.storage, env.DB, () => this.armAlarm());
+    this.index = new EventIndexDuty(
+      this.storage,
+      env.DB,
+      () => this.armAlarm(),
+      (entry) => sendIndexRow(this.env, entry),
+    );
     this.delivery = new EventDeliveryDuty(this.storage, env, () => this.armAlarm());
     this.retention = new EventRetentionDuty(this.storage, env);
     ctx.blockConcurrencyWhile(async () => {
@@ -820,7 +825,7 @@ export class AsyncEventObject extends DurableObject<Env> {
     if (owesIndex && owedAfterAnswer) {
       this.ctx.waitUntil(
         this.index
-          .flush(this.state)
+          .flush(this.state, true)
           .catch((error: unknown) =>
             console.warn("the end's index write failed; the alarm retries it", next.requestId, String(error)),
           ),

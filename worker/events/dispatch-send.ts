@@ -1,5 +1,6 @@
 import { stableShard } from "../shared/stable-shard";
-import type { DispatchMessage } from "./dispatch-message";
+import { type DispatchMessage, INDEX_ROW_MESSAGE_KIND, type IndexRowMessage } from "./dispatch-message";
+import type { EventIndexEntry } from "./event-index-entry";
 
 /**
  * The dispatch queues (wrangler.toml), by binding and by queue name, in order. One queue carries at
@@ -108,4 +109,13 @@ export async function sendDispatch(env: DispatchSendEnv, message: DispatchMessag
   const copy = plan.kind === "copy-delayed" ? { delaySeconds: plan.delaySeconds } : {};
   await queue.send(message, original);
   await queue.send(message, copy);
+}
+
+/**
+ * Sends an ended event's index row to its function's dispatch queue (see IndexRowMessage), whose
+ * consumer writes it with the rest of its batch.
+ */
+export async function sendIndexRow(env: DispatchSendEnv, entry: EventIndexEntry): Promise<void> {
+  const message: IndexRowMessage = { kind: INDEX_ROW_MESSAGE_KIND, entry };
+  await dispatchQueueOf(env, entry).send(message);
 }

@@ -1,5 +1,6 @@
 // The event object's duty to the D1 event index: the row write it owes, kept in its storage until
 // D1 has the row, and retried by its alarm.
+
 import {
   afterFailedIndexWrite,
   indexEntryOf,
@@ -8,6 +9,7 @@ import {
   type PendingIndexWrite,
   writeIndexEntries,
 } from "./event-index";
+import type { EventIndexEntry } from "./event-index-entry";
 import { EVENT_INDEX_RETENTION_MS } from "./event-list";
 import type { EventState } from "./event-machine";
 import type { EventStorage } from "./event-storage";
@@ -20,10 +22,15 @@ import type { EventStorage } from "./event-storage";
 export class EventIndexDuty {
   private pending: PendingIndexWrite | undefined;
 
+  /**
+   * @param sendRow Hands a row to the dispatch queue's consumer, which writes it in a batch
+   * (sendIndexRow); used by flush with `viaQueue` (the end's write). Absent: every write goes to D1.
+   */
   constructor(
     private readonly storage: EventStorage,
     private readonly db: D1Database,
     private readonly rearm: () => Promise<void>,
+    private readonly sendRow?: (entry: EventIndexEntry) => Promise<void>,
   ) {}
 
   /** Takes over the debt found in storage when the object starts. */
@@ -81,8 +88,14 @@ export class EventIndexDuty {
    * replace a newer row) and forgets the debt once D1 has it. A failure is logged (see
    * logsIndexFailure) and retried by the alarm with backoff; it is never given up while the row
    * could be listed. D1's errors never escape from here.
+   *
+   * `viaQueue` (the end's write, on the pipeline's path): the row is sent to the function's
+   * dispatch queue instead, and the debt is forgotten once the queue has it. Its consumer writes
+   * the rows of a delivery in one statement, and when D1 refuses them hands each row back to its
+   * event (owesIndexRow), whose alarm then writes it here, to D1. A failed send stays owed, and the
+   * alarm's retry writes to D1 as well.
    */
-  async flush(state: EventState | undefined): Promise<void> {
+  async flush(state: EventState | undefined, viaQueue = false): Promise<void> {
     const owed = this.pending;
     if (!state || !owed) return;
     if (state.invokedAt < Date.now() - EVENT_INDEX_RETENTION_MS) {
@@ -92,7 +105,8 @@ export class EventIndexDuty {
     }
     const entry = indexEntryOf(state);
     try {
-      await writeIndexEntries(this.db, [entry]);
+      if (viaQueue && this.sendRow) await this.sendRow(entry);
+      else await writeIndexEntries(this.db, [entry]);
     } catch (error) {
       // Another call may have replaced the debt while D1 answered: count the failure on the newest.
       const failed = afterFailedIndexWrite(this.pending ?? owed, Date.now());

@@ -1,5 +1,11 @@
-import type { z } from "zod";
-import { type DispatchMessage, dispatchMessageSchema } from "../events/dispatch-message";
+import { z } from "zod";
+import {
+  type DispatchMessage,
+  dispatchMessageSchema,
+  type IndexRowMessage,
+  indexRowMessageSchema,
+  isIndexRowBody,
+} from "../events/dispatch-message";
 import { eventIdentityOf } from "../events/event-identity";
 import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
 import { eventSchedulerName, eventStub, schedulerStub } from "../shared/objects";
@@ -25,6 +31,8 @@ export interface DispatchConsumerStats {
   deadLetters: number;
   /** Dead letters consumed that are not dispatch messages (nothing will ever run them). */
   malformedDeadLetters: number;
+  /** Dead letters consumed that are ended events' index rows (handed back to their events). */
+  deadIndexRows: number;
 }
 
 const stats: DispatchConsumerStats = {
@@ -32,6 +40,7 @@ const stats: DispatchConsumerStats = {
   malformedDropped: 0,
   deadLetters: 0,
   malformedDeadLetters: 0,
+  deadIndexRows: 0,
 };
 
 /** A copy of this isolate's consumer counts (see DispatchConsumerStats). */
@@ -79,19 +88,28 @@ async function deadLetterMalformed(
 }
 
 /**
- * Consumes the dispatch queue: writes the events' first index rows in one D1 batch, then hands
- * them to their functions' schedulers. Delivery is at-least-once; both steps are idempotent
- * (versioned index upsert, scheduler de-duplication, and the event's single claim). When the index
- * write fails, each event's Durable Object takes its row over (see handIndexRowsToEvents); a
- * message is acknowledged only once its row is written or owed by its event, and its scheduler has it.
+ * Consumes the dispatch queue: writes the events' first index rows, with the ended events' rows
+ * sent on the same queue (IndexRowMessage), in one D1 batch (many rows per statement), then hands
+ * the dispatched events to their functions' schedulers. Delivery is at-least-once; every step is
+ * idempotent (versioned index upsert, scheduler de-duplication, and the event's single claim).
+ * When the index write fails, each event's Durable Object takes its row over (see
+ * handIndexRowsToEvents); a message is acknowledged only once its row is written or owed by its
+ * event, and, for a dispatch, its scheduler has it.
  */
 export async function consumeDispatchBatch(
   batch: MessageBatch<unknown>,
   env: Pick<Env, "DB" | "SCHEDULER" | "ASYNC_EVENT" | "DISPATCH_DEAD_LETTER_QUEUE">,
 ): Promise<void> {
   const valid: { message: Message<unknown>; body: DispatchMessage }[] = [];
+  const rows: { message: Message<unknown>; body: IndexRowMessage }[] = [];
   const malformed: Promise<void>[] = [];
   for (const message of batch.messages) {
+    if (isIndexRowBody(message.body)) {
+      const row = indexRowMessageSchema.safeParse(message.body);
+      if (row.success) rows.push({ message, body: row.data });
+      else malformed.push(deadLetterMalformed(message, firstIssueOf(row.error), env));
+      continue;
+    }
     const parsed = dispatchMessageSchema.safeParse(message.body);
     if (!parsed.success) {
       malformed.push(deadLetterMalformed(message, firstIssueOf(parsed.error), env));
@@ -100,9 +118,9 @@ export async function consumeDispatchBatch(
     valid.push({ message, body: parsed.data });
   }
   await Promise.all(malformed);
-  if (valid.length === 0) return;
+  if (valid.length === 0 && rows.length === 0) return;
 
-  const entries: EventIndexEntry[] = valid.map(({ body }) => ({
+  const firstRows: EventIndexEntry[] = valid.map(({ body }) => ({
     ...eventIdentityOf(body),
     status: "RUNNING",
     statusCode: null,
@@ -113,17 +131,23 @@ export async function consumeDispatchBatch(
     version: 1,
     ...(body.tags !== undefined ? { tags: body.tags } : {}),
   }));
+  // The ended events' rows after the first rows: the versioned upsert keeps the newest either way.
+  const entries = [...firstRows, ...rows.map(({ body }) => indexEntryOfMessage(body))];
+  const requestIds = [...new Set(entries.map((entry) => entry.requestId))];
   let indexed: ReadonlySet<string>;
   try {
     await writeIndexEntries(env.DB, entries);
-    indexed = new Set(valid.map(({ body }) => body.requestId));
+    indexed = new Set(requestIds);
   } catch (error) {
     console.warn("event index write failed for a dispatch batch; the events will write their rows", String(error));
-    indexed = await handIndexRowsToEvents(
-      valid.map(({ body }) => body.requestId),
-      env,
-    );
+    indexed = await handIndexRowsToEvents(requestIds, env);
   }
+  // An ended event's row is done once written or owed by its event again; else it is redelivered.
+  for (const { message, body } of rows) {
+    if (indexed.has(body.entry.requestId)) message.ack();
+    else message.retry({ delaySeconds: 1 });
+  }
+  if (valid.length === 0) return;
 
   const bySchedulers = new Map<string, typeof valid>();
   for (const item of valid) {
@@ -154,6 +178,28 @@ export async function consumeDispatchBatch(
   );
 }
 
+/** A RequestId as events have them. */
+const requestIdSchema = z.uuid();
+
+/** The RequestId an index-row body names, if it names a valid one (whatever the rest of it holds). */
+function requestIdOfIndexRow(body: unknown): string | undefined {
+  const requestId = (body as { entry?: { requestId?: unknown } }).entry?.requestId;
+  return requestIdSchema.safeParse(requestId).success ? (requestId as string) : undefined;
+}
+
+/** The index entry an index-row message carries (optional fields absent rather than undefined). */
+function indexEntryOfMessage(message: IndexRowMessage): EventIndexEntry {
+  const { alias, tags, progressPercent, progressMessage, progressAt, ...rest } = message.entry;
+  return {
+    ...rest,
+    ...(alias !== undefined ? { alias } : {}),
+    ...(tags !== undefined ? { tags } : {}),
+    progressPercent: progressPercent ?? null,
+    progressMessage: progressMessage ?? null,
+    progressAt: progressAt ?? null,
+  };
+}
+
 /**
  * Asks each event's Durable Object to take over its index row (it keeps the write owed and its
  * alarm retries it until D1 has it). Returns the RequestIds whose row is now owed by their event
@@ -179,10 +225,21 @@ async function handIndexRowsToEvents(
 
 /**
  * Dead letters: a valid dispatch message's event is dispatched again by its watchdog, and a
- * malformed one can never run; both are logged and counted, then acknowledged.
+ * malformed one can never run; both are logged and counted, then acknowledged. An ended event's
+ * index row that ran out of deliveries is handed back to its event, whose alarm writes it to D1.
  */
-export async function consumeDeadLetters(batch: MessageBatch<unknown>): Promise<void> {
+export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Pick<Env, "ASYNC_EVENT">): Promise<void> {
   for (const message of batch.messages) {
+    // An index row, even one that failed its schema, names its event: the event writes its own row.
+    const requestId = isIndexRowBody(message.body) ? requestIdOfIndexRow(message.body) : undefined;
+    if (requestId !== undefined) {
+      stats.deadIndexRows += 1;
+      const settled = await handIndexRowsToEvents([requestId], env);
+      if (settled.has(requestId)) console.error("index row dead-lettered; its event writes it", message.id);
+      else console.error("index row dead-lettered and its event could not take it over", message.id, requestId);
+      message.ack();
+      continue;
+    }
     if (dispatchMessageSchema.safeParse(message.body).success) {
       stats.deadLetters += 1;
       console.error("dispatch message dead-lettered; the event's watchdog will re-dispatch", message.id);
