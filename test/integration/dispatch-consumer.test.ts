@@ -211,11 +211,17 @@ describe("an ended event's index row on the dispatch queue", () => {
     const deadLetters = fakeDeadLetterQueue();
     const functionName = `rows-${crypto.randomUUID()}`;
     const malformed = { ...indexRowMessage(functionName, crypto.randomUUID(), 3), entry: { requestId: "x" } };
+    // One that names a valid RequestId is handed back to that event instead (none exists here: acknowledged).
+    const namesItsEvent = { kind: "index-row", entry: { requestId: crypto.randomUUID(), status: 5 } };
     const batch = createMessageBatch<unknown>("afp-dispatch", [
       { id: "malformed-row", timestamp: Date.now(), attempts: 1, body: malformed },
+      { id: "odd-row", timestamp: Date.now(), attempts: 1, body: namesItsEvent },
     ]);
     await consumeDispatchBatch(batch, { ...env, DISPATCH_DEAD_LETTER_QUEUE: deadLetters.queue });
-    expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toEqual(["malformed-row"]);
+    expect((await getQueueResult(batch, createExecutionContext())).explicitAcks.sort()).toEqual([
+      "malformed-row",
+      "odd-row",
+    ]);
     expect(deadLetters.sent).toEqual([malformed]);
 
     // A row out of deliveries, valid or not, that names its event: the event (none here) is asked
@@ -275,5 +281,14 @@ describe("an ended event's index row on the dispatch queue", () => {
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages.map((retry) => retry.msgId)).toEqual(["row"]);
     expect(await indexRow(requestId)).toBeNull();
+    // Dead-lettered, it is delivered again until its event can take it back: never dropped.
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const dead = createMessageBatch<unknown>("afp-dispatch-dead", [
+      { id: "dead-row", timestamp: Date.now(), attempts: 1, body: indexRowMessage(functionName, requestId, 3) },
+    ]);
+    await consumeDeadLetters(dead, { ...env, ASYNC_EVENT: unreachableEvents });
+    const deadResult = await getQueueResult(dead, createExecutionContext());
+    expect(deadResult.explicitAcks).toEqual([]);
+    expect(deadResult.retryMessages.map((retry) => retry.msgId)).toEqual(["dead-row"]);
   });
 });

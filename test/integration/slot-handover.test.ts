@@ -6,8 +6,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
-import type { InstanceContainer } from "../../worker/instances/instance-container";
-import { IDLE_CONTAINER_MS } from "../../worker/instances/instance-container";
+import { IDLE_CONTAINER_MS, type InstanceContainer } from "../../worker/instances/instance-container";
 import { RELAY_CHECK_INTERVAL_MS } from "../../worker/instances/instance-execution";
 import { installSlotStarterForTests, type SlotStart } from "../../worker/scheduling/function-scheduler-object";
 import {
@@ -258,5 +257,50 @@ describe("a slot's run of events on its instance (fake agent)", () => {
     for (const requestId of [second, third]) {
       expect(await eventView(requestId)).toMatchObject({ status: "FINISHED", coldStart: false });
     }
+  });
+
+  it("keeps a started event's alarm, refuses another event while claiming one, and lets an idle lease be evicted during a release", async () => {
+    const { scheduler } = uniqueFunction("guards", { maxConcurrency: 1 });
+    const name = instanceName(scheduler, 0);
+    const stub = instanceStub(env, name);
+    const outcome = await runInDurableObject(stub, async (object: InstanceContainer, state) => {
+      const internals = object as unknown as {
+        current: unknown;
+        startingId: string | undefined;
+        handingOver: number;
+        setIdleAlarmIfIdle: (ownStarts: number) => Promise<void>;
+      };
+      // An event started here while an end's release travelled: its alarm stays.
+      internals.current = { requestId: "running", schedulerName: scheduler, slot: 0, lastSeq: 0 };
+      const relayCheck = Date.now() + RELAY_CHECK_INTERVAL_MS;
+      await state.storage.setAlarm(relayCheck);
+      await internals.setIdleAlarmIfIdle(0);
+      const kept = (await state.storage.getAlarm()) === relayCheck;
+      internals.current = undefined;
+      await internals.setIdleAlarmIfIdle(0);
+      const idled = ((await state.storage.getAlarm()) ?? 0) > Date.now() + IDLE_CONTAINER_MS - 60_000;
+      // While one event is being claimed, another is refused and the same one is not claimed twice.
+      internals.startingId = "claiming";
+      const refusal = await object
+        .runEvent({ requestId: "other", schedulerName: scheduler, slot: 0 })
+        .then(() => "started")
+        .catch((error: unknown) => String(error));
+      const repeat = await object.runEvent({ requestId: "claiming", schedulerName: scheduler, slot: 0 });
+      const audited = await object.currentRequestId();
+      internals.startingId = undefined;
+      // A release in flight does not keep an idle lease's container from its eviction.
+      internals.handingOver = 1;
+      const evicted = await object.evictIfIdle();
+      internals.handingOver = 0;
+      return { kept, idled, refusal, repeat, audited, evicted };
+    });
+    expect(outcome).toMatchObject({
+      kept: true,
+      idled: true,
+      repeat: { started: true },
+      audited: "claiming",
+      evicted: true,
+    });
+    expect(outcome.refusal).toMatch(/busy starting claiming/);
   });
 });

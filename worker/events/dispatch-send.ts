@@ -4,7 +4,8 @@ import type { EventIndexEntry } from "./event-index-entry";
 
 /**
  * The dispatch queues (wrangler.toml), by binding and by queue name, in order. One queue carries at
- * most 5,000 messages a second (Cloudflare's published limit), about 5 functions at 1,000 QPS
+ * most 5,000 messages a second (Cloudflare's published limit): two per event (the dispatch and the
+ * end's index row, sendIndexRow), so about 2.5 functions at 1,000 QPS
  * each: a function's events go to one of DISPATCH_QUEUES of them, chosen by its name, so that many
  * functions spread over them while each function's events keep one queue (ARCHITECTURE.md,
  * "Scaling"). More queues are a change of wrangler.toml and of these two lists.

@@ -72,8 +72,10 @@ export class EventIndexDuty {
    * takes the write over, persisted at once, and its alarm retries it until D1 has the row.
    */
   async takeOver(state: EventState): Promise<void> {
-    if (this.pending) return;
-    this.pending = newPendingIndexWrite(state.version, Date.now());
+    // A new debt object even when one is owed: a row sent on the queue that comes back here (its
+    // consumer met D1 refusing) may be handed back before its own send has answered, and that send
+    // must then not settle this debt (see flush).
+    this.pending = newPendingIndexWrite(Math.max(state.version, this.pending?.version ?? 0), Date.now());
     await this.storage.savePendingIndex(this.pending);
     await this.rearm();
   }
@@ -104,8 +106,9 @@ export class EventIndexDuty {
       return this.settle(owed.version);
     }
     const entry = indexEntryOf(state);
+    const queued = viaQueue && this.sendRow !== undefined;
     try {
-      if (viaQueue && this.sendRow) await this.sendRow(entry);
+      if (queued && this.sendRow) await this.sendRow(entry);
       else await writeIndexEntries(this.db, [entry]);
     } catch (error) {
       // Another call may have replaced the debt while D1 answered: count the failure on the newest.
@@ -122,6 +125,8 @@ export class EventIndexDuty {
       }
       return;
     }
+    // Sent on the queue, but handed back meanwhile (takeOver): the debt stays, the alarm writes D1.
+    if (queued && this.pending !== owed) return;
     return this.settle(entry.version);
   }
 

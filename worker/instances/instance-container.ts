@@ -17,6 +17,14 @@ import {
 export { CAPACITY_RETRY_MS, CAPACITY_WAIT_MS, type ContainerSelfCheck, isCapacityError } from "./container-lifecycle";
 export { HOLD_MAX_MS, type HoldPhase, type HoldStatus } from "./diagnostic-holds";
 export type { RunRequest } from "./instance-execution";
+
+/** What claimAndRun answers runEvent: whether the event started, and a next event to start. */
+interface ClaimAnswer {
+  started: boolean;
+  reason?: string;
+  next?: RunRequest;
+}
+
 export { IDLE_CONTAINER_MS } from "./instance-execution";
 
 /**
@@ -32,8 +40,8 @@ export { IDLE_CONTAINER_MS } from "./instance-execution";
  * (agent-runner.ts) by ContainerLifecycle (container-lifecycle.ts).
  */
 export class InstanceContainer extends InstanceExecution {
-  /** runEvent calls between their entry and their claim's answer (an eviction must not race them). */
-  private starting = 0;
+  /** The event a runEvent call is claiming here (between its entry and its claim's answer). */
+  private startingId: string | undefined;
   /** True while evictIfIdle destroys the idle container: no event may start on it meanwhile. */
   private evicting = false;
 
@@ -62,9 +70,9 @@ export class InstanceContainer extends InstanceExecution {
     };
   }
 
-  /** The RequestId this instance is running, if any (the scheduler's audit). */
+  /** The RequestId this instance is running or claiming, if any (the scheduler's audit). */
   async currentRequestId(): Promise<string | undefined> {
-    return this.current?.requestId;
+    return this.current?.requestId ?? this.startingId;
   }
 
   /** Whether a container runs here and whether an event holds (or is claiming) it: the lease audit. */
@@ -81,7 +89,9 @@ export class InstanceContainer extends InstanceExecution {
    * container; a runEvent arriving meanwhile is refused rather than started on a dying container.
    */
   async evictIfIdle(): Promise<boolean> {
-    if (this.current || this.starting > 0 || this.handingOver > 0 || this.finishing || this.evicting) return false;
+    // A release in flight (handingOver) does not hold the container: an idle lease is never handed
+    // to a next event (the release idles it only when none takes the slot).
+    if (this.current || this.starting > 0 || this.finishing || this.evicting) return false;
     this.evicting = true;
     try {
       const runner = this.lifecycle.runner;
@@ -130,16 +140,29 @@ export class InstanceContainer extends InstanceExecution {
       // Never granted by the quota while it evicts this slot; the event's watchdog dispatches it again.
       throw new Error("instance is destroying its idle container");
     }
+    if (this.startingId !== undefined) {
+      // The same event again (a repeated start): it is being claimed here already.
+      if (this.startingId === request.requestId) return { started: true };
+      throw new Error(`instance busy starting ${this.startingId}`);
+    }
     this.starting += 1;
+    this.startingId = request.requestId;
+    let answer: ClaimAnswer;
     try {
-      return await this.claimAndRun(request);
+      answer = await this.claimAndRun(request);
     } finally {
       this.starting -= 1;
+      if (this.startingId === request.requestId) this.startingId = undefined;
     }
+    // A refused claim's release answered the slot's next event: it starts once this start is over.
+    if (answer.next) this.startNext(answer.next);
+    return answer.reason === undefined
+      ? { started: answer.started }
+      : { started: answer.started, reason: answer.reason };
   }
 
-  /** runEvent's body, run while `starting` counts it. */
-  private async claimAndRun(request: RunRequest): Promise<{ started: boolean; reason?: string }> {
+  /** runEvent's body, run while `starting` counts it; `next` is an event its release answered. */
+  private async claimAndRun(request: RunRequest): Promise<ClaimAnswer> {
     const instanceId = instanceName(request.schedulerName, request.slot);
     const event = this.eventStub(request.requestId);
     const claim = await event.claim(instanceId);
@@ -154,6 +177,8 @@ export class InstanceContainer extends InstanceExecution {
           .catch((error: unknown) =>
             console.warn("handing back a misplaced event failed", request.requestId, String(error)),
           );
+        // A handed-over start: the previous end left the idle alarm to it.
+        await this.setIdleAlarmIfIdle(1);
         return { started: false, reason: claim.message };
       }
       // Ended, terminated or run elsewhere already: nothing to do, give the slot back (the container
@@ -164,8 +189,8 @@ export class InstanceContainer extends InstanceExecution {
         claimRefused: true,
       });
       // The previous event's end left the idle alarm to the event it handed over (this one).
-      if (answer?.next) this.startNext(answer.next);
-      else await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
+      if (answer?.next) return { started: false, reason: claim.message, next: answer.next };
+      await this.setIdleAlarmIfIdle(1);
       return { started: false, reason: claim.message };
     }
     this.current = {

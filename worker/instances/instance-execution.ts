@@ -129,6 +129,8 @@ export abstract class InstanceExecution extends DurableObject<Env> {
   protected executing = 0;
   /** Slot releases in flight whose answer may hand this instance the slot's next event (see finish). */
   protected handingOver = 0;
+  /** runEvent calls between their entry and their claim's answer (an eviction must not race them). */
+  protected starting = 0;
   protected readonly lifecycle: ContainerLifecycle;
   protected readonly holds: DiagnosticHolds;
 
@@ -411,23 +413,30 @@ export abstract class InstanceExecution extends DurableObject<Env> {
         // lease is busy under its token (the first event of the slot's run), else under this event.
         if (containerDestroyed) await this.releaseLease(current, current.leaseToken ?? requestId);
         // A kept container keeps its lease: the release hands both to the slot's next waiting event
-        // and answers it, and it starts here without a runEvent call (FunctionSchedulerObject.release),
-        // which also sets its alarm: the idle alarm is written only when no event follows.
-        const [, answer] = await Promise.all([
-          reported,
-          this.schedulerStub(current.schedulerName)
-            .release(current.slot, requestId, { leaseKept: !containerDestroyed, takeNext: true })
-            .catch((error: unknown) => {
-              console.warn("releasing the slot failed", requestId, String(error));
-              return undefined;
-            }),
-        ]);
-        if (answer?.next) this.startNext(answer.next);
-        else await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
+        // and answers it, and it starts here at once, without a runEvent call and without waiting
+        // for this end's report (FunctionSchedulerObject.release). Its claim sets its alarm.
+        const released = this.schedulerStub(current.schedulerName)
+          .release(current.slot, requestId, { leaseKept: !containerDestroyed, takeNext: true })
+          .then((answer) => {
+            if (answer?.next) this.startNext(answer.next);
+          })
+          .catch((error: unknown) => console.warn("releasing the slot failed", requestId, String(error)));
+        await Promise.all([reported, released]);
+        await this.setIdleAlarmIfIdle(0);
       } finally {
         this.handingOver -= 1;
       }
     }
+  }
+
+  /**
+   * Sets the idle alarm unless an execution runs or is starting here besides `ownStarts` (the
+   * caller's own start, when it is one): that execution's claim set its alarm, which must not be
+   * moved to the idle one (an event the scheduler started here while this end's release travelled).
+   */
+  protected async setIdleAlarmIfIdle(ownStarts: number): Promise<void> {
+    if (this.current !== undefined || this.starting > ownStarts) return;
+    await this.ctx.storage.setAlarm(Date.now() + IDLE_CONTAINER_MS);
   }
 
   protected eventStub(requestId: string) {

@@ -106,8 +106,18 @@ export async function consumeDispatchBatch(
   for (const message of batch.messages) {
     if (isIndexRowBody(message.body)) {
       const row = indexRowMessageSchema.safeParse(message.body);
-      if (row.success) rows.push({ message, body: row.data });
-      else malformed.push(deadLetterMalformed(message, firstIssueOf(row.error), env));
+      if (row.success) {
+        rows.push({ message, body: row.data });
+        continue;
+      }
+      // A row that fails its schema but names its event: the event writes its own row.
+      const requestId = requestIdOfIndexRow(message.body);
+      if (requestId !== undefined) {
+        console.error(`malformed index row ${message.id} handed back to its event: ${firstIssueOf(row.error)}`);
+        malformed.push(handBack(message, requestId, env));
+      } else {
+        malformed.push(deadLetterMalformed(message, firstIssueOf(row.error), env));
+      }
       continue;
     }
     const parsed = dispatchMessageSchema.safeParse(message.body);
@@ -181,6 +191,19 @@ export async function consumeDispatchBatch(
 /** A RequestId as events have them. */
 const requestIdSchema = z.uuid();
 
+/**
+ * Hands an index row back to the event it names (owesIndexRow: its alarm writes the row to D1) and
+ * acknowledges the message; when the event cannot be reached, the message is delivered again.
+ */
+async function handBack(message: Message<unknown>, requestId: string, env: Pick<Env, "ASYNC_EVENT">): Promise<void> {
+  const settled = await handIndexRowsToEvents([requestId], env);
+  if (settled.has(requestId)) message.ack();
+  else message.retry({ delaySeconds: HAND_BACK_RETRY_DELAY_SECONDS });
+}
+
+/** Seconds before an index row whose event could not take it back is delivered again. */
+const HAND_BACK_RETRY_DELAY_SECONDS = 5;
+
 /** The RequestId an index-row body names, if it names a valid one (whatever the rest of it holds). */
 function requestIdOfIndexRow(body: unknown): string | undefined {
   const requestId = (body as { entry?: { requestId?: unknown } }).entry?.requestId;
@@ -234,10 +257,8 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Pick
     const requestId = isIndexRowBody(message.body) ? requestIdOfIndexRow(message.body) : undefined;
     if (requestId !== undefined) {
       stats.deadIndexRows += 1;
-      const settled = await handIndexRowsToEvents([requestId], env);
-      if (settled.has(requestId)) console.error("index row dead-lettered; its event writes it", message.id);
-      else console.error("index row dead-lettered and its event could not take it over", message.id, requestId);
-      message.ack();
+      console.error("index row dead-lettered; its event writes it", message.id);
+      await handBack(message, requestId, env);
       continue;
     }
     if (dispatchMessageSchema.safeParse(message.body).success) {

@@ -585,6 +585,13 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     if (others.length > 0) this.ctx.waitUntil(this.startAssigned(name, others));
     if (busy > 0) this.ctx.waitUntil(this.ensureAlarmWithin(AUDIT_INTERVAL_MS));
     if (!handed || !handoff) return undefined;
+    // The handed event runs under the slot's busy lease: the token stays (assign cleared it).
+    this.ctx.storage.sql.exec(
+      "UPDATE slots SET lease_token = ? WHERE slot = ? AND request_id = ?",
+      handoff.token,
+      handed.slot,
+      handed.requestId,
+    );
     const start = this.slotStart(name, handed, handoff.token);
     if (takeNext) return start;
     this.ctx.waitUntil(this.startOnInstance(name, handed, handoff.token));
@@ -714,9 +721,12 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       const slot = idle?.slot ?? this.newSlotNumber(first);
       const now = Date.now();
       this.settings.set(`${CLASS_DISPATCHED_AT_KEY}${sizeClass}`, String(now));
+      // The slot's lease token is the acquire's to set (startAssigned); a hand-over puts it back
+      // at once (pumpReleased).
       sql.exec(
         `INSERT INTO slots (slot, request_id, assigned_at, last_used_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (slot) DO UPDATE SET request_id = excluded.request_id, assigned_at = excluded.assigned_at`,
+         ON CONFLICT (slot) DO UPDATE SET request_id = excluded.request_id, assigned_at = excluded.assigned_at,
+           lease_token = NULL`,
         slot,
         next.request_id,
         now,
