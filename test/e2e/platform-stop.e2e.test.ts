@@ -74,9 +74,7 @@ type Runtime = "Nodejs22" | "Python3.11";
  */
 function functionContainerOf(hostname: string): string {
   const ids = execFileSync("docker", ["ps", "-q", "--no-trunc"], { encoding: "utf8" }).split("\n").filter(Boolean);
-  const rows = execFileSync("docker", ["inspect", "--format", "{{.Id}} {{.Name}} {{.Config.Hostname}}", ...ids], {
-    encoding: "utf8",
-  })
+  const rows = inspectExisting(ids)
     .split("\n")
     .filter(Boolean)
     .map((row) => row.split(" "));
@@ -84,6 +82,24 @@ function functionContainerOf(hostname: string): string {
   if (matches.length !== 1)
     throw new Error(`expected one container with hostname ${hostname}: ${JSON.stringify(rows)}`);
   return matches[0]?.[0] ?? "";
+}
+
+/**
+ * `docker inspect` of the containers that still exist among `ids`: one listed by `docker ps` may be
+ * removed before it is inspected (other tests' containers come and go; CI failed on that once),
+ * and inspect then exits non-zero after printing the others.
+ */
+function inspectExisting(ids: string[]): string {
+  try {
+    return execFileSync("docker", ["inspect", "--format", "{{.Id}} {{.Name}} {{.Config.Hostname}}", ...ids], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (error) {
+    const stdout = (error as { stdout?: unknown }).stdout;
+    if (typeof stdout === "string") return stdout;
+    throw error;
+  }
 }
 
 /** True while Docker shows the container running. */
