@@ -24,6 +24,13 @@ import { parseNamespaceMaxContainers } from "./namespace-quota-rules";
 
 export { instanceName };
 
+/** Adds a column to a table of this object's SQLite that an older version created without it. */
+function addColumnIfMissing(sql: SqlStorage, table: string, column: string, type: string): void {
+  const columns = sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('${table}')`).toArray();
+  if (!columns.some((existing) => existing.name === column))
+    sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+}
+
 /** What the scheduler asks of a slot's instance to start an event (InstanceContainer.runEvent). */
 export interface SlotStart {
   requestId: string;
@@ -170,16 +177,10 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
         slot INTEGER PRIMARY KEY, request_id TEXT, assigned_at INTEGER, last_used_at INTEGER NOT NULL)`);
       // The event the slot's namespace lease is busy with (its token: see SlotStart.leaseToken);
       // NULL while the slot holds no lease granted here, or in rows older than the hand-over.
-      const slotColumns = sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('slots')").toArray();
-      if (!slotColumns.some((column) => column.name === "lease_token")) {
-        sql.exec("ALTER TABLE slots ADD COLUMN lease_token TEXT");
-      }
+      addColumnIfMissing(sql, "slots", "lease_token", "TEXT");
       // The container class each waiting event needs (NULL in rows older than compute sizes: the
       // largest class, see classOfRow). A slot's class is part of its number (shared/objects.ts).
-      const columns = sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('pending')").toArray();
-      if (!columns.some((column) => column.name === "size_class")) {
-        sql.exec("ALTER TABLE pending ADD COLUMN size_class INTEGER");
-      }
+      addColumnIfMissing(sql, "pending", "size_class", "INTEGER");
     });
   }
 
@@ -252,7 +253,7 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
     // Pumped before the lease is idled: a slot reused at once keeps its lease busy and idleLease
     // skips the markIdle call. A slot nothing takes is idled, waking the namespace's waiting schedulers.
     const handoff = ending?.leaseKept === true && token !== null ? { slot, token } : undefined;
-    const next = this.pumpReleased(handoff, ending?.takeNext === true);
+    const { next } = this.pumpReleased(handoff, ending?.takeNext === true);
     if (ending?.leaseKept !== false) await this.idleLease(slot, requestId);
     // Idle slots of a size the function stopped running in a while ago go with their containers.
     this.retireIdleClasses();
@@ -562,40 +563,43 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
    * (none while dispatch is paused).
    */
   private pump(): number {
-    const name = this.settings.get("name");
-    if (!name || this.pausedAt() !== null) return 0;
-    const { assignments, busy } = this.assign();
-    if (assignments.length > 0) this.ctx.waitUntil(this.startAssigned(name, assignments));
-    if (busy > 0) this.ctx.waitUntil(this.ensureAlarmWithin(AUDIT_INTERVAL_MS));
-    return assignments.length;
+    return this.pumpReleased(undefined, false).assigned;
   }
 
   /**
-   * pump for a released slot: when `handoff` names the slot and its lease token and the pump gives
+   * pump, for a released slot: when `handoff` names the slot and its lease token and the pump gives
    * the slot an event, that event takes the slot's busy lease over (no quota call; its row keeps the
-   * token). It is started here, or, with `takeNext`, answered for the releasing instance to start.
-   * The other assignments start as in pump.
+   * token). It is started here, or, with `takeNext`, answered (`next`) for the releasing instance to
+   * start. The other assignments start as in pump.
    */
-  private pumpReleased(handoff: { slot: number; token: string } | undefined, takeNext: boolean): SlotStart | undefined {
+  private pumpReleased(
+    handoff: { slot: number; token: string } | undefined,
+    takeNext: boolean,
+  ): { assigned: number; next?: SlotStart } {
     const name = this.settings.get("name");
-    if (!name || this.pausedAt() !== null) return undefined;
+    if (!name || this.pausedAt() !== null) return { assigned: 0 };
     const { assignments, busy } = this.assign();
     const handed = handoff ? assignments.find((assignment) => assignment.slot === handoff.slot) : undefined;
     const others = handed ? assignments.filter((assignment) => assignment !== handed) : assignments;
     if (others.length > 0) this.ctx.waitUntil(this.startAssigned(name, others));
     if (busy > 0) this.ctx.waitUntil(this.ensureAlarmWithin(AUDIT_INTERVAL_MS));
-    if (!handed || !handoff) return undefined;
+    const assigned = assignments.length;
+    if (!handed || !handoff) return { assigned };
     // The handed event runs under the slot's busy lease: the token stays (assign cleared it).
+    this.setLeaseToken(handed, handoff.token);
+    if (takeNext) return { assigned, next: this.slotStart(name, handed, handoff.token) };
+    this.ctx.waitUntil(this.startOnInstance(name, handed, handoff.token));
+    return { assigned };
+  }
+
+  /** Names the lease of the assignment's slot (its token), while the slot still holds that event. */
+  private setLeaseToken(assignment: Assignment, token: string): void {
     this.ctx.storage.sql.exec(
       "UPDATE slots SET lease_token = ? WHERE slot = ? AND request_id = ?",
-      handoff.token,
-      handed.slot,
-      handed.requestId,
+      token,
+      assignment.slot,
+      assignment.requestId,
     );
-    const start = this.slotStart(name, handed, handoff.token);
-    if (takeNext) return start;
-    this.ctx.waitUntil(this.startOnInstance(name, handed, handoff.token));
-    return undefined;
   }
 
   /** What the instance of an assignment is handed (runEvent, or a release's answer). */
@@ -631,17 +635,9 @@ export class FunctionSchedulerObject extends DurableObject<Env> {
       if (this.wakes !== wakesBefore) this.pump();
       await this.ensureAlarmWithin(QUOTA_RETRY_INTERVAL_MS);
     }
-    const sql = this.ctx.storage.sql;
     const starting = assignments.filter((assignment) => granted.has(assignment.requestId));
     // The lease is busy with the event now: its name is the slot's lease token until the lease idles.
-    for (const assignment of starting) {
-      sql.exec(
-        "UPDATE slots SET lease_token = ? WHERE slot = ? AND request_id = ?",
-        assignment.requestId,
-        assignment.slot,
-        assignment.requestId,
-      );
-    }
+    for (const assignment of starting) this.setLeaseToken(assignment, assignment.requestId);
     await Promise.all(starting.map((assignment) => this.startOnInstance(name, assignment, assignment.requestId)));
   }
 
