@@ -39,6 +39,9 @@ export default defineConfig(async () => {
             // Registered images (test/integration/image-functions.test.ts): one open to every
             // namespace, one to team-a only (wrangler.toml's var names only flask-sample).
             CONTAINER_IMAGES: "flask-sample=*,team-image=team-a",
+            // The event index split by namespace (test/integration/index-databases.test.ts): these
+            // namespaces keep their index in INDEX_DB_1, every other one in DB.
+            INDEX_DATABASES: "INDEX_DB_1=split-a|split-b",
             // A fuzz seed of the caller's (test/integration/fuzz.test.ts), when set.
             ...(process.env.FUZZ_SEED ? { FUZZ_SEED: process.env.FUZZ_SEED } : {}),
           },

@@ -208,11 +208,22 @@ const containerGuard = spawn(process.execPath, [join(root, "scripts", "container
   env,
   stdio: ["pipe", "inherit", "inherit"],
 });
-run(
-  process.execPath,
-  [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir],
-  "D1 migrations",
-);
+// Every D1 database of wrangler.toml takes the same migrations: DB (the registry and the event index)
+// and each further index database (INDEX_DB_1, ...; INDEX_DATABASES maps namespaces to them).
+const d1Bindings = [
+  ...readFileSync(join(root, "wrangler.toml"), "utf8").matchAll(/^\[\[d1_databases\]\]\s*\nbinding = "([A-Z0-9_]+)"/gm),
+].map((match) => match[1]);
+if (!d1Bindings.includes("DB")) {
+  log("wrangler.toml declares no [[d1_databases]] binding DB (its first line after the header)");
+  process.exit(1);
+}
+for (const binding of d1Bindings) {
+  run(
+    process.execPath,
+    [wrangler, "d1", "migrations", "apply", binding, "--local", "--persist-to", persistDir],
+    `D1 migrations (${binding})`,
+  );
+}
 log(`prepared in ${Date.now() - startedAt} ms; starting wrangler dev on http://127.0.0.1:${port}`);
 log(`credentials: SecretId ${devSecretId}; the pair is in ${credentialsFile}`);
 

@@ -1,4 +1,5 @@
 import { createApp } from "./api/app";
+import { indexDatabases } from "./db/index-databases";
 import { isDispatchQueue } from "./events/dispatch-send";
 import { purgeExpiredIndexRows } from "./events/event-retention";
 import { consumeDeadLetters, consumeDispatchBatch } from "./scheduling/dispatch-consumer";
@@ -48,9 +49,18 @@ export default {
     batch.retryAll({ delaySeconds: UNKNOWN_QUEUE_RETRY_SECONDS });
   },
   async scheduled(controller, env): Promise<void> {
-    const deleted = await purgeExpiredIndexRows(env.DB, controller.scheduledTime);
-    if (deleted > 0) console.log(`event index retention: ${deleted} rows past their namespace's retention deleted`);
-    // Keeps the query planner's statistics current as the index grows and shrinks.
-    await env.DB.exec("PRAGMA optimize");
+    // Every index database (INDEX_DATABASES), each on its own: one that fails does not stop the others.
+    const results = await Promise.allSettled(
+      indexDatabases(env).map(async ({ binding, db, namespaces }) => {
+        const scope = namespaces === undefined ? undefined : { settingsDb: env.DB, namespaces };
+        const deleted = await purgeExpiredIndexRows(db, controller.scheduledTime, scope);
+        if (deleted > 0)
+          console.log(`event index retention: ${deleted} rows of ${binding} past their retention deleted`);
+        // Keeps the query planner's statistics current as the index grows and shrinks.
+        await db.exec("PRAGMA optimize");
+      }),
+    );
+    const failed = results.find((result) => result.status === "rejected");
+    if (failed) throw failed.reason;
   },
 } satisfies ExportedHandler<Env>;

@@ -1,5 +1,5 @@
 // Scenario "d1-outage": D1 made unavailable for OUTAGE_MS mid-run, for real: an exclusive lock on
-// the local D1 SQLite file (python3's sqlite3: BEGIN EXCLUSIVE, hold, roll back), while invocations
+// every local D1 SQLite file (python3's sqlite3: BEGIN EXCLUSIVE, hold, roll back), while invocations
 // keep coming. Expected: every invocation is accepted or answered a clear 503 (never another 5xx),
 // every accepted event ends, and the list converges afterwards with no missing or stale row.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -100,13 +100,14 @@ export async function d1Outage(counter: RunCounter): Promise<ScenarioReport> {
   try {
     const api = new ApiClient(platform.baseUrl);
     const name = await createCountingFunction(api, counter.url, "d1", { maxConcurrency: 10 });
-    const [file] = d1Files(platform.stateDir);
-    if (!file) throw new Error(`no D1 database under ${platform.stateDir}`);
+    // Every D1 database (DB and the index databases of INDEX_DATABASES) is locked at once.
+    const files = d1Files(platform.stateDir).filter((file) => !file.endsWith("metadata.sqlite"));
+    if (files.length === 0) throw new Error(`no D1 database under ${platform.stateDir}`);
     const answers: InvokeAnswer[] = [];
     const streamEnds = Date.now() + AROUND_OUTAGE_MS + OUTAGE_MS + AROUND_OUTAGE_MS;
     const stream = steadyInvocations(api, name, streamEnds, answers);
     await sleep(AROUND_OUTAGE_MS);
-    const locker = await lockDatabase(file, OUTAGE_MS);
+    const lockers = await Promise.all(files.map((file) => lockDatabase(file, OUTAGE_MS)));
     const faultAt = Date.now();
     // A read of the index during the outage: does the lock really make D1 fail?
     let listDuringOutage: string;
@@ -115,7 +116,7 @@ export async function d1Outage(counter: RunCounter): Promise<ScenarioReport> {
     } catch (error) {
       listDuringOutage = String(error).slice(0, 300);
     }
-    await new Promise((resolve) => locker.once("exit", resolve));
+    await Promise.all(lockers.map((locker) => new Promise((resolve) => locker.once("exit", resolve))));
     const recoveredAt = Date.now();
     await stream;
 

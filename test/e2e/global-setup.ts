@@ -31,6 +31,10 @@ export async function setup(project: TestProject): Promise<void> {
       // Every trigger queue message (ckafka and cos triggers) is delivered twice: its first delivery
       // is retried after it is handled (source-triggers.e2e.test.ts: still exactly one event).
       CHAOS_REDELIVER_TRIGGER_MESSAGES: "true",
+      // The event index split by namespace: most tests' namespace (default), the shorter retention's
+      // (retention.e2e.test.ts) and the bulk operations' keep their index in INDEX_DB_1, the others
+      // in DB, so the suite reads and writes both.
+      INDEX_DATABASES: "INDEX_DB_1=default|retention-short|bulk-e2e",
     },
     env: {
       DEV_SECRET_ID: TEST_CREDENTIALS.secretId,

@@ -38,12 +38,15 @@ db.execute("COMMIT")
 print("released", flush=True)
 `;
 
-/** The platform's D1 database file (the only database of wrangler.toml). */
-function d1File(): string {
+/**
+ * The platform's D1 database files: DB and the index databases of INDEX_DATABASES (wrangler.toml
+ * declares two; the namespace's index is in one of them, and both are locked).
+ */
+function d1Files(): string[] {
   const dir = join(inject("stateDir"), D1_DIR);
   const files = readdirSync(dir).filter((name) => name.endsWith(".sqlite") && name !== "metadata.sqlite");
-  expect(files, `D1 databases in ${dir}`).toHaveLength(1);
-  return join(dir, files[0] as string);
+  expect(files, `D1 databases in ${dir}`).toHaveLength(2);
+  return files.map((name) => join(dir, name));
 }
 
 /** A held write lock on the D1 file; `release()` resolves once it is given up. */
@@ -104,7 +107,7 @@ describe("the event index under a D1 write outage", () => {
     await api.waitForEvent(requestId, (event) => event.phase === "running", 120_000);
     await waitForListed(functionName, requestId, "RUNNING", 60_000);
 
-    const lock = await lockD1(d1File());
+    const locks = await Promise.all(d1Files().map((file) => lockD1(file)));
     try {
       const done = await api.waitForEvent(requestId, undefined, 60_000);
       expect(done.status).toBe("FINISHED");
@@ -119,7 +122,7 @@ describe("the event index under a D1 write outage", () => {
       expect(refused.status).toBe(409);
       expect(refused.body?.error?.code).toBe("FUNCTION_IN_USE");
     } finally {
-      await lock.release();
+      await Promise.all(locks.map((lock) => lock.release()));
     }
 
     // Nothing but the event's own retry writes the row again.

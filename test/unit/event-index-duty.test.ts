@@ -20,7 +20,7 @@ function fakeStorage() {
   return { held, storage };
 }
 
-const noDb = {} as D1Database;
+const noDb = () => ({}) as D1Database;
 const rearm = async () => undefined;
 
 describe("the end's index row sent on the queue", () => {
@@ -65,5 +65,31 @@ describe("the end's index row sent on the queue", () => {
       console.warn = warn;
     }
     expect(duty.owed).toMatchObject({ version: 4, attempts: 1 });
+  });
+});
+
+describe("a row written to D1 by the event itself", () => {
+  it("goes to the index database of the event's namespace", async () => {
+    const { storage } = fakeStorage();
+    const asked: string[] = [];
+    const batches: number[] = [];
+    const db = {
+      prepare: () => ({ bind: () => ({}) }),
+      batch: async (statements: unknown[]) => void batches.push(statements.length),
+    } as unknown as D1Database;
+    const duty = new EventIndexDuty(
+      storage,
+      (namespace) => {
+        asked.push(namespace);
+        return db;
+      },
+      rearm,
+    );
+    const state = queuedEventState({ namespace: "split-a", version: 2, invokedAt: Date.now() });
+    duty.owe(2, Date.now());
+    await duty.flush(state, false);
+    expect(asked).toEqual(["split-a"]);
+    expect(batches).toEqual([1]);
+    expect(duty.owed).toBeUndefined();
   });
 });

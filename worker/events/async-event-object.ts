@@ -2,6 +2,7 @@
 // commands. Storage, the index row, the log and the deadlines each live in their own module
 // (event-storage, event-index-duty, event-log, event-deadlines).
 import { DurableObject } from "cloudflare:workers";
+import { indexDatabaseOf } from "../db/index-databases";
 import { type ContainerSize, containerSizes, eventClassOf, sizeForMemory } from "../functions/instance-types";
 import { logLimitBytesOf } from "../functions/model";
 import { installCostCounters } from "../shared/cost-counters";
@@ -197,7 +198,7 @@ export class AsyncEventObject extends DurableObject<Env> {
     this.storage = new EventStorage(ctx.storage);
     this.index = new EventIndexDuty(
       this.storage,
-      env.DB,
+      (namespace) => indexDatabaseOf(env, namespace),
       () => this.armAlarm(),
       (entry) => sendIndexRow(this.env, entry),
     );
@@ -749,7 +750,7 @@ export class AsyncEventObject extends DurableObject<Env> {
         this.index.forget();
         this.delivery.forget();
         await this.storage.deleteEverything();
-        await deleteIndexRowOf(this.env.DB, state.requestId);
+        await deleteIndexRowOf(indexDatabaseOf(this.env, state.namespace), state.requestId);
         // Its delivery log goes with it (best effort: the DeliveryObject expires by itself otherwise).
         if (deliveryHandoffOf(state)) {
           await deliveryStub(this.env, state.requestId)

@@ -8,7 +8,9 @@
 // never forgotten, and ends FAILED once it has run MAX_BULK_JOB_RUN_MS. Every call (create, get,
 // cancel) sets the alarm again should it be missing while a job runs, so a lost alarm cannot stall
 // the namespace's jobs (nor hold its running places) for good.
+
 import { DurableObject } from "cloudflare:workers";
+import { indexDatabaseOf } from "../db/index-databases";
 import { type RpcResult, rpcFail, rpcOk } from "../shared/errors";
 import { eventStub } from "../shared/objects";
 import {
@@ -174,7 +176,10 @@ export class BulkTerminationObject extends DurableObject<Env> {
     const limit = Math.min(BULK_TERMINATE_PAGE_EVENTS, MAX_EVENTS_PER_BULK_JOB - job.counts.matched);
     let rows: { startTime: number; requestId: string }[];
     try {
-      rows = limit > 0 ? await bulkPage(this.env.DB, job.namespace, job.filter, job.cursor, limit) : [];
+      rows =
+        limit > 0
+          ? await bulkPage(indexDatabaseOf(this.env, job.namespace), job.namespace, job.filter, job.cursor, limit)
+          : [];
     } catch (error) {
       const failures = job.pageFailures + 1;
       const latest = (await this.job(job.jobId)) ?? job;

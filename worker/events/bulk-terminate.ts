@@ -3,9 +3,11 @@
 // shape, the pacing and the reads of the D1 index the job pages through. The job itself runs in
 // BulkTerminationObject (bulk-terminate-object.ts, one per namespace), which ends each event through
 // the same AsyncEventObject.terminate as POST /v1/events/{requestId}/terminate.
+
 import { and, asc, count, eq, type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { z } from "zod";
+import { indexDatabaseOf } from "../db/index-databases";
 import { events } from "../db/schema";
 import { FunctionRegistry } from "../functions/registry";
 import { PlatformError, unwrap } from "../shared/errors";
@@ -342,7 +344,7 @@ export async function startBulkTermination(
 ): Promise<BulkDryRun | { dryRun: false; job: PublicBulkJob }> {
   if (body.functionName !== undefined) await new FunctionRegistry(env).get(namespace, body.functionName);
   if (body.dryRun) {
-    const counted = await countBulkMatches(env.DB, namespace, bulkFilterOf(body, Date.now()));
+    const counted = await countBulkMatches(indexDatabaseOf(env, namespace), namespace, bulkFilterOf(body, Date.now()));
     return {
       dryRun: true,
       count: Math.min(counted, MAX_EVENTS_PER_BULK_JOB),

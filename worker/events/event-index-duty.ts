@@ -23,12 +23,13 @@ export class EventIndexDuty {
   private pending: PendingIndexWrite | undefined;
 
   /**
+   * @param dbOf The D1 database holding a namespace's index (indexDatabaseOf).
    * @param sendRow Hands a row to the dispatch queue's consumer, which writes it in a batch
    * (sendIndexRow); used by flush with `viaQueue` (the end's write). Absent: every write goes to D1.
    */
   constructor(
     private readonly storage: EventStorage,
-    private readonly db: D1Database,
+    private readonly dbOf: (namespace: string) => D1Database,
     private readonly rearm: () => Promise<void>,
     private readonly sendRow?: (entry: EventIndexEntry) => Promise<void>,
   ) {}
@@ -109,7 +110,7 @@ export class EventIndexDuty {
     const queued = viaQueue && this.sendRow !== undefined;
     try {
       if (queued && this.sendRow) await this.sendRow(entry);
-      else await writeIndexEntries(this.db, [entry]);
+      else await writeIndexEntries(this.dbOf(entry.namespace), [entry]);
     } catch (error) {
       // Another call may have replaced the debt while D1 answered: count the failure on the newest.
       const failed = afterFailedIndexWrite(this.pending ?? owed, Date.now());

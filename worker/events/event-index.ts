@@ -1,3 +1,4 @@
+import { groupByIndexDatabase, type IndexDatabaseEnv } from "../db/index-databases";
 import { eventIdentityOf } from "./event-identity";
 import type { EventIndexEntry } from "./event-index-entry";
 import { type EventState, publicStatus } from "./event-machine";
@@ -163,4 +164,28 @@ export async function writeIndexEntries(db: D1Database, entries: readonly EventI
     if (tagged.length > 0) statements.push(db.prepare(TAGS_MANY_SQL).bind(JSON.stringify(tagged)));
   }
   await db.batch(statements);
+}
+
+/**
+ * Writes rows of any namespaces, each into its namespace's index database (indexDatabaseOf), the
+ * databases in parallel. Answers the RequestIds written and, per database that refused its rows,
+ * those rows and the error: one database's outage does not hold back the others' rows.
+ */
+export async function writeIndexEntriesByDatabase(
+  env: IndexDatabaseEnv,
+  entries: readonly EventIndexEntry[],
+): Promise<{ written: Set<string>; refused: { binding: string; entries: EventIndexEntry[]; error: unknown }[] }> {
+  const written = new Set<string>();
+  const refused: { binding: string; entries: EventIndexEntry[]; error: unknown }[] = [];
+  await Promise.all(
+    groupByIndexDatabase(env, entries, (entry) => entry.namespace).map(async (group) => {
+      try {
+        await writeIndexEntries(group.db, group.items);
+        for (const entry of group.items) written.add(entry.requestId);
+      } catch (error) {
+        refused.push({ binding: group.binding, entries: group.items, error });
+      }
+    }),
+  );
+  return { written, refused };
 }

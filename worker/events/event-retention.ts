@@ -243,23 +243,44 @@ interface PurgePass {
  * retention, a window rotating with the minute, and starts its passes at a pass rotating with the
  * minute: when the budget runs out, the next runs begin elsewhere, so no namespace starves.
  * Answers how many index rows went.
+ *
+ * `scope` is for an index database other than DB (INDEX_DATABASES): the namespace settings are read
+ * from `scope.settingsDb`, and only `scope.namespaces` (those mapped to this database) may have their
+ * own retention here; every other row in it is purged by the default retention.
  */
-export async function purgeExpiredIndexRows(db: D1Database, nowMs: number): Promise<number> {
+export async function purgeExpiredIndexRows(
+  db: D1Database,
+  nowMs: number,
+  scope?: { settingsDb: D1Database; namespaces: readonly string[] },
+): Promise<number> {
   const budget = { batches: MAX_PURGE_BATCHES_PER_RUN, deleted: 0 };
   const minute = Math.floor(nowMs / 60_000);
+  let custom: string;
+  let customParams: string[];
+  let window: { namespace: string; retention_hours: number }[];
+  if (scope === undefined) {
+    custom = CUSTOM_NAMESPACES;
+    customParams = [];
+    window = await customNamespaceWindow(db, minute);
+  } else {
+    const all = await mappedCustomNamespaces(scope.settingsDb, scope.namespaces);
+    custom = "SELECT value FROM json_each(?2)";
+    customParams = [JSON.stringify(all.map((row) => row.namespace))];
+    window = rotatingWindow(all, minute);
+  }
   const passes: PurgePass[] = [
     {
-      where: `end_time < ?1 AND namespace NOT IN (${CUSTOM_NAMESPACES})`,
+      where: `end_time < ?1 AND namespace NOT IN (${custom})`,
       order: "end_time",
-      params: [nowMs - DEFAULT_RETENTION_MS],
+      params: [nowMs - DEFAULT_RETENTION_MS, ...customParams],
     },
     {
-      where: `end_time IS NULL AND start_time < ?1 AND namespace NOT IN (${CUSTOM_NAMESPACES})`,
+      where: `end_time IS NULL AND start_time < ?1 AND namespace NOT IN (${custom})`,
       order: "start_time",
-      params: [nowMs - DEFAULT_RETENTION_MS - MAX_RUN_MS],
+      params: [nowMs - DEFAULT_RETENTION_MS - MAX_RUN_MS, ...customParams],
     },
   ];
-  for (const row of await customNamespaceWindow(db, minute)) {
+  for (const row of window) {
     const retentionMs = boundedHours(row.retention_hours) * HOUR_MS;
     passes.push(
       { where: "namespace = ?2 AND end_time < ?1", order: "end_time", params: [nowMs - retentionMs, row.namespace] },
@@ -318,6 +339,33 @@ async function customNamespaceWindow(
     results.push(...wrapped.results);
   }
   return results;
+}
+
+/**
+ * The namespaces among `namespaces` whose settings (read from `settingsDb`) give them their own
+ * retention, by name: one statement, the names bound as one JSON array (INDEX_DATABASES maps at
+ * most MAX_MAPPED_NAMESPACES).
+ */
+async function mappedCustomNamespaces(
+  settingsDb: D1Database,
+  namespaces: readonly string[],
+): Promise<{ namespace: string; retention_hours: number }[]> {
+  if (namespaces.length === 0) return [];
+  const { results } = await settingsDb
+    .prepare(
+      `SELECT namespace, retention_hours FROM namespace_settings
+       WHERE retention_hours != ?1 AND namespace IN (SELECT value FROM json_each(?2)) ORDER BY namespace`,
+    )
+    .bind(DEFAULT_RETENTION_HOURS, JSON.stringify(namespaces))
+    .all<{ namespace: string; retention_hours: number }>();
+  return results;
+}
+
+/** At most MAX_PURGE_NAMESPACES_PER_RUN of `all`, a window moved on each minute (wrapping). */
+function rotatingWindow<T>(all: readonly T[], minute: number): T[] {
+  if (all.length <= MAX_PURGE_NAMESPACES_PER_RUN) return [...all];
+  const offset = (minute * MAX_PURGE_NAMESPACES_PER_RUN) % all.length;
+  return [...all.slice(offset), ...all.slice(0, offset)].slice(0, MAX_PURGE_NAMESPACES_PER_RUN);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { and, asc, count, eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { indexDatabaseOf } from "../db/index-databases";
 import { events, type FunctionRow, functionAliases, functions, functionVersions, triggers } from "../db/schema";
 import { fromBase64, sha256Hex } from "../shared/encoding";
 import { PlatformError } from "../shared/errors";
@@ -403,11 +404,16 @@ export class FunctionRegistry {
    * at most MAX_VERSIONS_PER_FUNCTION published versions, and the packages of the last
    * CODE_SWEEP_GRACE_MS or of updates made while events ran (swept by the next update).
    */
-  async sweepCode(namespace: string, name: string, graceMs = CODE_SWEEP_GRACE_MS): Promise<number> {
-    const active = await this.db
+  /** The function's events not ended, counted in its namespace's index database. */
+  private runningEvents(namespace: string, name: string): Promise<{ total: number }[]> {
+    return drizzle(indexDatabaseOf(this.env, namespace))
       .select({ total: count() })
       .from(events)
       .where(and(eq(events.namespace, namespace), eq(events.functionName, name), eq(events.status, "RUNNING")));
+  }
+
+  async sweepCode(namespace: string, name: string, graceMs = CODE_SWEEP_GRACE_MS): Promise<number> {
+    const active = await this.runningEvents(namespace, name);
     if ((active[0]?.total ?? 0) > 0) return 0;
     const current = await this.find(namespace, name);
     if (!current) return 0;
@@ -440,10 +446,7 @@ export class FunctionRegistry {
    */
   async delete(namespace: string, name: string): Promise<void> {
     await this.get(namespace, name);
-    const active = await this.db
-      .select({ total: count() })
-      .from(events)
-      .where(and(eq(events.namespace, namespace), eq(events.functionName, name), eq(events.status, "RUNNING")));
+    const active = await this.runningEvents(namespace, name);
     const running = active[0]?.total ?? 0;
     if (running > 0) {
       throw new PlatformError(

@@ -7,7 +7,9 @@
 // while it is the highest number, so that publishing after deleting the newest version still
 // counts up; older tombstones are removed with it. Code packages stay in R2 (by SHA-256) until the
 // function is deleted: `$LATEST` or another version may share them.
+
 import { z } from "zod";
+import { indexBindingOf, indexDatabaseOf } from "../db/index-databases";
 import type { FunctionRow } from "../db/schema";
 import { PlatformError } from "../shared/errors";
 import { cachedQualifierLookup, forgetQualifiers } from "./qualifier-cache";
@@ -276,6 +278,16 @@ export class FunctionVersions {
     }
     if (!(await functionRow(this.env.DB, namespace, name))) throw functionNotFound(namespace, name);
     if (!isVersionNumber(version)) throw versionNotFound(name, version);
+    // A namespace whose index is in another database (INDEX_DATABASES): its RUNNING events are
+    // counted there first; DELETE_SQL's own check reads DB's index, which holds none of them.
+    if (
+      !force &&
+      indexBindingOf(this.env, namespace) !== "DB" &&
+      (await this.runningOf(namespace, name, version)) > 0
+    ) {
+      if (!(await publishedRecord(this.env.DB, namespace, name, Number(version)))) throw versionNotFound(name, version);
+      throw new PlatformError("VERSION_IN_USE", await this.inUseReason(namespace, name, version));
+    }
     const [deleted] = await this.env.DB.batch<{ version: number }>([
       this.env.DB.prepare(DELETE_SQL).bind(namespace, name, Number(version), version, force ? 1 : 0),
       this.env.DB.prepare(PRUNE_SQL).bind(namespace, name),
@@ -286,9 +298,21 @@ export class FunctionVersions {
     throw new PlatformError("VERSION_IN_USE", await this.inUseReason(namespace, name, version));
   }
 
+  /** RUNNING events of the version, counted in its namespace's index database. */
+  private async runningOf(namespace: string, name: string, version: string): Promise<number> {
+    const row = await indexDatabaseOf(this.env, namespace)
+      .prepare(
+        `SELECT count(*) AS n FROM events WHERE namespace = ?1 AND function_name = ?2
+         AND status = 'RUNNING' AND qualifier = ?3`,
+      )
+      .bind(namespace, name, version)
+      .first<{ n: number }>();
+    return row?.n ?? 0;
+  }
+
   /** Why a version cannot be deleted, for the error message. */
   private async inUseReason(namespace: string, name: string, version: string): Promise<string> {
-    const [aliases, triggers, running] = await this.env.DB.batch<{ label: string }>([
+    const [aliases, triggers] = await this.env.DB.batch<{ label: string }>([
       this.env.DB.prepare(
         `SELECT name AS label FROM function_aliases WHERE namespace = ?1 AND function_name = ?2
          AND (function_version = ?3 OR additional_version = ?3) ORDER BY name LIMIT 5`,
@@ -297,16 +321,12 @@ export class FunctionVersions {
         `SELECT type || ' ' || name AS label FROM triggers WHERE namespace = ?1 AND function_name = ?2 AND qualifier = ?3
          ORDER BY type, name LIMIT 5`,
       ).bind(namespace, name, version),
-      this.env.DB.prepare(
-        `SELECT CAST(count(*) AS TEXT) AS label FROM events WHERE namespace = ?1 AND function_name = ?2
-         AND status = 'RUNNING' AND qualifier = ?3`,
-      ).bind(namespace, name, version),
     ]);
     const labels = (result: D1Result<{ label: string }> | undefined) => (result?.results ?? []).map((r) => r.label);
     const reasons: string[] = [];
     if (labels(aliases).length > 0) reasons.push(`alias(es) ${labels(aliases).join(", ")} route to it`);
     if (labels(triggers).length > 0) reasons.push(`trigger(s) ${labels(triggers).join(", ")} target it`);
-    const runningCount = Number(labels(running)[0] ?? "0");
+    const runningCount = await this.runningOf(namespace, name, version);
     if (runningCount > 0) reasons.push(`${runningCount} RUNNING event(s) of it (wait, or delete with force)`);
     return `version ${version} of function ${name} is in use: ${reasons.join("; ") || "it changed meanwhile; retry"}`;
   }

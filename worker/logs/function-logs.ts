@@ -1,3 +1,4 @@
+import { indexDatabaseOf } from "../db/index-databases";
 import { listEvents } from "../events/event-list";
 import type { EventWithLog } from "../events/event-log";
 import { truncateUtf8, utf8Length } from "../events/text-bounds";
@@ -70,7 +71,7 @@ export async function functionLogs(
       : query.outcome === "error"
         ? ["FAILED" as const, "ABORTED" as const]
         : undefined;
-  const page = await listEvents(env.DB, namespace, functionName, {
+  const page = await listEvents(indexDatabaseOf(env, namespace), namespace, functionName, {
     orderBy: "startTime",
     order: query.order,
     offset: query.offset,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { IndexDatabaseEnv } from "../db/index-databases";
 import {
   type DispatchMessage,
   dispatchMessageSchema,
@@ -7,7 +8,7 @@ import {
   isIndexRowBody,
 } from "../events/dispatch-message";
 import { eventIdentityOf } from "../events/event-identity";
-import { type EventIndexEntry, writeIndexEntries } from "../events/event-index";
+import { type EventIndexEntry, writeIndexEntriesByDatabase } from "../events/event-index";
 import { eventSchedulerName, eventStub, schedulerStub } from "../shared/objects";
 
 /**
@@ -98,7 +99,7 @@ async function deadLetterMalformed(
  */
 export async function consumeDispatchBatch(
   batch: MessageBatch<unknown>,
-  env: Pick<Env, "DB" | "SCHEDULER" | "ASYNC_EVENT" | "DISPATCH_DEAD_LETTER_QUEUE">,
+  env: IndexDatabaseEnv & Pick<Env, "SCHEDULER" | "ASYNC_EVENT" | "DISPATCH_DEAD_LETTER_QUEUE">,
 ): Promise<void> {
   const valid: { message: Message<unknown>; body: DispatchMessage }[] = [];
   const rows: { message: Message<unknown>; body: IndexRowMessage }[] = [];
@@ -143,14 +144,17 @@ export async function consumeDispatchBatch(
   }));
   // The ended events' rows after the first rows: the versioned upsert keeps the newest either way.
   const entries = [...firstRows, ...rows.map(({ body }) => indexEntryOfMessage(body))];
-  const requestIds = [...new Set(entries.map((entry) => entry.requestId))];
-  let indexed: ReadonlySet<string>;
-  try {
-    await writeIndexEntries(env.DB, entries);
-    indexed = new Set(requestIds);
-  } catch (error) {
-    console.warn("event index write failed for a dispatch batch; the events will write their rows", String(error));
-    indexed = await handIndexRowsToEvents(requestIds, env);
+  // Each namespace's rows go to its index database; a database that refuses them hands its rows
+  // back to their events (owesIndexRow), the others' rows stand.
+  const { written, refused } = await writeIndexEntriesByDatabase(env, entries);
+  const indexed = new Set(written);
+  for (const group of refused) {
+    console.warn(
+      `event index write to ${group.binding} failed for a dispatch batch; the events will write their rows`,
+      String(group.error),
+    );
+    const requestIds = [...new Set(group.entries.map((entry) => entry.requestId))].filter((id) => !written.has(id));
+    for (const requestId of await handIndexRowsToEvents(requestIds, env)) indexed.add(requestId);
   }
   // An ended event's row is done once written or owed by its event again; else it is redelivered.
   for (const { message, body } of rows) {

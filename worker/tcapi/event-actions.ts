@@ -1,8 +1,10 @@
 // Asynchronous event actions (Invoke, ListAsyncEvents, GetAsyncEventStatus, TerminateAsyncEvent):
 // Tencent parameters translated to the event services (invokeAsync, the event index, the event's
 // Durable Object), and events translated to Tencent's async event model.
+
 import { z } from "zod";
 import type { Principal } from "../auth/principal";
+import { indexDatabaseOf } from "../db/index-databases";
 import { visibleEventView } from "../events/event-access";
 import { listEvents, MAX_INVOKE_TYPE_FILTERS, qualifierFilterSchema, SCF_INVOKE_TYPES } from "../events/event-list";
 import { idempotencyKeySchemaFor } from "../events/idempotency";
@@ -96,7 +98,7 @@ export const listAsyncEvents: Action = async ({ env, principal, params }) => {
   );
   const namespace = namespaceOf(principal, p.Namespace);
   admitRead(principal.secretId);
-  const page = await listEvents(env.DB, namespace, p.FunctionName, {
+  const page = await listEvents(indexDatabaseOf(env, namespace), namespace, p.FunctionName, {
     order: p.Order,
     orderBy: p.Orderby === "EndTime" ? "endTime" : "startTime",
     offset: p.Offset,

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { type EventIndexEntry, writeIndexEntries } from "../../events/event-index";
+import { type EventIndexEntry, writeIndexEntriesByDatabase } from "../../events/event-index";
 import type { HoldPhase } from "../../instances/instance-container";
 import { dispatchConsumerStats } from "../../scheduling/dispatch-consumer";
 import { costCounts, installCostCounters, resetCostCounts } from "../../shared/cost-counters";
@@ -102,7 +102,8 @@ export const diagnosticsRoutes = new Hono<{ Bindings: Env }>()
   .post("/_diagnostics/seed-index", async (c) => {
     // Writes synthetic index rows (benchmarks of list queries over a large index).
     const body = await readJson(c, seedIndexSchema, MAX_JSON_BODY_BYTES);
-    await writeIndexEntries(c.env.DB, body.rows);
+    const { refused } = await writeIndexEntriesByDatabase(c.env, body.rows);
+    if (refused[0] !== undefined) throw refused[0].error;
     return c.json({ written: body.rows.length });
   })
   .get("/_diagnostics/costs", (c) => {

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { TypedResponse } from "hono";
 import type { AppEnv } from "../../auth/credentials";
+import { indexDatabaseOf } from "../../db/index-databases";
 import { MAX_LOGGED_ATTEMPTS } from "../../events/delivery";
 import { visibleEvent, visibleEventView } from "../../events/event-access";
 import { GRACEFUL_TERMINATE_TIMEOUT_MS, MAX_GRACE_SECONDS, MIN_GRACE_SECONDS } from "../../events/event-deadlines";
@@ -492,7 +493,7 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInvalid 
     const { namespace, name } = c.req.valid("param");
     const query = c.req.valid("query");
     admitRead(c.var.principal.secretId);
-    const page = await listEvents(c.env.DB, namespace, name, query);
+    const page = await listEvents(indexDatabaseOf(c.env, namespace), namespace, name, query);
     return c.json({ total: page.total, events: page.events.map(listedEvent), nextCursor: page.nextCursor }, 200);
   })
   .openapi(terminate, async (c) => {

@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "../../auth/credentials";
+import { indexDatabaseOf } from "../../db/index-databases";
 import {
   functionStatistics,
   MAX_STATISTICS_HOURS,
@@ -62,6 +63,9 @@ export const statisticsRoutes = new OpenAPIHono<AppEnv>({ defaultHook: refuseInv
     admitRead(c.var.principal.secretId);
     // An unknown function is FUNCTION_NOT_FOUND rather than an empty chart.
     await new FunctionRegistry(c.env).get(namespace, name);
-    return c.json(await functionStatistics(c.env.DB, namespace, name, hours, Date.now(), tags ?? {}), 200);
+    return c.json(
+      await functionStatistics(indexDatabaseOf(c.env, namespace), namespace, name, hours, Date.now(), tags ?? {}),
+      200,
+    );
   },
 );
