@@ -1,8 +1,10 @@
+import { env as workerEnv } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
 import {
   CHAOS_MAX_DELAY_SECONDS,
   DISPATCH_QUEUE_BINDINGS,
+  DISPATCH_QUEUE_COUNT,
   type DispatchSendEnv,
   dispatchQueueCount,
   dispatchQueueIndex,
@@ -76,8 +78,8 @@ describe("sendDispatch", () => {
 });
 
 describe("the dispatch queues", () => {
-  /** An environment with all four dispatch queues, each recording the functions sent to it. */
-  function fourQueues(vars: Record<string, string> = {}): { env: DispatchSendEnv; seen: string[][] } {
+  /** An environment with all the dispatch queues, each recording the functions sent to it. */
+  function allQueues(vars: Record<string, string> = {}): { env: DispatchSendEnv; seen: string[][] } {
     const seen: string[][] = DISPATCH_QUEUE_BINDINGS.map(() => []);
     const queues = Object.fromEntries(
       DISPATCH_QUEUE_BINDINGS.map((binding, index) => [
@@ -93,35 +95,38 @@ describe("the dispatch queues", () => {
   }
   const forFunction = (functionName: string): DispatchMessage => ({ ...message(1), functionName });
 
-  it("sends every event of a function to one queue, the one its name hashes to, spreading functions over all four", async () => {
-    const { env, seen } = fourQueues();
-    const names = Array.from({ length: 100 }, (_, index) => `fn-${index}`);
+  it("sends every event of a function to one queue, the one its name hashes to, spreading functions over all forty", async () => {
+    const { env, seen } = allQueues();
+    const names = Array.from({ length: 1_000 }, (_, index) => `fn-${index}`);
     for (const name of names) for (let n = 0; n < 3; n++) await sendDispatch(env, forFunction(name));
+    expect(seen).toHaveLength(DISPATCH_QUEUE_COUNT);
     for (const [index, functions] of seen.entries()) {
-      for (const name of new Set(functions)) expect(dispatchQueueIndex("default", name, 4)).toBe(index);
-      // Each function's three messages all went here, and each queue took a fair share of 100 functions.
+      for (const name of new Set(functions))
+        expect(dispatchQueueIndex("default", name, DISPATCH_QUEUE_COUNT)).toBe(index);
+      // Each function's three messages all went here, and each queue took a fair share (25 of 1,000 on average).
       expect(functions.length % 3).toBe(0);
       expect(new Set(functions).size).toBeGreaterThanOrEqual(10);
     }
-    expect(seen.flat()).toHaveLength(300);
+    expect(seen.flat()).toHaveLength(3_000);
   });
 
-  it("reads DISPATCH_QUEUES: 1 to 4, anything else all four", async () => {
-    expect(dispatchQueueCount({})).toBe(4);
+  it("reads DISPATCH_QUEUES: 1 to 40, anything else all forty", async () => {
+    expect(dispatchQueueCount({})).toBe(40);
     for (const [text, count] of [
       ["1", 1],
       [" 2 ", 2],
       ["4", 4],
-      ["0", 4],
-      ["5", 4],
-      ["two", 4],
-      ["", 4],
+      ["40", 40],
+      ["0", 40],
+      ["41", 40],
+      ["two", 40],
+      ["", 40],
     ] as const) {
       expect(dispatchQueueCount({ DISPATCH_QUEUES: text }), text).toBe(count);
     }
-    const { env, seen } = fourQueues({ DISPATCH_QUEUES: "1" });
+    const { env, seen } = allQueues({ DISPATCH_QUEUES: "1" });
     for (let index = 0; index < 20; index++) await sendDispatch(env, forFunction(`fn-${index}`));
-    expect(seen.map((functions) => functions.length)).toEqual([20, 0, 0, 0]);
+    expect(seen.map((functions) => functions.length)).toEqual([20, ...Array(DISPATCH_QUEUE_COUNT - 1).fill(0)]);
   });
 
   it("sends to the first queue a function whose queue is not bound (an older configuration)", async () => {
@@ -130,11 +135,17 @@ describe("the dispatch queues", () => {
     expect(sent).toHaveLength(20);
   });
 
-  it("knows the four queue names and no other", () => {
-    for (const name of ["afp-dispatch", "afp-dispatch-1", "afp-dispatch-2", "afp-dispatch-3"]) {
+  it("knows the forty queue names and no other", () => {
+    for (const name of ["afp-dispatch", "afp-dispatch-1", "afp-dispatch-3", "afp-dispatch-39"]) {
       expect(isDispatchQueue(name)).toBe(true);
     }
-    for (const name of ["afp-dispatch-dead", "afp-dispatch-4", "afp-trigger-dead", ""])
+    for (const name of ["afp-dispatch-dead", "afp-dispatch-40", "afp-dispatch-01", "afp-trigger-dead", ""])
       expect(isDispatchQueue(name)).toBe(false);
+  });
+
+  it("has a producer binding in wrangler.toml for every one of them", () => {
+    const bindings = workerEnv as unknown as Record<string, { send?: unknown } | undefined>;
+    for (const binding of DISPATCH_QUEUE_BINDINGS) expect(typeof bindings[binding]?.send, binding).toBe("function");
+    expect(bindings[`DISPATCH_QUEUE_${DISPATCH_QUEUE_COUNT}`]).toBeUndefined();
   });
 });

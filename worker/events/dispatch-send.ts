@@ -3,20 +3,23 @@ import { type DispatchMessage, INDEX_ROW_MESSAGE_KIND, type IndexRowMessage } fr
 import type { EventIndexEntry } from "./event-index-entry";
 
 /**
- * The dispatch queues (wrangler.toml), by binding and by queue name, in order. One queue carries at
- * most 5,000 messages a second (Cloudflare's published limit): two per event (the dispatch and the
- * end's index row, sendIndexRow), so about 2.5 functions at 1,000 QPS
- * each: a function's events go to one of DISPATCH_QUEUES of them, chosen by its name, so that many
- * functions spread over them while each function's events keep one queue (ARCHITECTURE.md,
- * "Scaling"). More queues are a change of wrangler.toml and of these two lists.
+ * The dispatch queues wrangler.toml declares (scripts/dispatch-queues.mjs writes them: the same
+ * count). One queue carries at most 5,000 messages a second (Cloudflare's published limit): two per
+ * event (the dispatch and the end's index row, sendIndexRow), so about 2.5 functions at 1,000 QPS
+ * each, and the 100 functions of the target need 40: a function's events go to one of
+ * DISPATCH_QUEUES of them, chosen by its name, so that many functions spread over them while each
+ * function's events keep one queue (ARCHITECTURE.md, "Scaling").
  */
-export const DISPATCH_QUEUE_BINDINGS = [
-  "DISPATCH_QUEUE",
-  "DISPATCH_QUEUE_1",
-  "DISPATCH_QUEUE_2",
-  "DISPATCH_QUEUE_3",
-] as const;
-export const DISPATCH_QUEUE_NAMES = ["afp-dispatch", "afp-dispatch-1", "afp-dispatch-2", "afp-dispatch-3"] as const;
+export const DISPATCH_QUEUE_COUNT = 40;
+/** The dispatch queues' bindings, in order: DISPATCH_QUEUE, DISPATCH_QUEUE_1, ... */
+export const DISPATCH_QUEUE_BINDINGS: readonly string[] = Array.from({ length: DISPATCH_QUEUE_COUNT }, (_, index) =>
+  index === 0 ? "DISPATCH_QUEUE" : `DISPATCH_QUEUE_${index}`,
+);
+/** The dispatch queues' names, in the same order: afp-dispatch, afp-dispatch-1, ... */
+export const DISPATCH_QUEUE_NAMES: readonly string[] = Array.from({ length: DISPATCH_QUEUE_COUNT }, (_, index) =>
+  index === 0 ? "afp-dispatch" : `afp-dispatch-${index}`,
+);
+const DISPATCH_QUEUE_NAME_SET: ReadonlySet<string> = new Set(DISPATCH_QUEUE_NAMES);
 /** DISPATCH_QUEUES when absent or malformed: every dispatch queue. */
 export const DEFAULT_DISPATCH_QUEUES = DISPATCH_QUEUE_BINDINGS.length;
 
@@ -26,7 +29,7 @@ export const DEFAULT_DISPATCH_QUEUES = DISPATCH_QUEUE_BINDINGS.length;
  * is the test-only fault switch CHAOS_DUPLICATE_DISPATCH (see sendDispatch): absent means "off".
  */
 export type DispatchSendEnv = Pick<Env, "DISPATCH_QUEUE" | "DIAGNOSTICS_ENABLED"> &
-  Partial<Pick<Env, "DISPATCH_QUEUE_1" | "DISPATCH_QUEUE_2" | "DISPATCH_QUEUE_3" | "DISPATCH_QUEUES">> & {
+  Partial<Pick<Env, "DISPATCH_QUEUES">> & {
     CHAOS_DUPLICATE_DISPATCH?: string;
   };
 
@@ -45,7 +48,7 @@ export function dispatchQueueIndex(namespace: string, functionName: string, coun
 
 /** True for the name of one of the dispatch queues (the Worker consumes them all alike). */
 export function isDispatchQueue(name: string): boolean {
-  return (DISPATCH_QUEUE_NAMES as readonly string[]).includes(name);
+  return DISPATCH_QUEUE_NAME_SET.has(name);
 }
 
 /** The queue a message goes to (the first one when its function's queue is not bound here). */
@@ -55,7 +58,7 @@ export function dispatchQueueOf(
 ): Queue {
   const index = dispatchQueueIndex(message.namespace, message.functionName, dispatchQueueCount(env));
   const binding = DISPATCH_QUEUE_BINDINGS[index] ?? "DISPATCH_QUEUE";
-  return env[binding] ?? env.DISPATCH_QUEUE;
+  return (env as unknown as Record<string, Queue | undefined>)[binding] ?? env.DISPATCH_QUEUE;
 }
 
 /** Longest delay of a delayed copy under the duplicate-dispatch fault switch, in seconds. */
