@@ -210,11 +210,21 @@ const containerGuard = spawn(process.execPath, [join(root, "scripts", "container
 });
 // Every D1 database of wrangler.toml takes the same migrations: DB (the registry and the event index)
 // and each further index database (INDEX_DB_1, ...; INDEX_DATABASES maps namespaces to them).
-const d1Bindings = [
-  ...readFileSync(join(root, "wrangler.toml"), "utf8").matchAll(/^\[\[d1_databases\]\]\s*\nbinding = "([A-Z0-9_]+)"/gm),
-].map((match) => match[1]);
+// Each [[d1_databases]] table's binding: its `binding = "..."` line before the next table header.
+const d1Bindings = [];
+for (const table of readFileSync(join(root, "wrangler.toml"), "utf8")
+  .split(/^\[\[d1_databases\]\]\s*$/m)
+  .slice(1)) {
+  const body = table.split(/^\s*\[/m)[0] ?? "";
+  const binding = /^\s*binding\s*=\s*"([A-Za-z0-9_]+)"\s*$/m.exec(body)?.[1];
+  if (binding === undefined) {
+    log("a [[d1_databases]] table of wrangler.toml names no binding");
+    process.exit(1);
+  }
+  d1Bindings.push(binding);
+}
 if (!d1Bindings.includes("DB")) {
-  log("wrangler.toml declares no [[d1_databases]] binding DB (its first line after the header)");
+  log("wrangler.toml declares no [[d1_databases]] table with binding DB");
   process.exit(1);
 }
 for (const binding of d1Bindings) {

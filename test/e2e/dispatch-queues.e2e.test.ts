@@ -49,4 +49,16 @@ describe("the dispatch queues", () => {
     const ended = await Promise.all(requestIds.map((requestId) => api.waitForEvent(requestId, undefined, 120_000)));
     expect(ended.map((event) => [event.status, event.result])).toEqual(SAMPLED.map((queue) => ["FINISHED", { queue }]));
   }, 180_000);
+
+  it("runs the events of a function pinned to two queues (DISPATCH_QUEUE_PINS in global-setup.ts)", async () => {
+    const name = "dq-pinned";
+    const created = await api.createFunction(NAMESPACE, { name, runtime: "Nodejs22", files: HANDLER, timeout: 60 });
+    // 409: created by an earlier run on the same state folder.
+    expect([201, 409]).toContain(created.status);
+    const requestIds = await Promise.all([1, 2, 3, 4].map((queue) => api.invoke(NAMESPACE, name, { queue })));
+    const ended = await Promise.all(requestIds.map((requestId) => api.waitForEvent(requestId, undefined, 120_000)));
+    expect(ended.map((event) => [event.status, event.result])).toEqual(
+      [1, 2, 3, 4].map((queue) => ["FINISHED", { queue }]),
+    );
+  }, 180_000);
 });

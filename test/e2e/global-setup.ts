@@ -35,6 +35,8 @@ export async function setup(project: TestProject): Promise<void> {
       // (retention.e2e.test.ts) and the bulk operations' keep their index in INDEX_DB_1, the others
       // in DB, so the suite reads and writes both.
       INDEX_DATABASES: "INDEX_DB_1=default|retention-short|bulk-e2e",
+      // A function pinned to two dispatch queues (dispatch-queues.e2e.test.ts).
+      DISPATCH_QUEUE_PINS: "default/dq-pinned=38|39",
     },
     env: {
       DEV_SECRET_ID: TEST_CREDENTIALS.secretId,

@@ -219,7 +219,7 @@ describe("the reads of a mapped namespace", () => {
     expect(((await counted.json()) as { totals: Record<string, number> }).totals).toMatchObject({ FINISHED: 1 });
   });
 
-  it("refuse DeleteFunction and a version's delete while its own index shows RUNNING events", async () => {
+  it("refuse DeleteFunction and a version's delete while its own index shows RUNNING events, and only then", async () => {
     const functionName = unique("fn");
     await createFunction("split-b", functionName);
     const fn = `/v1/namespaces/split-b/functions/${functionName}`;
@@ -234,6 +234,8 @@ describe("the reads of a mapped namespace", () => {
       version: 2,
     });
     await writeIndexEntries(env.INDEX_DB_1, [running]);
+    // A stale RUNNING row of the version left in DB from before the namespace moved: not read.
+    await writeIndexEntries(env.DB, [{ ...running, requestId: crypto.randomUUID() }]);
 
     const version = await call(`${fn}/versions/1`, { method: "DELETE" });
     expect(version.status).toBe(409);
@@ -261,9 +263,10 @@ describe("the retention purge", () => {
     // split-b keeps the default retention (72 h).
     const plainKept = entry("split-b", functionName, { startTime: now - 3 * HOUR, endTime: now - 2 * HOUR });
     const plainGone = entry("split-b", functionName, { startTime: now - 74 * HOUR, endTime: now - 73 * HOUR });
-    // A namespace no longer mapped here: its rows go by the default retention.
-    const leftKept = entry("moved-away", functionName, { startTime: now - 72 * HOUR, endTime: now - 71 * HOUR });
-    const leftGone = entry("moved-away", functionName, { startTime: now - 74 * HOUR, endTime: now - 73 * HOUR });
+    // A namespace not mapped here (moved away, or of a binding sharing this database): its rows go
+    // by the longest retention any namespace may have (168 h).
+    const leftKept = entry("moved-away", functionName, { startTime: now - 101 * HOUR, endTime: now - 100 * HOUR });
+    const leftGone = entry("moved-away", functionName, { startTime: now - 170 * HOUR, endTime: now - 169 * HOUR });
     // In DB, a namespace of its own shorter retention is purged as before.
     const mainGone = entry("default", functionName, { startTime: now - 74 * HOUR, endTime: now - 73 * HOUR });
     const mainKept = entry("default", functionName, { startTime: now - 3 * HOUR, endTime: now - 2 * HOUR });

@@ -9,7 +9,10 @@ import {
   dispatchQueueCount,
   dispatchQueueIndex,
   duplicatePlan,
+  eventQueueIndex,
   isDispatchQueue,
+  MAX_PINNED_FUNCTIONS,
+  parseDispatchQueuePins,
   sendDispatch,
 } from "../../worker/events/dispatch-send";
 
@@ -147,5 +150,64 @@ describe("the dispatch queues", () => {
     const bindings = workerEnv as unknown as Record<string, { send?: unknown } | undefined>;
     for (const binding of DISPATCH_QUEUE_BINDINGS) expect(typeof bindings[binding]?.send, binding).toBe("function");
     expect(bindings[`DISPATCH_QUEUE_${DISPATCH_QUEUE_COUNT}`]).toBeUndefined();
+  });
+});
+
+describe("functions pinned to dispatch queues (DISPATCH_QUEUE_PINS)", () => {
+  const event = (namespace: string, functionName: string, requestId: string = crypto.randomUUID()) => ({
+    namespace,
+    functionName,
+    requestId,
+  });
+
+  it("sends a pinned function's events to its queue, and spreads one pinned to several over exactly those", () => {
+    const env = { DISPATCH_QUEUES: "40", DISPATCH_QUEUE_PINS: "video/transcode=7, etl/daily=3|21|39" };
+    for (let n = 0; n < 50; n++) expect(eventQueueIndex(env, event("video", "transcode"))).toBe(7);
+    const counts = new Map<number, number>();
+    for (let n = 0; n < 600; n++) {
+      const queue = eventQueueIndex(env, event("etl", "daily"));
+      counts.set(queue, (counts.get(queue) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort((a, b) => a - b)).toEqual([3, 21, 39]);
+    for (const count of counts.values()) expect(count).toBeGreaterThan(100);
+    // The same event always goes to the same queue; a function not pinned hashes as before.
+    const once = event("etl", "daily");
+    expect(eventQueueIndex(env, once)).toBe(eventQueueIndex(env, { ...once }));
+    expect(eventQueueIndex(env, event("video", "thumbnail"))).toBe(dispatchQueueIndex("video", "thumbnail", 40));
+  });
+
+  it("sends a pinned event through that queue's binding", async () => {
+    const seen: number[] = [];
+    const queues = Object.fromEntries(
+      DISPATCH_QUEUE_BINDINGS.map((binding, index) => [
+        binding,
+        { send: async () => void seen.push(index) } as unknown as Queue,
+      ]),
+    );
+    const env = { ...queues, DIAGNOSTICS_ENABLED: "false", DISPATCH_QUEUE_PINS: "default/fn-pinned=12" };
+    await sendDispatch(env as unknown as DispatchSendEnv, { ...message(1), functionName: "fn-pinned" });
+    expect(seen).toEqual([12]);
+  });
+
+  it("ignores malformed entries, queues out of range and a second pin, naming each", () => {
+    const pins = parseDispatchQueuePins(
+      "no-slash=1,a/fa=40,a/fa=x,a/fa/c=1,a/fa=2,a/fa=3,c/fd=0|0|5,=1,e/ff=,ns/-fn=4",
+    );
+    expect([...pins.byFunction]).toEqual([
+      ["a/fa", [2]],
+      ["c/fd", [0, 5]],
+    ]);
+    expect(pins.problems).toHaveLength(8);
+    expect(pins.problems.join("\n")).toMatch(/"a\/fa=40" is not/);
+    expect(pins.problems.join("\n")).toMatch(/pins a\/fa twice/);
+    expect(pins.problems.join("\n")).toMatch(/"ns\/-fn", which is not/);
+    expect(parseDispatchQueuePins(undefined).byFunction.size).toBe(0);
+  });
+
+  it("stops at MAX_PINNED_FUNCTIONS functions", () => {
+    const many = Array.from({ length: MAX_PINNED_FUNCTIONS + 3 }, (_, index) => `ns/fn-${index}=1`).join(",");
+    const pins = parseDispatchQueuePins(many);
+    expect(pins.byFunction.size).toBe(MAX_PINNED_FUNCTIONS);
+    expect(pins.problems).toEqual([expect.stringMatching(/more than 1000 functions/)]);
   });
 });

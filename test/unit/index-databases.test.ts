@@ -31,14 +31,15 @@ describe("parsing INDEX_DATABASES", () => {
 
   it("ignores malformed entries, unbound or foreign bindings and a second mapping, naming each", () => {
     const plan = parseIndexDatabases(
-      "team-a,DB=team-b,INDEX_DB_0=team-c,INDEX_DB_7=team-d,INDEX_DB_1=team-e,INDEX_DB_2=team-e|team-f",
+      "team-a,DB=team-b,INDEX_DB_0=team-c,INDEX_DB_7=team-d,INDEX_DB_1=team-e|bad name!,INDEX_DB_2=team-e|team-f",
       bound,
     );
     expect([...plan.byNamespace]).toEqual([
       ["team-e", "INDEX_DB_1"],
       ["team-f", "INDEX_DB_2"],
     ]);
-    expect(plan.problems).toHaveLength(5);
+    expect(plan.problems).toHaveLength(6);
+    expect(plan.problems.join("\n")).toMatch(/"bad name!", which is not a namespace/);
     expect(plan.problems.join("\n")).toMatch(/"team-a" is not/);
     expect(plan.problems.join("\n")).toMatch(/"DB=team-b" is not/);
     expect(plan.problems.join("\n")).toMatch(/INDEX_DB_7, which is not a D1 binding/);
@@ -52,9 +53,14 @@ describe("parsing INDEX_DATABASES", () => {
     expect(plan.byNamespace.has(`ns-${MAX_MAPPED_NAMESPACES}`)).toBe(false);
     expect(plan.problems).toEqual([expect.stringMatching(/more than 1000 namespaces/)]);
 
-    const long = parseIndexDatabases(`INDEX_DB_1=${"x".repeat(MAX_INDEX_DATABASES_CHARS)}|after`, bound);
-    expect(long.byNamespace.has("after")).toBe(false);
-    expect(long.problems).toEqual([expect.stringMatching(/longer than/)]);
+    // Cut at the last whole entry: "team-b" is not shortened into another namespace's name.
+    const filler = `INDEX_DB_2=${"x".repeat(MAX_INDEX_DATABASES_CHARS - 40)}`;
+    const long = parseIndexDatabases(`INDEX_DB_1=team-a,${filler},INDEX_DB_1=team-b-and-more-letters`, bound);
+    expect([...long.byNamespace.keys()]).toEqual(["team-a"]);
+    expect(long.problems).toEqual([
+      expect.stringMatching(/longer than/),
+      expect.stringMatching(/which is not a namespace/),
+    ]);
   });
 });
 

@@ -7,6 +7,8 @@
 // credentials, settings). A namespace's list, statistics and bulk operations read one database.
 // Every index database takes the same migrations as DB; only its index tables are used.
 
+import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../shared/names";
+
 /** An index database binding: INDEX_DB_1 to INDEX_DB_99. */
 export const INDEX_DATABASE_BINDING = /^INDEX_DB_[1-9][0-9]?$/;
 /** Namespaces INDEX_DATABASES may map, in all (entries past it are ignored, logged). */
@@ -38,7 +40,8 @@ export function parseIndexDatabases(
   let spec = text ?? "";
   if (spec.length > MAX_INDEX_DATABASES_CHARS) {
     problems.push(`INDEX_DATABASES is longer than ${MAX_INDEX_DATABASES_CHARS} characters: the rest is ignored`);
-    spec = spec.slice(0, MAX_INDEX_DATABASES_CHARS);
+    // Up to the last whole entry: a cut one could name another namespace.
+    spec = spec.slice(0, Math.max(0, spec.lastIndexOf(",", MAX_INDEX_DATABASES_CHARS)));
   }
   for (const raw of spec.split(",")) {
     const entry = raw.trim();
@@ -56,6 +59,12 @@ export function parseIndexDatabases(
     for (const part of entry.slice(equals + 1).split("|")) {
       const namespace = part.trim();
       if (namespace === "") continue;
+      if (!NAMESPACE_PATTERN.test(namespace)) {
+        problems.push(
+          `INDEX_DATABASES names "${namespace.slice(0, 40)}", which is not a namespace (${NAMESPACE_RULE}): ignored`,
+        );
+        continue;
+      }
       const earlier = byNamespace.get(namespace);
       if (earlier !== undefined) {
         if (earlier !== binding) problems.push(`INDEX_DATABASES maps ${namespace} twice: ${earlier} kept`);

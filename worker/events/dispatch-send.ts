@@ -1,3 +1,4 @@
+import { FUNCTION_NAME_PATTERN, NAMESPACE_PATTERN } from "../shared/names";
 import { stableShard } from "../shared/stable-shard";
 import { type DispatchMessage, INDEX_ROW_MESSAGE_KIND, type IndexRowMessage } from "./dispatch-message";
 import type { EventIndexEntry } from "./event-index-entry";
@@ -29,7 +30,7 @@ export const DEFAULT_DISPATCH_QUEUES = DISPATCH_QUEUE_BINDINGS.length;
  * is the test-only fault switch CHAOS_DUPLICATE_DISPATCH (see sendDispatch): absent means "off".
  */
 export type DispatchSendEnv = Pick<Env, "DISPATCH_QUEUE" | "DIAGNOSTICS_ENABLED"> &
-  Partial<Pick<Env, "DISPATCH_QUEUES">> & {
+  Partial<Pick<Env, "DISPATCH_QUEUES" | "DISPATCH_QUEUE_PINS">> & {
     CHAOS_DUPLICATE_DISPATCH?: string;
   };
 
@@ -46,17 +47,101 @@ export function dispatchQueueIndex(namespace: string, functionName: string, coun
   return stableShard(`${namespace}/${functionName}`, count);
 }
 
+/** Functions DISPATCH_QUEUE_PINS may pin (entries past it are ignored, logged). */
+export const MAX_PINNED_FUNCTIONS = 1_000;
+/** Longest DISPATCH_QUEUE_PINS text read (the rest is ignored, logged). */
+export const MAX_PINS_CHARS = 64 * 1024;
+
+/** The parsed pins: `namespace/function` → its queues (indexes), and what was ignored. */
+export interface DispatchQueuePins {
+  byFunction: ReadonlyMap<string, readonly number[]>;
+  problems: readonly string[];
+}
+
+/**
+ * Parses DISPATCH_QUEUE_PINS: comma-separated `<namespace>/<function>=<queue>[|<queue>...]`
+ * entries, each queue an index of a declared dispatch queue (0 for afp-dispatch, n for
+ * afp-dispatch-n). A function pinned twice keeps its first entry; a malformed entry, a queue out of
+ * range and functions past MAX_PINNED_FUNCTIONS are ignored, each with a problem.
+ */
+export function parseDispatchQueuePins(text: string | undefined): DispatchQueuePins {
+  const byFunction = new Map<string, number[]>();
+  const problems: string[] = [];
+  let spec = text ?? "";
+  if (spec.length > MAX_PINS_CHARS) {
+    problems.push(`DISPATCH_QUEUE_PINS is longer than ${MAX_PINS_CHARS} characters: the rest is ignored`);
+    // Up to the last whole entry: a cut one could name other queues.
+    spec = spec.slice(0, Math.max(0, spec.lastIndexOf(",", MAX_PINS_CHARS)));
+  }
+  for (const raw of spec.split(",")) {
+    const entry = raw.trim();
+    if (entry === "") continue;
+    const match = /^([^/=\s]+\/[^/=\s]+)\s*=\s*([0-9]{1,2}(?:\s*\|\s*[0-9]{1,2})*)$/.exec(entry);
+    const queues = match?.[2]?.split("|").map((part) => Number(part.trim()));
+    if (!match || !queues || queues.some((queue) => queue >= DISPATCH_QUEUE_COUNT)) {
+      problems.push(
+        `DISPATCH_QUEUE_PINS entry "${entry.slice(0, 80)}" is not <namespace>/<function>=<queue 0-${DISPATCH_QUEUE_COUNT - 1}>[|...]: ignored`,
+      );
+      continue;
+    }
+    const name = match[1] as string;
+    const [namespace = "", functionName = ""] = name.split("/");
+    if (!NAMESPACE_PATTERN.test(namespace) || !FUNCTION_NAME_PATTERN.test(functionName)) {
+      problems.push(`DISPATCH_QUEUE_PINS names "${name.slice(0, 100)}", which is not <namespace>/<function>: ignored`);
+      continue;
+    }
+    if (byFunction.has(name)) {
+      problems.push(`DISPATCH_QUEUE_PINS pins ${name} twice: the first kept`);
+      continue;
+    }
+    if (byFunction.size >= MAX_PINNED_FUNCTIONS) {
+      problems.push(`DISPATCH_QUEUE_PINS pins more than ${MAX_PINNED_FUNCTIONS} functions: ${name} and later ignored`);
+      break;
+    }
+    byFunction.set(name, [...new Set(queues)]);
+  }
+  return { byFunction, problems };
+}
+
+const pinsByEnv = new WeakMap<object, { text: string | undefined; pins: DispatchQueuePins }>();
+
+/** The environment's pins, parsed once per environment object and text; problems logged when parsed. */
+export function dispatchQueuePins(env: Pick<DispatchSendEnv, "DISPATCH_QUEUE_PINS">): DispatchQueuePins {
+  const known = pinsByEnv.get(env);
+  if (known !== undefined && known.text === env.DISPATCH_QUEUE_PINS) return known.pins;
+  const pins = parseDispatchQueuePins(env.DISPATCH_QUEUE_PINS);
+  for (const problem of pins.problems) console.error(problem);
+  pinsByEnv.set(env, { text: env.DISPATCH_QUEUE_PINS, pins });
+  return pins;
+}
+
+/**
+ * The queue (index) of one event: its function's pinned queues when DISPATCH_QUEUE_PINS names it
+ * (several: spread over them by a hash of the RequestId), else the one its name hashes to among
+ * the first DISPATCH_QUEUES.
+ */
+export function eventQueueIndex(
+  env: Pick<DispatchSendEnv, "DISPATCH_QUEUES" | "DISPATCH_QUEUE_PINS">,
+  message: Pick<DispatchMessage, "namespace" | "functionName" | "requestId">,
+): number {
+  const pinned = dispatchQueuePins(env).byFunction.get(`${message.namespace}/${message.functionName}`);
+  if (pinned !== undefined && pinned.length > 0) {
+    return pinned[stableShard(message.requestId, pinned.length)] as number;
+  }
+  return dispatchQueueIndex(message.namespace, message.functionName, dispatchQueueCount(env));
+}
+
 /** True for the name of one of the dispatch queues (the Worker consumes them all alike). */
 export function isDispatchQueue(name: string): boolean {
   return DISPATCH_QUEUE_NAME_SET.has(name);
 }
 
-/** The queue a message goes to (the first one when its function's queue is not bound here). */
+/** The queue a message goes to (the first one when its queue is not bound here). */
 export function dispatchQueueOf(
   env: DispatchSendEnv,
-  message: Pick<DispatchMessage, "namespace" | "functionName">,
+  message: Pick<DispatchMessage, "namespace" | "functionName" | "requestId">,
 ): Queue {
-  const index = dispatchQueueIndex(message.namespace, message.functionName, dispatchQueueCount(env));
+  const index = eventQueueIndex(env, message);
   const binding = DISPATCH_QUEUE_BINDINGS[index] ?? "DISPATCH_QUEUE";
   return (env as unknown as Record<string, Queue | undefined>)[binding] ?? env.DISPATCH_QUEUE;
 }

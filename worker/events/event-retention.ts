@@ -245,8 +245,9 @@ interface PurgePass {
  * Answers how many index rows went.
  *
  * `scope` is for an index database other than DB (INDEX_DATABASES): the namespace settings are read
- * from `scope.settingsDb`, and only `scope.namespaces` (those mapped to this database) may have their
- * own retention here; every other row in it is purged by the default retention.
+ * from `scope.settingsDb`; `scope.namespaces` (those mapped to this database) are purged by their
+ * own retention or the default one, and the rows of any other namespace in it (one moved away, or a
+ * binding sharing its database with another) by the longest retention (MAX_RETENTION_MS).
  */
 export async function purgeExpiredIndexRows(
   db: D1Database,
@@ -255,31 +256,31 @@ export async function purgeExpiredIndexRows(
 ): Promise<number> {
   const budget = { batches: MAX_PURGE_BATCHES_PER_RUN, deleted: 0 };
   const minute = Math.floor(nowMs / 60_000);
-  let custom: string;
-  let customParams: string[];
   let window: { namespace: string; retention_hours: number }[];
+  const passes: PurgePass[] = [];
   if (scope === undefined) {
-    custom = CUSTOM_NAMESPACES;
-    customParams = [];
     window = await customNamespaceWindow(db, minute);
+    passes.push(...endedAndUnended(nowMs, DEFAULT_RETENTION_MS, `namespace NOT IN (${CUSTOM_NAMESPACES})`, []));
   } else {
     const all = await mappedCustomNamespaces(scope.settingsDb, scope.namespaces);
-    custom = "SELECT value FROM json_each(?2)";
-    customParams = [JSON.stringify(all.map((row) => row.namespace))];
     window = rotatingWindow(all, minute);
+    const mapped = JSON.stringify(scope.namespaces);
+    const custom = JSON.stringify(all.map((row) => row.namespace));
+    // The mapped namespaces without their own retention: the default one.
+    passes.push(
+      ...endedAndUnended(
+        nowMs,
+        DEFAULT_RETENTION_MS,
+        "namespace IN (SELECT value FROM json_each(?2)) AND namespace NOT IN (SELECT value FROM json_each(?3))",
+        [mapped, custom],
+      ),
+    );
+    // Rows of namespaces not mapped here (moved away, or this binding shares its database with
+    // another): listed nowhere, kept for the longest retention any namespace may have.
+    passes.push(
+      ...endedAndUnended(nowMs, MAX_RETENTION_MS, "namespace NOT IN (SELECT value FROM json_each(?2))", [mapped]),
+    );
   }
-  const passes: PurgePass[] = [
-    {
-      where: `end_time < ?1 AND namespace NOT IN (${custom})`,
-      order: "end_time",
-      params: [nowMs - DEFAULT_RETENTION_MS, ...customParams],
-    },
-    {
-      where: `end_time IS NULL AND start_time < ?1 AND namespace NOT IN (${custom})`,
-      order: "start_time",
-      params: [nowMs - DEFAULT_RETENTION_MS - MAX_RUN_MS, ...customParams],
-    },
-  ];
   for (const row of window) {
     const retentionMs = boundedHours(row.retention_hours) * HOUR_MS;
     passes.push(
@@ -339,6 +340,21 @@ async function customNamespaceWindow(
     results.push(...wrapped.results);
   }
   return results;
+}
+
+/**
+ * The two passes of rows matching `condition` (over ?2, ?3... bound from `params`) past `retentionMs`:
+ * ended ones by their end, and ones that never ended by their start plus the longest run.
+ */
+function endedAndUnended(nowMs: number, retentionMs: number, condition: string, params: string[]): PurgePass[] {
+  return [
+    { where: `end_time < ?1 AND ${condition}`, order: "end_time", params: [nowMs - retentionMs, ...params] },
+    {
+      where: `end_time IS NULL AND start_time < ?1 AND ${condition}`,
+      order: "start_time",
+      params: [nowMs - retentionMs - MAX_RUN_MS, ...params],
+    },
+  ];
 }
 
 /**

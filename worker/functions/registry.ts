@@ -396,14 +396,6 @@ export class FunctionRegistry {
     return updated;
   }
 
-  /**
-   * Deletes the function's stored code packages that nothing uses: not $LATEST's, not a published
-   * version's (versions freeze code by key), not stored within CODE_SWEEP_GRACE_MS (a concurrent
-   * update's, whose row is not written yet). Skipped while the function has events that have not
-   * ended (they carry the code key of when they were invoked). What remains is bounded: $LATEST,
-   * at most MAX_VERSIONS_PER_FUNCTION published versions, and the packages of the last
-   * CODE_SWEEP_GRACE_MS or of updates made while events ran (swept by the next update).
-   */
   /** The function's events not ended, counted in its namespace's index database. */
   private runningEvents(namespace: string, name: string): Promise<{ total: number }[]> {
     return drizzle(indexDatabaseOf(this.env, namespace))
@@ -412,6 +404,14 @@ export class FunctionRegistry {
       .where(and(eq(events.namespace, namespace), eq(events.functionName, name), eq(events.status, "RUNNING")));
   }
 
+  /**
+   * Deletes the function's stored code packages that nothing uses: not $LATEST's, not a published
+   * version's (versions freeze code by key), not stored within CODE_SWEEP_GRACE_MS (a concurrent
+   * update's, whose row is not written yet). Skipped while the function has events that have not
+   * ended (they carry the code key of when they were invoked). What remains is bounded: $LATEST,
+   * at most MAX_VERSIONS_PER_FUNCTION published versions, and the packages of the last
+   * CODE_SWEEP_GRACE_MS or of updates made while events ran (swept by the next update).
+   */
   async sweepCode(namespace: string, name: string, graceMs = CODE_SWEEP_GRACE_MS): Promise<number> {
     const active = await this.runningEvents(namespace, name);
     if ((active[0]?.total ?? 0) > 0) return 0;

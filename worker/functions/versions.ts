@@ -279,17 +279,22 @@ export class FunctionVersions {
     if (!(await functionRow(this.env.DB, namespace, name))) throw functionNotFound(namespace, name);
     if (!isVersionNumber(version)) throw versionNotFound(name, version);
     // A namespace whose index is in another database (INDEX_DATABASES): its RUNNING events are
-    // counted there first; DELETE_SQL's own check reads DB's index, which holds none of them.
-    if (
-      !force &&
-      indexBindingOf(this.env, namespace) !== "DB" &&
-      (await this.runningOf(namespace, name, version)) > 0
-    ) {
+    // counted there, and DELETE_SQL's own check (which reads DB's index) is skipped: DB may still
+    // hold stale RUNNING rows from before the namespace moved. The count and the write are then two
+    // steps; an event invoked between them runs its own snapshot to its end all the same.
+    const indexedElsewhere = indexBindingOf(this.env, namespace) !== "DB";
+    if (!force && indexedElsewhere && (await this.runningOf(namespace, name, version)) > 0) {
       if (!(await publishedRecord(this.env.DB, namespace, name, Number(version)))) throw versionNotFound(name, version);
       throw new PlatformError("VERSION_IN_USE", await this.inUseReason(namespace, name, version));
     }
     const [deleted] = await this.env.DB.batch<{ version: number }>([
-      this.env.DB.prepare(DELETE_SQL).bind(namespace, name, Number(version), version, force ? 1 : 0),
+      this.env.DB.prepare(DELETE_SQL).bind(
+        namespace,
+        name,
+        Number(version),
+        version,
+        force || indexedElsewhere ? 1 : 0,
+      ),
       this.env.DB.prepare(PRUNE_SQL).bind(namespace, name),
     ]);
     forgetQualifiers(namespace, name);

@@ -90,7 +90,8 @@ async function deadLetterMalformed(
 
 /**
  * Consumes the dispatch queue: writes the events' first index rows, with the ended events' rows
- * sent on the same queue (IndexRowMessage), in one D1 batch (many rows per statement), then hands
+ * sent on the same queue (IndexRowMessage), in one D1 batch per index database (many rows per
+ * statement; db/index-databases.ts), then hands
  * the dispatched events to their functions' schedulers. Delivery is at-least-once; every step is
  * idempotent (versioned index upsert, scheduler de-duplication, and the event's single claim).
  * When the index write fails, each event's Durable Object takes its row over (see
