@@ -7,6 +7,7 @@
 // credentials, settings). A namespace's list, statistics and bulk operations read one database.
 // Every index database takes the same migrations as DB; only its index tables are used.
 
+import { configEntries } from "../shared/config-entries";
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../shared/names";
 
 /** An index database binding: INDEX_DB_1 to INDEX_DB_99. */
@@ -36,16 +37,8 @@ export function parseIndexDatabases(
   isBound: (binding: string) => boolean,
 ): IndexDatabasePlan {
   const byNamespace = new Map<string, string>();
-  const problems: string[] = [];
-  let spec = text ?? "";
-  if (spec.length > MAX_INDEX_DATABASES_CHARS) {
-    problems.push(`INDEX_DATABASES is longer than ${MAX_INDEX_DATABASES_CHARS} characters: the rest is ignored`);
-    // Up to the last whole entry: a cut one could name another namespace.
-    spec = spec.slice(0, Math.max(0, spec.lastIndexOf(",", MAX_INDEX_DATABASES_CHARS)));
-  }
-  for (const raw of spec.split(",")) {
-    const entry = raw.trim();
-    if (entry === "") continue;
+  const { entries, problems } = configEntries(text, "INDEX_DATABASES", MAX_INDEX_DATABASES_CHARS);
+  for (const entry of entries) {
     const equals = entry.indexOf("=");
     const binding = equals < 0 ? entry : entry.slice(0, equals).trim();
     if (equals < 0 || !INDEX_DATABASE_BINDING.test(binding)) {

@@ -1,3 +1,4 @@
+import { configEntries } from "../shared/config-entries";
 import { FUNCTION_NAME_PATTERN, NAMESPACE_PATTERN } from "../shared/names";
 import { stableShard } from "../shared/stable-shard";
 import { type DispatchMessage, INDEX_ROW_MESSAGE_KIND, type IndexRowMessage } from "./dispatch-message";
@@ -66,16 +67,8 @@ export interface DispatchQueuePins {
  */
 export function parseDispatchQueuePins(text: string | undefined): DispatchQueuePins {
   const byFunction = new Map<string, number[]>();
-  const problems: string[] = [];
-  let spec = text ?? "";
-  if (spec.length > MAX_PINS_CHARS) {
-    problems.push(`DISPATCH_QUEUE_PINS is longer than ${MAX_PINS_CHARS} characters: the rest is ignored`);
-    // Up to the last whole entry: a cut one could name other queues.
-    spec = spec.slice(0, Math.max(0, spec.lastIndexOf(",", MAX_PINS_CHARS)));
-  }
-  for (const raw of spec.split(",")) {
-    const entry = raw.trim();
-    if (entry === "") continue;
+  const { entries, problems } = configEntries(text, "DISPATCH_QUEUE_PINS", MAX_PINS_CHARS);
+  for (const entry of entries) {
     const match = /^([^/=\s]+\/[^/=\s]+)\s*=\s*([0-9]{1,2}(?:\s*\|\s*[0-9]{1,2})*)$/.exec(entry);
     const queues = match?.[2]?.split("|").map((part) => Number(part.trim()));
     if (!match || !queues || queues.some((queue) => queue >= DISPATCH_QUEUE_COUNT)) {
