@@ -112,15 +112,21 @@ function boundIndexBindings(env: IndexDatabaseEnv): string[] {
     .sort((a, b) => Number(a.slice(9)) - Number(b.slice(9)));
 }
 
+/** A namespace's index binding and database: its INDEX_DATABASES entry (bound: the plan checked), else DB. */
+function resolveIndexDatabase(env: IndexDatabaseEnv, namespace: string): { binding: string; db: D1Database } {
+  const binding = indexDatabasePlan(env).byNamespace.get(namespace);
+  const db = binding !== undefined ? bindingOf(env, binding) : undefined;
+  return binding !== undefined && db !== undefined ? { binding, db } : { binding: "DB", db: env.DB };
+}
+
 /** The name of the binding holding a namespace's index: its INDEX_DATABASES entry, else DB. */
 export function indexBindingOf(env: IndexDatabaseEnv, namespace: string): string {
-  return indexDatabasePlan(env).byNamespace.get(namespace) ?? "DB";
+  return resolveIndexDatabase(env, namespace).binding;
 }
 
 /** The D1 database holding a namespace's index rows (read and written there only). */
 export function indexDatabaseOf(env: IndexDatabaseEnv, namespace: string): D1Database {
-  const binding = indexDatabasePlan(env).byNamespace.get(namespace);
-  return (binding !== undefined ? bindingOf(env, binding) : undefined) ?? env.DB;
+  return resolveIndexDatabase(env, namespace).db;
 }
 
 /** One index database and the namespaces mapped to it (`undefined` for DB: every other one). */
@@ -155,11 +161,10 @@ export function groupByIndexDatabase<T>(
 ): { binding: string; db: D1Database; items: T[] }[] {
   const groups = new Map<string, { binding: string; db: D1Database; items: T[] }>();
   for (const item of items) {
-    const namespace = namespaceOf(item);
-    const binding = indexBindingOf(env, namespace);
+    const { binding, db } = resolveIndexDatabase(env, namespaceOf(item));
     const group = groups.get(binding);
     if (group) group.items.push(item);
-    else groups.set(binding, { binding, db: indexDatabaseOf(env, namespace), items: [item] });
+    else groups.set(binding, { binding, db, items: [item] });
   }
   return [...groups.values()];
 }

@@ -17,6 +17,7 @@ import {
 export { CAPACITY_RETRY_MS, CAPACITY_WAIT_MS, type ContainerSelfCheck, isCapacityError } from "./container-lifecycle";
 export { HOLD_MAX_MS, type HoldPhase, type HoldStatus } from "./diagnostic-holds";
 export type { RunRequest } from "./instance-execution";
+export { IDLE_CONTAINER_MS } from "./instance-execution";
 
 /** What claimAndRun answers runEvent: whether the event started, and a next event to start. */
 interface ClaimAnswer {
@@ -24,8 +25,6 @@ interface ClaimAnswer {
   reason?: string;
   next?: RunRequest;
 }
-
-export { IDLE_CONTAINER_MS } from "./instance-execution";
 
 /**
  * A container-enabled Durable Object: owns one container running the runtime agent and runs one
@@ -40,8 +39,6 @@ export { IDLE_CONTAINER_MS } from "./instance-execution";
  * (agent-runner.ts) by ContainerLifecycle (container-lifecycle.ts).
  */
 export class InstanceContainer extends InstanceExecution {
-  /** The event a runEvent call is claiming here (between its entry and its claim's answer). */
-  private startingId: string | undefined;
   /** True while evictIfIdle destroys the idle container: no event may start on it meanwhile. */
   private evicting = false;
 
@@ -145,14 +142,12 @@ export class InstanceContainer extends InstanceExecution {
       if (this.startingId === request.requestId) return { started: true };
       throw new Error(`instance busy starting ${this.startingId}`);
     }
-    this.starting += 1;
     this.startingId = request.requestId;
     let answer: ClaimAnswer;
     try {
       answer = await this.claimAndRun(request);
     } finally {
-      this.starting -= 1;
-      if (this.startingId === request.requestId) this.startingId = undefined;
+      this.startingId = undefined;
     }
     // A refused claim's release answered the slot's next event: it starts once this start is over.
     if (answer.next) this.startNext(answer.next);
@@ -161,7 +156,7 @@ export class InstanceContainer extends InstanceExecution {
       : { started: answer.started, reason: answer.reason };
   }
 
-  /** runEvent's body, run while `starting` counts it; `next` is an event its release answered. */
+  /** runEvent's body, run while `startingId` names its event; `next` is an event its release answered. */
   private async claimAndRun(request: RunRequest): Promise<ClaimAnswer> {
     const instanceId = instanceName(request.schedulerName, request.slot);
     const event = this.eventStub(request.requestId);

@@ -129,8 +129,13 @@ export abstract class InstanceExecution extends DurableObject<Env> {
   protected executing = 0;
   /** Slot releases in flight whose answer may hand this instance the slot's next event (see finish). */
   protected handingOver = 0;
-  /** runEvent calls between their entry and their claim's answer (an eviction must not race them). */
-  protected starting = 0;
+  /** The event a runEvent call is claiming here, between its entry and its claim's answer (one at a time). */
+  protected startingId: string | undefined;
+
+  /** runEvent calls between their entry and their claim's answer, 0 or 1 (an eviction must not race them). */
+  protected get starting(): number {
+    return this.startingId === undefined ? 0 : 1;
+  }
   protected readonly lifecycle: ContainerLifecycle;
   protected readonly holds: DiagnosticHolds;
 

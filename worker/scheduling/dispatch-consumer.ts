@@ -154,7 +154,8 @@ export async function consumeDispatchBatch(
       `event index write to ${group.binding} failed for a dispatch batch; the events will write their rows`,
       String(group.error),
     );
-    const requestIds = [...new Set(group.entries.map((entry) => entry.requestId))].filter((id) => !written.has(id));
+    // A RequestId's rows share its namespace, so they are all in this group.
+    const requestIds = [...new Set(group.entries.map((entry) => entry.requestId))];
     for (const requestId of await handIndexRowsToEvents(requestIds, env)) indexed.add(requestId);
   }
   // An ended event's row is done once written or owed by its event again; else it is redelivered.
