@@ -9,6 +9,7 @@ import {
   dispatchConsumerStats,
   MAX_MALFORMED_DELIVERIES,
 } from "../../worker/scheduling/dispatch-consumer";
+import { finishedIndexEntry } from "../helpers/index-entry";
 
 /** A dispatch message of a function no other test uses, for an event that does not exist. */
 function dispatchMessage(functionName: string, requestId: string = crypto.randomUUID()): DispatchMessage {
@@ -142,18 +143,12 @@ describe("an ended event's index row on the dispatch queue", () => {
     return {
       kind: "index-row",
       entry: {
-        requestId,
-        namespace: "default",
-        functionName,
-        qualifier: "$LATEST",
-        invokeType: "OTHERS",
-        status: "FINISHED",
-        statusCode: 200,
-        phase: "succeeded",
-        startTime: Date.now() - 1_000,
-        endTime: Date.now(),
-        durationMs: 1_000,
-        version,
+        ...finishedIndexEntry("default", functionName, {
+          requestId,
+          startTime: Date.now() - 1_000,
+          endTime: Date.now(),
+          version,
+        }),
         tags: { team: "video" },
         progressPercent: null,
         progressMessage: null,

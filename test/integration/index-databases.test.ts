@@ -13,12 +13,13 @@ import {
 } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
-import { type EventIndexEntry, writeIndexEntries } from "../../worker/events/event-index";
+import { writeIndexEntries } from "../../worker/events/event-index";
 import type { EventState } from "../../worker/events/event-machine";
 import { updateNamespaceSettings } from "../../worker/events/event-retention";
 import worker from "../../worker/index";
 import { consumeDispatchBatch } from "../../worker/scheduling/dispatch-consumer";
 import { functionSnapshot } from "../helpers/function-snapshot";
+import { finishedIndexEntry } from "../helpers/index-entry";
 import { zipBase64 } from "../helpers/zip";
 
 const ROOT = { authorization: "Bearer AKIDintegration:integration-secret-key-0123456789abcdef" };
@@ -53,24 +54,7 @@ function dispatchMessage(namespace: string, functionName: string): DispatchMessa
   };
 }
 
-function entry(namespace: string, functionName: string, overrides: Partial<EventIndexEntry> = {}): EventIndexEntry {
-  const startTime = Date.now() - 60_000;
-  return {
-    requestId: crypto.randomUUID(),
-    namespace,
-    functionName,
-    qualifier: "$LATEST",
-    invokeType: "OTHERS",
-    status: "FINISHED",
-    statusCode: 200,
-    phase: "succeeded",
-    startTime,
-    endTime: startTime + 1_000,
-    durationMs: 1_000,
-    version: 4,
-    ...overrides,
-  };
-}
+const entry = finishedIndexEntry;
 
 /** The RequestIds among `ids` that `db`'s index has, in the order given. */
 async function indexedIn(db: D1Database, ids: readonly string[]): Promise<string[]> {

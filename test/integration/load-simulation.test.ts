@@ -12,10 +12,11 @@
 import { env } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import type { DispatchMessage } from "../../worker/events/dispatch-message";
-import { type EventIndexEntry, writeIndexEntries } from "../../worker/events/event-index";
+import { writeIndexEntries } from "../../worker/events/event-index";
 import { consumeDispatchBatch } from "../../worker/scheduling/dispatch-consumer";
 import { installSlotStarterForTests, type SlotStart } from "../../worker/scheduling/function-scheduler-object";
 import { allSchedulerShardNames, schedulerShardCount, schedulerStub } from "../../worker/shared/objects";
+import { finishedIndexEntry } from "../helpers/index-entry";
 import { raiseContainerCaps } from "../helpers/platform-capacity";
 
 /** Submissions offered per second (the target for one function). */
@@ -175,20 +176,15 @@ async function simulate(maxConcurrency: number): Promise<RunResult> {
     const ending = starts.filter((start) => start.at + EVENT_MS <= now);
     if (ending.length > 0) {
       starts = starts.filter((start) => start.at + EVENT_MS > now);
-      const entries: EventIndexEntry[] = ending.map((start) => ({
-        requestId: start.requestId,
-        namespace,
-        functionName,
-        qualifier: "$LATEST",
-        invokeType: "OTHERS",
-        status: "FINISHED",
-        statusCode: 200,
-        phase: "succeeded",
-        startTime: handedAt.get(start.requestId) ?? now,
-        endTime: now,
-        durationMs: EVENT_MS,
-        version: 3,
-      }));
+      const entries = ending.map((start) =>
+        finishedIndexEntry(namespace, functionName, {
+          requestId: start.requestId,
+          startTime: handedAt.get(start.requestId) ?? now,
+          endTime: now,
+          durationMs: EVENT_MS,
+          version: 3,
+        }),
+      );
       // Not awaited here: the driver keeps offering submissions on time while these settle.
       endCalls.push(
         Promise.all([
